@@ -1,0 +1,408 @@
+"""Building the effective configuration from its four layers.
+
+Later layers win: built-in defaults < TOML file < environment (``APP_<SECTION>__<KEY>``,
+the env file's values over the inherited ones) < CLI flags. Everything is merged as
+plain data first and validated once at the end, so that every problem is found in one
+pass and reported together, each naming the field path, the env name that sets it,
+what was given (secrets redacted) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import msgspec
+
+from fkllmproxy.config.credentials import DEFAULT_KEY_ENV, credential_providers
+from fkllmproxy.config.envfile import read_env_file
+from fkllmproxy.config.schema import SECRET_FIELDS, Config
+from fkllmproxy.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_ENV_FILE",
+    "LoadedConfig",
+    "env_name",
+    "load_config",
+    "resolve_environ",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/fkllmproxy/config.toml")
+DEFAULT_ENV_FILE = Path("/etc/fkllmproxy/env")
+ENV_PREFIX = "APP_"
+_LIST_SECTIONS = frozenset({"providers", "models"})
+_FILE_ONLY = "set in the config file"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config plus where it came from (shown by check-config and startup)."""
+
+    config: Config
+    config_path: Path | None
+    env_file: Path | None
+    environ: Mapping[str, str] = field(repr=False)
+    auto_providers: bool = False
+
+
+def env_name(path: tuple[str | int, ...]) -> str:
+    """The ``APP_`` variable that sets ``path``, or a note that only the file can."""
+    if any(isinstance(part, int) for part in path) or (path and path[0] in _LIST_SECTIONS):
+        return _FILE_ONLY
+    if len(path) == 2 and path[:2] == ("auth", "keys"):
+        return _FILE_ONLY
+    return ENV_PREFIX + "__".join(str(part).upper() for part in path)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+def _shown(path: tuple[str | int, ...], value: Any) -> str:
+    if path and path[-1] in SECRET_FIELDS:
+        return "<redacted>"
+    text = msgspec.json.encode(value).decode() if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Problems:
+    """Collects problems with the source of each value, so messages say where to fix it."""
+
+    def __init__(self, sources: dict[tuple[str | int, ...], str]) -> None:
+        self.items: list[str] = []
+        self._sources = sources
+
+    def add(self, path: tuple[str | int, ...], given: Any, allowed: str) -> None:
+        where = self._sources.get(path)
+        setter = where or env_name(path)
+        given_text = "nothing" if given is _MISSING else _shown(path, given)
+        self.items.append(f"{_dotted(path)} ({setter}): got {given_text}; {allowed}")
+
+    def note(self, message: str) -> None:
+        self.items.append(message)
+
+
+_MISSING = object()
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip ``Annotated`` and ``| None`` to find a Struct or ``list[Struct]`` inside."""
+    origin = get_origin(tp)
+    if origin is not None and str(origin).endswith("Annotated"):
+        return _unwrap(get_args(tp)[0])
+    if origin is Union or (origin is not None and "UnionType" in str(origin)):
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        if len(inner) == 1:
+            return _unwrap(inner[0])
+    return tp
+
+
+def _struct_type(tp: Any) -> type[msgspec.Struct] | None:
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else None
+
+
+def _list_item_struct(tp: Any) -> type[msgspec.Struct] | None:
+    tp = _unwrap(tp)
+    if get_origin(tp) is list:
+        return _struct_type(get_args(tp)[0])
+    return None
+
+
+def _allowed(error: msgspec.ValidationError) -> str:
+    text = str(error).split(" - at `", 1)[0]
+    return text[0].lower() + text[1:] if text else "invalid value"
+
+
+def _check(value: Any, tp: Any, path: tuple[str | int, ...], problems: _Problems) -> Any:
+    """Validate ``value`` against ``tp`` field by field; return clean data or ``_MISSING``."""
+    struct = _struct_type(tp)
+    if struct is not None:
+        if not isinstance(value, dict):
+            problems.add(path, value, "expected a table")
+            return _MISSING
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        clean: dict[str, Any] = {}
+        for key, item in value.items():
+            info = fields.get(key)
+            if info is None:
+                close = difflib.get_close_matches(str(key), list(fields), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                names = ", ".join(fields)
+                problems.add((*path, key), item, f"unknown key (known keys: {names}){hint}")
+                continue
+            checked = _check(item, info.type, (*path, key), problems)
+            if checked is not _MISSING:
+                clean[key] = checked
+        for name, info in fields.items():
+            if info.required and name not in value:
+                problems.add((*path, name), _MISSING, "this key is required")
+        return clean
+    item_struct = _list_item_struct(tp)
+    if item_struct is not None and isinstance(value, list):
+        items = [_check(v, item_struct, (*path, i), problems) for i, v in enumerate(value)]
+        kept = [item for item in items if item is not _MISSING]
+        if not value:
+            try:
+                msgspec.convert(value, tp, strict=False)
+            except msgspec.ValidationError as exc:
+                problems.add(path, value, _allowed(exc))
+        return kept
+    try:
+        return msgspec.to_builtins(msgspec.convert(value, tp, strict=False))
+    except msgspec.ValidationError as exc:
+        choices = get_args(_unwrap(tp)) if get_origin(_unwrap(tp)) is Literal else ()
+        allowed = f"allowed: {', '.join(map(str, choices))}" if choices else _allowed(exc)
+        problems.add(path, value, allowed)
+        return _MISSING
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path}: no such file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"config file {path}: cannot be read ({exc.strerror})"]) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"config file {path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"config file {path}: TOML syntax error: {exc}"]) from None
+
+
+def _schema_section(name: str) -> Any:
+    for info in msgspec.structs.fields(Config):
+        if info.encode_name == name:
+            return info
+    return None
+
+
+def _apply_env(
+    data: dict[str, Any],
+    environ: Mapping[str, str],
+    sources: dict[tuple[str | int, ...], str],
+    problems: _Problems,
+) -> None:
+    """Overlay every ``APP_SECTION__KEY`` variable; unknown names are problems."""
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        section = _schema_section(parts[0])
+        struct = _struct_type(section.type) if section else None
+        if len(parts) != 2 or struct is None:
+            problems.note(_unknown_env(name))
+            continue
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        key = parts[1]
+        info = fields.get(key)
+        if info is None or _list_item_struct(info.type) is not None:
+            problems.note(_unknown_env(name))
+            continue
+        value: Any = environ[name]
+        if get_origin(_unwrap(info.type)) in (list, dict):
+            try:
+                value = msgspec.json.decode(value)
+            except msgspec.DecodeError:
+                problems.add((parts[0], key), value, "expected a JSON list or object")
+                continue
+        data.setdefault(parts[0], {})[key] = value
+        sources[(parts[0], key)] = name
+
+
+def _known_env_names() -> list[str]:
+    names = []
+    for section in msgspec.structs.fields(Config):
+        struct = _struct_type(section.type)
+        if struct is None:
+            continue
+        for info in msgspec.structs.fields(struct):
+            if _list_item_struct(info.type) is None:
+                names.append(env_name((section.encode_name, info.encode_name)))
+    return names
+
+
+def _unknown_env(name: str) -> str:
+    close = difflib.get_close_matches(name, _known_env_names(), n=1, cutoff=0.7)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    return f"{name}: unknown setting (APP_<SECTION>__<KEY> names a config key).{hint}"
+
+
+def resolve_environ(
+    env_file: str | Path | None, base: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], Path | None]:
+    """The environment the config sees: ``base`` overlaid by the env file's values.
+
+    With no ``env_file`` given, ``/etc/fkllmproxy/env`` is read when it is readable.
+    """
+    environ = dict(os.environ if base is None else base)
+    path: Path | None = Path(env_file) if env_file else None
+    if path is None and os.access(DEFAULT_ENV_FILE, os.R_OK):
+        path = DEFAULT_ENV_FILE
+    if path is not None:
+        environ.update(read_env_file(path))
+    return environ, path
+
+
+def _config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("FKLLM_CONFIG"):
+        return Path(environ["FKLLM_CONFIG"])
+    if DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problems) -> Config:
+    """Cross-field checks, and provider keys read from the variables they name."""
+    provider_names = [p.name for p in config.providers]
+    for name in {n for n in provider_names if provider_names.count(n) > 1}:
+        problems.note(f"providers: the name {name!r} is used more than once")
+    model_names = [m.name for m in config.models]
+    for model_name in {n for n in model_names if model_names.count(n) > 1}:
+        problems.note(f"models: the name {model_name!r} is used more than once")
+    key_names = [k.name for k in config.auth.keys]
+    for name in {n for n in key_names if key_names.count(n) > 1}:
+        problems.note(f"auth.keys: the name {name!r} is used more than once")
+
+    known = set(provider_names)
+    for i, model in enumerate(config.models):
+        for j, target in enumerate(model.targets):
+            if target.provider not in known:
+                choices = ", ".join(sorted(known)) or "none are configured"
+                problems.add(
+                    ("models", i, "targets", j, "provider"),
+                    target.provider,
+                    f"no provider has that name (providers: {choices})",
+                )
+    models = set(model_names)
+    for i, key in enumerate(config.auth.keys):
+        for allowed in key.models:
+            if allowed not in models:
+                problems.add(("auth", "keys", i, "models"), allowed, "no model has that name")
+
+    providers = []
+    for i, provider in enumerate(config.providers):
+        variable = provider.api_key_env or DEFAULT_KEY_ENV.get(provider.type)
+        needs_key = provider.type in ("gemini", "anthropic", "azure") or (
+            provider.type == "openai" and (provider.base_url is None or provider.api_key_env)
+        )
+        if provider.api_key is None and variable and environ.get(variable):
+            provider = msgspec.structs.replace(provider, api_key=environ[variable])
+        elif provider.api_key is None and needs_key:
+            problems.add(
+                ("providers", i, "api_key_env"),
+                variable,
+                f"missing credentials: set {variable} in the environment or the env file",
+            )
+        if provider.type == "azure" and not provider.base_url:
+            problems.add(
+                ("providers", i, "base_url"),
+                _MISSING,
+                "azure needs its endpoint, e.g. https://NAME.openai.azure.com",
+            )
+        if provider.type == "vertex":
+            credentials = provider.credentials_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+            if not credentials:
+                problems.add(
+                    ("providers", i, "credentials_file"),
+                    _MISSING,
+                    "missing credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
+                    "service-account JSON file",
+                )
+            elif provider.credentials_file is None:
+                provider = msgspec.structs.replace(provider, credentials_file=credentials)
+        providers.append(provider)
+
+    if not config.providers:
+        problems.note(
+            "no providers configured: add [[providers]] and [[models]] to the config file, "
+            "or set a credential such as GOOGLE_API_KEY or OPENAI_API_KEY"
+        )
+    elif not config.models:
+        problems.note("no models configured: add [[models]] blocks naming provider targets")
+
+    auth = config.auth
+    open_door = not auth.master_key and not auth.keys
+    if open_door and not auth.allow_unauthenticated and not _is_loopback(config.server.host):
+        problems.add(
+            ("server", "host"),
+            config.server.host,
+            "refusing to listen beyond loopback with no keys: set APP_AUTH__MASTER_KEY "
+            "(or auth.allow_unauthenticated = true)",
+        )
+    return msgspec.structs.replace(config, providers=providers)
+
+
+def load_config(
+    *,
+    config_path: str | Path | None = None,
+    env_file: str | Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Load, merge and validate every layer; raise ``ConfigError`` listing all problems.
+
+    ``environ`` replaces ``os.environ`` (tests pass their own); the env file's values are
+    laid over it. ``overrides`` are the CLI flags, as ``{"server": {"port": 4001}}``.
+    """
+    merged_environ, env_path = resolve_environ(env_file, environ)
+    path = _config_path(config_path, merged_environ)
+    data: dict[str, Any] = _read_toml(path) if path else {}
+    sources: dict[tuple[str | int, ...], str] = {}
+    problems = _Problems(sources)
+    _apply_env(data, merged_environ, sources, problems)
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            if value is not None:
+                data.setdefault(section, {})[key] = value
+                sources[(section, key)] = f"--{key.replace('_', '-')}"
+
+    auto = False
+    if not data.get("providers"):
+        providers, models = credential_providers(merged_environ)
+        if providers:
+            auto = True
+            data["providers"] = providers
+            data.setdefault("models", [])
+            data["models"] = list(data["models"]) + models
+
+    clean = _check(data, Config, (), problems)
+    if problems.items:
+        raise ConfigError(problems.items)
+    try:
+        config = msgspec.convert(clean, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError([f"config: {exc}"]) from None
+    config = _resolve_keys(config, merged_environ, problems)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return LoadedConfig(
+        config=config,
+        config_path=path,
+        env_file=env_path,
+        environ=merged_environ,
+        auto_providers=auto,
+    )

@@ -1,0 +1,195 @@
+"""The configuration schema: one frozen msgspec Struct per TOML section.
+
+Defaults live here and only here; ``config.example.toml`` documents every field (a test
+keeps the two in step). Constraints are msgspec ``Meta`` annotations, so a bad value is
+reported with what is allowed. Field names are the TOML keys and, upper-cased under
+``APP_<SECTION>__``, the environment names.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+__all__ = [
+    "AuthConfig",
+    "CacheConfig",
+    "CircuitBreakerConfig",
+    "ClientKey",
+    "Config",
+    "KeyRateLimit",
+    "LoggingConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "ProviderConfig",
+    "RateLimitConfig",
+    "RetryConfig",
+    "ServerConfig",
+    "StateConfig",
+    "Target",
+    "UsageConfig",
+]
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+Port = Annotated[int, Meta(ge=1, le=65535)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+NonNegativeFloat = Annotated[float, Meta(ge=0)]
+Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+ProviderType = Literal["openai", "azure", "gemini", "vertex", "anthropic", "mock"]
+
+MIB = 1024 * 1024
+
+
+class _Section(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Common base: immutable (shared across requests) and strict about unknown keys."""
+
+
+class ServerConfig(_Section, frozen=True):
+    host: str = "127.0.0.1"
+    port: Port = 4000
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    max_request_size: PositiveInt = 10 * MIB
+    backlog: Annotated[int, Meta(ge=16)] = 4096
+    backpressure: Annotated[int, Meta(ge=16)] = 16384
+    drain_timeout_secs: NonNegativeFloat = 30.0
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+
+
+class KeyRateLimit(_Section, frozen=True):
+    capacity: PositiveInt
+    refill_per_second: PositiveFloat
+
+
+class ClientKey(_Section, frozen=True):
+    name: Name
+    key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
+    models: list[str] = field(default_factory=list)
+    rate_limit: KeyRateLimit | None = None
+
+
+class AuthConfig(_Section, frozen=True):
+    master_key: str | None = None
+    previous_master_key: str | None = None
+    previous_key_grace_secs: NonNegativeFloat = 3600.0
+    allow_unauthenticated: bool = False
+    keys: list[ClientKey] = field(default_factory=list)
+
+
+class RateLimitConfig(_Section, frozen=True):
+    enabled: bool = True
+    capacity: PositiveInt = 1000
+    refill_per_second: PositiveFloat = 100.0
+    max_tracked_callers: Annotated[int, Meta(ge=16)] = 100_000
+
+
+class CircuitBreakerConfig(_Section, frozen=True):
+    failure_threshold: PositiveInt = 10
+    timeout_secs: PositiveFloat = 60.0
+    max_timeout_secs: PositiveFloat = 600.0
+    when_all_open: Literal["fail_fast", "least_recently_failed"] = "fail_fast"
+
+
+class RetryConfig(_Section, frozen=True):
+    max_attempts: Annotated[int, Meta(ge=1, le=20)] = 3
+    backoff_initial_ms: NonNegativeFloat = 100.0
+    backoff_max_ms: NonNegativeFloat = 2000.0
+    max_retry_after_secs: NonNegativeFloat = 5.0
+
+
+class LoggingConfig(_Section, frozen=True):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+    requests: bool = True
+
+
+class MetricsConfig(_Section, frozen=True):
+    enabled: bool = True
+    require_auth: bool = False
+    latency_window: Annotated[int, Meta(ge=16, le=1_000_000)] = 4096
+
+
+class StateConfig(_Section, frozen=True):
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = None
+    on_failure: Literal["open", "closed"] = "open"
+    key_prefix: str = "fkllm:"
+    directory: str = "/var/lib/fkllmproxy"
+
+
+class CacheConfig(_Section, frozen=True):
+    enabled: bool = False
+    ttl_secs: PositiveFloat = 300.0
+    max_entries: PositiveInt = 10_000
+    shared_across_keys: bool = False
+
+
+class UsageConfig(_Section, frozen=True):
+    enabled: bool = False
+    path: str | None = None
+    flush_interval_secs: PositiveFloat = 1.0
+
+
+class ProviderConfig(_Section, frozen=True):
+    name: Name
+    type: ProviderType
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = None
+    timeout_secs: PositiveFloat = 60.0
+    connect_timeout_secs: PositiveFloat = 5.0
+    first_byte_timeout_secs: PositiveFloat | None = None
+    idle_timeout_secs: PositiveFloat | None = None
+    max_connections: PositiveInt = 1000
+    headers: dict[str, str] = field(default_factory=dict)
+    api_version: str | None = None
+    project: str | None = None
+    location: str | None = None
+    credentials_file: str | None = None
+    mock_latency_ms: NonNegativeFloat = 0.0
+
+
+class Target(_Section, frozen=True):
+    provider: Name
+    model: Annotated[str, Meta(min_length=1)]
+    weight: Annotated[float, Meta(gt=0)] = 1.0
+
+
+class ModelConfig(_Section, frozen=True):
+    name: Annotated[str, Meta(min_length=1, max_length=256)]
+    targets: Annotated[list[Target], Meta(min_length=1)]
+    cache: bool = False
+
+
+class Config(_Section, frozen=True):
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
+    providers: list[ProviderConfig] = field(default_factory=list)
+    models: list[ModelConfig] = field(default_factory=list)
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        """The provider block called ``name``, if any."""
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        return None
+
+
+# Fields whose values are secrets: never printed, logged or echoed in an error.
+SECRET_FIELDS = frozenset({"master_key", "previous_master_key", "api_key"})
+
+
+def to_builtins(config: Config) -> dict[str, object]:
+    """The config as plain data (for printing and TOML), secrets included."""
+    data = msgspec.to_builtins(config)
+    assert isinstance(data, dict)
+    return data

@@ -1,0 +1,228 @@
+"""``fkllm serve``: the daemon's life from start to clean exit.
+
+By default one process: Granian's embedded server on our own event loop, so all state
+(buckets, breakers, pools, metrics) lives in one place and the daemon owns its signals:
+SIGTERM/SIGINT drain and stop, SIGHUP reloads. ``server.workers > 1`` hands the socket
+to Granian's multi-process server instead (see ``workers.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fkllmproxy import __version__
+from fkllmproxy.config import LoadedConfig, load_config
+from fkllmproxy.daemon.notify import Notifier, watchdog_interval
+from fkllmproxy.errors import ConfigError
+from fkllmproxy.observability.logging import configure_logging, get_logger
+from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
+
+__all__ = ["ServeOptions", "StartupError", "serve"]
+
+_log = get_logger("daemon")
+
+
+class StartupError(Exception):
+    """Raised when the daemon cannot start for a reason other than its config."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What ``serve`` was asked for on the command line, kept to reload the same way."""
+
+    config_path: str | None = None
+    env_file: str | None = None
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    base_environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def load(self) -> LoadedConfig:
+        return load_config(
+            config_path=self.config_path,
+            env_file=self.env_file,
+            overrides=self.overrides,
+            environ=self.base_environ,
+        )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail early and clearly when the address is taken (Granian's error is opaque)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {port} on {host} is already in use; find the other process "
+                    f"with 'sudo lsof -i :{port}' or choose another port (--port)"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise StartupError(
+                    f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
+                ) from None
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
+    config = loaded.config
+    return {
+        "version": __version__,
+        "listen": f"{config.server.host}:{config.server.port}",
+        "pid": os.getpid(),
+        "workers": config.server.workers,
+        "config_file": str(loaded.config_path) if loaded.config_path else None,
+        "env_file": str(loaded.env_file) if loaded.env_file else None,
+        "providers": [f"{p.name}:{p.type}" for p in config.providers],
+        "models": [m.name for m in config.models],
+        "auth": "keys" if not (config.auth.master_key is None and not config.auth.keys) else "off",
+    }
+
+
+class Daemon:
+    """One embedded-Granian process with its signal handling, reload and drain."""
+
+    def __init__(self, options: ServeOptions, loaded: LoadedConfig) -> None:
+        self.options = options
+        self.holder = RuntimeHolder(build_runtime(loaded))
+        self.notifier = Notifier()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def config(self) -> Any:
+        return self.holder.runtime.config
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> bool:
+        """Re-read env file and config; swap them in atomically, or keep the old on error."""
+        self.notifier.send("RELOADING=1", "STATUS=reloading configuration")
+        old = self.holder.runtime
+        try:
+            loaded = self.options.load()
+            runtime = build_runtime(loaded)
+        except ConfigError as exc:
+            _log.error(
+                "reload refused: the new configuration is invalid; keeping the old one",
+                extra={"problems": exc.problems},
+            )
+            self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
+            return False
+        server = loaded.config.server
+        if (server.host, server.port, server.workers) != (
+            old.config.server.host,
+            old.config.server.port,
+            old.config.server.workers,
+        ):
+            _log.warning("reload: listen address and workers change only on restart")
+        self.holder.runtime = runtime
+        # Requests already running keep the old providers until they finish.
+        self._spawn(self._retire(old, server.drain_timeout_secs))
+        _log.info("configuration reloaded", extra=_startup_fields(loaded))
+        self.notifier.send("READY=1", "STATUS=serving (reloaded)")
+        return True
+
+    async def _retire(self, old: Any, grace: float) -> None:
+        await asyncio.sleep(grace + 1)
+        await old.aclose()
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.send("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    def _on_stop_signal(self, name: str) -> None:
+        if not self._stopping.is_set():
+            _log.info("stop requested; draining", extra={"signal": name})
+            self._stopping.set()
+
+    async def run(self) -> int:
+        from granian.constants import HTTPModes, Interfaces
+        from granian.server.embed import Server
+
+        server_config = self.config.server
+        server = Server(
+            create_app(self.holder),
+            address=server_config.host,
+            port=server_config.port,
+            interface=Interfaces.ASGINL,
+            http=HTTPModes.http1,
+            websockets=False,
+            backlog=server_config.backlog,
+            backpressure=server_config.backpressure,
+            log_enabled=True,
+        )
+        # Granian configured its own text logging in the constructor: put ours back.
+        configure_logging(self.config.logging.level, self.config.logging.format)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+
+        serving = loop.create_task(server.serve())
+        await asyncio.sleep(0)
+        _log.info("fkllmproxy started", extra=_startup_fields(self.holder.runtime.loaded))
+        self.notifier.send(
+            "READY=1", f"STATUS=serving on {server_config.host}:{server_config.port}"
+        )
+        interval = watchdog_interval()
+        if interval:
+            self._spawn(self._watchdog(interval))
+
+        stop_wait = loop.create_task(self._stopping.wait())
+        done, _ = await asyncio.wait({serving, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if serving in done:
+            stop_wait.cancel()
+            exc = serving.exception()
+            await self.holder.runtime.aclose()
+            raise StartupError(f"the HTTP server stopped unexpectedly: {exc}")
+
+        self.holder.draining = True
+        self.notifier.send("STOPPING=1", "STATUS=draining in-flight requests")
+        grace = self.holder.runtime.config.server.drain_timeout_secs
+        server.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(serving), timeout=grace)
+        except TimeoutError:
+            _log.warning(
+                "drain deadline passed; closing the remaining connections",
+                extra={"drain_timeout_secs": grace},
+            )
+            serving.cancel()
+            with contextlib.suppress(BaseException):
+                await serving
+        for task in list(self._tasks):
+            task.cancel()
+        await self.holder.runtime.aclose()
+        _log.info("fkllmproxy stopped", extra={"pid": os.getpid()})
+        self.notifier.close()
+        return 0
+
+
+def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
+    """Run the daemon until stopped; returns the exit status."""
+    config = loaded.config
+    configure_logging(config.logging.level, config.logging.format)
+    _check_port(config.server.host, config.server.port)
+    if config.server.workers > 1:
+        from fkllmproxy.daemon.workers import serve_workers
+
+        return serve_workers(options, loaded)
+    return asyncio.run(Daemon(options, loaded).run())
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("STATE_DIRECTORY", "/var/lib/fkllmproxy"))

@@ -1,0 +1,215 @@
+"""The one error tree of fkllmproxy.
+
+Every failure a caller can act on has a class here, carrying the HTTP status and the
+client-facing message, so the web layer renders each of them in exactly one place per
+API shape (OpenAI or Anthropic)::
+
+    FkllmError
+    ├── ConfigError                 the configuration is invalid (exit 78 / check-config 1)
+    ├── ClientError                 the request is at fault; never retried
+    │   ├── BadRequest              400 malformed JSON or an invalid field
+    │   ├── Unauthorized            401 missing or wrong key
+    │   ├── Forbidden               403 key not allowed that model
+    │   ├── NotFound                404 unknown model or route
+    │   ├── PayloadTooLarge         413 body over max_request_size
+    │   └── RateLimited             429 caller's bucket is empty
+    └── UpstreamError               the provider side failed
+        ├── UpstreamRejected        the provider refused the request itself (its 4xx)
+        ├── UpstreamUnavailable     502 every attempt failed
+        ├── NoProviderAvailable     503 every circuit is open
+        └── UpstreamTimeout         504 the provider did not answer in time
+
+Nothing here imports the rest of the package, so every layer may raise these.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "ClientError",
+    "ConfigError",
+    "FkllmError",
+    "Forbidden",
+    "NoProviderAvailable",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Unauthorized",
+    "UpstreamError",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class FkllmError(Exception):
+    """Base of every error this package raises on purpose.
+
+    ``status`` is the HTTP status the client sees, ``error_type`` the OpenAI-style type
+    string and ``code`` a short machine-readable reason (also used as a metric label).
+    """
+
+    status: int = 500
+    error_type: str = "api_error"
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers the error asks for (``Retry-After`` and the like)."""
+        return {}
+
+
+class ConfigError(FkllmError):
+    """Raised when the configuration cannot be used; ``problems`` lists every finding."""
+
+    code = "invalid_config"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"invalid configuration ({count} {noun})")
+
+
+class ClientError(FkllmError):
+    """The request itself is at fault: answered at once, never retried or failed over."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class BadRequest(ClientError):
+    """Raised for malformed JSON or a field of the wrong type or value."""
+
+
+class Unauthorized(ClientError):
+    """Raised when no key was sent or the key is not known."""
+
+    status = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="fkllmproxy"'}
+
+
+class Forbidden(ClientError):
+    """Raised when a known key asks for a model it is not allowed."""
+
+    status = 403
+    error_type = "permission_error"
+    code = "model_not_allowed"
+
+
+class NotFound(ClientError):
+    """Raised for an unknown model (the message lists the valid ones) or route."""
+
+    status = 404
+    error_type = "not_found_error"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(ClientError):
+    """Raised when the body is larger than ``server.max_request_size``."""
+
+    status = 413
+    error_type = "request_too_large"
+    code = "request_too_large"
+
+
+class RateLimited(ClientError):
+    """Raised when the caller's token bucket is empty; carries when to come back."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
+
+
+class UpstreamError(FkllmError):
+    """The provider side failed. ``retryable`` says whether another target may help."""
+
+    status = 502
+    error_type = "api_error"
+    code = "upstream_error"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+class UpstreamRejected(UpstreamError):
+    """The provider refused the request itself (a 4xx it caused): passed on, not retried.
+
+    ``body`` keeps the provider's own error payload so the client sees its message.
+    """
+
+    retryable = False
+    error_type = "invalid_request_error"
+    code = "upstream_rejected"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        provider: str | None = None,
+        body: bytes = b"",
+        content_type: str = "application/json",
+    ) -> None:
+        super().__init__(message, provider=provider, upstream_status=status)
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        if status == 401 or status == 403:
+            self.error_type = "authentication_error"
+        elif status == 404:
+            self.error_type = "not_found_error"
+        elif status == 429:
+            self.error_type = "rate_limit_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Raised when every attempt at every target failed (connect, 5xx, bad answer)."""
+
+    status = 502
+    code = "upstream_unavailable"
+
+
+class NoProviderAvailable(UpstreamError):
+    """Raised when every target of the model has its circuit open."""
+
+    status = 503
+    code = "no_provider_available"
+
+
+class UpstreamTimeout(UpstreamError):
+    """Raised when the provider did not answer within the configured time."""
+
+    status = 504
+    error_type = "timeout_error"
+    code = "upstream_timeout"

@@ -1,0 +1,1 @@
+"""Observability: JSON logs, metrics, and the usage ledger."""

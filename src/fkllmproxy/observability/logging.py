@@ -1,0 +1,95 @@
+"""JSON log lines on stdout: one object per line, nothing else on stdout.
+
+Built on the standard ``logging`` module so that library messages (Granian's, httpx's)
+come out in the same shape. A record's ``extra`` fields become top-level keys; the
+formatter never sees request bodies, keys or headers because callers never pass them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+__all__ = ["configure_logging", "get_logger"]
+
+_encode = msgspec.json.Encoder().encode
+_STANDARD = frozenset(
+    logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__.keys()
+    | {"message", "asctime", "taskName"}
+)
+_LEVELS = {"WARN": "WARNING", "CRITICAL": "ERROR", "FATAL": "ERROR"}
+
+
+def _timestamp(created: float) -> str:
+    return (
+        datetime.fromtimestamp(created, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+class JSONFormatter(logging.Formatter):
+    """``{"ts", "level", "msg", "logger", ...extra}``; exceptions as one ``error`` string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": _timestamp(record.created),
+            "level": _LEVELS.get(record.levelname, record.levelname),
+            "msg": record.getMessage(),
+            "logger": record.name,
+        }
+        line.update(_extras(record))
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            line["error"] = f"{type(exc).__name__}: {exc}"
+            line["traceback"] = self.formatException(record.exc_info)
+        return _encode(line).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """Human lines for a terminal: time, level, message, then key=value pairs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(record.created))
+        pairs = " ".join(f"{k}={v}" for k, v in _extras(record).items() if v is not None)
+        text = f"{when} {record.levelname:<7} {record.getMessage()}"
+        if pairs:
+            text += "  " + pairs
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Send every logger's records to stdout in the chosen format (idempotent)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Library chatter stays at WARNING unless we are debugging.
+    quiet = logging.WARNING if level != "DEBUG" else logging.DEBUG
+    for name in ("httpx", "httpcore", "aiohttp", "asyncio"):
+        logging.getLogger(name).setLevel(quiet)
+    # Granian installs its own plain-text handlers; route it through ours instead. Its
+    # INFO and WARNING lines ("experimental", "Listening at") repeat what we log ourselves.
+    for name in ("_granian", "granian", "granian.access"):
+        granian = logging.getLogger(name)
+        granian.handlers.clear()
+        granian.propagate = True
+        granian.setLevel(logging.ERROR if level != "DEBUG" else logging.DEBUG)
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(f"fkllmproxy.{name}")

@@ -1,0 +1,149 @@
+"""The small interface every provider adapter implements.
+
+The proxy's canonical format is OpenAI Chat Completions: a request arrives (or is
+translated) as an OpenAI body, an adapter turns it into its provider's call, and the
+answer comes back as an OpenAI JSON body or an OpenAI SSE stream. Adapters whose
+provider speaks OpenAI already forward the client's bytes untouched.
+
+Usage::
+
+    provider = build_provider(config, transport)
+    result = await provider.chat(ChatRequest(body=..., raw=..., model="gpt-4o", stream=False))
+    if isinstance(result, Completion):
+        send(result.body)
+    else:
+        async for chunk in result.chunks: send(chunk)
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+
+__all__ = [
+    "ChatRequest",
+    "Completion",
+    "EmbeddingRequest",
+    "Provider",
+    "StreamingCompletion",
+    "Usage",
+]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts as the provider reported them (zeros when it did not)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One chat call for one target, in OpenAI's format.
+
+    ``raw`` is the client's exact bytes (``None`` when the request was translated from
+    another API, then ``parsed`` holds it). ``model`` is the upstream model name;
+    ``client_model`` the name the client sent. ``upstream_bytes`` forwards ``raw``
+    untouched whenever nothing needs changing, and decodes only when something does.
+    """
+
+    raw: bytes | None
+    model: str
+    stream: bool
+    client_model: str | None = None
+    include_usage: bool = False
+    parsed: dict[str, Any] | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The request as plain data with ``model`` set to the upstream name."""
+        if self.parsed is None:
+            data = msgspec.json.decode(self.raw or b"{}")
+            data["model"] = self.model
+            self.parsed = data
+        return self.parsed
+
+    def upstream_bytes(self) -> bytes:
+        if self.raw is not None and self.parsed is None and self.client_model == self.model:
+            return self.raw
+        return _encode(self.body)
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    """One embeddings call; ``raw`` and ``model`` as for ``ChatRequest``."""
+
+    raw: bytes
+    model: str
+    client_model: str | None = None
+    parsed: dict[str, Any] | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self.parsed is None:
+            data = msgspec.json.decode(self.raw)
+            data["model"] = self.model
+            self.parsed = data
+        return self.parsed
+
+    def upstream_bytes(self) -> bytes:
+        if self.parsed is None and self.client_model == self.model:
+            return self.raw
+        return _encode(self.body)
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole answer: OpenAI JSON bytes, ready to send."""
+
+    body: bytes
+    usage: Usage | None = None
+    status: int = 200
+
+
+@dataclass(slots=True)
+class StreamingCompletion:
+    """An answer still arriving: OpenAI SSE bytes (``data: {...}\\n\\n`` ... ``[DONE]``).
+
+    ``chunks`` yields frames as they come from upstream; ``aclose`` releases the
+    upstream connection and must be called whatever happens. ``usage`` is filled in as
+    the stream reports it, so it is complete once ``chunks`` is exhausted.
+    """
+
+    chunks: AsyncIterator[bytes]
+    aclose: Callable[[], Awaitable[None]]
+    usage: Usage = field(default_factory=Usage)
+
+
+class Provider(abc.ABC):
+    """A configured upstream. One instance per ``[[providers]]`` block, shared by all requests."""
+
+    name: str
+    type: str
+
+    @abc.abstractmethod
+    async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
+        """Send one chat request; raise an ``UpstreamError`` subclass on failure.
+
+        A streaming call returns once the provider has accepted the request (status
+        and headers received), so that a refusal can still fall back to another target.
+        """
+
+    async def embeddings(self, request: EmbeddingRequest) -> Completion:
+        """Create embeddings; providers without them answer with a clear 400."""
+        from fkllmproxy.errors import BadRequest
+
+        raise BadRequest(
+            f"provider {self.name!r} ({self.type}) does not offer embeddings", param="model"
+        )
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called once when the provider is retired."""

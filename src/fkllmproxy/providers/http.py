@@ -1,0 +1,136 @@
+"""The shared HTTP client every network provider uses, and upstream error mapping.
+
+One ``httpx.AsyncClient`` per provider, built once with deliberate limits and timeouts.
+The transport is injectable: httpx's own pool rescans every connection on each event and
+collapses under concurrency (see PITFALLS), so the default is the aiohttp-backed
+transport, while tests that script upstreams with pytest-httpx use httpx's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from fkllmproxy.config.schema import ProviderConfig
+from fkllmproxy.errors import (
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+__all__ = [
+    "TransportFactory",
+    "build_client",
+    "default_transport",
+    "error_from_response",
+    "map_exception",
+]
+
+TransportFactory = Callable[[ProviderConfig], httpx.AsyncBaseTransport]
+
+
+def default_transport(kind: str) -> TransportFactory:
+    """A factory for the named transport kind (``aiohttp`` or ``httpx``)."""
+
+    def factory(provider: ProviderConfig) -> httpx.AsyncBaseTransport:
+        limits = httpx.Limits(
+            max_connections=provider.max_connections,
+            max_keepalive_connections=provider.max_connections,
+            keepalive_expiry=30.0,
+        )
+        if kind == "aiohttp":
+            import aiohttp
+            from httpx_aiohttp import AiohttpTransport
+
+            def session() -> aiohttp.ClientSession:
+                connector = aiohttp.TCPConnector(
+                    limit=provider.max_connections, ttl_dns_cache=300, keepalive_timeout=30
+                )
+                return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+            return AiohttpTransport(limits=limits, client=session)
+        return httpx.AsyncHTTPTransport(limits=limits)
+
+    return factory
+
+
+def build_client(
+    provider: ProviderConfig,
+    transport: TransportFactory,
+    *,
+    base_url: str,
+    headers: dict[str, str],
+) -> httpx.AsyncClient:
+    """The one client for ``provider``: timeouts from its block, its headers preset."""
+    read = provider.first_byte_timeout_secs or provider.idle_timeout_secs or provider.timeout_secs
+    timeout = httpx.Timeout(
+        connect=provider.connect_timeout_secs,
+        read=read,
+        write=provider.timeout_secs,
+        pool=provider.timeout_secs,
+    )
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"accept-encoding": "identity", **headers, **provider.headers},
+        timeout=timeout,
+        transport=transport(provider),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def map_exception(exc: Exception, provider: str) -> UpstreamError:
+    """The upstream error a transport exception means, with a message safe to show."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamTimeout(f"provider {provider!r} timed out", provider=provider)
+    if isinstance(exc, httpx.ConnectTimeout):
+        # httpx-aiohttp reports refused connections as ConnectTimeout as well.
+        return UpstreamUnavailable(f"provider {provider!r} could not be reached", provider=provider)
+    if isinstance(exc, httpx.TransportError):
+        return UpstreamUnavailable(
+            f"provider {provider!r} connection failed ({type(exc).__name__})", provider=provider
+        )
+    return UpstreamUnavailable(
+        f"provider {provider!r} failed ({type(exc).__name__})", provider=provider
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_from_response(response: httpx.Response, body: bytes, provider: str) -> UpstreamError:
+    """The error an upstream non-2xx answer means: its own 4xx go back to the client."""
+    status = response.status_code
+    if status in (401, 403, 404):
+        # Our credentials or our model mapping, not the client's request: another
+        # target may well work, and the client must not think its own key was refused.
+        reason = "model not found" if status == 404 else "credentials refused"
+        return UpstreamUnavailable(
+            f"provider {provider!r} answered {status} ({reason})",
+            provider=provider,
+            upstream_status=status,
+        )
+    if status in (408, 409, 429) or status >= 500:
+        return UpstreamUnavailable(
+            f"provider {provider!r} answered {status}",
+            provider=provider,
+            upstream_status=status,
+            retry_after=_retry_after(response),
+        )
+    content_type = response.headers.get("content-type", "application/json")
+    return UpstreamRejected(
+        f"provider {provider!r} rejected the request ({status})",
+        status=status,
+        provider=provider,
+        body=body,
+        content_type=content_type,
+    )

@@ -1,0 +1,104 @@
+"""OpenAI and every OpenAI-compatible host (Groq, OpenRouter, vLLM, Ollama, ...).
+
+Nothing to translate: the client's bytes go up untouched when they can, and the
+provider's bytes come back untouched, streamed chunk by chunk as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+
+from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
+from fkllmproxy.config.schema import ProviderConfig
+from fkllmproxy.errors import UpstreamError
+from fkllmproxy.providers.base import (
+    ChatRequest,
+    Completion,
+    EmbeddingRequest,
+    Provider,
+    StreamingCompletion,
+    Usage,
+)
+from fkllmproxy.providers.http import (
+    TransportFactory,
+    build_client,
+    error_from_response,
+    map_exception,
+)
+from fkllmproxy.providers.sse import read_usage, read_usage_frame
+
+__all__ = ["OpenAIProvider"]
+
+_JSON = {"content-type": "application/json"}
+
+
+class OpenAIProvider(Provider):
+    """An upstream speaking OpenAI's API at ``base_url`` (up to and including ``/v1``)."""
+
+    type = "openai"
+
+    def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
+        self.name = config.name
+        self.config = config
+        base_url = (config.base_url or DEFAULT_BASE_URLS["openai"]).rstrip("/")
+        headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self.client = build_client(config, transport, base_url=base_url, headers=headers)
+        self._total = config.timeout_secs
+
+    async def _post(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
+        request = self.client.build_request("POST", path, content=content, headers=_JSON)
+        try:
+            response = await self.client.send(request, stream=stream)
+        except Exception as exc:
+            raise map_exception(exc, self.name) from exc
+        if response.status_code >= 300:
+            try:
+                body = await response.aread()
+            except Exception:
+                body = b""
+            finally:
+                await response.aclose()
+            raise error_from_response(response, body, self.name)
+        return response
+
+    async def _post_whole(self, path: str, content: bytes) -> bytes:
+        try:
+            async with asyncio.timeout(self._total):
+                response = await self._post(path, content, stream=False)
+                return response.content
+        except TimeoutError as exc:
+            raise map_exception(httpx.ReadTimeout("total"), self.name) from exc
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise map_exception(exc, self.name) from exc
+
+    async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
+        content = request.upstream_bytes()
+        if not request.stream:
+            body = await self._post_whole("/chat/completions", content)
+            return Completion(body=body, usage=read_usage(body))
+        response = await self._post("/chat/completions", content, stream=True)
+        usage = Usage()
+        return StreamingCompletion(
+            chunks=self._relay(response, usage), aclose=response.aclose, usage=usage
+        )
+
+    async def _relay(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_raw():
+                read_usage_frame(chunk, usage)
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise map_exception(exc, self.name) from exc
+
+    async def embeddings(self, request: EmbeddingRequest) -> Completion:
+        content = request.upstream_bytes()
+        body = await self._post_whole("/embeddings", content)
+        return Completion(body=body, usage=read_usage(body))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

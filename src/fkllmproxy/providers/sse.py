@@ -1,0 +1,71 @@
+"""Server-sent events: splitting a byte stream into frames, and reading usage from them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from fkllmproxy.providers.base import Usage
+
+__all__ = ["DONE_FRAME", "iter_frames", "read_usage", "read_usage_frame"]
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int = 0
+
+
+class _UsageBody(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_tokens_details: _PromptDetails | None = None
+
+
+class _HasUsage(msgspec.Struct):
+    usage: _UsageBody | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_HasUsage)
+
+
+def read_usage(body: bytes) -> Usage | None:
+    """Usage from an OpenAI JSON body, decoding nothing else (msgspec skips the rest)."""
+    try:
+        found = _usage_decoder.decode(body).usage
+    except msgspec.DecodeError:
+        return None
+    if found is None:
+        return None
+    cached = found.prompt_tokens_details.cached_tokens if found.prompt_tokens_details else 0
+    return Usage(found.prompt_tokens, found.completion_tokens, cached)
+
+
+def read_usage_frame(chunk: bytes, usage: Usage) -> None:
+    """Update ``usage`` from any OpenAI SSE frame in ``chunk`` that carries usage."""
+    if b'"usage"' not in chunk:
+        return
+    for line in chunk.split(b"\n"):
+        if line.startswith(b"data: {") and b'"usage"' in line:
+            found = read_usage(line[6:])
+            if found is not None:
+                usage.prompt_tokens = found.prompt_tokens
+                usage.completion_tokens = found.completion_tokens
+                usage.cached_tokens = found.cached_tokens
+
+
+async def iter_frames(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Whole SSE frames (ending in a blank line) from arbitrarily split bytes."""
+    buffer = b""
+    async for chunk in stream:
+        buffer += chunk
+        if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
+            continue
+        buffer = buffer.replace(b"\r\n", b"\n")
+        *frames, buffer = buffer.split(b"\n\n")
+        for frame in frames:
+            if frame:
+                yield frame + b"\n\n"
+    if buffer.strip():
+        yield buffer + b"\n\n"

@@ -1,0 +1,28 @@
+"""The Litestar application: routes, the request middleware, and error rendering."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.datastructures import State
+
+from fkllmproxy.server.errors import exception_handlers
+from fkllmproxy.server.health import health, ready
+from fkllmproxy.server.middleware import RequestMiddleware
+from fkllmproxy.server.openai_api import chat_completions, embeddings, list_models
+from fkllmproxy.server.runtime import RuntimeHolder
+
+__all__ = ["create_app"]
+
+
+def create_app(holder: RuntimeHolder) -> Litestar:
+    """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
+    return Litestar(
+        route_handlers=[chat_completions, embeddings, list_models, health, ready],
+        middleware=[RequestMiddleware],  # type: ignore[list-item]
+        exception_handlers=exception_handlers,
+        state=State({"holder": holder}),
+        openapi_config=None,
+        logging_config=None,
+        request_max_body_size=None,
+        debug=False,
+    )

@@ -1,0 +1,29 @@
+"""The per-request record the middleware logs once the response is done.
+
+Handlers fill it in as they learn things (model, provider, caller, tokens); the
+middleware creates it, stamps ``X-Request-ID`` and rate-limit headers from it, and
+writes the request log line from it. It lives in the ASGI scope under ``"fkllm"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fkllmproxy.auth import Decision
+from fkllmproxy.providers import Usage
+
+__all__ = ["RequestContext"]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    started: float
+    model: str | None = None
+    provider: str | None = None
+    attempts: int = 0
+    client: str | None = None
+    usage: Usage | None = None
+    rate: Decision | None = None
+    error_code: str | None = None
+    stream: bool = False

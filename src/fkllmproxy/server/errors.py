@@ -1,0 +1,123 @@
+"""Rendering errors: OpenAI's shape everywhere but ``/v1/messages`` (Anthropic's).
+
+This is the one place a ``FkllmError`` becomes a response; nothing else formats errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException
+
+from fkllmproxy.errors import BadRequest, FkllmError, NotFound, UpstreamRejected
+from fkllmproxy.observability.logging import get_logger
+
+__all__ = ["error_body", "exception_handlers", "render_error"]
+
+_encode = msgspec.json.Encoder().encode
+_log = get_logger("server")
+
+# Anthropic's error type names for our statuses.
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path.startswith("/v1/messages")
+
+
+def error_body(error: FkllmError, *, anthropic: bool) -> bytes:
+    """The JSON body for ``error`` in the API shape the client spoke."""
+    if anthropic:
+        kind = _ANTHROPIC_TYPES.get(error.status, "api_error")
+        return _encode({"type": "error", "error": {"type": kind, "message": error.message}})
+    return _encode(
+        {
+            "error": {
+                "message": error.message,
+                "type": error.error_type,
+                "code": error.code,
+                "param": error.param,
+            }
+        }
+    )
+
+
+def _upstream_message(error: UpstreamRejected) -> str:
+    """The provider's own message from its error body, when it has a readable one."""
+    try:
+        data: Any = msgspec.json.decode(error.body)
+    except msgspec.DecodeError:
+        return error.message
+    if isinstance(data, list) and data:
+        data = data[0]
+    if isinstance(data, dict):
+        inner = data.get("error", data)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return f"{error.message}: {inner['message']}"
+    return error.message
+
+
+def render_error(error: FkllmError, path: str) -> Response[bytes]:
+    if isinstance(error, UpstreamRejected):
+        error.message = _upstream_message(error)
+    return Response(
+        content=error_body(error, anthropic=is_anthropic_path(path)),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+def _fkllm_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, FkllmError)
+    context: Any = request.scope.get("fkllm")
+    if context is not None:
+        context.error_code = exc.code
+    return render_error(exc, request.url.path)
+
+
+def _http_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if isinstance(exc, NotFoundException):
+        error: FkllmError = NotFound(f"No route for {request.method} {path}")
+        error.code = "route_not_found"
+    else:
+        error = BadRequest(str(exc.detail))
+        error.status = exc.status_code
+        error.code = "http_error"
+        if exc.status_code == 405:
+            error.error_type = "invalid_request_error"
+            error.message = f"Method {request.method} is not allowed on {path}"
+    response = render_error(error, path)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def _internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    context: Any = request.scope.get("fkllm")
+    request_id = getattr(context, "request_id", None)
+    _log.error("internal error", exc_info=exc, extra={"request_id": request_id})
+    error = FkllmError("Internal error in the proxy; the request id is in the logs.")
+    return render_error(error, request.url.path)
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    FkllmError: _fkllm_handler,
+    HTTPException: _http_handler,
+    Exception: _internal_handler,
+}

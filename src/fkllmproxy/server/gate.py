@@ -1,0 +1,57 @@
+"""The checks every API request passes before routing: key, rate limit, model access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from fkllmproxy.auth import Caller
+from fkllmproxy.errors import RateLimited, Unauthorized
+from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.runtime import Runtime
+
+__all__ = ["admit"]
+
+_log = get_logger("auth")
+
+
+def _caller_ip(request: Request[Any, Any, Any]) -> str:
+    client = request.scope.get("client")
+    return f"ip:{client[0]}" if client else "ip:unknown"
+
+
+def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
+    """Authenticate and take a rate-limit token; raise 401 or 429 as needed."""
+    context: RequestContext = request.scope["fkllm"]  # type: ignore[typeddict-item]
+    headers = request.headers
+    try:
+        caller = runtime.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+    except Unauthorized as exc:
+        _log.warning(
+            "unauthorized request refused",
+            extra={
+                "request_id": context.request_id,
+                "path": request.url.path,
+                "reason": exc.message,
+            },
+        )
+        raise
+    context.client = caller.name
+    limiter = runtime.limiter
+    if limiter is not None:
+        bucket = caller.name if runtime.auth.required else _caller_ip(request)
+        own = caller.rate_limit
+        decision = limiter.take(
+            bucket,
+            own.capacity if own else None,
+            own.refill_per_second if own else None,
+        )
+        context.rate = decision
+        if not decision.allowed:
+            raise RateLimited(
+                f"Rate limit exceeded for {caller.name!r}; retry in {decision.retry_after:.1f}s.",
+                retry_after=decision.retry_after,
+            )
+    return caller, context

@@ -1,0 +1,95 @@
+"""The one ASGI middleware: request id, rate-limit headers, and the request log line.
+
+Raw ASGI rather than a framework middleware, because it sits on every request and
+costs only a dict entry and a wrapped ``send``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.server.context import RequestContext
+
+__all__ = ["RequestMiddleware"]
+
+_log = get_logger("access")
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/metrics/prometheus"})
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def _client_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 128 and set(text) <= _ID_CHARS:
+                return text
+            return None
+    return None
+
+
+class RequestMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context = RequestContext(
+            request_id=_client_request_id(scope["headers"]) or uuid.uuid4().hex,
+            started=time.perf_counter(),
+        )
+        scope["fkllm"] = context
+        request_id = context.request_id.encode()
+        state = {"status": 0, "logged": False}
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                headers = list(message.get("headers") or ())
+                headers.append((b"x-request-id", request_id))
+                if context.rate is not None:
+                    headers.extend(context.rate.headers())
+                message = {**message, "headers": headers}
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                state["logged"] = True
+                _log_request(scope, context, state["status"])
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            if not state["logged"]:
+                # The client went away or the stream broke before the last byte.
+                _log_request(scope, context, state["status"] or 499)
+
+
+def _log_request(scope: dict[str, Any], context: RequestContext, status: int) -> None:
+    path = scope["path"]
+    level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
+    if not _log.isEnabledFor(level):
+        return
+    extra: dict[str, Any] = {
+        "request_id": context.request_id,
+        "method": scope["method"],
+        "path": path,
+        "status": status,
+        "latency_ms": round((time.perf_counter() - context.started) * 1000, 3),
+    }
+    if context.model is not None:
+        extra["model"] = context.model
+        extra["provider"] = context.provider
+        extra["attempts"] = context.attempts
+        extra["stream"] = context.stream
+    if context.client is not None:
+        extra["client"] = context.client
+    if context.usage is not None:
+        extra["prompt_tokens"] = context.usage.prompt_tokens
+        extra["completion_tokens"] = context.usage.completion_tokens
+    if context.error_code is not None:
+        extra["error"] = context.error_code
+    _log.log(level, "request", extra=extra)

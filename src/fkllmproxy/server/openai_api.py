@@ -1,0 +1,141 @@
+"""The OpenAI-shaped API: chat completions, embeddings, and the model list."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.response import Stream
+
+from fkllmproxy.config import Target
+from fkllmproxy.errors import FkllmError
+from fkllmproxy.providers import (
+    ChatRequest,
+    Completion,
+    EmbeddingRequest,
+    Provider,
+    StreamingCompletion,
+)
+from fkllmproxy.routing import Attempted
+from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.errors import error_body
+from fkllmproxy.server.gate import admit
+from fkllmproxy.server.runtime import RuntimeHolder
+from fkllmproxy.wire.openai import chat_request_decoder, embedding_request_decoder
+
+__all__ = ["chat_completions", "embeddings", "list_models", "sse_response"]
+
+_encode = msgspec.json.Encoder().encode
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _holder(request: Request[Any, Any, Any]) -> RuntimeHolder:
+    holder: RuntimeHolder = request.app.state.holder
+    return holder
+
+
+def json_response(body: bytes, status: int = 200) -> Response[bytes]:
+    return Response(content=body, status_code=status, media_type="application/json")
+
+
+async def relay_stream(
+    result: StreamingCompletion,
+    context: RequestContext,
+    *,
+    error_frame: Any,
+) -> AsyncIterator[bytes]:
+    """Forward frames as they arrive; on a mid-stream failure end with an error frame."""
+    context.usage = result.usage
+    try:
+        async for chunk in result.chunks:
+            yield chunk
+    except FkllmError as exc:
+        context.error_code = exc.code
+        yield error_frame(exc)
+    finally:
+        await result.aclose()
+
+
+def _openai_error_frame(error: FkllmError) -> bytes:
+    return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
+
+
+def sse_response(stream: AsyncIterator[bytes]) -> Stream:
+    return Stream(content=stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
+    runtime = _holder(request).runtime
+    caller, context = admit(request, runtime)
+    raw = await read_body(request, runtime.config.server.max_request_size)
+    parsed = decode_body(raw, chat_request_decoder)
+    context.model = parsed.model
+    model = runtime.router.resolve(parsed.model)
+    caller.check_model(model.name)
+    stream = bool(parsed.stream)
+    context.stream = stream
+    include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+
+    async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
+        call = ChatRequest(
+            raw=raw,
+            model=target.model,
+            stream=stream,
+            client_model=parsed.model,
+            include_usage=include_usage,
+        )
+        return await provider.chat(call)
+
+    attempted = Attempted()
+    try:
+        result = await runtime.router.call(model, attempt, attempted)
+    finally:
+        context.provider = attempted.provider
+        context.attempts = attempted.attempts
+    if isinstance(result, Completion):
+        context.usage = result.usage
+        return json_response(result.body, result.status)
+    return sse_response(relay_stream(result, context, error_frame=_openai_error_frame))
+
+
+@post("/v1/embeddings", status_code=200)
+async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
+    runtime = _holder(request).runtime
+    caller, context = admit(request, runtime)
+    raw = await read_body(request, runtime.config.server.max_request_size)
+    parsed = decode_body(raw, embedding_request_decoder)
+    context.model = parsed.model
+    model = runtime.router.resolve(parsed.model)
+    caller.check_model(model.name)
+
+    async def attempt(provider: Provider, target: Target) -> Completion:
+        call = EmbeddingRequest(raw=raw, model=target.model, client_model=parsed.model)
+        return await provider.embeddings(call)
+
+    attempted = Attempted()
+    try:
+        result = await runtime.router.call(model, attempt, attempted)
+    finally:
+        context.provider = attempted.provider
+        context.attempts = attempted.attempts
+    context.usage = result.usage
+    return json_response(result.body, result.status)
+
+
+@get("/v1/models")
+async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+    holder = _holder(request)
+    runtime = holder.runtime
+    caller, _ = admit(request, runtime)
+    created = int(holder.started)
+    names = runtime.router.model_names
+    if caller.models:
+        names = [n for n in names if n in caller.models]
+    data = [
+        {"id": n, "object": "model", "created": created, "owned_by": "fkllmproxy"} for n in names
+    ]
+    return json_response(_encode({"object": "list", "data": data}))

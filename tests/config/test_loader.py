@@ -1,0 +1,201 @@
+"""The four configuration layers and validation that reports every problem at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from fkllmproxy.config import load_config
+from fkllmproxy.config.schema import Config
+from fkllmproxy.errors import ConfigError
+
+MOCK = """
+[[providers]]
+name = "mock"
+type = "mock"
+
+[[models]]
+name = "m"
+targets = [{ provider = "mock", model = "x" }]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems_of(**kwargs: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(**kwargs)  # type: ignore[arg-type]
+    return info.value.problems
+
+
+class TestLayers:
+    def test_defaults_match_contract(self, tmp_path: Path) -> None:
+        """Listen 127.0.0.1:4000, 10 MiB bodies, rate limit 1000/100, breaker 10/60 s."""
+        config = load_config(config_path=write(tmp_path, MOCK), environ={}).config
+        assert (config.server.host, config.server.port) == ("127.0.0.1", 4000)
+        assert config.server.max_request_size == 10 * 1024 * 1024
+        assert config.rate_limit.enabled
+        assert (config.rate_limit.capacity, config.rate_limit.refill_per_second) == (1000, 100)
+        assert config.circuit_breaker.failure_threshold == 10
+        assert config.circuit_breaker.timeout_secs == 60
+
+    def test_file_then_env_then_flags(self, tmp_path: Path) -> None:
+        """Environment beats the file and flags beat the environment."""
+        path = write(tmp_path, MOCK + "\n[server]\nport = 5001\nhost = '127.0.0.2'\n")
+        config = load_config(
+            config_path=path,
+            environ={"APP_SERVER__PORT": "5002", "APP_SERVER__HOST": "127.0.0.3"},
+            overrides={"server": {"port": 5003, "host": None}},
+        ).config
+        assert config.server.port == 5003
+        assert config.server.host == "127.0.0.3"
+
+    def test_runbook_env_names_parse_into_types(self, tmp_path: Path) -> None:
+        """Every APP_ name in the runbook is accepted and typed."""
+        environ = {
+            "APP_AUTH__MASTER_KEY": "k",
+            "APP_SERVER__PORT": "4100",
+            "APP_SERVER__MAX_REQUEST_SIZE": "52428800",
+            "APP_RATE_LIMIT__CAPACITY": "5000",
+            "APP_RATE_LIMIT__REFILL_PER_SECOND": "500",
+            "APP_CIRCUIT_BREAKER__FAILURE_THRESHOLD": "20",
+            "APP_CIRCUIT_BREAKER__TIMEOUT_SECS": "120",
+            "APP_RATE_LIMIT__ENABLED": "false",
+        }
+        config = load_config(config_path=write(tmp_path, MOCK), environ=environ).config
+        assert config.auth.master_key == "k"
+        assert config.server.port == 4100
+        assert config.server.max_request_size == 52428800
+        assert config.rate_limit.capacity == 5000
+        assert config.rate_limit.refill_per_second == 500.0
+        assert config.circuit_breaker.failure_threshold == 20
+        assert config.circuit_breaker.timeout_secs == 120.0
+        assert config.rate_limit.enabled is False
+
+    def test_env_file_wins_over_inherited_environment(self, tmp_path: Path) -> None:
+        env_file = write(
+            tmp_path, "# comment\nAPP_SERVER__PORT=4200\nexport APP_AUTH__MASTER_KEY='q k'\n", "env"
+        )
+        loaded = load_config(
+            config_path=write(tmp_path, MOCK),
+            env_file=env_file,
+            environ={"APP_SERVER__PORT": "4100"},
+        )
+        assert loaded.config.server.port == 4200
+        assert loaded.config.auth.master_key == "q k"
+        assert loaded.env_file == env_file
+
+    def test_config_path_from_fkllm_config(self, tmp_path: Path) -> None:
+        path = write(tmp_path, MOCK)
+        loaded = load_config(environ={"FKLLM_CONFIG": str(path)})
+        assert loaded.config_path == path
+
+    def test_credentials_enable_providers_without_a_file(self) -> None:
+        """GOOGLE_API_KEY alone serves gemini-pro, with its key read from the variable."""
+        loaded = load_config(environ={"GOOGLE_API_KEY": "g-key"})
+        assert loaded.auto_providers
+        provider = loaded.config.provider("gemini")
+        assert provider is not None and provider.api_key == "g-key"
+        names = {m.name for m in loaded.config.models}
+        assert "gemini-pro" in names
+
+    def test_two_credentials_merge_into_fallbacks(self, tmp_path: Path) -> None:
+        sa = write(tmp_path, "{}", "sa.json")
+        loaded = load_config(
+            environ={"GOOGLE_API_KEY": "g", "GOOGLE_APPLICATION_CREDENTIALS": str(sa)}
+        )
+        model = next(m for m in loaded.config.models if m.name == "gemini-pro")
+        assert [t.provider for t in model.targets] == ["gemini", "vertex"]
+
+    def test_provider_key_from_named_variable(self, tmp_path: Path) -> None:
+        text = (
+            MOCK
+            + '\n[[providers]]\nname = "up"\ntype = "openai"\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "MY_KEY"\n'
+        )
+        config = load_config(config_path=write(tmp_path, text), environ={"MY_KEY": "abc"}).config
+        provider = config.provider("up")
+        assert provider is not None and provider.api_key == "abc"
+
+
+class TestValidation:
+    def test_every_problem_reported_at_once(self, tmp_path: Path) -> None:
+        text = MOCK + '\n[server]\nport = 0\nhots = "x"\n[rate_limit]\ncapacity = "many"\n'
+        problems = problems_of(
+            config_path=write(tmp_path, text),
+            environ={"APP_CIRCUIT_BREAKER__TIMEOUT_SECS": "-1"},
+        )
+        joined = "\n".join(problems)
+        assert len(problems) == 4, joined
+        assert "server.port (APP_SERVER__PORT): got 0; expected `int` >= 1" in joined
+        assert "server.hots" in joined and "did you mean 'host'" in joined
+        assert "rate_limit.capacity (APP_RATE_LIMIT__CAPACITY): got 'many'" in joined
+        assert (
+            "circuit_breaker.timeout_secs (APP_CIRCUIT_BREAKER__TIMEOUT_SECS): got '-1'" in joined
+        )
+
+    def test_unknown_app_variable_is_named(self, tmp_path: Path) -> None:
+        problems = problems_of(config_path=write(tmp_path, MOCK), environ={"APP_SERVR__PORT": "1"})
+        assert problems == [
+            "APP_SERVR__PORT: unknown setting (APP_<SECTION>__<KEY> names a config key). "
+            "Did you mean APP_SERVER__PORT?"
+        ]
+
+    def test_unknown_key_in_known_section(self, tmp_path: Path) -> None:
+        problems = problems_of(config_path=write(tmp_path, MOCK), environ={"APP_SERVER__PROT": "1"})
+        assert "APP_SERVER__PROT" in problems[0]
+
+    def test_bad_enum_names_the_allowed_values(self, tmp_path: Path) -> None:
+        text = MOCK.replace('type = "mock"', 'type = "opena"')
+        problems = problems_of(config_path=write(tmp_path, text), environ={})
+        assert problems and "providers[0].type" in problems[0] and "'opena'" in problems[0]
+        assert "openai" in problems[0]
+
+    def test_secret_values_are_never_echoed(self, tmp_path: Path) -> None:
+        text = MOCK + "\n[auth]\nmaster_key = 12345\n"
+        problems = problems_of(config_path=write(tmp_path, text), environ={})
+        assert "12345" not in "\n".join(problems)
+        assert "<redacted>" in problems[0]
+
+    def test_target_must_name_a_provider(self, tmp_path: Path) -> None:
+        text = MOCK.replace('provider = "mock"', 'provider = "nope"')
+        problems = problems_of(config_path=write(tmp_path, text), environ={})
+        assert any("models[0].targets[0].provider" in p and "'nope'" in p for p in problems)
+
+    def test_missing_credentials_name_the_variable(self, tmp_path: Path) -> None:
+        text = MOCK + '\n[[providers]]\nname = "g"\ntype = "gemini"\n'
+        problems = problems_of(config_path=write(tmp_path, text), environ={})
+        assert any("GOOGLE_API_KEY" in p and "missing credentials" in p for p in problems)
+
+    def test_no_providers_at_all(self) -> None:
+        problems = problems_of(environ={})
+        assert problems[0].startswith("no providers configured")
+
+    def test_open_listener_beyond_loopback_refused(self, tmp_path: Path) -> None:
+        problems = problems_of(
+            config_path=write(tmp_path, MOCK), environ={"APP_SERVER__HOST": "0.0.0.0"}
+        )
+        assert any("server.host" in p and "APP_AUTH__MASTER_KEY" in p for p in problems)
+
+    def test_toml_syntax_error_has_a_line(self, tmp_path: Path) -> None:
+        problems = problems_of(config_path=write(tmp_path, "[server\nport=1"), environ={})
+        assert "line 1" in problems[0]
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        problems = problems_of(config_path=tmp_path / "absent.toml", environ={})
+        assert problems == [f"config file {tmp_path / 'absent.toml'}: no such file"]
+
+    def test_duplicate_names(self, tmp_path: Path) -> None:
+        text = MOCK + MOCK.replace('"m"', '"m2"')
+        problems = problems_of(config_path=write(tmp_path, text), environ={})
+        assert any("'mock' is used more than once" in p for p in problems)
+
+
+def test_schema_defaults_construct() -> None:
+    """The schema builds with no input, so defaults are self-consistent."""
+    assert msgspec.convert({}, Config).server.port == 4000

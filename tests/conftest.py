@@ -1,0 +1,165 @@
+"""Shared fixtures: free ports, and a real ``fkllm serve`` process to drive.
+
+Daemons are started as real processes (Granian on a real port on 127.0.0.1), every
+wait is bounded, and each one is stopped by PID at the end of its test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+MASTER_KEY = "sk-test-master-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return the last result."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+MOCK_CONFIG = """
+[[providers]]
+name = "mock"
+type = "mock"
+
+[[models]]
+name = "mock"
+targets = [{ provider = "mock", model = "mock-1" }]
+"""
+
+
+class RunningDaemon:
+    """A ``fkllm serve`` process on a free port, with its stdout captured to a file."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        config: str,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        env_file_text: str | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = tmp / f"config-{self.port}.toml"
+        self.config_path.write_text(config)
+        self.env_file = tmp / f"env-{self.port}"
+        self.env_file.write_text(env_file_text if env_file_text is not None else "")
+        self.stdout_path = tmp / f"stdout-{self.port}.log"
+        self.stderr_path = tmp / f"stderr-{self.port}.log"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+        base.update({"APP_AUTH__MASTER_KEY": MASTER_KEY, "PYTHONUNBUFFERED": "1"})
+        base.update(env or {})
+        self.env = base
+        command = [
+            sys.executable, "-m", "fkllmproxy", "serve",
+            "--config", str(self.config_path),
+            "--env-file", str(self.env_file),
+            "--port", str(self.port),
+            *(args or []),
+        ]  # fmt: skip
+        self._stdout = self.stdout_path.open("wb")
+        self._stderr = self.stderr_path.open("wb")
+        self.process = subprocess.Popen(
+            command, stdout=self._stdout, stderr=self._stderr, env=base, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        def up() -> bool:
+            if self.process.poll() is not None:
+                return True
+            try:
+                return httpx.get(self.url + "/health", timeout=1.0).status_code < 500
+            except httpx.HTTPError:
+                return False
+
+        assert wait_until(up, timeout), f"daemon did not start: {self.stderr_text()}"
+        assert self.process.poll() is None, (
+            f"daemon exited {self.process.returncode}: {self.stderr_text()}"
+        )
+
+    def headers(self, key: str = MASTER_KEY) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    def stderr_text(self) -> str:
+        if not self._stderr.closed:
+            self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def stdout_lines(self) -> list[str]:
+        if not self._stdout.closed:
+            self._stdout.flush()
+        return [line for line in self.stdout_path.read_text().splitlines() if line.strip()]
+
+    def logs(self) -> list[dict[str, Any]]:
+        """Every stdout line parsed as JSON (a non-JSON line fails the test)."""
+        return [json.loads(line) for line in self.stdout_lines()]
+
+    def signal(self, sig: int) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, wait, SIGKILL if needed; returns the exit status."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self._stdout.close()
+        self._stderr.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[Any]:
+    """Start ``fkllm serve`` processes; all are stopped when the test ends."""
+    started: list[RunningDaemon] = []
+
+    def start(config: str = MOCK_CONFIG, *, wait: bool = True, **kwargs: Any) -> RunningDaemon:
+        daemon = RunningDaemon(tmp_path, config, **kwargs)
+        started.append(daemon)
+        if wait:
+            daemon.wait_ready()
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def mock_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    """One shared daemon on the mock provider, for tests that only read from it."""
+    daemon = RunningDaemon(tmp_path_factory.mktemp("mockd"), MOCK_CONFIG)
+    daemon.wait_ready()
+    yield daemon
+    daemon.stop()
