@@ -29,28 +29,36 @@ from bench.wrk import run_wrk
 
 __all__ = ["STAGES", "attribute", "main", "stage_of"]
 
-# (stage, substrings of a frame's "function (file:line)"); earlier stages win on a frame.
+# (stage, file prefixes as py-spy prints them, e.g. "httpx/_client.py"); for each stack
+# the innermost frame whose file matches a prefix decides, earlier stages first.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("logging", ("fkllmproxy/observability/", "/logging/__init__.py")),
+    ("logging", ("fkllmproxy/observability/", "logging/")),
     ("auth + rate limit", ("fkllmproxy/auth/", "fkllmproxy/server/gate.py", "hashlib", "hmac")),
-    ("body read + parse", ("fkllmproxy/server/body.py", "fkllmproxy/wire/", "msgspec")),
+    ("body read + parse", ("fkllmproxy/server/body.py", "fkllmproxy/wire/", "msgspec/")),
     ("routing", ("fkllmproxy/routing/",)),
     ("request middleware", ("fkllmproxy/server/middleware.py", "uuid.py")),
-    ("httpx client", ("/httpx/", "/httpcore/", "/httpx_aiohttp/")),
-    ("aiohttp client", ("/aiohttp/", "/yarl/", "/multidict/")),
+    ("httpx client", ("httpx/", "httpcore/", "httpx_aiohttp/")),
+    ("aiohttp client", ("aiohttp/", "yarl/", "multidict/", "propcache/")),
     ("provider adapter", ("fkllmproxy/providers/",)),
     ("handler", ("fkllmproxy/server/",)),
-    ("Litestar", ("/litestar/",)),
-    ("Granian (Python side)", ("/granian/",)),
-    ("asyncio event loop", ("/asyncio/", "uvloop", "selectors.py")),
+    ("Litestar", ("litestar/",)),
+    ("Granian callbacks into Python", ("granian/",)),
+    ("asyncio event loop", ("asyncio/", "selectors.py", "uvloop/")),
 )
+
+
+def _file_of(frame: str) -> str:
+    """``"name (path/file.py:12)"`` -> ``"path/file.py"``."""
+    inside = frame[frame.rfind("(") + 1 :]
+    return inside.rsplit(":", 1)[0]
 
 
 def stage_of(frames: list[str]) -> str:
     """The stage a stack belongs to; ``frames`` go from the outermost to the innermost."""
     for frame in reversed(frames):
-        for stage, needles in STAGES:
-            if any(needle in frame for needle in needles):
+        path = _file_of(frame)
+        for stage, prefixes in STAGES:
+            if path.startswith(prefixes):
                 return stage
     return "other Python"
 
@@ -63,6 +71,16 @@ def attribute(raw: str) -> Counter[str]:
         if not stack or not number.isdigit():
             continue
         counts[stage_of(stack.split(";"))] += int(number)
+    return counts
+
+
+def innermost(raw: str) -> Counter[str]:
+    """Samples per innermost frame (where the time is actually spent)."""
+    counts: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, number = line.rpartition(" ")
+        if stack and number.isdigit():
+            counts[stack.rsplit(";", 1)[-1]] += int(number)
     return counts
 
 
@@ -89,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--svg", help="also write a flame graph here (a second, equal run)")
     parser.add_argument("--env", action="append", default=[], metavar="APP_X=Y")
     parser.add_argument("--raw", help="keep py-spy's collapsed stacks here")
+    parser.add_argument("--leaves", type=int, default=0, help="also list the N hottest frames")
     args = parser.parse_args(argv)
 
     env = dict(item.split("=", 1) for item in args.env)
@@ -132,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         if not raw_path.exists():
             print(f"py-spy wrote nothing: {spy_err.strip()}", file=sys.stderr)
             return 1
-        counts = attribute(raw_path.read_text())
+        raw_text = raw_path.read_text()
+        counts = attribute(raw_text)
+        leaves = innermost(raw_text)
 
     cpu_ms = 1000 * (after.cpu_s - before.cpu_s) / max(1, requests)
     total = sum(counts.values())
@@ -153,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {stage} | {100 * share:.1f} % | {1000 * share * python_cpu_ms:.0f} |")
     outside = max(0.0, cpu_ms - python_cpu_ms)
     print(f"| outside Python (Granian's Rust, kernel) | - | {1000 * outside:.0f} |")
+    if args.leaves:
+        print()
+        for frame, count in leaves.most_common(args.leaves):
+            print(f"{100 * count / total:5.1f} %  {frame}")
     return 0
 
 

@@ -55,10 +55,18 @@ def _raise_nofile() -> int:
 
 
 def _parse_variant(text: str) -> FkllmTarget:
-    """``NAME:KEY=VALUE,KEY=VALUE`` -> an fkllm target named ``fkllm-NAME`` with that env."""
+    """``NAME:KEY=VALUE,...`` -> an fkllm target ``fkllm-NAME`` with that environment.
+
+    The key ``binary`` names another ``fkllm`` to run (another checkout's virtualenv),
+    to compare two versions of the code in one run.
+    """
     name, _, pairs = text.partition(":")
     env = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
-    return FkllmTarget(name=f"fkllm-{name}", env=env)
+    binary = env.pop("binary", None)
+    target = FkllmTarget(name=f"fkllm-{name}", env=env)
+    if binary:
+        target.binary = Path(binary)
+    return target
 
 
 def build_targets(names: list[str], variants: list[str]) -> list[Target]:

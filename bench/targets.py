@@ -33,6 +33,7 @@ __all__ = [
     "Target",
     "Unavailable",
     "check_endpoint",
+    "fkllm_config",
 ]
 
 MASTER_KEY = "sk-bench-master-0123456789abcdef"
@@ -146,6 +147,29 @@ class Target:
         raise Unavailable(f"{self.name} did not answer correctly: {problem}\n{tail}")
 
 
+def fkllm_config(upstream: Nginx) -> str:
+    """fkllm's TOML: one openai provider and one model per kind; rate limit off.
+
+    The upstream model name equals the client's, so the request bytes are forwarded
+    untouched (the path a real OpenAI-compatible deployment takes).
+    """
+    lines = ["[rate_limit]", "enabled = false", ""]
+    for kind in upstream.ports:
+        lines += [
+            "[[providers]]",
+            f'name = "up-{kind}"',
+            'type = "openai"',
+            f'base_url = "{upstream.url(kind)}"',
+            f'api_key = "{UPSTREAM_KEY}"',
+            "",
+            "[[models]]",
+            f'name = "bench-{kind}"',
+            f'targets = [{{ provider = "up-{kind}", model = "bench-{kind}" }}]',
+            "",
+        ]
+    return "\n".join(lines)
+
+
 def _base_env() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
     return {k: os.environ[k] for k in keep if k in os.environ}
@@ -190,22 +214,8 @@ class FkllmTarget(Target):
         if not self.binary.exists():
             raise Unavailable(f"{self.binary} is missing (run 'make venv')")
         self.port = free_port()
-        lines = ["[rate_limit]", "enabled = false", ""]
-        for kind in upstream.ports:
-            lines += [
-                "[[providers]]",
-                f'name = "up-{kind}"',
-                'type = "openai"',
-                f'base_url = "{upstream.url(kind)}"',
-                f'api_key = "{UPSTREAM_KEY}"',
-                "",
-                "[[models]]",
-                f'name = "bench-{kind}"',
-                f'targets = [{{ provider = "up-{kind}", model = "bench-{kind}" }}]',
-                "",
-            ]
         config = workdir / f"{self.name}.toml"
-        config.write_text("\n".join(lines))
+        config.write_text(fkllm_config(upstream))
         env = {**_base_env(), "APP_AUTH__MASTER_KEY": MASTER_KEY, **self.env}
         self._spawn(
             [
