@@ -85,7 +85,7 @@ def slow_figures(results: Results, target: str, sid: str) -> dict[str, float] | 
     spec = next((s for s in results["scenarios"] if s["id"] == sid), None)
     if data is None or spec is None:
         return None
-    delay = results["meta"].get("slow_delay_s", 0.5)
+    delay = spec.get("ideal_s") or results["meta"].get("slow_delay_s", 0.5)
     connections = spec["connections"]
     ideal = connections / delay
     mean_s = data["latency_ms"]["mean"] / 1000
@@ -350,10 +350,11 @@ def render(results: Results) -> str:
     if slow:
         out += ["## Slow upstream: 500 ms before the answer", ""]
         out.append(
-            "*ideal* = connections / 0.5 s. *% ideal* uses the sustained rate "
+            "*ideal* = connections / the fastest a request can be (0.5 s; 0.975 s for the "
+            "paced stream). *% ideal* uses the sustained rate "
             "connections / mean latency (wrk's raw count is quantised by the 500 ms cycle); "
             "*% direct* compares raw counts with nginx's in the same run. `slow_sse_c256` "
-            "streams 20 chunks 25 ms apart after the delay (about 1 s per request)."
+            "streams 20 chunks 25 ms apart after the delay."
         )
         out.append("")
         rows = []

@@ -23,6 +23,7 @@ class Scenario:
     connections: int = 1
     count: int = 0
     group: str = "fixed"
+    ideal_s: float = 0.0  # for slow upstreams: how long one request takes at best
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -42,8 +43,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         count=60,
         group="stream",
     ),
-    Scenario("slow_c256", "500 ms upstream, c=256", "slow", False, "load", 256, group="slow"),
-    Scenario("slow_c1024", "500 ms upstream, c=1024", "slow", False, "load", 1024, group="slow"),
+    Scenario(
+        "slow_c256", "500 ms upstream, c=256", "slow", False, "load", 256, group="slow", ideal_s=0.5
+    ),
+    Scenario(
+        "slow_c1024",
+        "500 ms upstream, c=1024",
+        "slow",
+        False,
+        "load",
+        1024,
+        group="slow",
+        ideal_s=0.5,
+    ),
     Scenario(
         "slow_sse_c256",
         "500 ms + 20 chunks 25 ms apart, c=256",
@@ -52,6 +64,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "load",
         256,
         group="slow",
+        ideal_s=0.5 + 19 * 0.025,
     ),
 )
 
