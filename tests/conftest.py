@@ -163,3 +163,22 @@ def mock_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDae
     daemon.wait_ready()
     yield daemon
     daemon.stop()
+
+
+def prometheus_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Exposition text as ``{(sample name, frozenset of labels): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def sample_sum(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, lab), v in samples.items() if n == name and wanted <= lab)

@@ -15,15 +15,3 @@ def _not_yet(name: str) -> None:
 def rotate_key() -> None:
     """Write a new master key into the env file (not yet available)."""
     _not_yet("rotate-key")
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def status() -> None:
-    """Show a running daemon's health and numbers (not yet available)."""
-    _not_yet("status")
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def metrics() -> None:
-    """Print a running daemon's metrics (not yet available)."""
-    _not_yet("metrics")

@@ -37,7 +37,7 @@ __all__ = [
 DEFAULT_CONFIG_PATH = Path("/etc/fkllmproxy/config.toml")
 DEFAULT_ENV_FILE = Path("/etc/fkllmproxy/env")
 ENV_PREFIX = "APP_"
-_LIST_SECTIONS = frozenset({"providers", "models"})
+_LIST_SECTIONS = frozenset({"providers", "models", "pricing"})
 _FILE_ONLY = "set in the config file"
 
 

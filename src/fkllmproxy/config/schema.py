@@ -23,6 +23,7 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "ModelConfig",
+    "PriceConfig",
     "ProviderConfig",
     "RateLimitConfig",
     "RetryConfig",
@@ -162,6 +163,19 @@ class ModelConfig(_Section, frozen=True):
     cache: bool = False
 
 
+class PriceConfig(_Section, frozen=True):
+    """What one model costs, for the usage ledger's estimate: USD per million tokens.
+
+    ``model`` is matched against the upstream model first, then the name clients send;
+    ``provider`` narrows it to one provider (absent: any).
+    """
+
+    model: Annotated[str, Meta(min_length=1)]
+    input_per_mtok: NonNegativeFloat
+    output_per_mtok: NonNegativeFloat = 0.0
+    provider: Name | None = None
+
+
 class Config(_Section, frozen=True):
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -175,6 +189,7 @@ class Config(_Section, frozen=True):
     usage: UsageConfig = field(default_factory=UsageConfig)
     providers: list[ProviderConfig] = field(default_factory=list)
     models: list[ModelConfig] = field(default_factory=list)
+    pricing: list[PriceConfig] = field(default_factory=list)
 
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider block called ``name``, if any."""

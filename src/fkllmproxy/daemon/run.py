@@ -24,6 +24,8 @@ from fkllmproxy.config import LoadedConfig, load_config
 from fkllmproxy.daemon.notify import Notifier, watchdog_interval
 from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger
+from fkllmproxy.observability.metrics import use_multiprocess
+from fkllmproxy.observability.usage import LedgerError, PriceTable, UsageLedger, open_ledger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
 __all__ = ["ServeOptions", "StartupError", "serve"]
@@ -88,12 +90,20 @@ def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
     }
 
 
+def start_ledger(config: Any) -> UsageLedger | None:
+    """The usage ledger, or a ``StartupError`` saying why its file cannot be used."""
+    try:
+        return open_ledger(config)
+    except LedgerError as exc:
+        raise StartupError(f"{exc} (set usage.path, or usage.enabled = false)") from None
+
+
 class Daemon:
     """One embedded-Granian process with its signal handling, reload and drain."""
 
     def __init__(self, options: ServeOptions, loaded: LoadedConfig) -> None:
         self.options = options
-        self.holder = RuntimeHolder(build_runtime(loaded))
+        self.holder = RuntimeHolder(build_runtime(loaded), ledger=start_ledger(loaded.config))
         self.notifier = Notifier()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -129,11 +139,27 @@ class Daemon:
         ):
             _log.warning("reload: listen address and workers change only on restart")
         self.holder.runtime = runtime
+        self._reload_ledger(old.config, loaded.config)
         # Requests already running keep the old providers until they finish.
         self._spawn(self._retire(old, server.drain_timeout_secs))
         _log.info("configuration reloaded", extra=_startup_fields(loaded))
         self.notifier.send("READY=1", "STATUS=serving (reloaded)")
         return True
+
+    def _reload_ledger(self, old: Any, new: Any) -> None:
+        """New prices apply at once; new ``[usage]`` settings open a new ledger."""
+        ledger = self.holder.ledger
+        if new.usage == old.usage:
+            if ledger is not None:
+                ledger.prices = PriceTable(new.pricing)
+            return
+        try:
+            self.holder.ledger = open_ledger(new)
+        except LedgerError as exc:
+            _log.error("reload: usage ledger not changed", extra={"error": str(exc)})
+            return
+        if ledger is not None:
+            self._spawn(asyncio.to_thread(ledger.close))
 
     async def _retire(self, old: Any, grace: float) -> None:
         await asyncio.sleep(grace + 1)
@@ -188,6 +214,7 @@ class Daemon:
             stop_wait.cancel()
             exc = serving.exception()
             await self.holder.runtime.aclose()
+            await asyncio.to_thread(self.holder.close_observers)
             raise StartupError(f"the HTTP server stopped unexpectedly: {exc}")
 
         self.holder.draining = True
@@ -207,6 +234,8 @@ class Daemon:
         for task in list(self._tasks):
             task.cancel()
         await self.holder.runtime.aclose()
+        # After the drain: every finished request is queued, so nothing is lost.
+        await asyncio.to_thread(self.holder.close_observers)
         _log.info("fkllmproxy stopped", extra={"pid": os.getpid()})
         self.notifier.close()
         return 0
@@ -221,6 +250,7 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
         from fkllmproxy.daemon.workers import serve_workers
 
         return serve_workers(options, loaded)
+    use_multiprocess(None)  # one process: metrics in memory, whatever the environment says
     return asyncio.run(Daemon(options, loaded).run())
 
 

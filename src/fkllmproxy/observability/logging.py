@@ -10,12 +10,17 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "request_id_var"]
+
+# The id of the request being served, set by the request middleware: every line logged
+# while serving it (an upstream attempt, a circuit change) carries its ``request_id``.
+request_id_var: ContextVar[str | None] = ContextVar("fkllm_request_id", default=None)
 
 _encode = msgspec.json.Encoder().encode
 _STANDARD = frozenset(
@@ -34,11 +39,23 @@ def _timestamp(created: float) -> str:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    if "request_id" not in extras:
+        request_id = request_id_var.get()
+        if request_id is not None:
+            extras["request_id"] = request_id
+    return extras
 
 
 class JSONFormatter(logging.Formatter):
-    """``{"ts", "level", "msg", "logger", ...extra}``; exceptions as one ``error`` string."""
+    """``{"ts", "level", "msg", "logger", ...extra}``; exceptions as one ``error`` string.
+
+    ``with_pid`` adds the process id to every line (several workers share one stdout).
+    """
+
+    def __init__(self, with_pid: bool = False) -> None:
+        super().__init__()
+        self.with_pid = with_pid
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -47,6 +64,8 @@ class JSONFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "logger": record.name,
         }
+        if self.with_pid:
+            line["pid"] = record.process
         line.update(_extras(record))
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
@@ -69,10 +88,10 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "json", *, with_pid: bool = False) -> None:
     """Send every logger's records to stdout in the chosen format (idempotent)."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JSONFormatter(with_pid) if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

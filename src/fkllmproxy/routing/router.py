@@ -7,12 +7,14 @@ provider refused as the client's own fault goes straight back to the client.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fkllmproxy.config.schema import Config, ModelConfig, Target
 from fkllmproxy.errors import NotFound, UpstreamError, UpstreamUnavailable
+from fkllmproxy.observability.attempts import record_attempt
 from fkllmproxy.providers import Provider
 
 __all__ = ["Attempted", "Router"]
@@ -64,12 +66,20 @@ class Router:
             attempted.attempts += 1
             attempted.provider = provider.name
             attempted.upstream_model = target.model
+            started = time.perf_counter()
             try:
-                return await attempt(provider, target)
+                result = await attempt(provider, target)
             except UpstreamError as exc:
+                record_attempt(provider.name, target.model, attempted.attempts, started, exc)
                 if not exc.retryable:
                     raise
                 last = exc
+            except Exception as exc:
+                record_attempt(provider.name, target.model, attempted.attempts, started, exc)
+                raise
+            else:
+                record_attempt(provider.name, target.model, attempted.attempts, started)
+                return result
             if index + 1 >= len(targets):
                 break
         if last is None:

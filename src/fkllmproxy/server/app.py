@@ -7,6 +7,7 @@ from litestar.datastructures import State
 
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.health import health, ready
+from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
 from fkllmproxy.server.middleware import RequestMiddleware
 from fkllmproxy.server.openai_api import chat_completions, embeddings, list_models
 from fkllmproxy.server.runtime import RuntimeHolder
@@ -17,7 +18,15 @@ __all__ = ["create_app"]
 def create_app(holder: RuntimeHolder) -> Litestar:
     """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
     return Litestar(
-        route_handlers=[chat_completions, embeddings, list_models, health, ready],
+        route_handlers=[
+            chat_completions,
+            embeddings,
+            list_models,
+            health,
+            ready,
+            metrics_json,
+            metrics_prometheus,
+        ],
         middleware=[RequestMiddleware],  # type: ignore[list-item]
         exception_handlers=exception_handlers,
         state=State({"holder": holder}),

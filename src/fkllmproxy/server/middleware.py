@@ -1,7 +1,10 @@
-"""The one ASGI middleware: request id, rate-limit headers, and the request log line.
+"""The one ASGI middleware: request id, rate-limit headers, the request log line, and
+the request's metrics and usage-ledger row.
 
 Raw ASGI rather than a framework middleware, because it sits on every request and
-costs only a dict entry and a wrapped ``send``.
+costs only a dict entry and a wrapped ``send``. Probes and scrapes (``/health``,
+``/ready``, ``/metrics``) are logged at DEBUG and left out of the request metrics, so
+watching the proxy does not change its numbers.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import time
 import uuid
 from typing import Any
 
-from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.observability.logging import get_logger, request_id_var
 from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["RequestMiddleware"]
 
@@ -44,8 +48,13 @@ class RequestMiddleware:
             started=time.perf_counter(),
         )
         scope["fkllm"] = context
+        request_id_var.set(context.request_id)
         request_id = context.request_id.encode()
         state = {"status": 0, "logged": False}
+        holder: RuntimeHolder = scope["app"].state.holder
+        observed = scope["path"] not in _QUIET_PATHS and holder.runtime.config.metrics.enabled
+        if observed:
+            holder.metrics.request_started()
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -59,13 +68,18 @@ class RequestMiddleware:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 state["logged"] = True
                 _log_request(scope, context, state["status"])
+                _observe(holder, scope, context, state["status"], observed)
 
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
             if not state["logged"]:
                 # The client went away or the stream broke before the last byte.
-                _log_request(scope, context, state["status"] or 499)
+                status = state["status"] or 499
+                if context.error_code is None and status == 499:
+                    context.error_code = "client_disconnected"
+                _log_request(scope, context, status)
+                _observe(holder, scope, context, status, observed)
 
 
 def _log_request(scope: dict[str, Any], context: RequestContext, status: int) -> None:
@@ -93,3 +107,63 @@ def _log_request(scope: dict[str, Any], context: RequestContext, status: int) ->
     if context.error_code is not None:
         extra["error"] = context.error_code
     _log.log(level, "request", extra=extra)
+
+
+def _observe(
+    holder: RuntimeHolder,
+    scope: dict[str, Any],
+    context: RequestContext,
+    status: int,
+    observed: bool,
+) -> None:
+    """Metrics and the usage-ledger row for one finished request."""
+    code = context.error_code
+    metrics = holder.metrics
+    # Refusals count wherever they happen, probes included: they are security signals.
+    if code == "rate_limit_exceeded":
+        metrics.rate_limited()
+    elif code == "invalid_api_key":
+        metrics.auth_failed()
+    sent = context.model
+    if not observed and sent is None:
+        return
+    seconds = time.perf_counter() - context.started
+    runtime = holder.runtime
+    configured = runtime.router.models.get(sent) if isinstance(sent, str) else None
+    provider = context.provider or ""
+    if observed:
+        # Label values only from the configuration: a client's made-up model is "unknown".
+        model = configured.name if configured is not None else ("" if sent is None else "unknown")
+        metrics.request_finished(
+            route=scope.get("path_template") or "unmatched",
+            model=model,
+            provider=provider,
+            status=status,
+            seconds=seconds,
+            reason=code,
+            broken=code is not None and status < 400,
+        )
+        if provider:
+            if context.first_token_at is not None:
+                metrics.first_token(provider, context.first_token_at - context.started)
+            if context.usage is not None:
+                metrics.tokens(
+                    provider, model, context.usage.prompt_tokens, context.usage.completion_tokens
+                )
+    ledger = holder.ledger
+    if ledger is not None and sent is not None:
+        usage = context.usage
+        upstream = None
+        if configured is not None and provider:
+            upstream = next((t.model for t in configured.targets if t.provider == provider), None)
+        ledger.record(
+            request_id=context.request_id,
+            key_name=context.client,
+            model=str(sent)[:256],
+            provider=context.provider,
+            upstream_model=upstream,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=round(seconds * 1000, 3),
+            status=status,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,6 +52,8 @@ async def relay_stream(
     context.usage = result.usage
     try:
         async for chunk in result.chunks:
+            if context.first_token_at is None:
+                context.first_token_at = time.perf_counter()
             yield chunk
     except FkllmError as exc:
         context.error_code = exc.code

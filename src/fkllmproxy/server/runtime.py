@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from fkllmproxy import __version__
 from fkllmproxy.auth import Authenticator, RateLimiter
 from fkllmproxy.config import Config, LoadedConfig
+from fkllmproxy.observability.metrics import Metrics, process_metrics
+from fkllmproxy.observability.usage import UsageLedger
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
 
@@ -43,6 +45,20 @@ class RuntimeHolder:
     started: float = field(default_factory=time.time)
     version: str = __version__
     draining: bool = False
+    metrics: Metrics = field(default=None)  # type: ignore[assignment]  # set in __post_init__
+    ledger: UsageLedger | None = None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = process_metrics(self.runtime.config.metrics.latency_window)
+        # Every configured provider shows in the circuit gauge from the start (closed).
+        self.metrics.sync_providers({name: "closed" for name in self.runtime.providers})
+
+    def close_observers(self) -> None:
+        """Flush the usage ledger and retire this process's live gauges (blocking)."""
+        if self.ledger is not None:
+            self.ledger.close()
+        self.metrics.close()
 
 
 def build_runtime(loaded: LoadedConfig, transport: TransportFactory | None = None) -> Runtime:

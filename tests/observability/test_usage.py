@@ -1,0 +1,107 @@
+"""The usage ledger: queued off the request path, written in batches, flushed on close."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fkllmproxy.config.schema import PriceConfig
+from fkllmproxy.observability.usage import (
+    LedgerError,
+    PriceTable,
+    UsageLedger,
+    summarize,
+)
+
+
+def record(ledger: UsageLedger, **fields: object) -> None:
+    base: dict[str, object] = {
+        "request_id": "r",
+        "key_name": "team-a",
+        "model": "gpt",
+        "provider": "primary",
+        "upstream_model": "gpt-4o-mini",
+        "prompt_tokens": 1000,
+        "completion_tokens": 500,
+        "latency_ms": 12.0,
+        "status": 200,
+    }
+    base.update(fields)
+    ledger.record(**base)  # type: ignore[arg-type]
+
+
+def rows(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT key_name, model, provider, prompt_tokens, completion_tokens, status, cost_usd"
+            " FROM usage ORDER BY id"
+        ).fetchall()
+
+
+class TestLedger:
+    def test_close_writes_everything_queued(self, tmp_path: Path) -> None:
+        """A long flush interval: nothing is lost because close flushes."""
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        for i in range(250):
+            record(ledger, request_id=f"r{i}")
+        ledger.close()
+        assert len(rows(path)) == 250
+
+    def test_cost_from_the_price_table(self, tmp_path: Path) -> None:
+        path = tmp_path / "usage.sqlite3"
+        prices = PriceTable(
+            [PriceConfig(model="gpt-4o-mini", input_per_mtok=0.15, output_per_mtok=0.6)]
+        )
+        ledger = UsageLedger(path, flush_interval=3600, prices=prices)
+        record(ledger)
+        record(ledger, upstream_model="something-else", model="unpriced")
+        ledger.close()
+        (_, _, _, _, _, _, cost), (*_, unpriced) = rows(path)
+        assert cost == pytest.approx((1000 * 0.15 + 500 * 0.6) / 1e6)
+        assert unpriced is None
+
+    def test_unwritable_path_is_a_clear_error(self, tmp_path: Path) -> None:
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        with pytest.raises(LedgerError, match="cannot open the usage ledger"):
+            UsageLedger(blocker / "usage.sqlite3", 1.0, PriceTable([]))
+
+
+class TestPriceTable:
+    def test_most_specific_price_wins(self) -> None:
+        table = PriceTable(
+            [
+                PriceConfig(model="m", input_per_mtok=1.0),
+                PriceConfig(model="m", provider="cheap", input_per_mtok=0.5),
+                PriceConfig(model="client-name", input_per_mtok=3.0),
+            ]
+        )
+        assert table.cost("cheap", "m", None, 1_000_000, 0) == 0.5
+        assert table.cost("other", "m", None, 1_000_000, 0) == 1.0
+        assert table.cost("other", "x", "client-name", 1_000_000, 0) == 3.0
+        assert table.cost("other", "x", "y", 1_000_000, 0) is None
+
+
+class TestSummarize:
+    def test_groups(self, tmp_path: Path) -> None:
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        record(ledger, key_name="a", model="m1")
+        record(ledger, key_name="a", model="m2", status=502, prompt_tokens=0, completion_tokens=0)
+        record(ledger, key_name="b", model="m1")
+        ledger.close()
+        by_key = {line.group: line for line in summarize(path, by="key")}
+        assert by_key["a"].requests == 2 and by_key["a"].failed == 1
+        assert by_key["a"].prompt_tokens == 1000
+        assert by_key["b"].requests == 1
+        by_model = {line.group: line.requests for line in summarize(path, by="model")}
+        assert by_model == {"m1": 2, "m2": 1}
+        assert len(summarize(path, by="day")) == 1
+        assert summarize(path, by="key", since=4102444800.0) == []  # year 2100
+
+    def test_missing_ledger(self, tmp_path: Path) -> None:
+        with pytest.raises(LedgerError, match="no usage ledger"):
+            summarize(tmp_path / "absent.sqlite3")
