@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from fkllmproxy.config.schema import PriceConfig
@@ -14,6 +17,7 @@ from fkllmproxy.observability.usage import (
     UsageLedger,
     summarize,
 )
+from tests.conftest import MOCK_CONFIG
 
 
 def record(ledger: UsageLedger, **fields: object) -> None:
@@ -105,3 +109,40 @@ class TestSummarize:
     def test_missing_ledger(self, tmp_path: Path) -> None:
         with pytest.raises(LedgerError, match="no usage ledger"):
             summarize(tmp_path / "absent.sqlite3")
+
+
+class TestThroughTheDaemon:
+    def test_sigterm_loses_no_row(self, start_daemon: Any, tmp_path: Path) -> None:
+        """Rows still queued at SIGTERM (hour-long flush interval) reach the file."""
+        path = tmp_path / "usage.sqlite3"
+        config = (
+            MOCK_CONFIG
+            + f'\n[usage]\nenabled = true\npath = "{path}"\nflush_interval_secs = 3600\n'
+            + '\n[[pricing]]\nmodel = "mock-1"\ninput_per_mtok = 2.0\noutput_per_mtok = 4.0\n'
+        )
+        daemon = start_daemon(config)
+
+        def one(i: int) -> int:
+            return httpx.post(
+                daemon.url + "/v1/chat/completions",
+                headers=daemon.headers(),
+                json={"model": "mock", "messages": [{"role": "user", "content": f"n {i}"}]},
+            ).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(one, range(60)))
+        assert statuses == [200] * 60
+        refused = httpx.post(
+            daemon.url + "/v1/chat/completions",
+            headers=daemon.headers(),
+            json={"model": "absent", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert refused.status_code == 404
+        assert daemon.stop() == 0  # SIGTERM
+        found = rows(path)
+        assert len(found) == 61
+        ok = [row for row in found if row[5] == 200]
+        assert len(ok) == 60
+        assert all(row[:3] == ("master", "mock", "mock") for row in ok)
+        assert all(row[6] == pytest.approx((row[3] * 2.0 + row[4] * 4.0) / 1e6) for row in ok)
+        assert [(*row[1:3], row[5]) for row in found if row[5] != 200] == [("absent", None, 404)]

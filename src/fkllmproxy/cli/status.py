@@ -138,10 +138,18 @@ def status(
 
 
 def _watch(address: DaemonAddress, console: Console, interval: float) -> dict[str, Any]:
+    """Redraw in place on a terminal; elsewhere (a pipe, a log) print one screen per round."""
     from rich.live import Live
 
     report = gather(address)
     try:
+        if not console.is_terminal:
+            while True:
+                console.print(render(report, live=True))
+                console.print()
+                console.file.flush()
+                time.sleep(interval)
+                report = gather(address)
         with Live(render(report, live=True), console=console, auto_refresh=False) as screen:
             while True:
                 time.sleep(interval)

@@ -22,6 +22,7 @@ __all__ = ["RequestMiddleware"]
 
 _log = get_logger("access")
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/metrics/prometheus"})
+_REFUSALS = frozenset({"rate_limit_exceeded", "invalid_api_key"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -120,10 +121,11 @@ def _observe(
     code = context.error_code
     metrics = holder.metrics
     # Refusals count wherever they happen, probes included: they are security signals.
-    if code == "rate_limit_exceeded":
-        metrics.rate_limited()
-    elif code == "invalid_api_key":
-        metrics.auth_failed()
+    if code in _REFUSALS and holder.runtime.config.metrics.enabled:
+        if code == "rate_limit_exceeded":
+            metrics.rate_limited()
+        else:
+            metrics.auth_failed()
     sent = context.model
     if not observed and sent is None:
         return
