@@ -14,12 +14,13 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from fkllmproxy.config import DEFAULT_CONFIG_PATH, load_config, resolve_environ
 from fkllmproxy.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DaemonAddress", "Unreachable", "fetch", "locate"]
 
@@ -117,6 +118,8 @@ def locate(
 
 
 def _reason(error: httpx.HTTPError) -> str:
+    import httpx
+
     if isinstance(error, httpx.ConnectError):
         text = str(error).lower()
         if "refused" in text:
@@ -129,6 +132,8 @@ def _reason(error: httpx.HTTPError) -> str:
 
 def fetch(address: DaemonAddress, path: str, timeout: float = 5.0) -> httpx.Response:
     """GET ``path`` from the daemon, with the master key when there is one."""
+    import httpx  # here, not at import: every ``fkllm`` command would pay for it
+
     headers = {"Authorization": f"Bearer {address.key}"} if address.key else {}
     try:
         return httpx.get(address.url + path, headers=headers, timeout=timeout, trust_env=False)

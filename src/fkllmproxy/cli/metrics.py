@@ -7,13 +7,10 @@ from typing import Annotated
 
 import msgspec
 import typer
-from rich.console import Console, Group
-from rich.text import Text
 
 from fkllmproxy.cli.app import app, fail
 from fkllmproxy.cli.locate import Unreachable, fetch, locate
 from fkllmproxy.cli.options import ConfigOption, EnvFileOption
-from fkllmproxy.cli.render import duration, provider_table, summary_grid
 from fkllmproxy.cli.status import KeyOption, UrlOption
 
 EXIT_UNREACHABLE = 2
@@ -56,6 +53,11 @@ def metrics(
     if as_json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(data)).decode() + "\n")
         return
+    from rich.console import Console, Group
+    from rich.text import Text
+
+    from fkllmproxy.cli.render import duration, provider_table, summary_grid
+
     heading = Text.assemble(
         ("fkllmproxy metrics", "bold"),
         f"   {address.url}   up {duration(data.get('uptime'))}",

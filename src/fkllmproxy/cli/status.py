@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.text import Text
 
 from fkllmproxy.cli.app import app
 from fkllmproxy.cli.locate import DaemonAddress, Unreachable, fetch, locate
 from fkllmproxy.cli.options import ConfigOption, EnvFileOption
-from fkllmproxy.cli.render import STATUS_STYLES, duration, provider_table, summary_grid
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
 
 __all__ = ["EXIT_CODES", "gather", "status"]
 
@@ -83,6 +82,12 @@ def gather(address: DaemonAddress) -> dict[str, Any]:
 
 def render(report: dict[str, Any], *, live: bool = False) -> Group:
     """The status screen; ``live`` (``--watch``) also shows why the daemon is unreachable."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from fkllmproxy.cli.render import STATUS_STYLES, duration, provider_table, summary_grid
+
     state = report["status"]
     headline = Text.assemble(
         ("● ", STATUS_STYLES.get(state, "bold")),
@@ -122,6 +127,8 @@ def status(
 ) -> None:
     """Health, version, uptime, providers and circuits, totals and latency of a running
     daemon (exit 0 healthy, 1 degraded, 2 unreachable)."""
+    from rich.console import Console
+
     address = locate(url, key, config, env_file)
     console = Console()
     if watch and not as_json:

@@ -12,13 +12,10 @@ from typing import Annotated
 
 import msgspec
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from fkllmproxy.cli.app import app, fail
 from fkllmproxy.cli.locate import locate
 from fkllmproxy.cli.options import ConfigOption, EnvFileOption
-from fkllmproxy.cli.render import count, milliseconds
 from fkllmproxy.observability.usage import GROUPINGS, LedgerError, summarize
 
 __all__ = ["parse_since", "usage"]
@@ -85,6 +82,11 @@ def usage(
         }
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(payload)).decode() + "\n")
         return
+    from rich.console import Console
+    from rich.table import Table
+
+    from fkllmproxy.cli.render import count, milliseconds
+
     table = Table(header_style="bold", box=None, pad_edge=False)
     for title in (
         by.capitalize(),
