@@ -92,8 +92,8 @@ def usage(
         by.capitalize(),
         "Requests",
         "Failed",
-        "Prompt tok",
-        "Completion tok",
+        "Prompt",
+        "Completion",
         "Cost USD",
         "Avg latency",
     ):
