@@ -175,3 +175,14 @@ def service_account_file(tmp_path: Path) -> Path:
         )
     )
     return path
+
+
+async def test_invalidating_the_current_token_fetches_a_new_one() -> None:
+    credentials, clock = FakeCredentials(), Clock()
+    tokens = source(credentials, clock)
+    await tokens.token()
+    tokens.invalidate("some-older-token")  # a stale refusal changes nothing
+    assert await tokens.token() == "token-1"
+    tokens.invalidate("token-1")
+    assert await asyncio.wait_for(tokens.token(), 10) == "token-2"
+    tokens.close()

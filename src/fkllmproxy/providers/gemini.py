@@ -109,17 +109,20 @@ class GeminiProvider(Provider):
 
     # --- transport ------------------------------------------------------------------
 
+    async def renew_credentials(self, used: dict[str, str]) -> bool:
+        """After a 401: drop the credentials ``used`` and say whether a retry may help."""
+        return False
+
     async def _post(
         self, path: str, content: bytes, *, stream: bool, params: dict[str, str] | None = None
     ) -> httpx.Response:
-        headers = {**_JSON, **await self.auth_headers()}
-        request = self.client.build_request(
-            "POST", path, content=content, headers=headers, params=params
-        )
-        try:
-            response = await self.client.send(request, stream=stream)
-        except Exception as exc:
-            raise map_exception(exc, self.name) from exc
+        auth = await self.auth_headers()
+        response = await self._send(path, content, auth, stream=stream, params=params)
+        if response.status_code == 401 and await self.renew_credentials(auth):
+            # A token can die before its time (revoked, rotated): one retry, fresh token.
+            await response.aclose()
+            auth = await self.auth_headers()
+            response = await self._send(path, content, auth, stream=stream, params=params)
         if response.status_code >= 300:
             try:
                 body = await response.aread()
@@ -129,6 +132,23 @@ class GeminiProvider(Provider):
                 await response.aclose()
             raise self._error(response, body)
         return response
+
+    async def _send(
+        self,
+        path: str,
+        content: bytes,
+        auth: dict[str, str],
+        *,
+        stream: bool,
+        params: dict[str, str] | None,
+    ) -> httpx.Response:
+        request = self.client.build_request(
+            "POST", path, content=content, headers={**_JSON, **auth}, params=params
+        )
+        try:
+            return await self.client.send(request, stream=stream)
+        except Exception as exc:
+            raise map_exception(exc, self.name) from exc
 
     def _error(self, response: httpx.Response, body: bytes) -> UpstreamError:
         if response.status_code == 400:

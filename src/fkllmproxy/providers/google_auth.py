@@ -156,6 +156,12 @@ class GoogleTokenSource:
         assert self._token is not None
         return self._token
 
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` (the upstream refused it), so the next call fetches a new one."""
+        if token and token == self._token:
+            self._token = None
+            self._expires_at = 0.0
+
     def _refresh(self) -> asyncio.Task[None]:
         """The refresh in flight, or a new one: every caller shares the same task."""
         if self._task is None or self._task.done():

@@ -78,6 +78,10 @@ class VertexProvider(GeminiProvider):
     async def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {await self.tokens.token()}"}
 
+    async def renew_credentials(self, used: dict[str, str]) -> bool:
+        self.tokens.invalidate(used.get("authorization", "").removeprefix("Bearer "))
+        return True
+
     def model_path(self, model: str, method: str) -> str:
         """A publisher model by name, or any full resource path (``projects/...``) as is."""
         if model.startswith("projects/"):
