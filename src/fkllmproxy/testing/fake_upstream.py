@@ -24,14 +24,16 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import msgspec
 
-from fkllmproxy.testing import _openai
+from fkllmproxy.testing import _anthropic, _google, _openai
 from fkllmproxy.testing._flow import Exchange
 from fkllmproxy.testing._http import HttpRequest, ProtocolError, Responder, read_request
+from fkllmproxy.testing._oauth import KeyPair, TokenLedger, write_service_account
 from fkllmproxy.testing.behaviour import Behaviour, parse_behaviour
 
 __all__ = ["FakeUpstream", "RecordedRequest"]
@@ -90,10 +92,45 @@ async def _azure(ex: Exchange, match: re.Match[str]) -> None:
         await _openai.embeddings(ex, _openai.AZURE, deployment)
 
 
+async def _anthropic_messages(ex: Exchange, _: re.Match[str]) -> None:
+    await _anthropic.messages(ex)
+
+
+async def _anthropic_count(ex: Exchange, _: re.Match[str]) -> None:
+    await _anthropic.count_tokens_route(ex)
+
+
+async def _gemini(ex: Exchange, match: re.Match[str]) -> None:
+    await _google.gemini(ex, match.group(1), match.group(2))
+
+
+async def _vertex(ex: Exchange, match: re.Match[str]) -> None:
+    await _google.vertex(ex, match.group(1), match.group(2))
+
+
+async def _token(ex: Exchange, _: re.Match[str]) -> None:
+    await _google.token(ex)
+
+
+_GOOGLE_METHODS = (
+    "generateContent|streamGenerateContent|embedContent|batchEmbedContents|countTokens|predict"
+)
+
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/chat/completions"), _openai_chat),
     ("POST", re.compile(r"/v1/embeddings"), _openai_embeddings),
     ("GET", re.compile(r"/v1/models"), _openai_models),
+    ("POST", re.compile(r"/v1/messages"), _anthropic_messages),
+    ("POST", re.compile(r"/v1/messages/count_tokens"), _anthropic_count),
+    ("POST", re.compile(rf"/v1(?:beta)?/models/([^/:]+):({_GOOGLE_METHODS})"), _gemini),
+    (
+        "POST",
+        re.compile(
+            rf"/v1(?:beta1)?/projects/[^/]+/locations/[^/]+/publishers/google/models/([^/:]+):({_GOOGLE_METHODS})"
+        ),
+        _vertex,
+    ),
+    ("POST", re.compile(r"/token"), _token),
     (
         "POST",
         re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)"),
@@ -131,6 +168,10 @@ class FakeUpstream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
+        self.tokens = TokenLedger()
+        self.token_lifetime_secs = 3600.0
+        self.token_claims: list[dict[str, Any]] = []
+        self.service_key: KeyPair | None = None
 
     # --- what tests use -------------------------------------------------------------
 
@@ -156,6 +197,30 @@ class FakeUpstream:
             steps = self._scripts.get(model)
             step = steps.popleft() if steps else None
         return parse_behaviour(step if step is not None else model)
+
+    # --- Vertex AI credentials -----------------------------------------------------
+
+    @property
+    def tokens_issued(self) -> int:
+        """How many access tokens ``POST /token`` has handed out (proves caching)."""
+        return self.tokens.issued
+
+    def issue_token(self) -> str:
+        """A valid Vertex access token, without going through ``POST /token``."""
+        return self.tokens.issue(self.token_lifetime_secs)
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far invalid, as if it had expired."""
+        self.tokens.expire_all()
+
+    def write_service_account(self, path: str | Path) -> Path:
+        """Write a throwaway service-account key file whose ``token_uri`` is this fake.
+
+        The key is a real RSA key (made once per process), so google-auth signs its
+        JWT grants with it and the fake checks the signature.
+        """
+        self.service_key = KeyPair.shared()
+        return write_service_account(Path(path), f"{self.url}/token", self.service_key)
 
     # --- running it in a thread -----------------------------------------------------
 
