@@ -493,6 +493,18 @@ BAD_MESSAGES: list[tuple[str, list[dict[str, Any]], str, str]] = [
         "not valid JSON",
     ),
     (
+        "a text part without text",
+        [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text"}]}],
+        "messages[0].content[1].text",
+        "expected a string",
+    ),
+    (
+        "a content part without a type",
+        [{"role": "user", "content": [{"text": "a"}]}],
+        "messages[0].content[0]",
+        "'type'",
+    ),
+    (
         "an image in a system message",
         [
             {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},

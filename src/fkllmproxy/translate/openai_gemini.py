@@ -261,16 +261,20 @@ def _text_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Par
     parts = []
     for j, item in enumerate(content):
         kind = item.get("type") if isinstance(item, Mapping) else None
-        if kind == "text" and isinstance(item.get("text"), str):
-            if item["text"]:
-                parts.append(Part(text=item["text"]))
-        elif kind == "refusal" and isinstance(item.get("refusal"), str):
-            parts.append(Part(text=item["refusal"]))
+        if kind in ("text", "refusal"):
+            parts.extend(_text_part(item, kind, f"{where}[{j}]"))
         elif kind is None:
             raise _invalid(f"{where}[{j}]", "expected a content part with a 'type'")
         else:
             raise unsupported(f"{where}[{j}].type", f"{kind!r} parts in this message role")
     return parts
+
+
+def _text_part(item: Mapping[str, Any], kind: str, where: str) -> list[Part]:
+    text = item.get(kind)
+    if not isinstance(text, str):
+        raise _invalid(f"{where}.{kind}", "expected a string")
+    return [Part(text=text)] if text else []
 
 
 def _user_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Part]:
@@ -280,8 +284,10 @@ def _user_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Par
     for j, item in enumerate(content):
         here = f"{where}[{j}]"
         kind = item.get("type") if isinstance(item, Mapping) else None
-        if kind in ("text", None):
-            parts.extend(_text_parts([item], where, unsupported))
+        if kind == "text":
+            parts.extend(_text_part(item, kind, here))
+        elif kind is None:
+            raise _invalid(here, "expected a content part with a 'type'")
         elif kind == "image_url":
             parts.append(_image_part(item.get("image_url"), f"{here}.image_url", unsupported))
         elif kind == "input_audio":
