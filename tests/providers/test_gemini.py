@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
-from tests.conftest import MASTER_KEY, RunningDaemon
+from tests.conftest import MASTER_KEY, RunningDaemon, wait_until
 
 GOOGLE_KEY = "AIza-fake-google-key-0123"
 
@@ -169,6 +169,24 @@ class TestChat:
         seen = only_request(upstream)
         assert seen.path == "/v1beta/models/gemini-2.5-pro:streamGenerateContent"
         assert seen.query == {"alt": "sse"}
+
+    def test_streamed_usage_reaches_the_request_log(
+        self, client: openai.OpenAI, daemon: RunningDaemon
+    ) -> None:
+        stream = client.chat.completions.create(
+            model="gemini-pro", messages=user("count these five words"), stream=True
+        )
+        assert list(stream)
+
+        def logged() -> list[dict[str, Any]]:
+            return [
+                line
+                for line in daemon.logs()
+                if line.get("path") == "/v1/chat/completions" and line.get("provider") == "gem"
+            ]
+
+        assert wait_until(lambda: logged() and logged()[-1].get("completion_tokens") == 5)
+        assert logged()[-1]["prompt_tokens"] == 4
 
     def test_cached_tokens_are_reported(self, client: openai.OpenAI) -> None:
         reply = client.chat.completions.create(model="cached", messages=user("a b c d e f g h i j"))
