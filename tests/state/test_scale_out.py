@@ -67,7 +67,7 @@ def test_cache_hits_across_daemons(start_daemon: Any, redis_server: RedisServer)
     assert second.headers["x-fkllm-cache"] == "hit"
     assert second.json() == first.json()
     assert chat(b, "cache me", **{"cache-control": "no-cache"}).headers["x-fkllm-cache"] == "miss"
-    hit_line = [line for line in b.logs() if line.get("msg") == "request"][0]
+    hit_line = next(line for line in b.logs() if line.get("msg") == "request")
     assert hit_line["provider"] == "cache"
 
 
