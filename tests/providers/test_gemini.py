@@ -347,3 +347,63 @@ def test_gemini_pro_out_of_the_box(start_daemon: Any) -> None:
     daemon = start_daemon("", env={"GOOGLE_API_KEY": GOOGLE_KEY})
     names = httpx.get(daemon.url + "/v1/models", headers=daemon.headers()).json()["data"]
     assert {"gemini-pro", "gemini-flash"} <= {m["id"] for m in names}
+
+
+class TestErrorMapping:
+    """Google's 400s: the client's fault goes back to it; a bad key of ours falls over."""
+
+    @staticmethod
+    async def call_with_answer(status: int, body: dict[str, Any]) -> Exception:
+        from fkllmproxy.config.schema import ProviderConfig
+        from fkllmproxy.providers import ChatRequest, build_provider
+
+        def transport(_: ProviderConfig) -> httpx.AsyncBaseTransport:
+            return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
+
+        config = ProviderConfig(name="gem", type="gemini", api_key="k")
+        provider = build_provider(config, transport)
+        request = ChatRequest(
+            raw=b'{"model": "m", "messages": [{"role": "user", "content": "x"}]}',
+            model="m",
+            stream=False,
+            client_model="m",
+        )
+        try:
+            await provider.chat(request)
+        except Exception as exc:
+            return exc
+        finally:
+            await provider.aclose()
+        raise AssertionError("the call should have failed")
+
+    async def test_invalid_argument_is_the_clients(self) -> None:
+        from fkllmproxy.errors import UpstreamRejected
+
+        error = await self.call_with_answer(
+            400, {"error": {"code": 400, "message": "bad schema", "status": "INVALID_ARGUMENT"}}
+        )
+        assert isinstance(error, UpstreamRejected) and error.status == 400
+        assert b"bad schema" in error.body
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            {
+                "code": 400,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT",
+                "details": [{"reason": "API_KEY_INVALID", "domain": "googleapis.com"}],
+            },
+            {
+                "code": 400,
+                "message": "User location is not supported for the API use.",
+                "status": "FAILED_PRECONDITION",
+            },
+        ],
+    )
+    async def test_our_key_or_region_is_not_the_clients(self, error: dict[str, Any]) -> None:
+        from fkllmproxy.errors import UpstreamUnavailable
+
+        found = await self.call_with_answer(400, {"error": error})
+        assert isinstance(found, UpstreamUnavailable) and found.retryable
+        assert found.upstream_status == 400
