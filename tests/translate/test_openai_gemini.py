@@ -816,3 +816,9 @@ def test_provider_error_mid_stream() -> None:
     with pytest.raises(UpstreamUnavailable) as info:
         translator.feed(decode_response(error))
     assert "The model is overloaded." in info.value.message
+
+
+def test_data_url_with_parameters_keeps_only_the_type() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/webp;name=a.webp;base64,UklG"}}
+    parts = gemini_json({"messages": [{"role": "user", "content": [image]}]})["contents"][0]
+    assert parts["parts"] == [{"inlineData": {"mimeType": "image/webp", "data": "UklG"}}]

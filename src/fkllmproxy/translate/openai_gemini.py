@@ -301,8 +301,8 @@ def _user_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Par
 
 def _data_url(url: str, where: str) -> Blob:
     header, comma, data = url.partition(",")
-    mime, _, encoding = header[5:].partition(";")
-    if not comma or encoding != "base64" or not mime or not data:
+    mime, *parameters = header[5:].split(";")
+    if not comma or parameters[-1:] != ["base64"] or not mime or not data:
         raise _invalid(where, "a data: URL must look like data:<mime type>;base64,<data>")
     return Blob(mime_type=mime, data=data)
 
