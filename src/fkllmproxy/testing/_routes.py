@@ -28,7 +28,9 @@ async def _openai_models(ex: Exchange, _: re.Match[str]) -> None:
 
 
 async def _azure(ex: Exchange, match: re.Match[str]) -> None:
-    if not ex.request.headers.get("api-key"):
+    headers = ex.request.headers
+    if not headers.get("api-key") and not headers.get("authorization", "").startswith("Bearer "):
+        # ``api-key`` for keys; ``Authorization: Bearer`` for Microsoft Entra ID tokens.
         body = {
             "error": {
                 "code": "401",

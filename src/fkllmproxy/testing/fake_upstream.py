@@ -101,7 +101,13 @@ class FakeUpstream:
             self._scripts.clear()
 
     def script(self, model: str, steps: list[str]) -> None:
-        """Make the next requests for ``model`` behave as ``steps`` say, in order."""
+        """Make the next requests for ``model`` behave as ``steps`` say, in order.
+
+        ``model`` is the upstream model as the fake sees it: the body's ``model`` for
+        OpenAI and Anthropic, the path's model for Gemini and Vertex, the deployment
+        for Azure, and ``"/token"`` for the OAuth2 token endpoint. Steps use the names
+        of ``fkllmproxy.testing.behaviour`` (``"500"``, ``"429-retry-2"``, ``"ok"``...).
+        """
         with self._lock:
             self._scripts.setdefault(model, deque()).extend(steps)
 
