@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fkllmproxy.testing.fake_upstream import FakeUpstream
+
 MASTER_KEY = "sk-test-master-0123456789"
 
 
@@ -182,3 +184,10 @@ def sample_sum(
     """The sum of ``name``'s samples whose labels include ``labels``."""
     wanted = set(labels.items())
     return sum(v for (n, lab), v in samples.items() if n == name and wanted <= lab)
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A fake provider on a free 127.0.0.1 port; see ``fkllmproxy.testing.fake_upstream``."""
+    with FakeUpstream() as up:
+        yield up

@@ -123,7 +123,7 @@ class Daemon:
         old = self.holder.runtime
         try:
             loaded = self.options.load()
-            runtime = build_runtime(loaded)
+            runtime = build_runtime(loaded, previous=old)
         except ConfigError as exc:
             _log.error(
                 "reload refused: the new configuration is invalid; keeping the old one",
@@ -141,7 +141,9 @@ class Daemon:
         self.holder.runtime = runtime
         self._reload_ledger(old.config, loaded.config)
         # Requests already running keep the old providers until they finish.
-        self._spawn(self._retire(old, server.drain_timeout_secs))
+        self._spawn(
+            self._retire(old, server.drain_timeout_secs, keep_state=runtime.state is old.state)
+        )
         _log.info("configuration reloaded", extra=_startup_fields(loaded))
         self.notifier.send("READY=1", "STATUS=serving (reloaded)")
         return True
@@ -161,9 +163,9 @@ class Daemon:
         if ledger is not None:
             self._spawn(asyncio.to_thread(ledger.close))
 
-    async def _retire(self, old: Any, grace: float) -> None:
+    async def _retire(self, old: Any, grace: float, *, keep_state: bool) -> None:
         await asyncio.sleep(grace + 1)
-        await old.aclose()
+        await old.aclose(keep_state=keep_state)
 
     async def _watchdog(self, interval: float) -> None:
         while True:
