@@ -160,3 +160,24 @@ def test_disabled_metrics_answer_404(start_daemon: Any) -> None:
         response = httpx.get(daemon.url + path)
         assert response.status_code == 404
         assert "metrics.enabled" in response.json()["error"]["message"]
+
+
+def test_unmatched_routes_are_logged_counted_and_tagged(start_daemon: Any) -> None:
+    """404 and 405 never reach a route handler; they still get X-Request-ID, a log line,
+    and a count under route="unmatched" (never the raw path)."""
+    daemon = start_daemon()
+    missing = httpx.get(daemon.url + "/wp-admin/setup.php")
+    assert missing.status_code == 404 and missing.headers["x-request-id"]
+    wrong_method = httpx.delete(daemon.url + "/v1/models", headers={"x-request-id": "abc-1"})
+    assert wrong_method.status_code == 405 and wrong_method.headers["x-request-id"] == "abc-1"
+    samples = scrape(daemon)
+    assert sample_sum(samples, "fkllm_requests_total", route="unmatched", status="404") == 1
+    assert sample_sum(samples, "fkllm_failed_requests_total", reason="route_not_found") == 1
+    routes = {dict(labels)["route"] for name, labels in samples if name == "fkllm_requests_total"}
+    assert "/wp-admin/setup.php" not in routes
+    daemon.stop()
+    lines = [line for line in daemon.logs() if line["msg"] == "request"]
+    assert {(line["path"], line["status"]) for line in lines} >= {
+        ("/wp-admin/setup.php", 404),
+        ("/v1/models", 405),
+    }

@@ -17,7 +17,7 @@ __all__ = ["create_app"]
 
 def create_app(holder: RuntimeHolder) -> Litestar:
     """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             chat_completions,
             embeddings,
@@ -27,7 +27,6 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             metrics_json,
             metrics_prometheus,
         ],
-        middleware=[RequestMiddleware],  # type: ignore[list-item]
         exception_handlers=exception_handlers,
         state=State({"holder": holder}),
         openapi_config=None,
@@ -35,3 +34,8 @@ def create_app(holder: RuntimeHolder) -> Litestar:
         request_max_body_size=None,
         debug=False,
     )
+    # Outside routing rather than in ``middleware=``: Litestar runs route middleware only
+    # for matched routes, and a 404 or 405 must get its X-Request-ID, log line and count
+    # too. ``asgi_handler`` is the stack Litestar itself wraps (CORS, OpenTelemetry).
+    app.asgi_handler = RequestMiddleware(app.asgi_handler)  # type: ignore[assignment]
+    return app

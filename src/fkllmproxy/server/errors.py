@@ -102,6 +102,9 @@ def _http_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[b
         if exc.status_code == 405:
             error.error_type = "invalid_request_error"
             error.message = f"Method {request.method} is not allowed on {path}"
+    context: Any = request.scope.get("fkllm")
+    if context is not None:
+        context.error_code = error.code
     response = render_error(error, path)
     if exc.headers:
         response.headers.update(exc.headers)
