@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import MOCK_CONFIG, free_port, prometheus_samples, sample_sum
 
@@ -181,3 +182,32 @@ def test_unmatched_routes_are_logged_counted_and_tagged(start_daemon: Any) -> No
         ("/wp-admin/setup.php", 404),
         ("/v1/models", 405),
     }
+
+
+def test_an_open_circuit_shows_in_the_gauge(start_daemon: Any) -> None:
+    """The breaker's state change reaches fkllm_circuit_breaker_state (2 = open)."""
+    config = f"""
+[circuit_breaker]
+failure_threshold = 1
+timeout_secs = 600
+
+[[providers]]
+name = "dead"
+type = "openai"
+base_url = "http://127.0.0.1:{free_port()}/v1"
+connect_timeout_secs = 2
+
+[[models]]
+name = "mock"
+targets = [{{ provider = "dead", model = "x" }}]
+"""
+    daemon = start_daemon(config)
+    assert chat(daemon).status_code in (502, 503)
+    health = httpx.get(daemon.url + "/health", headers=daemon.headers()).json()
+    circuit = {p["name"]: p["circuit"] for p in health["providers"]}["dead"]
+    if circuit == "closed":
+        pytest.skip("this build has no circuit breakers (routing/breaker.py)")
+    assert circuit == "open"
+    samples = scrape(daemon)
+    assert sample_sum(samples, "fkllm_circuit_breaker_state", provider="dead") == 2
+    assert httpx.get(daemon.url + "/metrics").json()["providers"]["dead"]["circuit"] == "open"

@@ -452,10 +452,12 @@ _process: Metrics | None = None
 
 def process_metrics(window: int | None = None) -> Metrics:
     """This process's ``Metrics``, made on first use (in multiprocess mode when the
-    daemon set ``PROMETHEUS_MULTIPROC_DIR``). ``window`` sizes the latency ring the
-    first time; later calls return the same object.
+    daemon set ``PROMETHEUS_MULTIPROC_DIR``). ``window`` sizes the latency rings until
+    the first request is recorded; every call returns the same object.
     """
     global _process
     if _process is None or _process._pid != os.getpid():
         _process = Metrics(window or 4096, os.environ.get(MULTIPROC_ENV) or None)
+    elif window is not None and not _process._rings:
+        _process.window = window  # nothing recorded yet: the rings are made on first use
     return _process

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from fkllmproxy import __version__
 from fkllmproxy.auth import Authenticator
@@ -120,12 +121,26 @@ def build_runtime(
         RateShare(limits.capacity, limits.refill_per_second, divisor) if limits.enabled else None
     )
     cache = ResponseCache(state, config.cache) if config.cache.enabled else None
+    router = Router(config, providers)
+    _export_circuit_changes(router)
     return Runtime(
         loaded=loaded,
         providers=providers,
-        router=Router(config, providers),
+        router=router,
         auth=Authenticator(config.auth),
         state=state,
         limits=share,
         cache=cache,
     )
+
+
+def _export_circuit_changes(router: Router) -> None:
+    """Every circuit breaker state change sets ``fkllm_circuit_breaker_state`` at once
+    (each worker its own series), not only when someone scrapes."""
+    breakers = getattr(router, "breakers", None)  # routing/breaker.py's CircuitBreakers
+    if breakers is not None:
+        breakers.on_change.append(_circuit_changed)
+
+
+def _circuit_changed(breaker: Any, previous: str) -> None:
+    process_metrics().circuit_state(breaker.name, breaker.state)
