@@ -69,7 +69,7 @@ class RequestMiddleware:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 state["logged"] = True
                 _log_request(scope, context, state["status"])
-                _observe(holder, scope, context, state["status"], observed)
+                _observe_safely(holder, scope, context, state["status"], observed)
 
         try:
             await self.app(scope, receive, send_with_headers)
@@ -80,7 +80,7 @@ class RequestMiddleware:
                 if context.error_code is None and status == 499:
                     context.error_code = "client_disconnected"
                 _log_request(scope, context, status)
-                _observe(holder, scope, context, status, observed)
+                _observe_safely(holder, scope, context, status, observed)
 
 
 def _log_request(scope: dict[str, Any], context: RequestContext, status: int) -> None:
@@ -108,6 +108,20 @@ def _log_request(scope: dict[str, Any], context: RequestContext, status: int) ->
     if context.error_code is not None:
         extra["error"] = context.error_code
     _log.log(level, "request", extra=extra)
+
+
+def _observe_safely(
+    holder: RuntimeHolder,
+    scope: dict[str, Any],
+    context: RequestContext,
+    status: int,
+    observed: bool,
+) -> None:
+    """``_observe``, but a fault in bookkeeping never breaks the answer the client gets."""
+    try:
+        _observe(holder, scope, context, status, observed)
+    except Exception:
+        _log.exception("recording the request's metrics failed")
 
 
 def _observe(
