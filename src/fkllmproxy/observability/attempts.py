@@ -1,4 +1,5 @@
-"""One upstream attempt, observed: its outcome, a log line, and the metrics.
+"""One upstream attempt, observed: its outcome, a log line, the metrics and (when tracing
+is on) a span.
 
 The router calls ``record_attempt`` once per attempt (success or failure), so a request
 that fell back from one provider to another leaves one line and one count per try.
@@ -15,6 +16,7 @@ import time
 from fkllmproxy.errors import ClientError, UpstreamError, UpstreamRejected, UpstreamTimeout
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.observability.metrics import process_metrics
+from fkllmproxy.observability.tracing import attempt_span
 
 __all__ = ["outcome_of", "record_attempt"]
 
@@ -45,12 +47,14 @@ def record_attempt(
     seconds = time.perf_counter() - started
     outcome = outcome_of(error)
     process_metrics().upstream_attempt(provider, outcome, seconds)
-    level = logging.DEBUG if outcome in ("success", "rejected") else logging.WARNING
-    if not _log.isEnabledFor(level):
-        return
     status = 200 if error is None else getattr(error, "upstream_status", None)
     if status is None and isinstance(error, ClientError):
         status = error.status
+    message = None if error is None else getattr(error, "message", None) or type(error).__name__
+    attempt_span(provider, upstream_model, attempt, started, outcome, status, message)
+    level = logging.DEBUG if outcome in ("success", "rejected") else logging.WARNING
+    if not _log.isEnabledFor(level):
+        return
     extra: dict[str, object] = {
         "provider": provider,
         "upstream_model": upstream_model,
@@ -59,6 +63,6 @@ def record_attempt(
         "status": status,
         "latency_ms": round(seconds * 1000, 3),
     }
-    if error is not None:
-        extra["error"] = getattr(error, "message", None) or type(error).__name__
+    if message is not None:
+        extra["error"] = message
     _log.log(level, "upstream attempt", extra=extra)

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from fkllmproxy.observability.logging import get_logger, request_id_var
+from fkllmproxy.observability.tracing import finish_request, start_request
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.runtime import RuntimeHolder
 
@@ -53,9 +54,11 @@ class RequestMiddleware:
         request_id = context.request_id.encode()
         state = {"status": 0, "logged": False}
         holder: RuntimeHolder = scope["app"].state.holder
-        observed = scope["path"] not in _QUIET_PATHS and holder.runtime.config.metrics.enabled
+        watched = scope["path"] not in _QUIET_PATHS
+        observed = watched and holder.runtime.config.metrics.enabled
         if observed:
             holder.metrics.request_started()
+        span = start_request(scope) if watched else None
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -69,7 +72,7 @@ class RequestMiddleware:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 state["logged"] = True
                 _log_request(scope, context, state["status"])
-                _observe_safely(holder, scope, context, state["status"], observed)
+                _observe_safely(holder, scope, context, state["status"], observed, span)
 
         try:
             await self.app(scope, receive, send_with_headers)
@@ -80,7 +83,7 @@ class RequestMiddleware:
                 if context.error_code is None and status == 499:
                     context.error_code = "client_disconnected"
                 _log_request(scope, context, status)
-                _observe_safely(holder, scope, context, status, observed)
+                _observe_safely(holder, scope, context, status, observed, span)
 
 
 def _log_request(scope: dict[str, Any], context: RequestContext, status: int) -> None:
@@ -116,12 +119,34 @@ def _observe_safely(
     context: RequestContext,
     status: int,
     observed: bool,
+    span: Any,
 ) -> None:
     """``_observe``, but a fault in bookkeeping never breaks the answer the client gets."""
     try:
         _observe(holder, scope, context, status, observed)
+        if span is not None:
+            _trace(span, scope, context, status)
     except Exception:
         _log.exception("recording the request's metrics failed")
+
+
+def _trace(span: Any, scope: dict[str, Any], context: RequestContext, status: int) -> None:
+    usage = context.usage
+    finish_request(
+        span,
+        scope.get("path_template") or "unmatched",
+        status,
+        {
+            "fkllm.request_id": context.request_id,
+            "fkllm.client": context.client,
+            "gen_ai.request.model": context.model if isinstance(context.model, str) else None,
+            "fkllm.provider": context.provider,
+            "fkllm.attempts": context.attempts,
+            "fkllm.error": context.error_code,
+            "gen_ai.usage.input_tokens": usage.prompt_tokens if usage else None,
+            "gen_ai.usage.output_tokens": usage.completion_tokens if usage else None,
+        },
+    )
 
 
 def _observe(

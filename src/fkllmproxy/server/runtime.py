@@ -14,6 +14,7 @@ from fkllmproxy import __version__
 from fkllmproxy.auth import Authenticator
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.observability.metrics import Metrics, process_metrics
+from fkllmproxy.observability.tracing import setup_tracing, shutdown_tracing
 from fkllmproxy.observability.usage import UsageLedger
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
@@ -78,6 +79,7 @@ class RuntimeHolder:
     def __post_init__(self) -> None:
         if self.metrics is None:
             self.metrics = process_metrics(self.runtime.config.metrics.latency_window)
+        setup_tracing()  # on only with the otel extra and OTEL_EXPORTER_OTLP_ENDPOINT
         # Every configured provider shows in the circuit gauge from the start (closed).
         self.metrics.sync_providers({name: "closed" for name in self.runtime.providers})
 
@@ -86,6 +88,7 @@ class RuntimeHolder:
         if self.ledger is not None:
             self.ledger.close()
         self.metrics.close()
+        shutdown_tracing()
 
 
 def _same_state(a: Config, b: Config) -> bool:
