@@ -12,7 +12,8 @@ API shape (OpenAI or Anthropic)::
     │   ├── Forbidden               403 key not allowed that model
     │   ├── NotFound                404 unknown model or route
     │   ├── PayloadTooLarge         413 body over max_request_size
-    │   └── RateLimited             429 caller's bucket is empty
+    │   ├── RateLimited             429 caller's bucket is empty
+    │   └── ClientDisconnected      499 the client went away before the answer
     └── UpstreamError               the provider side failed
         ├── UpstreamRejected        the provider refused the request itself (its 4xx)
         ├── UpstreamUnavailable     502 every attempt failed
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequest",
+    "ClientDisconnected",
     "ClientError",
     "ConfigError",
     "FkllmError",
@@ -140,6 +142,16 @@ class RateLimited(ClientError):
         return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
 
 
+class ClientDisconnected(ClientError):
+    """Raised when the client hung up while the proxy was still waiting for upstream.
+
+    Nobody receives the answer; the status (nginx's 499) is for the request log line.
+    """
+
+    status = 499
+    code = "client_closed_request"
+
+
 class UpstreamError(FkllmError):
     """The provider side failed. ``retryable`` says whether another target may help."""
 
@@ -160,6 +172,13 @@ class UpstreamError(FkllmError):
         self.provider = provider
         self.upstream_status = upstream_status
         self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` when the provider (or every open circuit) said when to return."""
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
 
 
 class UpstreamRejected(UpstreamError):

@@ -128,6 +128,7 @@ class Daemon:
             old.config.server.workers,
         ):
             _log.warning("reload: listen address and workers change only on restart")
+        runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
         self.holder.runtime = runtime
         # Requests already running keep the old providers until they finish.
         self._spawn(self._retire(old, server.drain_timeout_secs))

@@ -21,6 +21,7 @@ from fkllmproxy.providers import (
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
 from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.disconnect import unless_disconnected
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.gate import admit
 from fkllmproxy.server.runtime import RuntimeHolder
@@ -92,7 +93,9 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
 
     attempted = Attempted()
     try:
-        result = await runtime.router.call(model, attempt, attempted)
+        result = await unless_disconnected(
+            request.receive, runtime.router.call(model, attempt, attempted, stream=stream)
+        )
     finally:
         context.provider = attempted.provider
         context.attempts = attempted.attempts
@@ -118,7 +121,9 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
 
     attempted = Attempted()
     try:
-        result = await runtime.router.call(model, attempt, attempted)
+        result = await unless_disconnected(
+            request.receive, runtime.router.call(model, attempt, attempted)
+        )
     finally:
         context.provider = attempted.provider
         context.attempts = attempted.attempts
