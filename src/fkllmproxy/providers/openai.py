@@ -128,8 +128,13 @@ class OpenAIProvider(Provider):
                 read_usage_frame(chunk, usage)
                 tail = (tail + chunk)[-32:]
                 yield chunk
-        except httpx.HTTPError as exc:
+        except httpx.TimeoutException as exc:
             raise map_exception(exc, self.name) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(
+                f"provider {self.name!r} broke off the stream ({type(exc).__name__})",
+                provider=self.name,
+            ) from exc
         if b"[DONE]" not in tail:
             raise UpstreamUnavailable(
                 f"provider {self.name!r} ended the stream without its [DONE] terminator",

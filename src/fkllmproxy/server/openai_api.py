@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
 from fkllmproxy.config import Target
-from fkllmproxy.errors import FkllmError
+from fkllmproxy.errors import ClientDisconnected, FkllmError
 from fkllmproxy.providers import (
     ChatRequest,
     Completion,
@@ -48,7 +50,12 @@ async def relay_stream(
     *,
     error_frame: Any,
 ) -> AsyncIterator[bytes]:
-    """Forward frames as they arrive; on a mid-stream failure end with an error frame."""
+    """Forward frames as they arrive; on a mid-stream failure end with an error frame.
+
+    When the client hangs up, Litestar cancels this generator inside an anyio cancel
+    scope, which would cancel every await in ``finally`` too: the upstream response is
+    closed under a shield so its connection is never left open.
+    """
     context.usage = result.usage
     try:
         async for chunk in result.chunks:
@@ -56,8 +63,12 @@ async def relay_stream(
     except FkllmError as exc:
         context.error_code = exc.code
         yield error_frame(exc)
+    except asyncio.CancelledError:
+        context.error_code = context.error_code or ClientDisconnected.code
+        raise
     finally:
-        await result.aclose()
+        with anyio.CancelScope(shield=True):
+            await result.aclose()
 
 
 def _openai_error_frame(error: FkllmError) -> bytes:
