@@ -511,3 +511,139 @@ def test_daemon_is_healthy_afterwards_with_no_connection_left_behind(
     # request here ran one at a time. A leaked stream or hung call would add one each.
     assert upstream_connections(daemon.pid, upstream.port) <= 4
     assert not any(line["level"] == "ERROR" for line in daemon.logs())
+
+
+# --- circuit breakers through the daemon --------------------------------------------------
+
+CIRCUIT_CONFIG = """
+[retry]
+max_attempts = 1
+
+[circuit_breaker]
+failure_threshold = 2
+timeout_secs = 1.0
+max_timeout_secs = 10.0
+
+[[providers]]
+name = "primary"
+type = "openai"
+base_url = "{url}/v1"
+api_key = "k"
+
+[[providers]]
+name = "backup"
+type = "openai"
+base_url = "{url}/v1"
+api_key = "k"
+
+[[models]]
+name = "guarded"
+targets = [
+  {{ provider = "primary", model = "breaker-up" }},
+  {{ provider = "backup", model = "healthy" }},
+]
+"""
+
+SOLO_CONFIG = """
+[circuit_breaker]
+failure_threshold = 1
+timeout_secs = 30
+
+[[providers]]
+name = "solo"
+type = "openai"
+base_url = "{url}/v1"
+api_key = "k"
+
+[[models]]
+name = "only"
+targets = [{{ provider = "solo", model = "solo-up" }}]
+"""
+
+
+def circuits(daemon: RunningDaemon) -> dict[str, str]:
+    """Each provider's circuit as the master key's ``/health`` shows it."""
+    health = httpx.get(daemon.url + "/health", headers=daemon.headers(), timeout=10).json()
+    return {p["name"]: p["circuit"] for p in health["providers"]}
+
+
+def circuit_lines(daemon: RunningDaemon, provider: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in daemon.logs()
+        if "circuit" in line["msg"] and line.get("provider") == provider
+    ]
+
+
+def upstream_calls(upstream: FakeUpstream, model: str) -> int:
+    return sum(
+        1 for r in upstream.requests if isinstance(r.json, dict) and r.json.get("model") == model
+    )
+
+
+class TestCircuits:
+    def test_opens_skips_probes_reopens_longer_and_closes(
+        self, start_daemon: Any, upstream: FakeUpstream
+    ) -> None:
+        daemon = start_daemon(CIRCUIT_CONFIG.format(url=upstream.url))
+        upstream.script("breaker-up", ["500", "500", "500"])
+        for _ in range(2):
+            outcome = call(daemon, "guarded")
+            assert outcome.status == 200 and outcome.log["provider"] == "backup"
+        opened = circuit_lines(daemon, "primary")
+        assert [line["msg"] for line in opened] == ["circuit opened"]
+        assert opened[0]["level"] == "WARNING" and opened[0]["cooldown_secs"] == 1.0
+        assert circuits(daemon) == {"primary": "open", "backup": "closed"}
+        anonymous = httpx.get(daemon.url + "/health", timeout=10).json()
+        assert anonymous["status"] == "degraded" and "providers" not in anonymous
+        assert httpx.get(daemon.url + "/ready", timeout=10).status_code == 200
+
+        # Open: primary is not even asked.
+        outcome = call(daemon, "guarded")
+        assert outcome.log["provider"] == "backup" and outcome.log["attempts"] == 1
+        assert upstream_calls(upstream, "breaker-up") == 2
+
+        # Half-open after 1 s: the probe fails, the circuit re-opens for 2 s.
+        assert wait_until(lambda: circuits(daemon)["primary"] == "half_open", timeout=10)
+        outcome = call(daemon, "guarded")
+        assert outcome.log["attempts"] == 2 and outcome.log["provider"] == "backup"
+        reopened = circuit_lines(daemon, "primary")[-1]
+        assert reopened["msg"] == "circuit opened" and reopened["cooldown_secs"] == 2.0
+
+        # Half-open again: the probe succeeds and the circuit closes.
+        assert wait_until(lambda: circuits(daemon)["primary"] == "half_open", timeout=10)
+        outcome = call(daemon, "guarded")
+        assert outcome.log["provider"] == "primary" and outcome.log["attempts"] == 1
+        assert circuit_lines(daemon, "primary")[-1]["msg"] == "circuit closed"
+        assert circuits(daemon) == {"primary": "closed", "backup": "closed"}
+        states = [line["state"] for line in circuit_lines(daemon, "primary")]
+        assert states == ["open", "half_open", "open", "half_open", "closed"]
+
+    def test_all_open_fails_fast_until_an_operator_resets(
+        self, start_daemon: Any, upstream: FakeUpstream
+    ) -> None:
+        daemon = start_daemon(SOLO_CONFIG.format(url=upstream.url))
+        upstream.script("solo-up", ["500"])
+        assert call(daemon, "only").status == 502
+        refused = call(daemon, "only")
+        error = assert_openai_error(refused, 503, "no_provider_available")
+        assert "every circuit is open" in error["message"]
+        assert 1 <= int(refused.headers["retry-after"]) <= 30
+        assert upstream_calls(upstream, "solo-up") == 1
+        assert refused.log["attempts"] == 0
+
+        ready = httpx.get(daemon.url + "/ready", timeout=10)
+        assert ready.status_code == 503 and ready.json()["reason"] == "no provider available"
+        health = httpx.get(daemon.url + "/health", timeout=10)
+        assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+
+        reset = httpx.post(
+            daemon.url + "/admin/circuits/solo/reset", headers=daemon.headers(), timeout=10
+        )
+        assert reset.status_code == 200 and reset.json()["state"] == "closed"
+        assert any(
+            line["msg"] == "circuit reset by an operator" and line["provider"] == "solo"
+            for line in daemon.logs()
+        )
+        assert call(daemon, "only").status == 200
+        assert httpx.get(daemon.url + "/ready", timeout=10).status_code == 200
