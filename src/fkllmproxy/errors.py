@@ -18,6 +18,7 @@ API shape (OpenAI or Anthropic)::
         ├── UpstreamRejected        the provider refused the request itself (its 4xx)
         ├── UpstreamUnavailable     502 every attempt failed
         ├── NoProviderAvailable     503 every circuit is open
+        ├── ShuttingDown            503 the drain deadline ended the request
         └── UpstreamTimeout         504 the provider did not answer in time
 
 Nothing here imports the rest of the package, so every layer may raise these.
@@ -36,6 +37,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "ShuttingDown",
     "Unauthorized",
     "UpstreamError",
     "UpstreamRejected",
@@ -224,6 +226,17 @@ class NoProviderAvailable(UpstreamError):
 
     status = 503
     code = "no_provider_available"
+
+
+class ShuttingDown(UpstreamError):
+    """Raised when the daemon stops and its drain deadline ends a request still running.
+
+    Not retried: the whole proxy is going away, not one provider.
+    """
+
+    status = 503
+    code = "shutting_down"
+    retryable = False
 
 
 class UpstreamTimeout(UpstreamError):

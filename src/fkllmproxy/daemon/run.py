@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fkllmproxy import __version__
 from fkllmproxy.config import LoadedConfig, load_config
@@ -29,6 +31,8 @@ from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 __all__ = ["ServeOptions", "StartupError", "serve"]
 
 _log = get_logger("daemon")
+# After the drain deadline: how long streams get to send their closing error event.
+_LAST_WORDS_SECS = 2.0
 
 
 class StartupError(Exception):
@@ -202,9 +206,16 @@ class Daemon:
                 "drain deadline passed; closing the remaining connections",
                 extra={"drain_timeout_secs": grace},
             )
-            serving.cancel()
-            with contextlib.suppress(BaseException):
-                await serving
+            # End what still waits on a provider with an answer the client can read
+            # (a 503, or an error event closing its stream) rather than a torn
+            # connection; whatever is left after that is cancelled.
+            self.holder.runtime.router.abort_in_flight()
+            try:
+                await asyncio.wait_for(asyncio.shield(serving), timeout=_LAST_WORDS_SECS)
+            except TimeoutError:
+                serving.cancel()
+                with contextlib.suppress(BaseException):
+                    await serving
         for task in list(self._tasks):
             task.cancel()
         await self.holder.runtime.aclose()
@@ -222,7 +233,23 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
         from fkllmproxy.daemon.workers import serve_workers
 
         return serve_workers(options, loaded)
-    return asyncio.run(Daemon(options, loaded).run())
+    code = asyncio.run(Daemon(options, loaded).run())
+    _exit_without_finalizing(code)
+
+
+def _exit_without_finalizing(code: int) -> NoReturn:
+    """Leave the process now that everything is closed and logged.
+
+    The embedded Granian server's native threads can still be winding down; when the
+    interpreter finalizes under them the process may abort with SIGABRT ("panic in a
+    function that cannot unwind", granian#693), which systemd would record as a
+    failure of a clean stop. Nothing is left to finalize, so skip it.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def default_state_dir() -> Path:

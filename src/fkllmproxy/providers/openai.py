@@ -128,7 +128,7 @@ class OpenAIProvider(Provider):
                 read_usage_frame(chunk, usage)
                 tail = (tail + chunk)[-32:]
                 yield chunk
-        except httpx.TimeoutException as exc:
+        except (httpx.ReadTimeout, httpx.PoolTimeout) as exc:
             raise map_exception(exc, self.name) from exc
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(

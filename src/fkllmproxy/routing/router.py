@@ -28,6 +28,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from fkllmproxy.config.schema import Config, ModelConfig, Target
@@ -134,6 +135,7 @@ class Router:
         self._max_retry_after = retry.max_retry_after_secs
         self._deadline = retry.deadline_secs
         self._when_all_open = config.circuit_breaker.when_all_open
+        self._live: set[AttemptClock] = set()  # attempts waiting on a provider right now
         limits = {p.name: TimeLimits.of(p) for p in config.providers}
         self._routes = {
             m.name: Route(
@@ -226,16 +228,22 @@ class Router:
         until = timer.first_byte_end(stream)
         result: Any = None
         first = b""
+        self._live.add(timer)
         try:
-            async with asyncio.timeout(timer.remaining(until)):
+            async with asyncio.timeout(timer.remaining(until)) as timer.current:
                 result = await attempt(leg.provider, leg.target)
                 if isinstance(result, StreamingCompletion):
                     first = await first_chunk(result, leg.provider.name)
         except TimeoutError:
+            self._live.discard(timer)
             await _close_quietly(result)
-            breaker.record_failure()
+            if timer.aborted:
+                breaker.release()
+            else:
+                breaker.record_failure()
             raise timer.timed_out(until, stream, first_byte=True) from None
         except UpstreamError as exc:
+            self._live.discard(timer)
             await _close_quietly(result)
             if exc.retryable:
                 breaker.record_failure()
@@ -243,16 +251,21 @@ class Router:
                 breaker.record_success()  # it answered: the request was at fault
             raise
         except BaseException:
+            self._live.discard(timer)
             await _close_quietly(result)
             if allowed:
                 breaker.release()
             raise
         breaker.record_success()
-        if isinstance(result, StreamingCompletion):
-            guarded = guard_stream(first, result, timer, breaker.record_failure)
+        if not isinstance(result, StreamingCompletion):
+            self._live.discard(timer)
+        else:
+            done = partial(self._live.discard, timer)
+            guarded = guard_stream(first, result, timer, breaker.record_failure, done)
             original = result
 
             async def aclose() -> None:
+                done()
                 await guarded.aclose()
                 inner = getattr(original.chunks, "aclose", None)
                 if inner is not None:
@@ -261,6 +274,18 @@ class Router:
 
             result = StreamingCompletion(chunks=guarded, aclose=aclose, usage=original.usage)
         return result
+
+    def abort_in_flight(self) -> int:
+        """End every attempt still waiting on a provider with ``ShuttingDown`` (503).
+
+        The daemon calls this when its drain deadline passes, so that what is still
+        running ends with an answer (a 503, or an error event closing a stream) rather
+        than a torn connection. Returns how many attempts it ended.
+        """
+        live = list(self._live)
+        for timer in live:
+            timer.abort()
+        return len(live)
 
     def _after_failure(self, turn: _Turns, error: UpstreamError) -> None:
         """Schedule the leg's next turn: backoff with jitter, or the provider's Retry-After."""

@@ -22,7 +22,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from fkllmproxy.config.schema import ProviderConfig
-from fkllmproxy.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from fkllmproxy.errors import ShuttingDown, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from fkllmproxy.providers import StreamingCompletion
 
 __all__ = ["AttemptClock", "TimeLimits", "guard_stream"]
@@ -46,15 +46,28 @@ class TimeLimits:
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class AttemptClock:
-    """When one attempt must be over, and which limit that is (for the error message)."""
+    """When one attempt must be over, and which limit that is (for the error message).
+
+    ``current`` is the timer the attempt is waiting under right now; ``abort()`` makes
+    it fire at once, which is how a stopping daemon ends what is still in flight with an
+    answer the client can read.
+    """
 
     provider: str
     limits: TimeLimits
     started: float
     deadline: float | None
     clock: Callable[[], float] = time.monotonic
+    current: asyncio.Timeout | None = None
+    aborted: bool = False
+
+    def abort(self) -> None:
+        """End the attempt now with ``ShuttingDown``."""
+        self.aborted = True
+        if self.current is not None and not self.current.expired():
+            self.current.reschedule(asyncio.get_running_loop().time())
 
     @property
     def end(self) -> float:
@@ -68,9 +81,14 @@ class AttemptClock:
     def remaining(self, until: float) -> float:
         return max(0.0, until - self.clock())
 
-    def timed_out(self, until: float, stream: bool, first_byte: bool) -> UpstreamTimeout:
+    def timed_out(self, until: float, stream: bool, first_byte: bool) -> UpstreamError:
         """The error for an attempt that reached ``until``, naming the limit that ran out."""
         name = self.provider
+        if self.aborted:
+            return ShuttingDown(
+                "The proxy is shutting down and its drain deadline ended this request.",
+                provider=name,
+            )
         if self.deadline is not None and until >= self.deadline:
             text = f"the request's deadline passed while waiting for provider {name!r}"
         elif until >= self.started + self.limits.total:
@@ -100,29 +118,36 @@ async def guard_stream(
     result: StreamingCompletion,
     timer: AttemptClock,
     on_failure: Callable[[], None],
+    on_done: Callable[[], None],
 ) -> AsyncGenerator[bytes, None]:
     """Yield ``first``, then the rest of ``result`` under the idle and total limits.
 
-    ``on_failure`` is called when the provider fails mid-stream (the breaker counts it).
-    Only the wait for the next chunk is timed: time the client takes to read does not
-    count against the provider.
+    ``on_failure`` is called when the provider fails mid-stream (the breaker counts it),
+    ``on_done`` when the stream is over, however it ended. Only the wait for the next
+    chunk is timed: time the client takes to read does not count against the provider.
     """
-    yield first
-    chunks = aiter(result.chunks)
-    idle = timer.limits.idle
-    end = timer.end
-    while True:
-        now = timer.clock()
-        until = min(now + idle, end)
-        try:
-            async with asyncio.timeout(until - now):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            on_failure()
-            raise timer.timed_out(until, stream=True, first_byte=False) from None
-        except UpstreamError:
-            on_failure()
-            raise
-        yield chunk
+    try:
+        yield first
+        chunks = aiter(result.chunks)
+        idle = timer.limits.idle
+        end = timer.end
+        while True:
+            now = timer.clock()
+            until = min(now + idle, end)
+            try:
+                async with asyncio.timeout(until - now) as timer.current:
+                    if timer.aborted:
+                        raise TimeoutError
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if not timer.aborted:
+                    on_failure()
+                raise timer.timed_out(until, stream=True, first_byte=False) from None
+            except UpstreamError:
+                on_failure()
+                raise
+            yield chunk
+    finally:
+        on_done()
