@@ -105,7 +105,7 @@ class MessagesStreamFromChat:
     def _start(self, chunk: ChatAnswer) -> list[bytes]:
         self._started = True
         ident = chunk.id if chunk.id.startswith("msg_") else f"msg_{chunk.id or 'proxy'}"
-        message = {
+        message: dict[str, Any] = {
             "id": ident,
             "type": "message",
             "role": "assistant",
