@@ -64,7 +64,7 @@ class MessagesRequest(Struct, kw_only=True):
 
     model: Annotated[str, Meta(min_length=1)]
     max_tokens: Annotated[int, Meta(ge=1)]
-    messages: list[InputMessage]
+    messages: Annotated[list[InputMessage], Meta(min_length=1)]
     system: str | list[dict[str, Any]] | None = None
     stream: bool | None = False
     temperature: Annotated[float, Meta(ge=0, le=1)] | None = None
@@ -79,7 +79,7 @@ class CountTokensRequest(Struct, kw_only=True):
     """``/v1/messages/count_tokens``: a Messages request without ``max_tokens``."""
 
     model: Annotated[str, Meta(min_length=1)]
-    messages: list[InputMessage]
+    messages: Annotated[list[InputMessage], Meta(min_length=1)]
     system: str | list[dict[str, Any]] | None = None
     tools: list[dict[str, Any]] | None = None
 
