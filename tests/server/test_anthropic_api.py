@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
-from tests.conftest import MASTER_KEY, RunningDaemon
+from tests.conftest import MASTER_KEY, RunningDaemon, wait_until
 
 OPENAI_KEY = "sk-upstream-openai"
 ANTHROPIC_KEY = "sk-ant-upstream"
@@ -330,14 +330,27 @@ class TestAnthropicProvider:
         assert seen.headers["anthropic-beta"] == "context-1m-2025-08-07"
         assert MASTER_KEY not in str(seen.headers)
 
-    def test_stream_passes_through(self, client: anthropic.Anthropic) -> None:
+    def test_stream_passes_through(
+        self, client: anthropic.Anthropic, daemon: RunningDaemon
+    ) -> None:
+        """Frames come back as the provider sent them; the log line still has the usage."""
         with client.messages.stream(
-            model="claude-ok", max_tokens=40, messages=[{"role": "user", "content": "a b c"}]
+            model="claude-cached", max_tokens=40, messages=[{"role": "user", "content": "a b c d"}]
         ) as stream:
             pieces = list(stream.text_stream)
             final = stream.get_final_message()
-        assert "".join(pieces) == "echo: a b c"
-        assert final.id.startswith("msg_fake") and final.usage.output_tokens == 4
+        assert "".join(pieces) == "echo: a b c d"
+        assert final.id.startswith("msg_fake") and final.usage.output_tokens == 5
+        assert final.usage.cache_read_input_tokens == 2
+
+        def logged() -> dict[str, Any] | None:
+            lines = [line for line in daemon.logs() if line.get("model") == "claude-cached"]
+            return lines[-1] if lines else None
+
+        assert wait_until(lambda: logged() is not None, timeout=10)
+        line = logged()
+        assert line is not None and line["provider"] == "claude" and line["stream"] is True
+        assert (line["prompt_tokens"], line["completion_tokens"]) == (4, 5)
 
     def test_tool_use(self, client: anthropic.Anthropic, upstream: FakeUpstream) -> None:
         reply = client.messages.create(
