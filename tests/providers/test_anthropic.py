@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from fkllmproxy.config import load_config
+from fkllmproxy.providers import build_provider, default_transport
+from fkllmproxy.providers.anthropic import AnthropicProvider
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 from tests.conftest import MASTER_KEY, RunningDaemon
 
@@ -286,3 +290,20 @@ def test_broken_stream_ends_with_an_error_frame(daemon: RunningDaemon, model: st
     assert json.loads(frames[0][6:])["object"] == "chat.completion.chunk"
     assert "error" in json.loads(frames[-1][6:])
     assert "data: [DONE]" not in response.text
+
+
+async def test_config_example_block_works(tmp_path: Path) -> None:
+    """The commented anthropic block in config.example.toml, uncommented, is a valid config."""
+    text = (Path(__file__).parents[2] / "config.example.toml").read_text()
+    block = text.split("# --- begin anthropic example ---\n")[1]
+    block = block.split("# --- end anthropic example ---")[0]
+    path = tmp_path / "anthropic.toml"
+    path.write_text("\n".join(line.removeprefix("#").lstrip() for line in block.splitlines()))
+    loaded = load_config(config_path=path, environ={"ANTHROPIC_API_KEY": "sk-ant-x"})
+    provider = build_provider(loaded.config.providers[0], default_transport("httpx"))
+    assert isinstance(provider, AnthropicProvider)
+    assert str(provider.client.base_url) == "https://api.anthropic.com"
+    assert provider.client.headers["x-api-key"] == "sk-ant-x"
+    assert provider.client.headers["anthropic-version"] == "2023-06-01"
+    assert loaded.config.models[0].name == "claude-sonnet-5"
+    await provider.aclose()
