@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from fkllmproxy.config import load_config
+from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.providers import build_provider, default_transport
 from fkllmproxy.providers.anthropic import AnthropicProvider
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
@@ -306,4 +307,15 @@ async def test_config_example_block_works(tmp_path: Path) -> None:
     assert provider.client.headers["x-api-key"] == "sk-ant-x"
     assert provider.client.headers["anthropic-version"] == "2023-06-01"
     assert loaded.config.models[0].name == "claude-sonnet-5"
+    await provider.aclose()
+
+
+async def test_base_url_with_v1_is_tolerated() -> None:
+    """``base_url`` is the host root; a copied ``.../v1`` must not become ``/v1/v1``."""
+    config = ProviderConfig(
+        name="c", type="anthropic", base_url="https://gw.example/anthropic/v1/", api_key="k"
+    )
+    provider = build_provider(config, default_transport("httpx"))
+    request = provider.client.build_request("POST", "/v1/messages")  # type: ignore[attr-defined]
+    assert str(request.url) == "https://gw.example/anthropic/v1/messages"
     await provider.aclose()

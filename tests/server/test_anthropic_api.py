@@ -352,6 +352,20 @@ class TestAnthropicProvider:
         assert line is not None and line["provider"] == "claude" and line["stream"] is True
         assert (line["prompt_tokens"], line["completion_tokens"]) == (4, 5)
 
+    def test_beta_endpoint_passes_the_betas_on(
+        self, client: anthropic.Anthropic, upstream: FakeUpstream
+    ) -> None:
+        """The SDK's beta namespace (what Claude Code uses) posts to /v1/messages?beta=true."""
+        reply = client.beta.messages.create(
+            model="claude-ok",
+            max_tokens=20,
+            betas=["interleaved-thinking-2025-05-14"],
+            messages=[{"role": "user", "content": "beta"}],
+        )
+        assert reply.content[0].text == "echo: beta"  # type: ignore[union-attr]
+        (seen,) = sent(upstream, "/v1/messages")
+        assert seen.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+
     def test_tool_use(self, client: anthropic.Anthropic, upstream: FakeUpstream) -> None:
         reply = client.messages.create(
             model="claude-tools",
