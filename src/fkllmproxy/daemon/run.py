@@ -113,7 +113,7 @@ class Daemon:
         old = self.holder.runtime
         try:
             loaded = self.options.load()
-            runtime = build_runtime(loaded)
+            runtime = build_runtime(loaded, previous=old)
         except ConfigError as exc:
             _log.error(
                 "reload refused: the new configuration is invalid; keeping the old one",
@@ -130,14 +130,16 @@ class Daemon:
             _log.warning("reload: listen address and workers change only on restart")
         self.holder.runtime = runtime
         # Requests already running keep the old providers until they finish.
-        self._spawn(self._retire(old, server.drain_timeout_secs))
+        self._spawn(
+            self._retire(old, server.drain_timeout_secs, keep_state=runtime.state is old.state)
+        )
         _log.info("configuration reloaded", extra=_startup_fields(loaded))
         self.notifier.send("READY=1", "STATUS=serving (reloaded)")
         return True
 
-    async def _retire(self, old: Any, grace: float) -> None:
+    async def _retire(self, old: Any, grace: float, *, keep_state: bool) -> None:
         await asyncio.sleep(grace + 1)
-        await old.aclose()
+        await old.aclose(keep_state=keep_state)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

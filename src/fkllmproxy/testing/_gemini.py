@@ -8,6 +8,9 @@ payload received. Unknown name ..."), and the service insists that function resp
 answer the function call turn right before them: the fake does both, so a proxy that
 forwards an OpenAI field or misorders a tool turn fails here as it would there.
 Field names are accepted in lowerCamelCase and snake_case, as protobuf JSON allows.
+SSE frames end in CRLF CRLF, as Google's servers send them (valid SSE that a parser
+splitting only on ``\n\n`` gets wrong); in a stream every chunk carries the usage
+so far, so the last one holds the totals.
 """
 
 from __future__ import annotations

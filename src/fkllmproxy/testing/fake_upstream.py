@@ -19,10 +19,9 @@ prompt is ``echo: <last user text>``, tokens are whitespace-separated words.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
+import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,10 +29,10 @@ from typing import Any
 
 import msgspec
 
-from fkllmproxy.testing import _anthropic, _google, _openai
 from fkllmproxy.testing._flow import Exchange
 from fkllmproxy.testing._http import HttpRequest, ProtocolError, Responder, read_request
 from fkllmproxy.testing._oauth import KeyPair, TokenLedger, write_service_account
+from fkllmproxy.testing._routes import ROUTES
 from fkllmproxy.testing.behaviour import Behaviour, parse_behaviour
 
 __all__ = ["FakeUpstream", "RecordedRequest"]
@@ -52,91 +51,6 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any
-
-
-Handler = Callable[[Exchange, "re.Match[str]"], Awaitable[None]]
-
-
-async def _openai_chat(ex: Exchange, _: re.Match[str]) -> None:
-    await _openai.chat(ex, _openai.OPENAI)
-
-
-async def _openai_embeddings(ex: Exchange, _: re.Match[str]) -> None:
-    await _openai.embeddings(ex, _openai.OPENAI)
-
-
-async def _openai_models(ex: Exchange, _: re.Match[str]) -> None:
-    await _openai.models(ex)
-
-
-async def _azure(ex: Exchange, match: re.Match[str]) -> None:
-    if not ex.request.headers.get("api-key"):
-        body = {
-            "error": {
-                "code": "401",
-                "message": "Access denied due to invalid subscription key or wrong API "
-                "endpoint. Make sure to provide a valid key for an active subscription "
-                "and use a correct regional API endpoint for your resource.",
-            }
-        }
-        await ex.send_json(401, msgspec.json.encode(body))
-        return
-    if not ex.request.query.get("api-version"):
-        body = {"error": {"code": "404", "message": "Resource not found"}}
-        await ex.send_json(404, msgspec.json.encode(body))
-        return
-    deployment, operation = match.group(1), match.group(2)
-    if operation == "chat/completions":
-        await _openai.chat(ex, _openai.AZURE, deployment)
-    else:
-        await _openai.embeddings(ex, _openai.AZURE, deployment)
-
-
-async def _anthropic_messages(ex: Exchange, _: re.Match[str]) -> None:
-    await _anthropic.messages(ex)
-
-
-async def _anthropic_count(ex: Exchange, _: re.Match[str]) -> None:
-    await _anthropic.count_tokens_route(ex)
-
-
-async def _gemini(ex: Exchange, match: re.Match[str]) -> None:
-    await _google.gemini(ex, match.group(1), match.group(2))
-
-
-async def _vertex(ex: Exchange, match: re.Match[str]) -> None:
-    await _google.vertex(ex, match.group(1), match.group(2))
-
-
-async def _token(ex: Exchange, _: re.Match[str]) -> None:
-    await _google.token(ex)
-
-
-_GOOGLE_METHODS = (
-    "generateContent|streamGenerateContent|embedContent|batchEmbedContents|countTokens|predict"
-)
-
-ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
-    ("POST", re.compile(r"/v1/chat/completions"), _openai_chat),
-    ("POST", re.compile(r"/v1/embeddings"), _openai_embeddings),
-    ("GET", re.compile(r"/v1/models"), _openai_models),
-    ("POST", re.compile(r"/v1/messages"), _anthropic_messages),
-    ("POST", re.compile(r"/v1/messages/count_tokens"), _anthropic_count),
-    ("POST", re.compile(rf"/v1(?:beta)?/models/([^/:]+):({_GOOGLE_METHODS})"), _gemini),
-    (
-        "POST",
-        re.compile(
-            rf"/v1(?:beta1)?/projects/[^/]+/locations/[^/]+/publishers/google/models/([^/:]+):({_GOOGLE_METHODS})"
-        ),
-        _vertex,
-    ),
-    ("POST", re.compile(r"/token"), _token),
-    (
-        "POST",
-        re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)"),
-        _azure,
-    ),
-]
 
 
 class FakeUpstream:
@@ -187,7 +101,13 @@ class FakeUpstream:
             self._scripts.clear()
 
     def script(self, model: str, steps: list[str]) -> None:
-        """Make the next requests for ``model`` behave as ``steps`` say, in order."""
+        """Make the next requests for ``model`` behave as ``steps`` say, in order.
+
+        ``model`` is the upstream model as the fake sees it: the body's ``model`` for
+        OpenAI and Anthropic, the path's model for Gemini and Vertex, the deployment
+        for Azure, and ``"/token"`` for the OAuth2 token endpoint. Steps use the names
+        of ``fkllmproxy.testing.behaviour`` (``"500"``, ``"429-retry-2"``, ``"ok"``...).
+        """
         with self._lock:
             self._scripts.setdefault(model, deque()).extend(steps)
 
@@ -373,7 +293,15 @@ class FakeUpstream:
             if method != request.method:
                 allowed.append(method)
                 continue
-            await handler(exchange, match)
+            try:
+                await handler(exchange, match)
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # a bug in the fake: say so instead of a bare reset
+                traceback.print_exc()
+                if not out.started:
+                    await out.send(500, f"fake upstream failed: {exc!r}".encode(), "text/plain")
+                out.closed = True
             return
         status = 405 if allowed else 404
         message = f"{request.method} {request.path} is not served by the fake upstream"
