@@ -22,6 +22,9 @@ OPENAI_KEY = "sk-upstream-openai"
 ANTHROPIC_KEY = "sk-ant-upstream"
 
 CONFIG = """
+[cache]
+enabled = true
+
 [[providers]]
 name = "mock"
 type = "mock"
@@ -41,6 +44,11 @@ api_key_env = "FAKE_ANTHROPIC_KEY"
 [[models]]
 name = "mock"
 targets = [{{ provider = "mock", model = "mock-1" }}]
+
+[[models]]
+name = "cached"
+targets = [{{ provider = "claude", model = "ok" }}]
+cache = true
 
 [[models]]
 name = "fallback"
@@ -428,3 +436,17 @@ def test_fallback_from_anthropic_to_openai(
     )
     assert reply.content[0].text == "echo: still here"  # type: ignore[union-attr]
     assert [r.path for r in upstream.requests] == ["/v1/messages", "/v1/chat/completions"]
+
+
+def test_cache_serves_messages_and_keeps_apart_from_chat(
+    daemon: RunningDaemon, upstream: FakeUpstream
+) -> None:
+    """A cached Message is served again; the same bytes on the chat route are not."""
+    upstream.clear()
+    body = {"model": "cached", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    first, second = post_messages(daemon, body), post_messages(daemon, body)
+    assert first.headers["x-fkllm-cache"] == "miss" and second.headers["x-fkllm-cache"] == "hit"
+    assert second.json() == first.json() and first.json()["type"] == "message"
+    chat = httpx.post(daemon.url + "/v1/chat/completions", json=body, headers=daemon.headers())
+    assert chat.status_code == 200 and chat.json()["object"] == "chat.completion"
+    assert len(sent(upstream, "/v1/messages")) == 2

@@ -33,6 +33,7 @@ from fkllmproxy.providers import (
 from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.cache import cache_directives
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.gate import admit
 from fkllmproxy.server.openai_api import json_response, relay_stream, sse_response
@@ -95,7 +96,7 @@ async def _events(
 @post("/v1/messages", status_code=200)
 async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, messages_request_decoder)
     context.model = parsed.model
@@ -105,6 +106,21 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
     context.stream = stream
     beta = request.headers.get("anthropic-beta")
     translation = _Translation(raw)
+
+    cache = runtime.cache
+    cache_key: str | None = None
+    cache_headers: dict[str, str] | None = None
+    if cache is not None and model.cache and not stream:
+        # Whole answers only; the model name is namespaced so that a Messages body can
+        # never be answered from a chat completion cached for the same bytes.
+        may_read, may_store = cache_directives(request.headers.get("cache-control"))
+        key = cache.key_for(caller.name, "messages:" + model.name, raw)
+        hit = await cache.lookup(key) if may_read else None
+        if hit is not None:
+            context.provider = "cache"
+            return json_response(hit.body, 200, {"x-fkllm-cache": "hit"})
+        cache_headers = {"x-fkllm-cache": "miss"}
+        cache_key = key if may_store else None
 
     async def attempt(provider: Provider, target: Target) -> _Answer:
         label = provider_label(provider.name, provider.type)
@@ -136,7 +152,9 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
         body = result.body
         if not answer.native:
             body = messages_response_from_chat(body, provider=answer.provider, model=parsed.model)
-        return json_response(body, result.status)
+        if cache is not None and cache_key is not None and result.status == 200:
+            await cache.store_body(cache_key, body)
+        return json_response(body, result.status, cache_headers)
     if not answer.native:
         translator = MessagesStreamFromChat(provider=answer.provider, model=parsed.model)
         result = StreamingCompletion(
@@ -149,7 +167,7 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
 async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Counted by the provider when it is Anthropic, else estimated (see token_estimate)."""
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, count_tokens_decoder)
     context.model = parsed.model
