@@ -289,6 +289,69 @@ class TestAnthropicRequestToOpenAI:
         )
         assert set(body) == {"model", "messages", "max_completion_tokens"}
 
+    def test_a_claude_code_style_request_translates(self) -> None:
+        """Cache hints everywhere, thinking, metadata, streaming: all carried or left out."""
+        ephemeral = {"type": "ephemeral"}
+        body = to_chat(
+            system=[
+                {"type": "text", "text": "You are a coding agent."},
+                {"type": "text", "text": "Be careful.", "cache_control": ephemeral},
+            ],
+            tools=[
+                {
+                    "name": "Read",
+                    "description": "Read a file.",
+                    "input_schema": {
+                        "$schema": "http://json-schema.org/draft-07/schema#",
+                        "type": "object",
+                        "properties": {"path": {"type": "string"}},
+                    },
+                    "cache_control": ephemeral,
+                }
+            ],
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "<reminder>", "cache_control": ephemeral},
+                        {"type": "text", "text": "read a.py"},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "t", "signature": "s"},
+                        tool_use("toolu_A", "Read", path="a.py"),
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "toolu_A",
+                            "content": [{"type": "text", "text": "print(1)"}],
+                            "cache_control": ephemeral,
+                        }
+                    ],
+                },
+            ],
+            metadata={"user_id": "user_abc_session_1"},
+            thinking={"type": "enabled", "budget_tokens": 31999},
+            temperature=1,
+            stream=True,
+        )
+        assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "tool"]
+        assert body["messages"][2]["tool_calls"][0]["id"] == "toolu_A"
+        assert body["messages"][3] == {
+            "role": "tool",
+            "tool_call_id": "toolu_A",
+            "content": "print(1)",
+        }
+        assert body["tools"][0]["function"]["name"] == "Read"
+        assert body["user"] == "user_abc_session_1"
+        assert "thinking" not in body and "reasoning_effort" not in body
+
     @pytest.mark.parametrize(
         ("fields", "names"),
         [
