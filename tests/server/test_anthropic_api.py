@@ -56,7 +56,16 @@ targets = [{{ provider = "claude", model = "fault-500" }}, {{ provider = "oai", 
 {models}
 """
 
-BEHAVIOURS = ("ok", "tools", "tools-all", "cut-stream", "error-midstream", "fault-400", "cached")
+BEHAVIOURS = (
+    "ok",
+    "tools",
+    "tools-all",
+    "cut-stream",
+    "error-midstream",
+    "fault-400",
+    "fault-nonjson",
+    "cached",
+)
 MODELS = "".join(
     f'\n[[models]]\nname = "{prefix}-{behaviour}"\n'
     f'targets = [{{ provider = "{provider}", model = "{behaviour}" }}]\n'
@@ -403,6 +412,17 @@ class TestAnthropicProvider:
                 model="claude-fault-400", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
         assert "fault-400" in caught.value.body["error"]["message"]  # type: ignore[index]
+
+    def test_unreadable_answer_is_a_502(self, client: anthropic.Anthropic) -> None:
+        """A 200 that is not a Message is the provider's failure, not passed on as an answer."""
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            client.messages.create(
+                model="claude-fault-nonjson",
+                max_tokens=5,
+                messages=[{"role": "user", "content": "x"}],
+            )
+        assert caught.value.status_code == 502
+        assert caught.value.body["type"] == "error"  # type: ignore[index]
 
     def test_cut_stream_ends_with_error_event(self, daemon: RunningDaemon) -> None:
         body = {

@@ -89,13 +89,12 @@ def _merge_usage(found: ResponseUsage | None, seen: ResponseUsage, usage: Usage)
     usage.completion_tokens = seen.output_tokens or 0
 
 
-def _message_usage(body: bytes) -> Usage | None:
+def _message_usage(body: bytes, label: str) -> Usage:
+    """Usage of a whole Message; an answer that is not a JSON object is a bad answer."""
     try:
         found = _usage_decoder.decode(body).usage
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    if found is None:
-        return None
+        raise UpstreamUnavailable(f"provider {label} sent an unreadable answer") from None
     usage = Usage()
     _merge_usage(found, ResponseUsage(), usage)
     return usage
@@ -211,7 +210,7 @@ class AnthropicProvider(MessagesProvider):
         content = call.upstream_bytes()
         if not call.stream:
             body = await self._post_whole(_MESSAGES, content, call.beta)
-            return Completion(body=body, usage=_message_usage(body))
+            return Completion(body=body, usage=_message_usage(body, self.label))
         response = await self._post(_MESSAGES, content, stream=True, beta=call.beta)
         usage = Usage()
         chunks = self._relay(response, usage)
