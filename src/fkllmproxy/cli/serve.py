@@ -34,6 +34,9 @@ def serve(
         raise typer.Exit(EXIT_CONFIG) from None
     try:
         code = run_daemon(options, loaded)
+    except ConfigError as exc:  # a provider that cannot be built (e.g. its credentials file)
+        print_problems(exc.problems, f"{exc.message}; not starting:")
+        raise typer.Exit(EXIT_CONFIG) from None
     except StartupError as exc:
         fail(str(exc), 1)
     raise typer.Exit(code)

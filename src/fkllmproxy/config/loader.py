@@ -332,6 +332,12 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
                     "missing credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
                     "service-account JSON file",
                 )
+            elif not os.access(credentials, os.R_OK):
+                problems.add(
+                    ("providers", i, "credentials_file"),
+                    credentials,
+                    "the service-account JSON file does not exist or cannot be read",
+                )
             elif provider.credentials_file is None:
                 provider = msgspec.structs.replace(provider, credentials_file=credentials)
         providers.append(provider)

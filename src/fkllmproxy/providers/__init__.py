@@ -47,6 +47,18 @@ def build_provider(config: ProviderConfig, transport: TransportFactory) -> Provi
         from fkllmproxy.providers.anthropic import AnthropicProvider
 
         return AnthropicProvider(config, transport)
+    if config.type == "gemini":
+        from fkllmproxy.providers.gemini import GeminiProvider
+
+        return GeminiProvider(config, transport)
+    if config.type == "vertex":
+        from fkllmproxy.providers.vertex import VertexProvider
+
+        return VertexProvider(config, transport)
+    if config.type == "azure":
+        from fkllmproxy.providers.azure import AzureProvider
+
+        return AzureProvider(config, transport)
     from fkllmproxy.errors import ConfigError
 
     raise ConfigError([f"provider {config.name!r}: type {config.type!r} is not available yet"])

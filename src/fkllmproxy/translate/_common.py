@@ -79,7 +79,8 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     header, sep, data = url[5:].partition(",")
     if not sep or not header.endswith(";base64"):
         return None
-    media_type = header[: -len(";base64")] or "application/octet-stream"
+    # Parameters may come between the type and ";base64" (data:image/png;name=a.png;base64,)
+    media_type = header.split(";", 1)[0] or "application/octet-stream"
     return media_type, data
 
 
