@@ -459,6 +459,10 @@ class TestOpenAIRequestToAnthropic:
                 "https://example.test/cat.png",
                 {"type": "url", "url": "https://example.test/cat.png"},
             ),
+            (
+                f"data:image/png;name=cat.png;base64,{PNG}",
+                {"type": "base64", "media_type": "image/png", "data": PNG},
+            ),
         ],
     )
     def test_images(self, url: str, source: dict[str, Any]) -> None:
