@@ -41,6 +41,24 @@ type = "anthropic"
 base_url = "{url}"
 api_key_env = "FAKE_ANTHROPIC_KEY"
 
+[[providers]]
+name = "gem"
+type = "gemini"
+base_url = "{url}"
+api_key_env = "FAKE_GOOGLE_KEY"
+
+[[providers]]
+name = "vtx"
+type = "vertex"
+base_url = "{url}"
+credentials_file = "{credentials}"
+
+[[providers]]
+name = "az"
+type = "azure"
+base_url = "{url}"
+api_key_env = "FAKE_AZURE_KEY"
+
 [[models]]
 name = "mock"
 targets = [{{ provider = "mock", model = "mock-1" }}]
@@ -71,6 +89,11 @@ MODELS = "".join(
     f'targets = [{{ provider = "{provider}", model = "{behaviour}" }}]\n'
     for prefix, provider in (("oai", "oai"), ("claude", "claude"))
     for behaviour in BEHAVIOURS
+) + "".join(
+    f'\n[[models]]\nname = "{provider}-{behaviour}"\n'
+    f'targets = [{{ provider = "{provider}", model = "{model}" }}]\n'
+    for provider in ("gem", "vtx", "az")
+    for behaviour, model in (("ok", "gemini-2.5-flash"), ("tools", "tools"))
 )
 
 WEATHER = {
@@ -90,10 +113,17 @@ def upstream() -> Iterator[FakeUpstream]:
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
+    tmp = tmp_path_factory.mktemp("anthropic-api")
+    credentials = upstream.write_service_account(tmp / "sa.json")
     running = RunningDaemon(
-        tmp_path_factory.mktemp("anthropic-api"),
-        CONFIG.format(url=upstream.url, models=MODELS),
-        env={"FAKE_OPENAI_KEY": OPENAI_KEY, "FAKE_ANTHROPIC_KEY": ANTHROPIC_KEY},
+        tmp,
+        CONFIG.format(url=upstream.url, models=MODELS, credentials=credentials),
+        env={
+            "FAKE_OPENAI_KEY": OPENAI_KEY,
+            "FAKE_ANTHROPIC_KEY": ANTHROPIC_KEY,
+            "FAKE_GOOGLE_KEY": "google-key",
+            "FAKE_AZURE_KEY": "azure-key",
+        },
     )
     running.wait_ready()
     yield running
@@ -470,3 +500,74 @@ def test_cache_serves_messages_and_keeps_apart_from_chat(
     chat = httpx.post(daemon.url + "/v1/chat/completions", json=body, headers=daemon.headers())
     assert chat.status_code == 200 and chat.json()["object"] == "chat.completion"
     assert len(sent(upstream, "/v1/messages")) == 2
+
+
+def model_calls(upstream: FakeUpstream) -> list[RecordedRequest]:
+    return [r for r in upstream.requests if r.path != "/token"]
+
+
+@pytest.mark.parametrize("provider", ["gem", "vtx", "az"])
+class TestGoogleAndAzureProviders:
+    """Anthropic in, through OpenAI's shape, to Gemini, Vertex AI and Azure OpenAI."""
+
+    def test_message_with_system_prompt(
+        self, client: anthropic.Anthropic, upstream: FakeUpstream, provider: str
+    ) -> None:
+        reply = client.messages.create(
+            model=f"{provider}-ok",
+            max_tokens=40,
+            system="Be terse.",
+            messages=[{"role": "user", "content": "hello there"}],
+        )
+        assert reply.content[0].text == "echo: hello there"  # type: ignore[union-attr]
+        assert reply.stop_reason == "end_turn" and reply.usage.output_tokens == 3
+        (seen,) = model_calls(upstream)
+        if provider == "az":
+            assert seen.path == "/openai/deployments/gemini-2.5-flash/chat/completions"
+            assert seen.json["messages"][0] == {"role": "system", "content": "Be terse."}
+        else:
+            assert seen.json["systemInstruction"]["parts"] == [{"text": "Be terse."}]
+            assert seen.json["contents"][0]["parts"] == [{"text": "hello there"}]
+
+    def test_stream(self, client: anthropic.Anthropic, provider: str) -> None:
+        with client.messages.stream(
+            model=f"{provider}-ok",
+            max_tokens=40,
+            messages=[{"role": "user", "content": "one two three"}],
+        ) as stream:
+            pieces = list(stream.text_stream)
+            final = stream.get_final_message()
+        assert "".join(pieces) == "echo: one two three"
+        assert final.stop_reason == "end_turn" and final.usage.output_tokens == 4
+
+    def test_tool_use_round_trip(
+        self, client: anthropic.Anthropic, upstream: FakeUpstream, provider: str
+    ) -> None:
+        question = {"role": "user", "content": "Lima"}
+        first = client.messages.create(
+            model=f"{provider}-tools", max_tokens=40, tools=[WEATHER], messages=[question]
+        )
+        (use,) = [b for b in first.content if b.type == "tool_use"]
+        assert use.name == "get_weather" and use.input == {"city": "Lima"}
+        assert first.stop_reason == "tool_use"
+        result = {"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}
+        second = client.messages.create(
+            model=f"{provider}-tools",
+            max_tokens=40,
+            tools=[WEATHER],
+            messages=[
+                question,
+                {"role": "assistant", "content": first.content},
+                {"role": "user", "content": [result]},
+            ],
+        )
+        assert second.content[0].text == "tool said: sunny"  # type: ignore[union-attr]
+        up_first, up_second = model_calls(upstream)
+        if provider == "az":
+            assert up_first.json["tools"][0]["function"]["name"] == "get_weather"
+            assert up_second.json["messages"][-1]["tool_call_id"] == use.id
+        else:
+            declarations = up_first.json["tools"][0]["functionDeclarations"]
+            assert declarations[0]["name"] == "get_weather"
+            response = up_second.json["contents"][-1]["parts"][0]["functionResponse"]
+            assert response["name"] == "get_weather"
