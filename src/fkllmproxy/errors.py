@@ -20,6 +20,7 @@ API shape (OpenAI or Anthropic)::
         ├── NoProviderAvailable     503 every circuit is open
         ├── ShuttingDown            503 the drain deadline ended the request
         └── UpstreamTimeout         504 the provider did not answer in time
+    StateStoreUnavailable           503 shared state (Redis) down and [state] on_failure = "closed"
 
 Nothing here imports the rest of the package, so every layer may raise these.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "ShuttingDown",
+    "StateStoreUnavailable",
     "Unauthorized",
     "UpstreamError",
     "UpstreamRejected",
@@ -237,6 +239,14 @@ class ShuttingDown(UpstreamError):
     status = 503
     code = "shutting_down"
     retryable = False
+
+
+class StateStoreUnavailable(FkllmError):
+    """Raised in fail-closed mode when the shared state store (Redis) cannot be reached."""
+
+    status = 503
+    error_type = "api_error"
+    code = "state_unavailable"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from fkllmproxy import __version__
 from fkllmproxy.config import LoadedConfig, load_config
@@ -117,7 +115,7 @@ class Daemon:
         old = self.holder.runtime
         try:
             loaded = self.options.load()
-            runtime = build_runtime(loaded)
+            runtime = build_runtime(loaded, previous=old)
         except ConfigError as exc:
             _log.error(
                 "reload refused: the new configuration is invalid; keeping the old one",
@@ -135,14 +133,16 @@ class Daemon:
         runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
         self.holder.runtime = runtime
         # Requests already running keep the old providers until they finish.
-        self._spawn(self._retire(old, server.drain_timeout_secs))
+        self._spawn(
+            self._retire(old, server.drain_timeout_secs, keep_state=runtime.state is old.state)
+        )
         _log.info("configuration reloaded", extra=_startup_fields(loaded))
         self.notifier.send("READY=1", "STATUS=serving (reloaded)")
         return True
 
-    async def _retire(self, old: Any, grace: float) -> None:
+    async def _retire(self, old: Any, grace: float, *, keep_state: bool) -> None:
         await asyncio.sleep(grace + 1)
-        await old.aclose()
+        await old.aclose(keep_state=keep_state)
 
     async def _watchdog(self, interval: float) -> None:
         while True:
@@ -233,23 +233,7 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
         from fkllmproxy.daemon.workers import serve_workers
 
         return serve_workers(options, loaded)
-    code = asyncio.run(Daemon(options, loaded).run())
-    _exit_without_finalizing(code)
-
-
-def _exit_without_finalizing(code: int) -> NoReturn:
-    """Leave the process now that everything is closed and logged.
-
-    The embedded Granian server's native threads can still be winding down; when the
-    interpreter finalizes under them the process may abort with SIGABRT ("panic in a
-    function that cannot unwind", granian#693), which systemd would record as a
-    failure of a clean stop. Nothing is left to finalize, so skip it.
-    """
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
+    return asyncio.run(Daemon(options, loaded).run())
 
 
 def default_state_dir() -> Path:

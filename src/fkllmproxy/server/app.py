@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from fkllmproxy.server.admin_circuits import circuit_routes
+from fkllmproxy.server.anthropic_api import count_tokens, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.middleware import RequestMiddleware
@@ -18,7 +19,16 @@ __all__ = ["create_app"]
 def create_app(holder: RuntimeHolder) -> Litestar:
     """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
     return Litestar(
-        route_handlers=[chat_completions, embeddings, list_models, health, ready, *circuit_routes],
+        route_handlers=[
+            chat_completions,
+            embeddings,
+            list_models,
+            health,
+            ready,
+            messages,
+            count_tokens,
+            *circuit_routes,
+        ],
         middleware=[RequestMiddleware],  # type: ignore[list-item]
         exception_handlers=exception_handlers,
         state=State({"holder": holder}),

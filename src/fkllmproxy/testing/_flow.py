@@ -55,7 +55,8 @@ _FAULT_MESSAGES = {
     401: "Invalid API key provided (fault-401).",
     429: "Rate limit reached for requests (fault-429).",
     500: "The server had an error while processing your request (fault-500).",
-    503: "The service is temporarily overloaded (fault-503).",
+    503: "The service is temporarily unavailable (fault-503).",
+    529: "The API is temporarily overloaded (fault-529).",
 }
 
 

@@ -4,7 +4,7 @@ The proxy forwards no client headers, so the model name is the one knob a test h
 A name (or a scripted step) is read by its prefix::
 
     ok (or any other name)    answer deterministically (see ``plan_answer``)
-    fault-500 / fault-503     a server error in the API's own error shape
+    fault-500 / -503 / -529   a server error in the API's own error shape
     fault-429[-retry-N]       rate limited, ``Retry-After: N`` (default 1)
     fault-400 / fault-401     the request / the key is at fault, in the API's shape
     fault-reset               drain the request, then reset the connection
@@ -47,7 +47,7 @@ __all__ = [
     "reply_text",
 ]
 
-_FAULT_STATUSES = {"500": 500, "503": 503, "429": 429, "400": 400, "401": 401}
+_FAULT_STATUSES = {"500": 500, "503": 503, "529": 529, "429": 429, "400": 400, "401": 401}
 _NUMBERED = re.compile(r"^(slow-stream|latency|fault-429-retry|429-retry)-(\d+)")
 STATUS_FAULTS = frozenset(_FAULT_STATUSES.values())
 

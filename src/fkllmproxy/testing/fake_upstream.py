@@ -19,19 +19,20 @@ prompt is ``echo: <last user text>``, tokens are whitespace-separated words.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
+import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import msgspec
 
-from fkllmproxy.testing import _openai
 from fkllmproxy.testing._flow import Exchange
 from fkllmproxy.testing._http import HttpRequest, ProtocolError, Responder, read_request
+from fkllmproxy.testing._oauth import KeyPair, TokenLedger, write_service_account
+from fkllmproxy.testing._routes import ROUTES
 from fkllmproxy.testing.behaviour import Behaviour, parse_behaviour
 
 __all__ = ["FakeUpstream", "RecordedRequest"]
@@ -50,56 +51,6 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any
-
-
-Handler = Callable[[Exchange, "re.Match[str]"], Awaitable[None]]
-
-
-async def _openai_chat(ex: Exchange, _: re.Match[str]) -> None:
-    await _openai.chat(ex, _openai.OPENAI)
-
-
-async def _openai_embeddings(ex: Exchange, _: re.Match[str]) -> None:
-    await _openai.embeddings(ex, _openai.OPENAI)
-
-
-async def _openai_models(ex: Exchange, _: re.Match[str]) -> None:
-    await _openai.models(ex)
-
-
-async def _azure(ex: Exchange, match: re.Match[str]) -> None:
-    if not ex.request.headers.get("api-key"):
-        body = {
-            "error": {
-                "code": "401",
-                "message": "Access denied due to invalid subscription key or wrong API "
-                "endpoint. Make sure to provide a valid key for an active subscription "
-                "and use a correct regional API endpoint for your resource.",
-            }
-        }
-        await ex.send_json(401, msgspec.json.encode(body))
-        return
-    if not ex.request.query.get("api-version"):
-        body = {"error": {"code": "404", "message": "Resource not found"}}
-        await ex.send_json(404, msgspec.json.encode(body))
-        return
-    deployment, operation = match.group(1), match.group(2)
-    if operation == "chat/completions":
-        await _openai.chat(ex, _openai.AZURE, deployment)
-    else:
-        await _openai.embeddings(ex, _openai.AZURE, deployment)
-
-
-ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
-    ("POST", re.compile(r"/v1/chat/completions"), _openai_chat),
-    ("POST", re.compile(r"/v1/embeddings"), _openai_embeddings),
-    ("GET", re.compile(r"/v1/models"), _openai_models),
-    (
-        "POST",
-        re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)"),
-        _azure,
-    ),
-]
 
 
 class FakeUpstream:
@@ -131,6 +82,10 @@ class FakeUpstream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
+        self.tokens = TokenLedger()
+        self.token_lifetime_secs = 3600.0
+        self.token_claims: list[dict[str, Any]] = []
+        self.service_key: KeyPair | None = None
 
     # --- what tests use -------------------------------------------------------------
 
@@ -146,7 +101,13 @@ class FakeUpstream:
             self._scripts.clear()
 
     def script(self, model: str, steps: list[str]) -> None:
-        """Make the next requests for ``model`` behave as ``steps`` say, in order."""
+        """Make the next requests for ``model`` behave as ``steps`` say, in order.
+
+        ``model`` is the upstream model as the fake sees it: the body's ``model`` for
+        OpenAI and Anthropic, the path's model for Gemini and Vertex, the deployment
+        for Azure, and ``"/token"`` for the OAuth2 token endpoint. Steps use the names
+        of ``fkllmproxy.testing.behaviour`` (``"500"``, ``"429-retry-2"``, ``"ok"``...).
+        """
         with self._lock:
             self._scripts.setdefault(model, deque()).extend(steps)
 
@@ -156,6 +117,30 @@ class FakeUpstream:
             steps = self._scripts.get(model)
             step = steps.popleft() if steps else None
         return parse_behaviour(step if step is not None else model)
+
+    # --- Vertex AI credentials -----------------------------------------------------
+
+    @property
+    def tokens_issued(self) -> int:
+        """How many access tokens ``POST /token`` has handed out (proves caching)."""
+        return self.tokens.issued
+
+    def issue_token(self) -> str:
+        """A valid Vertex access token, without going through ``POST /token``."""
+        return self.tokens.issue(self.token_lifetime_secs)
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far invalid, as if it had expired."""
+        self.tokens.expire_all()
+
+    def write_service_account(self, path: str | Path) -> Path:
+        """Write a throwaway service-account key file whose ``token_uri`` is this fake.
+
+        The key is a real RSA key (made once per process), so google-auth signs its
+        JWT grants with it and the fake checks the signature.
+        """
+        self.service_key = KeyPair.shared()
+        return write_service_account(Path(path), f"{self.url}/token", self.service_key)
 
     # --- running it in a thread -----------------------------------------------------
 
@@ -308,7 +293,15 @@ class FakeUpstream:
             if method != request.method:
                 allowed.append(method)
                 continue
-            await handler(exchange, match)
+            try:
+                await handler(exchange, match)
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # a bug in the fake: say so instead of a bare reset
+                traceback.print_exc()
+                if not out.started:
+                    await out.send(500, f"fake upstream failed: {exc!r}".encode(), "text/plain")
+                out.closed = True
             return
         status = 405 if allowed else 404
         message = f"{request.method} {request.path} is not served by the fake upstream"
