@@ -416,6 +416,45 @@ class TestStreaming:
         assert_completed_stream(outcome)
 
 
+class TestAnthropicMessages:
+    """The same faults through ``/v1/messages``: same routing, Anthropic's shapes."""
+
+    def post(self, daemon: RunningDaemon, model: str, stream: bool) -> Outcome:
+        started = time.monotonic()
+        payload = {**body(model, stream), "max_tokens": 100}
+        with httpx.stream(
+            "POST",
+            daemon.url + "/v1/messages",
+            headers=daemon.headers(),
+            json=payload,
+            timeout=30,
+        ) as response:
+            raw = response.read()
+        return Outcome(daemon, response, raw, time.monotonic() - started)
+
+    def test_stream_failing_before_its_first_byte_falls_back(self, daemon: RunningDaemon) -> None:
+        outcome = self.post(daemon, "fb-fault-hang", stream=True)
+        assert outcome.status == 200
+        assert outcome.raw.decode().rstrip().splitlines()[-2] == "event: message_stop"
+        assert outcome.log["provider"] == "backup" and outcome.log["attempts"] == 2
+        assert outcome.elapsed < FIRST_BYTE + MARGIN
+
+    def test_cut_stream_ends_with_an_error_event(self, daemon: RunningDaemon) -> None:
+        outcome = self.post(daemon, "solo-cut-stream", stream=True)
+        assert outcome.status == 200
+        lines = outcome.raw.decode().rstrip().splitlines()
+        assert lines[-2] == "event: error"
+        error = json.loads(lines[-1][5:])
+        assert error["type"] == "error" and error["error"]["type"] == "api_error"
+
+    def test_hang_is_a_504_in_anthropic_shape(self, daemon: RunningDaemon) -> None:
+        outcome = self.post(daemon, "solo-fault-hang", stream=False)
+        assert outcome.status == 504
+        assert outcome.json["type"] == "error"
+        assert outcome.json["error"]["type"] == "timeout_error"
+        assert outcome.elapsed < DEADLINE + MARGIN
+
+
 class TestMixed:
     def test_two_different_failures_then_the_third_target_answers(
         self, daemon: RunningDaemon

@@ -40,7 +40,8 @@ from fkllmproxy.errors import (
     UpstreamUnavailable,
 )
 from fkllmproxy.providers import Provider, StreamingCompletion
-from fkllmproxy.routing.breaker import CircuitBreaker, CircuitBreakers
+from fkllmproxy.routing.breaker import CircuitBreakers
+from fkllmproxy.routing.targets import Leg, Route
 from fkllmproxy.routing.timeouts import AttemptClock, TimeLimits, first_chunk, guard_stream
 
 __all__ = ["Attempted", "Router"]
@@ -57,16 +58,6 @@ class Attempted:
     attempts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
-    """One target, ready to call: its provider, that provider's breaker and limits."""
-
-    target: Target
-    provider: Provider
-    breaker: CircuitBreaker
-    limits: TimeLimits
-
-
 @dataclass(slots=True)
 class _Turns:
     """A leg's record within one request."""
@@ -74,36 +65,6 @@ class _Turns:
     failures: int = 0
     not_before: float = 0.0
     dropped: bool = False
-
-
-class Route:
-    """A model's legs, grouped for weighted ordering once, when the config is loaded."""
-
-    def __init__(self, legs: list[Leg]) -> None:
-        self.groups: list[list[Leg]] = []
-        for leg in legs:
-            weighted = leg.target.weight is not None
-            if weighted and self.groups and self.groups[-1][-1].target.weight is not None:
-                self.groups[-1].append(leg)
-            else:
-                self.groups.append([leg])
-        self.size = len(legs)
-
-    def ordered(self, draw: Callable[[], float]) -> list[Leg]:
-        """The legs in the order this request tries them."""
-        if len(self.groups) == self.size:
-            return [group[0] for group in self.groups]
-        legs: list[Leg] = []
-        for group in self.groups:
-            if len(group) == 1:
-                legs.extend(group)
-            else:
-                # Weighted random order (Efraimidis-Spirakis): larger keys go first.
-                keyed = [
-                    (draw() ** (1.0 / (leg.target.weight or 1.0)), i) for i, leg in enumerate(group)
-                ]
-                legs.extend(group[i] for _, i in sorted(keyed, reverse=True))
-        return legs
 
 
 class Router:
