@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-from fkllmproxy.cli.app import EXIT_CONFIG, app, fail, print_problems
+from fkllmproxy.cli.app import EXIT_CONFIG, app, print_problems
 from fkllmproxy.cli.options import ConfigOption, EnvFileOption
 from fkllmproxy.errors import ConfigError
 
@@ -22,7 +23,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the proxy in the foreground, JSON logs on stdout (exit 78 on invalid config)."""
-    from fkllmproxy.daemon.run import ServeOptions, StartupError
+    from fkllmproxy.daemon.run import ServeOptions, StartupError, exit_process
     from fkllmproxy.daemon.run import serve as run_daemon
 
     overrides = {"server": {"host": host, "port": port, "workers": workers}}
@@ -35,5 +36,6 @@ def serve(
     try:
         code = run_daemon(options, loaded)
     except StartupError as exc:
-        fail(str(exc), 1)
-    raise typer.Exit(code)
+        sys.stderr.write(f"fkllm: {exc}\n")
+        code = 1
+    exit_process(code)

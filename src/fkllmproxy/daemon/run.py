@@ -9,15 +9,18 @@ to Granian's multi-process server instead (see ``workers.py``).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import errno
+import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fkllmproxy import __version__
 from fkllmproxy.config import LoadedConfig, load_config
@@ -26,7 +29,7 @@ from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
-__all__ = ["ServeOptions", "StartupError", "serve"]
+__all__ = ["ServeOptions", "StartupError", "exit_process", "serve"]
 
 _log = get_logger("daemon")
 
@@ -222,6 +225,23 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
 
         return serve_workers(options, loaded)
     return asyncio.run(Daemon(options, loaded).run())
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process once ``serve`` has returned, skipping interpreter finalization.
+
+    Granian's Rust threads (its runtime and blocking pool) outlive ``server.stop()``; when
+    CPython finalizes with them still attached, one of them can abort the process
+    (SIGABRT, seen intermittently with granian 2.8 after a clean drain), and systemd then
+    records a failed stop. Everything of ours is closed by the time we get here: run the
+    atexit hooks, flush the streams and leave with the daemon's own status.
+    """
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def default_state_dir() -> Path:
