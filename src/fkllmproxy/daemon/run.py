@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from fkllmproxy import __version__
 from fkllmproxy.config import LoadedConfig, load_config
-from fkllmproxy.daemon.notify import Notifier, watchdog_interval
+from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
 from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
@@ -112,7 +112,7 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Re-read env file and config; swap them in atomically, or keep the old on error."""
-        self.notifier.send("RELOADING=1", "STATUS=reloading configuration")
+        self.notifier.send(*reloading_lines("reloading configuration"))
         old = self.holder.runtime
         try:
             loaded = self.options.load()
