@@ -141,11 +141,10 @@ install -m 0644 "$source_dir/docs/operations.md" "$DESTDIR$doc_dir/operations.md
 cat <<EOF
 
 Next steps:
-  sudoedit $env_file                 # set a provider key, e.g. GOOGLE_API_KEY=...
-  sudo $bin_path check-config        # validate (exit 0 when valid)
+  sudoedit $env_file   # set a provider key, e.g. GOOGLE_API_KEY=...
+  sudo $bin_path check-config   # validate: exit 0 when valid
   sudo systemctl daemon-reload
-  sudo systemctl enable --now fkllmproxy
-  sudo systemctl restart fkllmproxy            # instead, when upgrading a running service
+  sudo systemctl enable --now fkllmproxy   # upgrading a running service: sudo systemctl restart fkllmproxy
   systemctl status fkllmproxy
   curl http://localhost:4000/health
   sudo journalctl -u fkllmproxy -f | jq

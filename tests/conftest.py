@@ -163,3 +163,26 @@ def mock_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDae
     daemon.wait_ready()
     yield daemon
     daemon.stop()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def dist_binary() -> Path:
+    """``dist/fkllmproxy`` built by ``make dist`` once per session.
+
+    make rebuilds only when a source changed since the last build, so a warm tree costs
+    nothing; a fresh clone (CI) builds it here, from this virtualenv's pinned versions.
+    """
+    result = subprocess.run(
+        ["make", "-s", "dist", f"VENV={sys.prefix}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"make dist failed:\n{result.stdout}\n{result.stderr}"
+    binary = REPO / "dist" / "fkllmproxy"
+    assert os.access(binary, os.X_OK)
+    return binary

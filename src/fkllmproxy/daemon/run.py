@@ -59,21 +59,21 @@ class ServeOptions:
 def _check_port(host: str, port: int) -> None:
     """Fail early and clearly when the address is taken (Granian's error is opaque)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise StartupError(
-                    f"port {port} on {host} is already in use; find the other process "
-                    f"with 'sudo lsof -i :{port}' or choose another port (--port)"
-                ) from None
-            if exc.errno == errno.EACCES:
-                raise StartupError(
-                    f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
-                ) from None
-            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use; find the other process "
+                f"with 'sudo lsof -i :{port}' or choose another port (--port)"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise StartupError(
+                f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
