@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from fkllmproxy import __version__
 from fkllmproxy.config import LoadedConfig, load_config
 from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
+from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
 from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
@@ -220,6 +221,7 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
     config = loaded.config
     configure_logging(config.logging.level, config.logging.format)
     _check_port(config.server.host, config.server.port)
+    set_process_name(DAEMON_NAME)
     if config.server.workers > 1:
         from fkllmproxy.daemon.workers import serve_workers
 

@@ -110,9 +110,11 @@ def _announce(server: Any, notifier: Notifier, workers: int) -> None:
 
 def worker_app() -> Any:
     """Granian's factory in each worker: load the config and build the app."""
+    from fkllmproxy.daemon.procname import WORKER_NAME, set_process_name
     from fkllmproxy.daemon.run import ServeOptions
     from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
+    set_process_name(WORKER_NAME)
     raw = msgspec.json.decode(os.environ.get(_OPTIONS_ENV, "{}"))
     options = ServeOptions(
         config_path=raw.get("config_path"),
