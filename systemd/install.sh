@@ -44,6 +44,13 @@ fi
 install -m 0755 "$BINARY" "$DESTDIR$bin_path.new"
 mv -f "$DESTDIR$bin_path.new" "$DESTDIR$bin_path"
 say "installed $bin_path"
+# `fkllm` is the same program (the contract's name for the CLI); never clobber another one.
+fkllm_link="$DESTDIR$PREFIX/bin/fkllm"
+if [ ! -e "$fkllm_link" ] || [ -L "$fkllm_link" ]; then
+    ln -sfn fkllmproxy "$fkllm_link"
+else
+    say "left $PREFIX/bin/fkllm alone (not ours); use fkllmproxy instead"
+fi
 
 # 2. The unit, pointed at where this install put things.
 install -d -m 0755 "$DESTDIR$UNITDIR"

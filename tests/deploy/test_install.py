@@ -49,6 +49,7 @@ def test_installs_everything_with_safe_modes(tmp_path: Path, program: Path) -> N
     binary = root / "usr/local/bin/fkllmproxy"
     env_file = root / "etc/fkllmproxy/env"
     assert binary.read_bytes() == program.read_bytes() and mode(binary) == 0o755
+    assert os.readlink(root / "usr/local/bin/fkllm") == "fkllmproxy"
     assert mode(root / "etc/systemd/system/fkllmproxy.service") == 0o644
     assert mode(env_file) == 0o600
     assert mode(root / "etc/fkllmproxy/config.toml") == 0o644
@@ -112,6 +113,15 @@ def test_rerun_keeps_env_and_config_and_backs_up_the_program(tmp_path: Path, pro
     assert "kept the existing /etc/fkllmproxy/config.toml" in result.stdout
     assert (root / "usr/local/bin/fkllmproxy").read_bytes() == program.read_bytes()
     assert (root / "usr/local/bin/fkllmproxy.backup").read_bytes() == old
+
+
+def test_an_unrelated_fkllm_command_is_left_alone(tmp_path: Path, program: Path) -> None:
+    root = tmp_path / "root"
+    (root / "usr/local/bin").mkdir(parents=True)
+    (root / "usr/local/bin/fkllm").write_text("#!/bin/sh\necho pip-installed\n")
+    result = install(root, program)
+    assert (root / "usr/local/bin/fkllm").read_text() == "#!/bin/sh\necho pip-installed\n"
+    assert "left /usr/local/bin/fkllm alone" in result.stdout
 
 
 def test_other_prefixes_are_written_into_the_unit(tmp_path: Path, program: Path) -> None:
