@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
 import typer
 
-from fkllmproxy.cli.app import EXIT_CONFIG, app, print_problems
+from fkllmproxy.cli.app import EXIT_CONFIG, app, fail, print_problems
 from fkllmproxy.cli.options import ConfigOption, EnvFileOption
 from fkllmproxy.errors import ConfigError
 
@@ -23,7 +24,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the proxy in the foreground, JSON logs on stdout (exit 78 on invalid config)."""
-    from fkllmproxy.daemon.run import ServeOptions, StartupError, exit_process
+    from fkllmproxy.daemon.run import ServeOptions, StartupError
     from fkllmproxy.daemon.run import serve as run_daemon
 
     overrides = {"server": {"host": host, "port": port, "workers": workers}}
@@ -35,7 +36,22 @@ def serve(
         raise typer.Exit(EXIT_CONFIG) from None
     try:
         code = run_daemon(options, loaded)
+    except ConfigError as exc:  # a provider that cannot be built (e.g. its credentials file)
+        print_problems(exc.problems, f"{exc.message}; not starting:")
+        raise typer.Exit(EXIT_CONFIG) from None
     except StartupError as exc:
-        sys.stderr.write(f"fkllm: {exc}\n")
-        code = 1
-    exit_process(code)
+        fail(str(exc), 1)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Leave without interpreter finalization once the daemon has stopped cleanly.
+
+    Everything is closed and flushed by now. Granian's Rust runtime threads can still
+    be unwinding while CPython tears itself down, and that intermittently aborts the
+    process ("panic in a function that cannot unwind", exit 134) after a clean stop —
+    which would turn systemd's view of a clean stop into a crash.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

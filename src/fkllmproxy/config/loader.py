@@ -346,6 +346,12 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
                     "missing credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
                     "service-account JSON file",
                 )
+            elif not os.access(credentials, os.R_OK):
+                problems.add(
+                    ("providers", i, "credentials_file"),
+                    credentials,
+                    "the service-account JSON file does not exist or cannot be read",
+                )
             elif provider.credentials_file is None:
                 provider = msgspec.structs.replace(provider, credentials_file=credentials)
         providers.append(provider)
@@ -357,6 +363,16 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
         )
     elif not config.models:
         problems.note("no models configured: add [[models]] blocks naming provider targets")
+
+    state = config.state
+    if state.backend == "redis" and not (
+        state.url and state.url.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        problems.add(
+            ("state", "url"),
+            state.url if state.url else _MISSING,
+            'backend = "redis" needs url = "redis://host:port/db" (or rediss://, unix://)',
+        )
 
     auth = config.auth
     open_door = not auth.master_key and not auth.keys

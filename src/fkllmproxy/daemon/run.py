@@ -9,18 +9,15 @@ to Granian's multi-process server instead (see ``workers.py``).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import errno
-import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from fkllmproxy import __version__
 from fkllmproxy.config import LoadedConfig, load_config
@@ -30,7 +27,7 @@ from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
-__all__ = ["ServeOptions", "StartupError", "exit_process", "serve"]
+__all__ = ["ServeOptions", "StartupError", "serve"]
 
 _log = get_logger("daemon")
 
@@ -117,7 +114,7 @@ class Daemon:
         old = self.holder.runtime
         try:
             loaded = self.options.load()
-            runtime = build_runtime(loaded)
+            runtime = build_runtime(loaded, previous=old)
         except ConfigError as exc:
             _log.error(
                 "reload refused: the new configuration is invalid; keeping the old one",
@@ -134,14 +131,16 @@ class Daemon:
             _log.warning("reload: listen address and workers change only on restart")
         self.holder.runtime = runtime
         # Requests already running keep the old providers until they finish.
-        self._spawn(self._retire(old, server.drain_timeout_secs))
+        self._spawn(
+            self._retire(old, server.drain_timeout_secs, keep_state=runtime.state is old.state)
+        )
         _log.info("configuration reloaded", extra=_startup_fields(loaded))
         self.notifier.send("READY=1", "STATUS=serving (reloaded)")
         return True
 
-    async def _retire(self, old: Any, grace: float) -> None:
+    async def _retire(self, old: Any, grace: float, *, keep_state: bool) -> None:
         await asyncio.sleep(grace + 1)
-        await old.aclose()
+        await old.aclose(keep_state=keep_state)
 
     async def _watchdog(self, interval: float) -> None:
         while True:
@@ -227,23 +226,6 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
 
         return serve_workers(options, loaded)
     return asyncio.run(Daemon(options, loaded).run())
-
-
-def exit_process(code: int) -> NoReturn:
-    """End the process once ``serve`` has returned, skipping interpreter finalization.
-
-    Granian's Rust threads (its runtime and blocking pool) outlive ``server.stop()``; when
-    CPython finalizes with them still attached, one of them can abort the process
-    (SIGABRT, seen intermittently with granian 2.8 after a clean drain), and systemd then
-    records a failed stop. Everything of ours is closed by the time we get here: run the
-    atexit hooks, flush the streams and leave with the daemon's own status.
-    """
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
 
 
 def default_state_dir() -> Path:

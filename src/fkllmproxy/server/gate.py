@@ -7,10 +7,11 @@ from typing import Any
 from litestar import Request
 
 from fkllmproxy.auth import Caller
-from fkllmproxy.errors import RateLimited, Unauthorized
+from fkllmproxy.errors import RateLimited, StateStoreUnavailable, Unauthorized
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.runtime import Runtime
+from fkllmproxy.state import MemoryState, StateUnavailable
 
 __all__ = ["admit"]
 
@@ -22,7 +23,7 @@ def _caller_ip(request: Request[Any, Any, Any]) -> str:
     return f"ip:{client[0]}" if client else "ip:unknown"
 
 
-def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
+async def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
     """Authenticate and take a rate-limit token; raise 401 or 429 as needed."""
     context: RequestContext = request.scope["fkllm"]  # type: ignore[typeddict-item]
     headers = request.headers
@@ -39,15 +40,25 @@ def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, Re
         )
         raise
     context.client = caller.name
-    limiter = runtime.limiter
-    if limiter is not None:
+    limits = runtime.limits
+    if limits is not None:
         bucket = caller.name if runtime.auth.required else _caller_ip(request)
         own = caller.rate_limit
-        decision = limiter.take(
-            bucket,
-            own.capacity if own else None,
-            own.refill_per_second if own else None,
+        capacity, refill = limits.share(
+            own.capacity if own else limits.capacity,
+            own.refill_per_second if own else limits.refill_per_second,
         )
+        state = runtime.state
+        if isinstance(state, MemoryState):
+            decision = state.take_now(bucket, capacity, refill)
+        else:
+            try:
+                decision = await state.take_token(bucket, capacity, refill)
+            except StateUnavailable:
+                raise StateStoreUnavailable(
+                    "Rate limiting is unavailable (shared state store unreachable); "
+                    "try again shortly."
+                ) from None
         context.rate = decision
         if not decision.allowed:
             raise RateLimited(

@@ -18,8 +18,10 @@ from fkllmproxy.providers import (
     Provider,
     StreamingCompletion,
 )
+from fkllmproxy.providers.sse import DONE_FRAME
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.cache import CachePlan, plan_cache
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.gate import admit
@@ -37,8 +39,12 @@ def _holder(request: Request[Any, Any, Any]) -> RuntimeHolder:
     return holder
 
 
-def json_response(body: bytes, status: int = 200) -> Response[bytes]:
-    return Response(content=body, status_code=status, media_type="application/json")
+def json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    return Response(
+        content=body, status_code=status, media_type="application/json", headers=headers
+    )
 
 
 async def relay_stream(
@@ -63,14 +69,27 @@ def _openai_error_frame(error: FkllmError) -> bytes:
     return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
 
 
-def sse_response(stream: AsyncIterator[bytes]) -> Stream:
-    return Stream(content=stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+def sse_response(stream: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> Stream:
+    all_headers = {**_SSE_HEADERS, **headers} if headers else _SSE_HEADERS
+    return Stream(content=stream, media_type="text/event-stream", headers=all_headers)
+
+
+async def _replay(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def cached_response(plan: CachePlan) -> Response[Any]:
+    """Replay a cache hit in the form it was stored (whole JSON or an SSE stream)."""
+    assert plan.hit is not None
+    if plan.hit.streamed:
+        return sse_response(_replay(plan.hit.body), plan.headers)
+    return json_response(plan.hit.body, 200, plan.headers)
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, chat_request_decoder)
     context.model = parsed.model
@@ -79,6 +98,19 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     stream = bool(parsed.stream)
     context.stream = stream
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+
+    cache = runtime.cache
+    plan = await plan_cache(
+        cache,
+        cached_model=model.cache,
+        caller=caller.name,
+        namespace=model.name,
+        raw=raw,
+        cache_control=request.headers.get("cache-control"),
+    )
+    if plan is not None and plan.hit is not None:
+        context.provider = "cache"
+        return cached_response(plan)
 
     async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
         call = ChatRequest(
@@ -98,14 +130,19 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         context.attempts = attempted.attempts
     if isinstance(result, Completion):
         context.usage = result.usage
-        return json_response(result.body, result.status)
-    return sse_response(relay_stream(result, context, error_frame=_openai_error_frame))
+        if cache is not None and plan is not None and plan.store_key and result.status == 200:
+            await cache.store_body(plan.store_key, result.body)
+        return json_response(result.body, result.status, plan.headers if plan else None)
+    frames = relay_stream(result, context, error_frame=_openai_error_frame)
+    if cache is not None and plan is not None and plan.store_key:
+        frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip())
+    return sse_response(frames, plan.headers if plan else None)
 
 
 @post("/v1/embeddings", status_code=200)
 async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, embedding_request_decoder)
     context.model = parsed.model
@@ -130,7 +167,7 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
     runtime = holder.runtime
-    caller, _ = admit(request, runtime)
+    caller, _ = await admit(request, runtime)
     created = int(holder.started)
     names = runtime.router.model_names
     if caller.models:

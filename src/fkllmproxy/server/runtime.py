@@ -10,12 +10,34 @@ import time
 from dataclasses import dataclass, field
 
 from fkllmproxy import __version__
-from fkllmproxy.auth import Authenticator, RateLimiter
+from fkllmproxy.auth import Authenticator
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
+from fkllmproxy.server.cache import ResponseCache
+from fkllmproxy.state import StateBackend, build_state
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateShare:
+    """This process's share of the rate limits.
+
+    With the memory backend each worker process keeps its own buckets, so with N
+    workers each gets 1/N of every capacity and refill rate: the sum over workers is the
+    configured limit, never N times it (exact when the kernel spreads connections
+    evenly; Redis makes it exact always).
+    """
+
+    capacity: int
+    refill_per_second: float
+    divisor: int = 1
+
+    def share(self, capacity: int, refill: float) -> tuple[int, float]:
+        if self.divisor == 1:
+            return capacity, refill
+        return max(1, -(-capacity // self.divisor)), refill / self.divisor
 
 
 @dataclass(eq=False)
@@ -24,15 +46,19 @@ class Runtime:
     providers: dict[str, Provider]
     router: Router
     auth: Authenticator
-    limiter: RateLimiter | None
+    state: StateBackend
+    limits: RateShare | None
+    cache: ResponseCache | None
 
     @property
     def config(self) -> Config:
         return self.loaded.config
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, keep_state: bool = False) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+        if not keep_state:
+            await self.state.aclose()
 
 
 @dataclass(eq=False)
@@ -45,23 +71,45 @@ class RuntimeHolder:
     draining: bool = False
 
 
-def build_runtime(loaded: LoadedConfig, transport: TransportFactory | None = None) -> Runtime:
-    """Build providers, router, authenticator and limiter for ``loaded``."""
+def _same_state(a: Config, b: Config) -> bool:
+    return (a.state, a.cache.max_entries, a.rate_limit.max_tracked_callers) == (
+        b.state,
+        b.cache.max_entries,
+        b.rate_limit.max_tracked_callers,
+    )
+
+
+def build_runtime(
+    loaded: LoadedConfig,
+    transport: TransportFactory | None = None,
+    *,
+    previous: Runtime | None = None,
+) -> Runtime:
+    """Build providers, router, authenticator, limits and cache for ``loaded``.
+
+    ``previous`` is the runtime being replaced on reload: its state (buckets, cache)
+    carries over unless the ``[state]`` settings changed, so a reload is not a way to
+    reset every caller's rate limit.
+    """
     config = loaded.config
     factory = transport or default_transport(config.server.http_transport)
     providers = {p.name: build_provider(p, factory) for p in config.providers}
+    if previous is not None and _same_state(previous.config, config):
+        state = previous.state
+    else:
+        state = build_state(config)
     limits = config.rate_limit
-    limiter = (
-        RateLimiter(
-            limits.capacity, limits.refill_per_second, max_tracked=limits.max_tracked_callers
-        )
-        if limits.enabled
-        else None
+    divisor = config.server.workers if config.state.backend == "memory" else 1
+    share = (
+        RateShare(limits.capacity, limits.refill_per_second, divisor) if limits.enabled else None
     )
+    cache = ResponseCache(state, config.cache) if config.cache.enabled else None
     return Runtime(
         loaded=loaded,
         providers=providers,
         router=Router(config, providers),
         auth=Authenticator(config.auth),
-        limiter=limiter,
+        state=state,
+        limits=share,
+        cache=cache,
     )
