@@ -33,11 +33,11 @@ from fkllmproxy.providers import (
 from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
-from fkllmproxy.server.cache import cache_directives
+from fkllmproxy.server.cache import plan_cache
 from fkllmproxy.server.disconnect import unless_disconnected
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.gate import admit
-from fkllmproxy.server.openai_api import json_response, relay_stream, sse_response
+from fkllmproxy.server.openai_api import cached_response, json_response, relay_stream, sse_response
 from fkllmproxy.server.runtime import RuntimeHolder
 from fkllmproxy.translate.anthropic_openai import (
     MessagesStreamFromChat,
@@ -109,19 +109,17 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
     translation = _Translation(raw)
 
     cache = runtime.cache
-    cache_key: str | None = None
-    cache_headers: dict[str, str] | None = None
-    if cache is not None and model.cache and not stream:
-        # Whole answers only; the model name is namespaced so that a Messages body can
-        # never be answered from a chat completion cached for the same bytes.
-        may_read, may_store = cache_directives(request.headers.get("cache-control"))
-        key = cache.key_for(caller.name, "messages:" + model.name, raw)
-        hit = await cache.lookup(key) if may_read else None
-        if hit is not None:
-            context.provider = "cache"
-            return json_response(hit.body, 200, {"x-fkllm-cache": "hit"})
-        cache_headers = {"x-fkllm-cache": "miss"}
-        cache_key = key if may_store else None
+    plan = await plan_cache(
+        cache,
+        cached_model=model.cache,
+        caller=caller.name,
+        namespace="messages:" + model.name,
+        raw=raw,
+        cache_control=request.headers.get("cache-control"),
+    )
+    if plan is not None and plan.hit is not None:
+        context.provider = "cache"
+        return cached_response(plan)
 
     # The router must see the provider's own result (it times a stream's first chunk
     # and falls back when it fails), so the attempt notes how to read it on the side.
@@ -161,15 +159,18 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
         body = result.body
         if not answer.native:
             body = messages_response_from_chat(body, provider=answer.provider, model=parsed.model)
-        if cache is not None and cache_key is not None and result.status == 200:
-            await cache.store_body(cache_key, body)
-        return json_response(body, result.status, cache_headers)
+        if cache is not None and plan is not None and plan.store_key and result.status == 200:
+            await cache.store_body(plan.store_key, body)
+        return json_response(body, result.status, plan.headers if plan else None)
     if not answer.native:
         translator = MessagesStreamFromChat(provider=answer.provider, model=parsed.model)
         result = StreamingCompletion(
             chunks=_events(result.chunks, translator), aclose=result.aclose, usage=result.usage
         )
-    return sse_response(relay_stream(result, context, error_frame=_error_event))
+    frames = relay_stream(result, context, error_frame=_error_event)
+    if cache is not None and plan is not None and plan.store_key:
+        frames = cache.recording(plan.store_key, frames, b'"type":"message_stop"')
+    return sse_response(frames, plan.headers if plan else None)
 
 
 @post("/v1/messages/count_tokens", status_code=200)
