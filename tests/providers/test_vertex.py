@@ -18,6 +18,11 @@ from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 from tests.conftest import MASTER_KEY, RunningDaemon
 
 CONFIG = """
+# One attempt per request: these tests pin what a single upstream failure looks like
+# (with retries, the refused token request would simply be made again).
+[retry]
+max_attempts = 1
+
 [[providers]]
 name = "vtx"
 type = "vertex"

@@ -97,6 +97,7 @@ class RetryConfig(_Section, frozen=True):
     backoff_initial_ms: NonNegativeFloat = 100.0
     backoff_max_ms: NonNegativeFloat = 2000.0
     max_retry_after_secs: NonNegativeFloat = 5.0
+    deadline_secs: PositiveFloat | None = None
 
 
 class LoggingConfig(_Section, frozen=True):
@@ -148,13 +149,14 @@ class ProviderConfig(_Section, frozen=True):
     project: str | None = None
     location: str | None = None
     credentials_file: str | None = None
+    default_max_tokens: PositiveInt = 4096
     mock_latency_ms: NonNegativeFloat = 0.0
 
 
 class Target(_Section, frozen=True):
     provider: Name
     model: Annotated[str, Meta(min_length=1)]
-    weight: Annotated[float, Meta(gt=0)] = 1.0
+    weight: Annotated[float, Meta(gt=0)] | None = None
 
 
 class ModelConfig(_Section, frozen=True):

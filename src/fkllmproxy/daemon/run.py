@@ -21,7 +21,8 @@ from typing import Any
 
 from fkllmproxy import __version__
 from fkllmproxy.config import LoadedConfig, load_config
-from fkllmproxy.daemon.notify import Notifier, watchdog_interval
+from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
+from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
 from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.observability.metrics import use_multiprocess
@@ -31,6 +32,8 @@ from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 __all__ = ["ServeOptions", "StartupError", "serve"]
 
 _log = get_logger("daemon")
+# After the drain deadline: how long streams get to send their closing error event.
+_LAST_WORDS_SECS = 2.0
 
 
 class StartupError(Exception):
@@ -58,21 +61,21 @@ class ServeOptions:
 def _check_port(host: str, port: int) -> None:
     """Fail early and clearly when the address is taken (Granian's error is opaque)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise StartupError(
-                    f"port {port} on {host} is already in use; find the other process "
-                    f"with 'sudo lsof -i :{port}' or choose another port (--port)"
-                ) from None
-            if exc.errno == errno.EACCES:
-                raise StartupError(
-                    f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
-                ) from None
-            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use; find the other process "
+                f"with 'sudo lsof -i :{port}' or choose another port (--port)"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise StartupError(
+                f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
@@ -119,7 +122,7 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Re-read env file and config; swap them in atomically, or keep the old on error."""
-        self.notifier.send("RELOADING=1", "STATUS=reloading configuration")
+        self.notifier.send(*reloading_lines("reloading configuration"))
         old = self.holder.runtime
         try:
             loaded = self.options.load()
@@ -138,6 +141,7 @@ class Daemon:
             old.config.server.workers,
         ):
             _log.warning("reload: listen address and workers change only on restart")
+        runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
         self.holder.runtime = runtime
         self._reload_ledger(old.config, loaded.config)
         # Requests already running keep the old providers until they finish.
@@ -230,9 +234,16 @@ class Daemon:
                 "drain deadline passed; closing the remaining connections",
                 extra={"drain_timeout_secs": grace},
             )
-            serving.cancel()
-            with contextlib.suppress(BaseException):
-                await serving
+            # End what still waits on a provider with an answer the client can read
+            # (a 503, or an error event closing its stream) rather than a torn
+            # connection; whatever is left after that is cancelled.
+            self.holder.runtime.router.abort_in_flight()
+            try:
+                await asyncio.wait_for(asyncio.shield(serving), timeout=_LAST_WORDS_SECS)
+            except TimeoutError:
+                serving.cancel()
+                with contextlib.suppress(BaseException):
+                    await serving
         for task in list(self._tasks):
             task.cancel()
         await self.holder.runtime.aclose()
@@ -248,6 +259,7 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
     config = loaded.config
     configure_logging(config.logging.level, config.logging.format)
     _check_port(config.server.host, config.server.port)
+    set_process_name(DAEMON_NAME)
     if config.server.workers > 1:
         from fkllmproxy.daemon.workers import serve_workers
 

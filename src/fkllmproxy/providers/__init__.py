@@ -10,6 +10,8 @@ from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
     EmbeddingRequest,
+    MessagesCall,
+    MessagesProvider,
     Provider,
     StreamingCompletion,
     Usage,
@@ -20,6 +22,8 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "EmbeddingRequest",
+    "MessagesCall",
+    "MessagesProvider",
     "Provider",
     "StreamingCompletion",
     "TransportFactory",
@@ -39,6 +43,10 @@ def build_provider(config: ProviderConfig, transport: TransportFactory) -> Provi
         from fkllmproxy.providers.openai import OpenAIProvider
 
         return OpenAIProvider(config, transport)
+    if config.type == "anthropic":
+        from fkllmproxy.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(config, transport)
     if config.type == "gemini":
         from fkllmproxy.providers.gemini import GeminiProvider
 

@@ -63,11 +63,15 @@ def build_client(
     base_url: str,
     headers: dict[str, str],
 ) -> httpx.AsyncClient:
-    """The one client for ``provider``: timeouts from its block, its headers preset."""
-    read = provider.first_byte_timeout_secs or provider.idle_timeout_secs or provider.timeout_secs
+    """The one client for ``provider``: timeouts from its block, its headers preset.
+
+    Only the connect timeout is the client's job; time to first byte, idle gaps and the
+    total are enforced by the router (``routing/timeouts.py``) for every adapter alike,
+    so the read timeout here is just a backstop at the total.
+    """
     timeout = httpx.Timeout(
         connect=provider.connect_timeout_secs,
-        read=read,
+        read=provider.timeout_secs,
         write=provider.timeout_secs,
         pool=provider.timeout_secs,
     )

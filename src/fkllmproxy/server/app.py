@@ -5,6 +5,8 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.datastructures import State
 
+from fkllmproxy.server.admin_circuits import circuit_routes
+from fkllmproxy.server.anthropic_api import count_tokens, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
@@ -26,6 +28,9 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             ready,
             metrics_json,
             metrics_prometheus,
+            messages,
+            count_tokens,
+            *circuit_routes,
         ],
         exception_handlers=exception_handlers,
         state=State({"holder": holder}),

@@ -9,6 +9,7 @@ watching the proxy does not change its numbers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -76,6 +77,12 @@ class RequestMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except asyncio.CancelledError:
+            # Once a stream's last byte is out, only Litestar's disconnect listener is
+            # still waiting in receive(); Granian cancels that wait when it stops, which
+            # it would log as an application error. The response is complete: end quietly.
+            if not state["logged"]:
+                raise
         finally:
             if not state["logged"]:
                 # The client went away or the stream broke before the last byte.

@@ -58,6 +58,10 @@ class Runtime:
     def config(self) -> Config:
         return self.loaded.config
 
+    def circuit_states(self) -> dict[str, str]:
+        """Each provider's circuit: ``closed``, ``half_open`` or ``open``."""
+        return dict(self.router.breakers.states())
+
     async def aclose(self, *, keep_state: bool = False) -> None:
         for provider in self.providers.values():
             await provider.aclose()
