@@ -14,8 +14,10 @@ from fkllmproxy.auth import Authenticator
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
+from fkllmproxy.routing.shared_circuits import SharedCircuits
 from fkllmproxy.server.cache import ResponseCache
 from fkllmproxy.state import StateBackend, build_state
+from fkllmproxy.state.base import CircuitParams
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
 
@@ -108,10 +110,17 @@ def build_runtime(
         RateShare(limits.capacity, limits.refill_per_second, divisor) if limits.enabled else None
     )
     cache = ResponseCache(state, config.cache) if config.cache.enabled else None
+    router = Router(config, providers)
+    if config.state.backend == "redis":
+        breaker = config.circuit_breaker
+        params = CircuitParams(
+            breaker.failure_threshold, breaker.timeout_secs, breaker.max_timeout_secs
+        )
+        router.refresh_circuits = SharedCircuits(state, router.breakers, params).refresh
     return Runtime(
         loaded=loaded,
         providers=providers,
-        router=Router(config, providers),
+        router=router,
         auth=Authenticator(config.auth),
         state=state,
         limits=share,
