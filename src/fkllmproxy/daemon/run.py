@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from fkllmproxy import __version__
+from fkllmproxy.auth.store import store_keys
 from fkllmproxy.config import LoadedConfig, load_config
+from fkllmproxy.config.redact import secret_values
 from fkllmproxy.daemon.notify import Notifier, watchdog_interval
 from fkllmproxy.errors import ConfigError
-from fkllmproxy.observability.logging import configure_logging, get_logger
+from fkllmproxy.observability.logging import configure_logging, get_logger, register_secrets
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
 __all__ = ["ServeOptions", "StartupError", "serve"]
@@ -93,8 +95,13 @@ class Daemon:
 
     def __init__(self, options: ServeOptions, loaded: LoadedConfig) -> None:
         self.options = options
-        self.holder = RuntimeHolder(build_runtime(loaded))
+        register_secrets(secret_values(loaded.config))
+        self.holder = RuntimeHolder(
+            build_runtime(loaded, extra_keys=store_keys(loaded.config)),
+            reloader=self.reload_problems,
+        )
         self.notifier = Notifier()
+        self._reload_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -109,34 +116,50 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Re-read env file and config; swap them in atomically, or keep the old on error."""
-        self.notifier.send("RELOADING=1", "STATUS=reloading configuration")
-        old = self.holder.runtime
-        try:
-            loaded = self.options.load()
-            runtime = build_runtime(loaded)
-        except ConfigError as exc:
-            _log.error(
-                "reload refused: the new configuration is invalid; keeping the old one",
-                extra={"problems": exc.problems},
-            )
-            self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
-            return False
-        server = loaded.config.server
-        if (server.host, server.port, server.workers) != (
-            old.config.server.host,
-            old.config.server.port,
-            old.config.server.workers,
-        ):
-            _log.warning("reload: listen address and workers change only on restart")
-        self.holder.runtime = runtime
-        # Requests already running keep the old providers until they finish.
-        self._spawn(self._retire(old, server.drain_timeout_secs))
-        _log.info("configuration reloaded", extra=_startup_fields(loaded))
-        self.notifier.send("READY=1", "STATUS=serving (reloaded)")
-        return True
+        return not await self.reload_problems()
 
-    async def _retire(self, old: Any, grace: float) -> None:
-        await asyncio.sleep(grace + 1)
+    async def reload_problems(self) -> list[str]:
+        """``reload``, returning why it was refused (an empty list when it succeeded).
+
+        One reload at a time (SIGHUP and ``POST /admin/reload`` may race). The new
+        runtime is built completely before the one assignment that swaps it in, so a
+        request sees either the old keys, limits and routes or the new ones, never a
+        mix; requests already running finish on the old runtime, which is closed when
+        its last one is done.
+        """
+        async with self._reload_lock:
+            self.notifier.send("RELOADING=1", "STATUS=reloading configuration")
+            old = self.holder.runtime
+            try:
+                loaded = self.options.load()
+                runtime = build_runtime(loaded, previous=old, extra_keys=store_keys(loaded.config))
+            except ConfigError as exc:
+                _log.error(
+                    "reload refused: the new configuration is invalid; keeping the old one",
+                    extra={"problems": exc.problems},
+                )
+                self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
+                return list(exc.problems)
+            server = loaded.config.server
+            if (server.host, server.port, server.workers) != (
+                old.config.server.host,
+                old.config.server.port,
+                old.config.server.workers,
+            ):
+                _log.warning("reload: listen address and workers change only on restart")
+            register_secrets(secret_values(loaded.config))
+            self.holder.runtime = runtime
+            self._spawn(self._retire(old))
+            _log.info("configuration reloaded", extra=_startup_fields(loaded))
+            self.notifier.send("READY=1", "STATUS=serving (reloaded)")
+            return []
+
+    async def _retire(self, old: Any, poll: float = 0.2, limit: float = 3600.0) -> None:
+        """Close ``old``'s providers once its in-flight requests (streams too) are done."""
+        waited = 0.0
+        while old.in_flight > 0 and waited < limit:
+            await asyncio.sleep(poll)
+            waited += poll
         await old.aclose()
 
     async def _watchdog(self, interval: float) -> None:

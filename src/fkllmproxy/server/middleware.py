@@ -60,9 +60,14 @@ class RequestMiddleware:
                 state["logged"] = True
                 _log_request(scope, context, state["status"])
 
+        # Count the request on the runtime it starts with: a reload closes that
+        # runtime's providers only once its last request is done.
+        runtime = scope["app"].state.holder.runtime
+        runtime.in_flight += 1
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            runtime.in_flight -= 1
             if not state["logged"]:
                 # The client went away or the stream broke before the last byte.
                 _log_request(scope, context, state["status"] or 499)
