@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,7 @@ from fkllmproxy.config.envfile import parse_env_text
 from fkllmproxy.config.envwrite import locked_env_file, update_env_text, write_env_file
 from fkllmproxy.errors import ConfigError
 
-__all__ = ["rotate_key"]
+__all__ = ["Rotation", "rotate", "rotate_key"]
 
 MASTER = "APP_AUTH__MASTER_KEY"
 PREVIOUS = "APP_AUTH__PREVIOUS_MASTER_KEY"
@@ -37,8 +38,17 @@ def new_key() -> str:
     return secrets.token_hex(32)
 
 
-def rotate(path: Path, *, keep_previous: bool) -> tuple[str, bool]:
-    """Write a new master key into ``path``; returns it and whether an old one was kept."""
+@dataclass(frozen=True)
+class Rotation:
+    """What one rotation did: the new key, the key it replaced, whether that was kept."""
+
+    key: str
+    replaced: str | None
+    kept: bool
+
+
+def rotate(path: Path, *, keep_previous: bool) -> Rotation:
+    """Write a new master key into ``path`` under the writer's lock."""
     key = new_key()
     with locked_env_file(path) as (text, info):
         old = parse_env_text(text, origin=f"env file {path}").get(MASTER) or None
@@ -56,7 +66,7 @@ def rotate(path: Path, *, keep_previous: bool) -> tuple[str, bool]:
                 [f"the current {MASTER} in {path} has characters that cannot be kept unquoted"]
             ) from None
         write_env_file(path, updated, info)
-    return key, kept
+    return Rotation(key=key, replaced=old, kept=kept)
 
 
 @app.command("rotate-key")
@@ -79,17 +89,17 @@ def rotate_key(
     if not path.parent.is_dir():
         fail(f"cannot rotate: directory {path.parent} does not exist", 1)
     try:
-        key, kept = rotate(path, keep_previous=keep_previous)
+        rotation = rotate(path, keep_previous=keep_previous)
     except ConfigError as exc:
         fail(f"cannot rotate the key: {'; '.join(exc.problems)}", 1)
-    sys.stdout.write(key + "\n")
+    sys.stdout.write(rotation.key + "\n")
     sys.stdout.flush()
     note = (
         "the old key stays valid for previous_key_grace_secs after the reload"
-        if kept
+        if rotation.kept
         else "the old key stops working at the reload"
     )
-    if keep_previous and not kept:
+    if keep_previous and not rotation.kept:
         note = f"there was no {MASTER} to keep; " + note
     sys.stderr.write(
         f"fkllm: new master key written to {path}; apply it with "

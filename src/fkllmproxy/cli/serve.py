@@ -36,4 +36,7 @@ def serve(
         code = run_daemon(options, loaded)
     except StartupError as exc:
         fail(str(exc), 1)
+    except ConfigError as exc:  # found while building (the key store, say)
+        print_problems(exc.problems, f"{exc.message}; not starting:")
+        raise typer.Exit(EXIT_CONFIG) from None
     raise typer.Exit(code)
