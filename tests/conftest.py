@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fkllmproxy.testing.fake_upstream import FakeUpstream
+
 MASTER_KEY = "sk-test-master-0123456789"
 
 
@@ -163,3 +165,10 @@ def mock_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDae
     daemon.wait_ready()
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A fake provider on a free 127.0.0.1 port; see ``fkllmproxy.testing.fake_upstream``."""
+    with FakeUpstream() as up:
+        yield up

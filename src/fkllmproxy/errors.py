@@ -18,6 +18,7 @@ API shape (OpenAI or Anthropic)::
         ├── UpstreamUnavailable     502 every attempt failed
         ├── NoProviderAvailable     503 every circuit is open
         └── UpstreamTimeout         504 the provider did not answer in time
+    StateStoreUnavailable           503 shared state (Redis) down and [state] on_failure = "closed"
 
 Nothing here imports the rest of the package, so every layer may raise these.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "StateStoreUnavailable",
     "Unauthorized",
     "UpstreamError",
     "UpstreamRejected",
@@ -205,6 +207,14 @@ class NoProviderAvailable(UpstreamError):
 
     status = 503
     code = "no_provider_available"
+
+
+class StateStoreUnavailable(FkllmError):
+    """Raised in fail-closed mode when the shared state store (Redis) cannot be reached."""
+
+    status = 503
+    error_type = "api_error"
+    code = "state_unavailable"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -93,18 +93,3 @@ class TestRateLimiter:
         limiter.take("newcomer")  # evicts other-0, not busy
         assert not limiter.take("busy").allowed
         assert limiter.take("other-0").allowed  # forgotten, so a full bucket again
-
-    def test_adopt_keeps_buckets_across_reload(self, clock: Clock) -> None:
-        """A reload does not hand every caller a fresh burst; a smaller capacity applies."""
-        old = RateLimiter(5, 0.001, clock=clock)
-        for _ in range(5):
-            old.take("a")
-        new = RateLimiter(3, 0.001, clock=clock)
-        new.adopt(old)
-        assert not new.take("a").allowed
-        fresh = RateLimiter(3, 0.001, clock=clock)
-        fresh.adopt(RateLimiter(50, 1.0, clock=clock))
-        full = RateLimiter(50, 1.0, clock=clock)
-        full.take("b")
-        fresh.adopt(full)
-        assert fresh.take("b").remaining == 2  # 49 tokens cut to the new capacity of 3

@@ -4,10 +4,6 @@ A bucket holds ``capacity`` tokens and gains ``refill_per_second``; each request
 one. The table of buckets is an LRU bounded by ``max_tracked_callers``: a forgotten
 caller comes back with a full bucket, which errs on the generous side only for callers
 idle long enough to fall out.
-
-On reload the new limiter ``adopt``s the old one's buckets, so changing a limit (or
-any other setting) never hands every caller a fresh burst; a bucket larger than its
-new capacity is cut down on its next take.
 """
 
 from __future__ import annotations
@@ -39,7 +35,7 @@ class Decision:
 
 
 class RateLimiter:
-    """Buckets by caller name; ``take`` is O(1) and never allocates for a known caller."""
+    """Buckets by caller name, least recently used forgotten first; ``take`` is O(1)."""
 
     def __init__(
         self,
@@ -59,12 +55,6 @@ class RateLimiter:
     def tracked(self) -> int:
         """How many callers have a bucket right now (at most ``max_tracked``)."""
         return len(self._buckets)
-
-    def adopt(self, old: RateLimiter) -> None:
-        """Take over ``old``'s buckets (most recent last), keeping within our own bound."""
-        buckets = old._buckets
-        keep = list(buckets.items())[-self._max :]
-        self._buckets = OrderedDict(keep)
 
     def take(
         self, caller: str, capacity: int | None = None, refill: float | None = None

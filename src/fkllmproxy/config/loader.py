@@ -367,6 +367,16 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
     elif not config.models:
         problems.note("no models configured: add [[models]] blocks naming provider targets")
 
+    state = config.state
+    if state.backend == "redis" and not (
+        state.url and state.url.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        problems.add(
+            ("state", "url"),
+            state.url if state.url else _MISSING,
+            'backend = "redis" needs url = "redis://host:port/db" (or rediss://, unix://)',
+        )
+
     auth = config.auth
     open_door = not auth.master_key and not auth.keys
     if open_door and not auth.allow_unauthenticated and not _is_loopback(config.server.host):

@@ -149,18 +149,21 @@ class Daemon:
                 _log.warning("reload: listen address and workers change only on restart")
             register_secrets(secret_values(loaded.config))
             self.holder.runtime = runtime
-            self._spawn(self._retire(old))
+            self._spawn(self._retire(old, keep_state=runtime.state is old.state))
             _log.info("configuration reloaded", extra=_startup_fields(loaded))
             self.notifier.send("READY=1", "STATUS=serving (reloaded)")
             return []
 
-    async def _retire(self, old: Any, poll: float = 0.2, limit: float = 3600.0) -> None:
-        """Close ``old``'s providers once its in-flight requests (streams too) are done."""
+    async def _retire(
+        self, old: Any, *, keep_state: bool, poll: float = 0.2, limit: float = 3600.0
+    ) -> None:
+        """Close ``old``'s providers once its in-flight requests (streams too) are done;
+        its state too unless the new runtime carries it on."""
         waited = 0.0
         while old.in_flight > 0 and waited < limit:
             await asyncio.sleep(poll)
             waited += poll
-        await old.aclose()
+        await old.aclose(keep_state=keep_state)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

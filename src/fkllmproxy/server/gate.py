@@ -6,12 +6,13 @@ from typing import Any
 
 from litestar import Request
 
-from fkllmproxy.auth import Caller, RateLimiter
+from fkllmproxy.auth import Caller
 from fkllmproxy.auth.events import AccessEvents
-from fkllmproxy.errors import Forbidden, RateLimited, Unauthorized
+from fkllmproxy.errors import Forbidden, RateLimited, StateStoreUnavailable, Unauthorized
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.context import RequestContext
-from fkllmproxy.server.runtime import Runtime
+from fkllmproxy.server.runtime import RateShare, Runtime
+from fkllmproxy.state import MemoryState, StateUnavailable
 
 __all__ = ["admit", "admit_master"]
 
@@ -27,17 +28,30 @@ def _events(request: Request[Any, Any, Any]) -> AccessEvents | None:
     return getattr(request.app.state.holder, "access", None)
 
 
-def _take(
-    limiter: RateLimiter,
+async def _take(
+    runtime: Runtime,
+    limits: RateShare,
     bucket: str,
     caller: Caller | None,
     context: RequestContext,
     events: AccessEvents | None,
 ) -> None:
+    """Take a token from ``bucket`` (the caller's own limits, else the defaults)."""
     own = caller.rate_limit if caller else None
-    decision = limiter.take(
-        bucket, own.capacity if own else None, own.refill_per_second if own else None
+    capacity, refill = limits.share(
+        own.capacity if own else limits.capacity,
+        own.refill_per_second if own else limits.refill_per_second,
     )
+    state = runtime.state
+    if isinstance(state, MemoryState):
+        decision = state.take_now(bucket, capacity, refill)
+    else:
+        try:
+            decision = await state.take_token(bucket, capacity, refill)
+        except StateUnavailable:
+            raise StateStoreUnavailable(
+                "Rate limiting is unavailable (shared state store unreachable); try again shortly."
+            ) from None
     context.rate = decision
     if not decision.allowed:
         if events is not None:
@@ -49,7 +63,7 @@ def _take(
         )
 
 
-def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
+async def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
     """Authenticate and take a rate-limit token; raise 401 or 429 as needed.
 
     A caller with a key is limited per key (its own limits, else the defaults); with no
@@ -58,7 +72,7 @@ def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, Re
     """
     context: RequestContext = request.scope["fkllm"]  # type: ignore[typeddict-item]
     headers = request.headers
-    limiter = runtime.limiter
+    limits = runtime.limits
     events = _events(request)
     try:
         caller = runtime.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
@@ -75,22 +89,22 @@ def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, Re
                 "reason": exc.message,
             },
         )
-        if limiter is not None:
-            _take(limiter, _caller_ip(request), None, context, events)
+        if limits is not None:
+            await _take(runtime, limits, _caller_ip(request), None, context, events)
             context.rate = None  # the headers are for authenticated callers only
         raise
     context.client = caller.name
-    if limiter is not None:
+    if limits is not None:
         bucket = caller.name if runtime.auth.required else _caller_ip(request)
-        _take(limiter, bucket, caller, context, events)
+        await _take(runtime, limits, bucket, caller, context, events)
     return caller, context
 
 
-def admit_master(
+async def admit_master(
     request: Request[Any, Any, Any], runtime: Runtime
 ) -> tuple[Caller, RequestContext]:
     """``admit``, then ``Forbidden`` unless the caller holds the master key."""
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     if not caller.is_master:
         if runtime.auth.required:
             error = Forbidden(f"The key {caller.name!r} is not the master key; /admin needs it.")

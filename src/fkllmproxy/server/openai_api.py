@@ -20,6 +20,7 @@ from fkllmproxy.providers import (
 )
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.cache import cache_directives
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.gate import admit
@@ -37,8 +38,12 @@ def _holder(request: Request[Any, Any, Any]) -> RuntimeHolder:
     return holder
 
 
-def json_response(body: bytes, status: int = 200) -> Response[bytes]:
-    return Response(content=body, status_code=status, media_type="application/json")
+def json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    return Response(
+        content=body, status_code=status, media_type="application/json", headers=headers
+    )
 
 
 async def relay_stream(
@@ -63,14 +68,19 @@ def _openai_error_frame(error: FkllmError) -> bytes:
     return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
 
 
-def sse_response(stream: AsyncIterator[bytes]) -> Stream:
-    return Stream(content=stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+def sse_response(stream: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> Stream:
+    all_headers = {**_SSE_HEADERS, **headers} if headers else _SSE_HEADERS
+    return Stream(content=stream, media_type="text/event-stream", headers=all_headers)
+
+
+async def _replay(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, chat_request_decoder)
     context.model = parsed.model
@@ -79,6 +89,22 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     stream = bool(parsed.stream)
     context.stream = stream
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+
+    cache = runtime.cache
+    cache_key: str | None = None
+    cache_headers: dict[str, str] | None = None
+    if cache is not None and model.cache:
+        may_read, may_store = cache_directives(request.headers.get("cache-control"))
+        key = cache.key_for(caller.name, model.name, raw)
+        hit = await cache.lookup(key) if may_read else None
+        if hit is not None:
+            context.provider = "cache"
+            headers = {"x-fkllm-cache": "hit"}
+            if hit.streamed:
+                return sse_response(_replay(hit.body), headers)
+            return json_response(hit.body, 200, headers)
+        cache_headers = {"x-fkllm-cache": "miss"}
+        cache_key = key if may_store else None
 
     async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
         call = ChatRequest(
@@ -98,14 +124,19 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         context.attempts = attempted.attempts
     if isinstance(result, Completion):
         context.usage = result.usage
-        return json_response(result.body, result.status)
-    return sse_response(relay_stream(result, context, error_frame=_openai_error_frame))
+        if cache is not None and cache_key is not None and result.status == 200:
+            await cache.store_body(cache_key, result.body)
+        return json_response(result.body, result.status, cache_headers)
+    frames = relay_stream(result, context, error_frame=_openai_error_frame)
+    if cache is not None and cache_key is not None:
+        frames = cache.recording(cache_key, frames)
+    return sse_response(frames, cache_headers)
 
 
 @post("/v1/embeddings", status_code=200)
 async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, embedding_request_decoder)
     context.model = parsed.model
@@ -130,7 +161,7 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
     runtime = holder.runtime
-    caller, _ = admit(request, runtime)
+    caller, _ = await admit(request, runtime)
     created = int(holder.started)
     names = runtime.router.model_names
     if caller.models:

@@ -11,13 +11,35 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from fkllmproxy import __version__
-from fkllmproxy.auth import AccessEvents, Authenticator, RateLimiter
+from fkllmproxy.auth import AccessEvents, Authenticator
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.config.schema import ClientKey
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
+from fkllmproxy.server.cache import ResponseCache
+from fkllmproxy.state import StateBackend, build_state
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateShare:
+    """This process's share of the rate limits.
+
+    With the memory backend each worker process keeps its own buckets, so with N
+    workers each gets 1/N of every capacity and refill rate: the sum over workers is the
+    configured limit, never N times it (exact when the kernel spreads connections
+    evenly; Redis makes it exact always).
+    """
+
+    capacity: int
+    refill_per_second: float
+    divisor: int = 1
+
+    def share(self, capacity: int, refill: float) -> tuple[int, float]:
+        if self.divisor == 1:
+            return capacity, refill
+        return max(1, -(-capacity // self.divisor)), refill / self.divisor
 
 
 @dataclass(eq=False)
@@ -26,7 +48,9 @@ class Runtime:
     providers: dict[str, Provider]
     router: Router
     auth: Authenticator
-    limiter: RateLimiter | None
+    state: StateBackend
+    limits: RateShare | None
+    cache: ResponseCache | None
     # Requests that started on this runtime and have not finished (the middleware
     # counts them), so a reload closes the old providers only once they are done.
     in_flight: int = 0
@@ -35,9 +59,11 @@ class Runtime:
     def config(self) -> Config:
         return self.loaded.config
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, keep_state: bool = False) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+        if not keep_state:
+            await self.state.aclose()
 
 
 @dataclass(eq=False)
@@ -54,6 +80,14 @@ class RuntimeHolder:
     reloader: Callable[[], Awaitable[list[str]]] | None = None
 
 
+def _same_state(a: Config, b: Config) -> bool:
+    return (a.state, a.cache.max_entries, a.rate_limit.max_tracked_callers) == (
+        b.state,
+        b.cache.max_entries,
+        b.rate_limit.max_tracked_callers,
+    )
+
+
 def build_runtime(
     loaded: LoadedConfig,
     transport: TransportFactory | None = None,
@@ -61,25 +95,26 @@ def build_runtime(
     previous: Runtime | None = None,
     extra_keys: Iterable[ClientKey] = (),
 ) -> Runtime:
-    """Build providers, router, authenticator and limiter for ``loaded``.
+    """Build providers, router, authenticator, limits and cache for ``loaded``.
 
-    ``previous`` is the runtime being replaced on reload: its rate-limit buckets and
-    the grace of a previous master key carry over. ``extra_keys`` are client keys from
-    the key store, merged with ``[[auth.keys]]``.
+    ``previous`` is the runtime being replaced on reload: its state (buckets, cache)
+    carries over unless the ``[state]`` settings changed, so a reload is not a way to
+    reset every caller's rate limit; so does the grace of a previous master key.
+    ``extra_keys`` are client keys from the key store, merged with ``[[auth.keys]]``.
     """
     config = loaded.config
     factory = transport or default_transport(config.server.http_transport)
     providers = {p.name: build_provider(p, factory) for p in config.providers}
+    if previous is not None and _same_state(previous.config, config):
+        state = previous.state
+    else:
+        state = build_state(config)
     limits = config.rate_limit
-    limiter = (
-        RateLimiter(
-            limits.capacity, limits.refill_per_second, max_tracked=limits.max_tracked_callers
-        )
-        if limits.enabled
-        else None
+    divisor = config.server.workers if config.state.backend == "memory" else 1
+    share = (
+        RateShare(limits.capacity, limits.refill_per_second, divisor) if limits.enabled else None
     )
-    if limiter is not None and previous is not None and previous.limiter is not None:
-        limiter.adopt(previous.limiter)
+    cache = ResponseCache(state, config.cache) if config.cache.enabled else None
     return Runtime(
         loaded=loaded,
         providers=providers,
@@ -89,5 +124,7 @@ def build_runtime(
             extra_keys=extra_keys,
             previous=previous.auth if previous is not None else None,
         ),
-        limiter=limiter,
+        state=state,
+        limits=share,
+        cache=cache,
     )
