@@ -172,3 +172,26 @@ def fake_upstream() -> Iterator[FakeUpstream]:
     """A fake provider on a free 127.0.0.1 port; see ``fkllmproxy.testing.fake_upstream``."""
     with FakeUpstream() as up:
         yield up
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def dist_binary() -> Path:
+    """``dist/fkllmproxy`` built by ``make dist`` once per session.
+
+    make rebuilds only when a source changed since the last build, so a warm tree costs
+    nothing; a fresh clone (CI) builds it here, from this virtualenv's pinned versions.
+    """
+    result = subprocess.run(
+        ["make", "-s", "dist", f"VENV={sys.prefix}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"make dist failed:\n{result.stdout}\n{result.stderr}"
+    binary = REPO / "dist" / "fkllmproxy"
+    assert os.access(binary, os.X_OK)
+    return binary

@@ -80,3 +80,29 @@ def test_streams_are_cached_and_replayed(start_daemon: Any) -> None:
     assert second.content == first.content and second.content.endswith(b"data: [DONE]\n\n")
     # A streamed answer never serves a whole-answer request, and vice versa.
     assert ask(daemon, "cached").headers["x-fkllm-cache"] == "miss"
+
+
+def test_messages_answers_and_streams_are_cached_apart_from_chat(start_daemon: Any) -> None:
+    """/v1/messages caches whole and streamed answers, never mixing them with chat ones."""
+    daemon = start_daemon(CONFIG)
+    body = {"model": "cached", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
+
+    def messages(**extra: Any) -> httpx.Response:
+        return httpx.post(daemon.url + "/v1/messages", headers=headers, json={**body, **extra})
+
+    assert messages().headers["x-fkllm-cache"] == "miss"
+    whole = messages()
+    assert whole.headers["x-fkllm-cache"] == "hit" and whole.json()["type"] == "message"
+    first = messages(stream=True)
+    assert first.headers["x-fkllm-cache"] == "miss"
+    second = messages(stream=True)
+    assert second.headers["x-fkllm-cache"] == "hit"
+    assert second.content == first.content and b"message_stop" in second.content
+    # The same bytes on the chat route are a different cache entry.
+    chat = httpx.post(
+        daemon.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={"model": "cached", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.headers["x-fkllm-cache"] == "miss"

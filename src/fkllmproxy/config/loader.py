@@ -247,15 +247,29 @@ def resolve_environ(
 ) -> tuple[dict[str, str], Path | None]:
     """The environment the config sees: ``base`` overlaid by the env file's values.
 
-    With no ``env_file`` given, ``/etc/fkllmproxy/env`` is read when it is readable.
+    With no ``env_file`` given, ``/etc/fkllmproxy/env`` is read when it exists. One that
+    exists but cannot be read is an error, not skipped: under systemd its values arrive
+    anyway (PID 1 reads ``EnvironmentFile=`` as root), so skipping it would serve the old
+    values and silently ignore every later change on reload.
     """
     environ = dict(os.environ if base is None else base)
     path: Path | None = Path(env_file) if env_file else None
-    if path is None and os.access(DEFAULT_ENV_FILE, os.R_OK):
+    if path is None and _present(DEFAULT_ENV_FILE):
         path = DEFAULT_ENV_FILE
     if path is not None:
         environ.update(read_env_file(path))
     return environ, path
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists, counting one we may not even look at (EACCES) as present."""
+    try:
+        path.stat()
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -354,6 +368,12 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
                     _MISSING,
                     "missing credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
                     "service-account JSON file",
+                )
+            elif not os.access(credentials, os.R_OK):
+                problems.add(
+                    ("providers", i, "credentials_file"),
+                    credentials,
+                    "the service-account JSON file does not exist or cannot be read",
                 )
             elif provider.credentials_file is None:
                 provider = msgspec.structs.replace(provider, credentials_file=credentials)

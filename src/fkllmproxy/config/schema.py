@@ -149,6 +149,7 @@ class ProviderConfig(_Section, frozen=True):
     project: str | None = None
     location: str | None = None
     credentials_file: str | None = None
+    default_max_tokens: PositiveInt = 4096
     mock_latency_ms: NonNegativeFloat = 0.0
 
 

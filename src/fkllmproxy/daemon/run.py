@@ -23,7 +23,8 @@ from fkllmproxy import __version__
 from fkllmproxy.auth.store import store_keys
 from fkllmproxy.config import LoadedConfig, load_config
 from fkllmproxy.config.redact import secret_values
-from fkllmproxy.daemon.notify import Notifier, watchdog_interval
+from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
+from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
 from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger, register_secrets
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
@@ -58,21 +59,21 @@ class ServeOptions:
 def _check_port(host: str, port: int) -> None:
     """Fail early and clearly when the address is taken (Granian's error is opaque)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise StartupError(
-                    f"port {port} on {host} is already in use; find the other process "
-                    f"with 'sudo lsof -i :{port}' or choose another port (--port)"
-                ) from None
-            if exc.errno == errno.EACCES:
-                raise StartupError(
-                    f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
-                ) from None
-            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use; find the other process "
+                f"with 'sudo lsof -i :{port}' or choose another port (--port)"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise StartupError(
+                f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
@@ -128,7 +129,7 @@ class Daemon:
         its last one is done.
         """
         async with self._reload_lock:
-            self.notifier.send("RELOADING=1", "STATUS=reloading configuration")
+            self.notifier.send(*reloading_lines("reloading configuration"))
             old = self.holder.runtime
             try:
                 loaded = self.options.load()
@@ -243,6 +244,7 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
     config = loaded.config
     configure_logging(config.logging.level, config.logging.format)
     _check_port(config.server.host, config.server.port)
+    set_process_name(DAEMON_NAME)
     if config.server.workers > 1:
         from fkllmproxy.daemon.workers import serve_workers
 

@@ -51,6 +51,8 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "EmbeddingRequest",
+    "MessagesCall",
+    "MessagesProvider",
     "Provider",
     "StreamingCompletion",
     "Usage",
@@ -122,6 +124,29 @@ class EmbeddingRequest:
 
 
 @dataclass(slots=True)
+class MessagesCall:
+    """One Anthropic Messages call forwarded untranslated (``/v1/messages`` and
+    ``/v1/messages/count_tokens`` to an Anthropic provider).
+
+    ``raw``, ``model`` and ``client_model`` as for ``ChatRequest``; ``beta`` is the
+    client's ``anthropic-beta`` header, which turns on the features the body may use.
+    """
+
+    raw: bytes
+    model: str
+    stream: bool = False
+    client_model: str | None = None
+    beta: str | None = None
+
+    def upstream_bytes(self) -> bytes:
+        if self.client_model == self.model:
+            return self.raw
+        data = msgspec.json.decode(self.raw)
+        data["model"] = self.model
+        return _encode(data)
+
+
+@dataclass(slots=True)
 class Completion:
     """A whole answer: OpenAI JSON bytes, ready to send."""
 
@@ -168,3 +193,20 @@ class Provider(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called once when the provider is retired."""
+
+
+class MessagesProvider(Provider):
+    """A provider that speaks Anthropic's Messages API itself.
+
+    ``/v1/messages`` uses ``messages`` instead of translating through ``chat`` when a
+    target's provider is one of these, so Anthropic clients get the provider's bytes
+    untouched. Here ``Completion.body`` and the stream's frames are Anthropic's shapes.
+    """
+
+    @abc.abstractmethod
+    async def messages(self, call: MessagesCall) -> Completion | StreamingCompletion:
+        """Send one Messages call as it is; raise an ``UpstreamError`` on failure."""
+
+    @abc.abstractmethod
+    async def count_tokens(self, call: MessagesCall) -> Completion:
+        """Ask the provider to count the input tokens of ``call`` (``{"input_tokens": n}``)."""

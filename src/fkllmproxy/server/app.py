@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from fkllmproxy.server.admin import admin_config, admin_reload
+from fkllmproxy.server.anthropic_api import count_tokens, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.middleware import RequestMiddleware
@@ -19,7 +20,15 @@ __all__ = ["create_app"]
 def create_app(holder: RuntimeHolder) -> Litestar:
     """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
     app = Litestar(
-        route_handlers=[chat_completions, embeddings, list_models, health, ready],
+        route_handlers=[
+            chat_completions,
+            embeddings,
+            list_models,
+            health,
+            ready,
+            messages,
+            count_tokens,
+        ],
         middleware=[RequestMiddleware],  # type: ignore[list-item]
         exception_handlers=exception_handlers,
         state=State({"holder": holder}),

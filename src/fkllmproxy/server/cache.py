@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import msgspec
 
 from fkllmproxy.config.schema import CacheConfig
 from fkllmproxy.state.base import StateBackend
 
-__all__ = ["CachedAnswer", "ResponseCache"]
+__all__ = ["CachePlan", "CachedAnswer", "ResponseCache", "plan_cache"]
 
 _JSON, _SSE = b"J", b"S"
 _MAX_VALUE_BYTES = 4 * 1024 * 1024
@@ -59,8 +60,14 @@ class ResponseCache:
         if len(body) <= _MAX_VALUE_BYTES:
             await self._state.cache_set(key, _JSON + body, self._ttl)
 
-    async def recording(self, key: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Pass ``chunks`` through; store them once the stream ended with ``[DONE]``."""
+    async def recording(
+        self, key: str, chunks: AsyncIterator[bytes], end_marker: bytes
+    ) -> AsyncIterator[bytes]:
+        """Pass ``chunks`` through; store them once the stream ended with ``end_marker``.
+
+        A stream cut short or ended by an error frame never reaches its marker, so only
+        complete answers are replayed.
+        """
         seen: list[bytes] = []
         size = 0
         async for chunk in chunks:
@@ -69,7 +76,7 @@ class ResponseCache:
                 size += len(chunk)
             yield chunk
         body = b"".join(seen)
-        if size <= _MAX_VALUE_BYTES and body.rstrip().endswith(b"data: [DONE]"):
+        if size <= _MAX_VALUE_BYTES and end_marker in body[-256:]:
             await self._state.cache_set(key, _SSE + body, self._ttl)
 
 
@@ -79,3 +86,38 @@ def cache_directives(header: str | None) -> tuple[bool, bool]:
         return True, True
     directives = {part.strip().lower() for part in header.split(",")}
     return "no-cache" not in directives, "no-store" not in directives
+
+
+@dataclass(slots=True)
+class CachePlan:
+    """What the cache does for one request: an answer to replay, or where to store one."""
+
+    hit: CachedAnswer | None
+    store_key: str | None
+    headers: dict[str, str]
+
+
+async def plan_cache(
+    cache: ResponseCache | None,
+    *,
+    cached_model: bool,
+    caller: str,
+    namespace: str,
+    raw: bytes,
+    cache_control: str | None,
+) -> CachePlan | None:
+    """Consult the cache for a request, or ``None`` when caching does not apply.
+
+    ``namespace`` keeps routes apart: the same bytes are a valid request on both
+    ``/v1/chat/completions`` and ``/v1/messages`` but their answers differ.
+    """
+    if cache is None or not cached_model:
+        return None
+    may_read, may_store = cache_directives(cache_control)
+    key = cache.key_for(caller, namespace, raw)
+    hit = await cache.lookup(key) if may_read else None
+    if hit is not None:
+        return CachePlan(hit=hit, store_key=None, headers={"x-fkllm-cache": "hit"})
+    return CachePlan(
+        hit=None, store_key=key if may_store else None, headers={"x-fkllm-cache": "miss"}
+    )

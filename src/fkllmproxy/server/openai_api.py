@@ -18,9 +18,10 @@ from fkllmproxy.providers import (
     Provider,
     StreamingCompletion,
 )
+from fkllmproxy.providers.sse import DONE_FRAME
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
-from fkllmproxy.server.cache import cache_directives
+from fkllmproxy.server.cache import CachePlan, plan_cache
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.gate import admit
@@ -77,6 +78,14 @@ async def _replay(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
+def cached_response(plan: CachePlan) -> Response[Any]:
+    """Replay a cache hit in the form it was stored (whole JSON or an SSE stream)."""
+    assert plan.hit is not None
+    if plan.hit.streamed:
+        return sse_response(_replay(plan.hit.body), plan.headers)
+    return json_response(plan.hit.body, 200, plan.headers)
+
+
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     runtime = _holder(request).runtime
@@ -91,20 +100,17 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
 
     cache = runtime.cache
-    cache_key: str | None = None
-    cache_headers: dict[str, str] | None = None
-    if cache is not None and model.cache:
-        may_read, may_store = cache_directives(request.headers.get("cache-control"))
-        key = cache.key_for(caller.name, model.name, raw)
-        hit = await cache.lookup(key) if may_read else None
-        if hit is not None:
-            context.provider = "cache"
-            headers = {"x-fkllm-cache": "hit"}
-            if hit.streamed:
-                return sse_response(_replay(hit.body), headers)
-            return json_response(hit.body, 200, headers)
-        cache_headers = {"x-fkllm-cache": "miss"}
-        cache_key = key if may_store else None
+    plan = await plan_cache(
+        cache,
+        cached_model=model.cache,
+        caller=caller.name,
+        namespace=model.name,
+        raw=raw,
+        cache_control=request.headers.get("cache-control"),
+    )
+    if plan is not None and plan.hit is not None:
+        context.provider = "cache"
+        return cached_response(plan)
 
     async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
         call = ChatRequest(
@@ -124,13 +130,13 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         context.attempts = attempted.attempts
     if isinstance(result, Completion):
         context.usage = result.usage
-        if cache is not None and cache_key is not None and result.status == 200:
-            await cache.store_body(cache_key, result.body)
-        return json_response(result.body, result.status, cache_headers)
+        if cache is not None and plan is not None and plan.store_key and result.status == 200:
+            await cache.store_body(plan.store_key, result.body)
+        return json_response(result.body, result.status, plan.headers if plan else None)
     frames = relay_stream(result, context, error_frame=_openai_error_frame)
-    if cache is not None and cache_key is not None:
-        frames = cache.recording(cache_key, frames)
-    return sse_response(frames, cache_headers)
+    if cache is not None and plan is not None and plan.store_key:
+        frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip())
+    return sse_response(frames, plan.headers if plan else None)
 
 
 @post("/v1/embeddings", status_code=200)

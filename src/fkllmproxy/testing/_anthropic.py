@@ -25,7 +25,7 @@ _KNOWN_FIELDS = frozenset(
     {
         "model", "messages", "max_tokens", "metadata", "stop_sequences", "stream",
         "system", "temperature", "tool_choice", "tools", "top_k", "top_p", "thinking",
-        "service_tier", "container", "mcp_servers", "context_management",
+        "service_tier", "container", "mcp_servers", "context_management", "output_config",
     }
 )  # fmt: skip
 _COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
