@@ -13,7 +13,7 @@ except ImportError:  # pragma: no cover - older Typer
 
 import fkllmproxy.cli.mock_upstream  # noqa: F401 - registers the command
 from fkllmproxy import __version__
-from fkllmproxy.cli import check_config, later, serve  # noqa: F401 - registers commands
+from fkllmproxy.cli import check_config, keys, later, rotate_key, serve  # noqa: F401 - registers commands  # noqa: F401 - registers commands
 from fkllmproxy.cli.app import EXIT_CONFIG, app
 
 __all__ = ["app", "main"]

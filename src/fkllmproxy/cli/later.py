@@ -9,14 +9,6 @@ def _not_yet(name: str) -> None:
     fail(f"'{name}' is not yet available in this version", 1)
 
 
-@app.command(
-    "rotate-key", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
-def rotate_key() -> None:
-    """Write a new master key into the env file (not yet available)."""
-    _not_yet("rotate-key")
-
-
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def status() -> None:
     """Show a running daemon's health and numbers (not yet available)."""

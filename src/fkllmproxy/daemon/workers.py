@@ -123,4 +123,9 @@ def worker_app() -> Any:
     )
     loaded = options.load()
     configure_logging(loaded.config.logging.level, loaded.config.logging.format)
-    return create_app(RuntimeHolder(build_runtime(loaded)))
+    from fkllmproxy.auth.store import store_keys
+    from fkllmproxy.config.redact import secret_values
+    from fkllmproxy.observability.logging import register_secrets
+
+    register_secrets(secret_values(loaded.config))
+    return create_app(RuntimeHolder(build_runtime(loaded, extra_keys=store_keys(loaded.config))))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.datastructures import State
 
+from fkllmproxy.server.admin import admin_config, admin_reload
 from fkllmproxy.server.admin_circuits import circuit_routes
 from fkllmproxy.server.anthropic_api import count_tokens, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.middleware import RequestMiddleware
 from fkllmproxy.server.openai_api import chat_completions, embeddings, list_models
+from fkllmproxy.server.openapi import openapi_json
 from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["create_app"]
@@ -18,7 +20,7 @@ __all__ = ["create_app"]
 
 def create_app(holder: RuntimeHolder) -> Litestar:
     """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             chat_completions,
             embeddings,
@@ -37,3 +39,6 @@ def create_app(holder: RuntimeHolder) -> Litestar:
         request_max_body_size=None,
         debug=False,
     )
+    for handler in (admin_config, admin_reload, openapi_json):
+        app.register(handler)
+    return app

@@ -7,11 +7,13 @@ one assignment, so a request that started on the old settings finishes on them.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from fkllmproxy import __version__
-from fkllmproxy.auth import Authenticator
+from fkllmproxy.auth import AccessEvents, Authenticator
 from fkllmproxy.config import Config, LoadedConfig
+from fkllmproxy.config.schema import ClientKey
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
 from fkllmproxy.routing.shared_circuits import SharedCircuits
@@ -51,6 +53,9 @@ class Runtime:
     state: StateBackend
     limits: RateShare | None
     cache: ResponseCache | None
+    # Requests that started on this runtime and have not finished (the middleware
+    # counts them), so a reload closes the old providers only once they are done.
+    in_flight: int = 0
 
     @property
     def config(self) -> Config:
@@ -75,6 +80,10 @@ class RuntimeHolder:
     started: float = field(default_factory=time.time)
     version: str = __version__
     draining: bool = False
+    access: AccessEvents = field(default_factory=AccessEvents)
+    # Set by the daemon: re-read env file and config and swap the runtime (POST
+    # /admin/reload); returns the problems that made it refuse, empty on success.
+    reloader: Callable[[], Awaitable[list[str]]] | None = None
 
 
 def _same_state(a: Config, b: Config) -> bool:
@@ -90,12 +99,14 @@ def build_runtime(
     transport: TransportFactory | None = None,
     *,
     previous: Runtime | None = None,
+    extra_keys: Iterable[ClientKey] = (),
 ) -> Runtime:
     """Build providers, router, authenticator, limits and cache for ``loaded``.
 
     ``previous`` is the runtime being replaced on reload: its state (buckets, cache)
     carries over unless the ``[state]`` settings changed, so a reload is not a way to
-    reset every caller's rate limit.
+    reset every caller's rate limit; so does the grace of a previous master key.
+    ``extra_keys`` are client keys from the key store, merged with ``[[auth.keys]]``.
     """
     config = loaded.config
     factory = transport or default_transport(config.server.http_transport)
@@ -121,7 +132,11 @@ def build_runtime(
         loaded=loaded,
         providers=providers,
         router=router,
-        auth=Authenticator(config.auth),
+        auth=Authenticator(
+            config.auth,
+            extra_keys=extra_keys,
+            previous=previous.auth if previous is not None else None,
+        ),
         state=state,
         limits=share,
         cache=cache,
