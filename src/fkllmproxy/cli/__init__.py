@@ -13,7 +13,15 @@ except ImportError:  # pragma: no cover - older Typer
 
 import fkllmproxy.cli.mock_upstream  # noqa: F401 - registers the command
 from fkllmproxy import __version__
-from fkllmproxy.cli import check_config, later, metrics, serve, status, usage  # noqa: F401 - registers commands  # noqa: F401 - registers commands
+from fkllmproxy.cli import (  # noqa: F401 - registers commands
+    check_config,
+    keys,
+    metrics,
+    rotate_key,
+    serve,
+    status,
+    usage,
+)
 from fkllmproxy.cli.app import EXIT_CONFIG, app
 
 __all__ = ["app", "main"]

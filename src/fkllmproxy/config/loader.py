@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,7 +70,8 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 
 def _shown(path: tuple[str | int, ...], value: Any) -> str:
-    if path and path[-1] in SECRET_FIELDS:
+    # A malformed key_sha256 is most often the raw key pasted by mistake: never echo it.
+    if path and (path[-1] in SECRET_FIELDS or path[-1] == "key_sha256"):
         return "<redacted>"
     text = msgspec.json.encode(value).decode() if not isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -289,6 +291,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# Provider types whose adapters put the upstream model name in the URL path. The rule
+# is the one in ``wire.paths`` (config imports nothing of ours, so it is restated).
+_MODEL_IN_PATH = frozenset({"gemini", "vertex", "azure"})
+_PATH_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,255}")
+
+
+def _is_path_safe(name: str) -> bool:
+    return bool(_PATH_SAFE.fullmatch(name)) and ".." not in name
+
+
 def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problems) -> Config:
     """Cross-field checks, and provider keys read from the variables they name."""
     provider_names = [p.name for p in config.providers]
@@ -316,6 +328,17 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
         for allowed in key.models:
             if allowed not in models:
                 problems.add(("auth", "keys", i, "models"), allowed, "no model has that name")
+
+    path_types = {p.name for p in config.providers if p.type in _MODEL_IN_PATH}
+    for i, model in enumerate(config.models):
+        for j, target in enumerate(model.targets):
+            if target.provider in path_types and not _is_path_safe(target.model):
+                problems.add(
+                    ("models", i, "targets", j, "model"),
+                    target.model,
+                    "this provider puts the model in the URL path: use letters, digits "
+                    "and . _ - @ + only",
+                )
 
     providers = []
     for i, provider in enumerate(config.providers):

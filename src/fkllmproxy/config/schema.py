@@ -8,6 +8,7 @@ reported with what is allowed. Field names are the TOML keys and, upper-cased un
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -74,6 +75,7 @@ class AuthConfig(_Section, frozen=True):
     master_key: str | None = None
     previous_master_key: str | None = None
     previous_key_grace_secs: NonNegativeFloat = 3600.0
+    rotated_at: Annotated[datetime, Meta(tz=True)] | None = None
     allow_unauthenticated: bool = False
     keys: list[ClientKey] = field(default_factory=list)
 

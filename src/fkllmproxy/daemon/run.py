@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from fkllmproxy import __version__
+from fkllmproxy.auth.store import store_keys
 from fkllmproxy.config import LoadedConfig, load_config
+from fkllmproxy.config.redact import secret_values
 from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
 from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
 from fkllmproxy.errors import ConfigError
-from fkllmproxy.observability.logging import configure_logging, get_logger
+from fkllmproxy.observability.logging import configure_logging, get_logger, register_secrets
 from fkllmproxy.observability.metrics import use_multiprocess
 from fkllmproxy.observability.usage import LedgerError, PriceTable, UsageLedger, open_ledger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
@@ -106,8 +108,14 @@ class Daemon:
 
     def __init__(self, options: ServeOptions, loaded: LoadedConfig) -> None:
         self.options = options
-        self.holder = RuntimeHolder(build_runtime(loaded), ledger=start_ledger(loaded.config))
+        register_secrets(secret_values(loaded.config))
+        self.holder = RuntimeHolder(
+            build_runtime(loaded, extra_keys=store_keys(loaded.config)),
+            reloader=self.reload_problems,
+            ledger=start_ledger(loaded.config),
+        )
         self.notifier = Notifier()
+        self._reload_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -122,35 +130,45 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Re-read env file and config; swap them in atomically, or keep the old on error."""
-        self.notifier.send(*reloading_lines("reloading configuration"))
-        old = self.holder.runtime
-        try:
-            loaded = self.options.load()
-            runtime = build_runtime(loaded, previous=old)
-        except ConfigError as exc:
-            _log.error(
-                "reload refused: the new configuration is invalid; keeping the old one",
-                extra={"problems": exc.problems},
-            )
-            self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
-            return False
-        server = loaded.config.server
-        if (server.host, server.port, server.workers) != (
-            old.config.server.host,
-            old.config.server.port,
-            old.config.server.workers,
-        ):
-            _log.warning("reload: listen address and workers change only on restart")
-        runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
-        self.holder.runtime = runtime
-        self._reload_ledger(old.config, loaded.config)
-        # Requests already running keep the old providers until they finish.
-        self._spawn(
-            self._retire(old, server.drain_timeout_secs, keep_state=runtime.state is old.state)
-        )
-        _log.info("configuration reloaded", extra=_startup_fields(loaded))
-        self.notifier.send("READY=1", "STATUS=serving (reloaded)")
-        return True
+        return not await self.reload_problems()
+
+    async def reload_problems(self) -> list[str]:
+        """``reload``, returning why it was refused (an empty list when it succeeded).
+
+        One reload at a time (SIGHUP and ``POST /admin/reload`` may race). The new
+        runtime is built completely before the one assignment that swaps it in, so a
+        request sees either the old keys, limits and routes or the new ones, never a
+        mix; requests already running finish on the old runtime, which is closed when
+        its last one is done.
+        """
+        async with self._reload_lock:
+            self.notifier.send(*reloading_lines("reloading configuration"))
+            old = self.holder.runtime
+            try:
+                loaded = self.options.load()
+                runtime = build_runtime(loaded, previous=old, extra_keys=store_keys(loaded.config))
+            except ConfigError as exc:
+                _log.error(
+                    "reload refused: the new configuration is invalid; keeping the old one",
+                    extra={"problems": exc.problems},
+                )
+                self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
+                return list(exc.problems)
+            server = loaded.config.server
+            if (server.host, server.port, server.workers) != (
+                old.config.server.host,
+                old.config.server.port,
+                old.config.server.workers,
+            ):
+                _log.warning("reload: listen address and workers change only on restart")
+            register_secrets(secret_values(loaded.config))
+            runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
+            self.holder.runtime = runtime
+            self._reload_ledger(old.config, loaded.config)
+            self._spawn(self._retire(old, keep_state=runtime.state is old.state))
+            _log.info("configuration reloaded", extra=_startup_fields(loaded))
+            self.notifier.send("READY=1", "STATUS=serving (reloaded)")
+            return []
 
     def _reload_ledger(self, old: Any, new: Any) -> None:
         """New prices apply at once; new ``[usage]`` settings open a new ledger."""
@@ -167,8 +185,15 @@ class Daemon:
         if ledger is not None:
             self._spawn(asyncio.to_thread(ledger.close))
 
-    async def _retire(self, old: Any, grace: float, *, keep_state: bool) -> None:
-        await asyncio.sleep(grace + 1)
+    async def _retire(
+        self, old: Any, *, keep_state: bool, poll: float = 0.2, limit: float = 3600.0
+    ) -> None:
+        """Close ``old``'s providers once its in-flight requests (streams too) are done;
+        its state too unless the new runtime carries it on."""
+        waited = 0.0
+        while old.in_flight > 0 and waited < limit:
+            await asyncio.sleep(poll)
+            waited += poll
         await old.aclose(keep_state=keep_state)
 
     async def _watchdog(self, interval: float) -> None:

@@ -166,9 +166,16 @@ def worker_app() -> Any:
     )
     loaded = options.load()
     configure_logging(loaded.config.logging.level, loaded.config.logging.format, with_pid=True)
+    from fkllmproxy.auth.store import store_keys
+    from fkllmproxy.config.redact import secret_values
+    from fkllmproxy.observability.logging import register_secrets
+
+    register_secrets(secret_values(loaded.config))
     started = float(os.environ.get(_STARTED_ENV) or time.time())
     holder = RuntimeHolder(
-        build_runtime(loaded), started=started, ledger=start_ledger(loaded.config)
+        build_runtime(loaded, extra_keys=store_keys(loaded.config)),
+        started=started,
+        ledger=start_ledger(loaded.config),
     )
     app = create_app(holder)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["configure_logging", "get_logger", "request_id_var"]
+__all__ = ["configure_logging", "get_logger", "register_secrets", "request_id_var"]
 
 # The id of the request being served, set by the request middleware: every line logged
 # while serving it (an upstream attempt, a circuit change) carries its ``request_id``.
@@ -88,9 +88,43 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+# Secret values (keys, tokens) that must never reach a log line. Callers never log them
+# on purpose; this catches the accidents (an exception message quoting a URL with a
+# key in it, a provider echoing a header). Short values are skipped: scrubbing a
+# three-letter "key" would mangle ordinary words.
+_SECRETS: set[str] = set()
+_MIN_SECRET_LENGTH = 8
+_MAX_SECRETS = 256
+
+
+def register_secrets(values: set[str]) -> None:
+    """Add ``values`` to the strings replaced by ``<redacted>`` in every log line.
+
+    Old values stay (a rotated-out key is still a secret) up to a bound.
+    """
+    for value in values:
+        if len(value) >= _MIN_SECRET_LENGTH and len(_SECRETS) < _MAX_SECRETS:
+            _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced by ``<redacted>``."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+class _ScrubbingHandler(logging.StreamHandler):
+    """A stream handler whose every formatted line passes through ``scrub``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", *, with_pid: bool = False) -> None:
     """Send every logger's records to stdout in the chosen format (idempotent)."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _ScrubbingHandler(sys.stdout)
     handler.setFormatter(JSONFormatter(with_pid) if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -26,6 +26,27 @@ import msgspec
 
 _encode = msgspec.json.Encoder().encode
 
+
+def _decode_object(raw: bytes) -> dict[str, Any]:
+    """The client's body as plain data; ``BadRequest`` for what the typed check let by.
+
+    The typed decode at the door skips fields it does not declare, so a number no
+    double can hold (``1e999``) or a deeper-than-int64 integer can still sit in one.
+    """
+    from fkllmproxy.errors import BadRequest
+
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        reason = str(exc).split(" - at ", 1)[0]
+        raise BadRequest(f"Invalid request body: {reason}.") from None
+    except UnicodeDecodeError:
+        raise BadRequest("Request body is not valid UTF-8 text.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Invalid request body: expected a JSON object.")
+    return data
+
+
 __all__ = [
     "ChatRequest",
     "Completion",
@@ -68,7 +89,7 @@ class ChatRequest:
     def body(self) -> dict[str, Any]:
         """The request as plain data with ``model`` set to the upstream name."""
         if self.parsed is None:
-            data = msgspec.json.decode(self.raw or b"{}")
+            data = _decode_object(self.raw or b"{}")
             data["model"] = self.model
             self.parsed = data
         return self.parsed
@@ -91,7 +112,7 @@ class EmbeddingRequest:
     @property
     def body(self) -> dict[str, Any]:
         if self.parsed is None:
-            data = msgspec.json.decode(self.raw)
+            data = _decode_object(self.raw)
             data["model"] = self.model
             self.parsed = data
         return self.parsed

@@ -28,6 +28,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitBreakers",
     "CircuitState",
+    "Outcome",
     "StateChange",
 ]
 
@@ -37,6 +38,10 @@ STATE_VALUES: Final[dict[CircuitState, int]] = {"closed": 0, "half_open": 1, "op
 
 # Called as ``callback(breaker, previous_state)`` after every change of state.
 StateChange = Callable[["CircuitBreaker", CircuitState], None]
+# Called as ``callback(breaker, failed, changed)`` after every recorded outcome and
+# reset (a reset reports as a success that changed something). ``changed`` says the
+# outcome altered the breaker: a success that only confirms a closed circuit is not.
+Outcome = Callable[["CircuitBreaker", bool, bool], None]
 
 _log = get_logger("circuit")
 
@@ -57,8 +62,10 @@ class CircuitBreaker:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_change: StateChange | None = None,
+        on_outcome: Outcome | None = None,
     ) -> None:
         self.name = name
+        self._on_outcome = on_outcome
         self.failure_threshold = config.failure_threshold
         self.base_cooldown = config.timeout_secs
         self.max_cooldown = max(config.max_timeout_secs, config.timeout_secs)
@@ -97,12 +104,15 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """The provider answered: close the circuit and forget its failures."""
+        changed = self.consecutive_failures > 0 or self._state != "closed"
         self.consecutive_failures = 0
         self._probe_out = False
         if self._state != "closed":
             self.cooldown = self.base_cooldown
             self.opened_at = None
             self._move("closed")
+        if self._on_outcome is not None:
+            self._on_outcome(self, False, changed)
 
     def record_failure(self) -> None:
         """The provider failed: count it, and open the circuit when it is time."""
@@ -118,6 +128,8 @@ class CircuitBreaker:
         elif self._state == "closed" and self.consecutive_failures >= self.failure_threshold:
             self.opened_at = now
             self._move("open")
+        if self._on_outcome is not None:
+            self._on_outcome(self, True, True)
 
     def release(self) -> None:
         """The attempt ended without saying anything about the provider (e.g. cancelled)."""
@@ -131,6 +143,29 @@ class CircuitBreaker:
         self._probe_out = False
         if self._state != "closed":
             self._move("closed")
+        if self._on_outcome is not None:
+            self._on_outcome(self, False, True)
+
+    def apply_shared(
+        self, state: CircuitState, failures: int, cooldown: float, retry_in: float
+    ) -> None:
+        """Take the state other processes agreed on (the Redis state backend's view).
+
+        ``retry_in`` is how long an open circuit stays open from now; a shared
+        half-open circuit becomes a local open one whose cooldown has just passed, so
+        this process may send its own probe.
+        """
+        self.consecutive_failures = failures
+        self.cooldown = min(max(cooldown, self.base_cooldown), self.max_cooldown)
+        if state == "closed":
+            self.opened_at = None
+            if self._state != "closed":
+                self._probe_out = False
+                self._move("closed")
+            return
+        self.opened_at = self._clock() + (retry_in if state == "open" else 0.0) - self.cooldown
+        if self._state == "closed":
+            self._move("open")
 
     def adopt(self, other: CircuitBreaker) -> None:
         """Take over ``other``'s state (a reload keeps what was learnt about a provider)."""
@@ -169,8 +204,11 @@ class CircuitBreakers:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.on_change: list[StateChange] = []
+        self.on_outcome: list[Outcome] = []
         self._breakers = {
-            name: CircuitBreaker(name, config, clock=clock, on_change=self._changed)
+            name: CircuitBreaker(
+                name, config, clock=clock, on_change=self._changed, on_outcome=self._outcome
+            )
             for name in names
         }
 
@@ -198,6 +236,10 @@ class CircuitBreakers:
         for name, breaker in self._breakers.items():
             if name in previous._breakers:
                 breaker.adopt(previous._breakers[name])
+
+    def _outcome(self, breaker: CircuitBreaker, failed: bool, changed: bool) -> None:
+        for callback in self.on_outcome:
+            callback(breaker, failed, changed)
 
     def _changed(self, breaker: CircuitBreaker, previous: CircuitState) -> None:
         state = breaker._state

@@ -98,6 +98,9 @@ class Router:
         self._deadline = retry.deadline_secs
         self._when_all_open = config.circuit_breaker.when_all_open
         self._live: set[AttemptClock] = set()  # attempts waiting on a provider right now
+        # Set when circuit state is shared across processes: brings the local breakers
+        # up to date (a no-op while they are fresh) before each routing decision.
+        self.refresh_circuits: Callable[[], Awaitable[None]] | None = None
         limits = {p.name: TimeLimits.of(p) for p in config.providers}
         self._routes = {
             m.name: Route(
@@ -133,6 +136,8 @@ class Router:
         (under ``first_byte_timeout_secs``), so a stream that fails before sending
         anything falls back like any other failure.
         """
+        if self.refresh_circuits is not None:
+            await self.refresh_circuits()
         legs = self._routes[model.name].ordered(self._draw)
         deadline = None if self._deadline is None else self._clock() + self._deadline
         budget = max(self._max_attempts, len(legs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.datastructures import State
 
+from fkllmproxy.server.admin import admin_config, admin_reload
 from fkllmproxy.server.admin_circuits import circuit_routes
 from fkllmproxy.server.anthropic_api import count_tokens, messages
 from fkllmproxy.server.errors import exception_handlers
@@ -12,6 +13,7 @@ from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
 from fkllmproxy.server.middleware import RequestMiddleware
 from fkllmproxy.server.openai_api import chat_completions, embeddings, list_models
+from fkllmproxy.server.openapi import openapi_json
 from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["create_app"]
@@ -39,6 +41,8 @@ def create_app(holder: RuntimeHolder) -> Litestar:
         request_max_body_size=None,
         debug=False,
     )
+    for handler in (admin_config, admin_reload, openapi_json):
+        app.register(handler)
     # Outside routing rather than in ``middleware=``: Litestar runs route middleware only
     # for matched routes, and a 404 or 405 must get its X-Request-ID, log line and count
     # too. ``asgi_handler`` is the stack Litestar itself wraps (CORS, OpenTelemetry).

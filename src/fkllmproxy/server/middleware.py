@@ -53,7 +53,16 @@ class RequestMiddleware:
         scope["fkllm"] = context
         request_id_var.set(context.request_id)
         request_id = context.request_id.encode()
-        state = {"status": 0, "logged": False}
+        state = {"status": 0, "logged": False, "unread_body": _declares_body(scope["headers"])}
+        if state["unread_body"]:
+            app_receive = receive
+
+            async def receive() -> dict[str, Any]:
+                message: dict[str, Any] = await app_receive()
+                if message["type"] == "http.request" and not message.get("more_body"):
+                    state["unread_body"] = False
+                return message
+
         holder: RuntimeHolder = scope["app"].state.holder
         watched = scope["path"] not in _QUIET_PATHS
         observed = watched and holder.runtime.config.metrics.enabled
@@ -68,6 +77,12 @@ class RequestMiddleware:
                 headers.append((b"x-request-id", request_id))
                 if context.rate is not None:
                     headers.extend(context.rate.headers())
+                if state["unread_body"]:
+                    # Answered before the body was read (401, 413, a GET with a body):
+                    # the rest of it is still on the wire, so this connection cannot
+                    # carry another request. Say so, or a keep-alive client reuses it
+                    # and its next request meets a closed socket.
+                    headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
@@ -75,6 +90,10 @@ class RequestMiddleware:
                 _log_request(scope, context, state["status"])
                 _observe_safely(holder, scope, context, state["status"], observed, span)
 
+        # Count the request on the runtime it starts with: a reload closes that
+        # runtime's providers only once its last request is done.
+        runtime = scope["app"].state.holder.runtime
+        runtime.in_flight += 1
         try:
             await self.app(scope, receive, send_with_headers)
         except asyncio.CancelledError:
@@ -84,6 +103,7 @@ class RequestMiddleware:
             if not state["logged"]:
                 raise
         finally:
+            runtime.in_flight -= 1
             if not state["logged"]:
                 # The client went away or the stream broke before the last byte.
                 status = state["status"] or 499
@@ -91,6 +111,15 @@ class RequestMiddleware:
                     context.error_code = "client_disconnected"
                 _log_request(scope, context, status)
                 _observe_safely(holder, scope, context, status, observed, span)
+
+
+def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
 
 
 def _log_request(scope: dict[str, Any], context: RequestContext, status: int) -> None:

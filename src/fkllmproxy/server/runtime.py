@@ -7,19 +7,23 @@ one assignment, so a request that started on the old settings finishes on them.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fkllmproxy import __version__
-from fkllmproxy.auth import Authenticator
+from fkllmproxy.auth import AccessEvents, Authenticator
 from fkllmproxy.config import Config, LoadedConfig
+from fkllmproxy.config.schema import ClientKey
 from fkllmproxy.observability.metrics import Metrics, process_metrics
 from fkllmproxy.observability.tracing import setup_tracing, shutdown_tracing
 from fkllmproxy.observability.usage import UsageLedger
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
+from fkllmproxy.routing.shared_circuits import SharedCircuits
 from fkllmproxy.server.cache import ResponseCache
 from fkllmproxy.state import StateBackend, build_state
+from fkllmproxy.state.base import CircuitParams
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
 
@@ -53,6 +57,9 @@ class Runtime:
     state: StateBackend
     limits: RateShare | None
     cache: ResponseCache | None
+    # Requests that started on this runtime and have not finished (the middleware
+    # counts them), so a reload closes the old providers only once they are done.
+    in_flight: int = 0
 
     @property
     def config(self) -> Config:
@@ -79,6 +86,10 @@ class RuntimeHolder:
     draining: bool = False
     metrics: Metrics = field(default=None)  # type: ignore[assignment]  # set in __post_init__
     ledger: UsageLedger | None = None
+    access: AccessEvents = field(default_factory=AccessEvents)
+    # Set by the daemon: re-read env file and config and swap the runtime (POST
+    # /admin/reload); returns the problems that made it refuse, empty on success.
+    reloader: Callable[[], Awaitable[list[str]]] | None = None
 
     def __post_init__(self) -> None:
         if self.metrics is None:
@@ -108,12 +119,14 @@ def build_runtime(
     transport: TransportFactory | None = None,
     *,
     previous: Runtime | None = None,
+    extra_keys: Iterable[ClientKey] = (),
 ) -> Runtime:
     """Build providers, router, authenticator, limits and cache for ``loaded``.
 
     ``previous`` is the runtime being replaced on reload: its state (buckets, cache)
     carries over unless the ``[state]`` settings changed, so a reload is not a way to
-    reset every caller's rate limit.
+    reset every caller's rate limit; so does the grace of a previous master key.
+    ``extra_keys`` are client keys from the key store, merged with ``[[auth.keys]]``.
     """
     config = loaded.config
     factory = transport or default_transport(config.server.http_transport)
@@ -129,12 +142,22 @@ def build_runtime(
     )
     cache = ResponseCache(state, config.cache) if config.cache.enabled else None
     router = Router(config, providers)
+    if config.state.backend == "redis":
+        breaker = config.circuit_breaker
+        params = CircuitParams(
+            breaker.failure_threshold, breaker.timeout_secs, breaker.max_timeout_secs
+        )
+        router.refresh_circuits = SharedCircuits(state, router.breakers, params).refresh
     _export_circuit_changes(router)
     return Runtime(
         loaded=loaded,
         providers=providers,
         router=router,
-        auth=Authenticator(config.auth),
+        auth=Authenticator(
+            config.auth,
+            extra_keys=extra_keys,
+            previous=previous.auth if previous is not None else None,
+        ),
         state=state,
         limits=share,
         cache=cache,

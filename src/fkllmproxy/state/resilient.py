@@ -16,7 +16,7 @@ from typing import Literal
 
 from fkllmproxy.auth.ratelimit import Decision
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.state.base import StateBackend, StateUnavailable
+from fkllmproxy.state.base import CircuitParams, SharedCircuit, StateBackend, StateUnavailable
 from fkllmproxy.state.memory import MemoryState
 
 __all__ = ["ResilientState"]
@@ -106,6 +106,33 @@ class ResilientState(StateBackend):
                 return
         if self.on_failure == "open":
             await self.fallback.cache_set(key, value, ttl_secs)
+
+    async def circuit_record(
+        self, provider: str, failed: bool, params: CircuitParams
+    ) -> SharedCircuit | None:
+        """Shared when Redis answers; while it does not, each process keeps its own."""
+        if not self._use_primary():
+            return None
+        try:
+            shared = await self.primary.circuit_record(provider, failed, params)
+        except StateUnavailable as exc:
+            self._failed(exc)
+            return None
+        self._succeeded()
+        return shared
+
+    async def circuit_read(
+        self, providers: list[str], params: CircuitParams
+    ) -> dict[str, SharedCircuit]:
+        if not self._use_primary():
+            return {}
+        try:
+            found = await self.primary.circuit_read(providers, params)
+        except StateUnavailable as exc:
+            self._failed(exc)
+            return {}
+        self._succeeded()
+        return found
 
     async def aclose(self) -> None:
         await self.primary.aclose()
