@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 RUN_DIR := .run
 PORT ?= 4000
 
-.PHONY: help venv run test lint format typecheck clean
+.PHONY: help venv run test lint format typecheck clean dist install
 
 help:
 	@echo "make run    install into $(VENV) and start the proxy on the mock provider (port $(PORT))"
 	@echo "make test   install into $(VENV) and run the test suite"
 	@echo "make lint   ruff check, ruff format --check and mypy"
+	@echo "make dist   build dist/fkllmproxy, one executable file that needs only python3"
+	@echo "make install  (as root) install the program, the systemd unit, /etc/fkllmproxy/{env,config.toml}"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +52,29 @@ lint: venv
 format: venv
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
+
+# The single-file program: a shiv zipapp carrying every dependency's wheel for this
+# platform and Python version, pinned to the versions installed in $(VENV) (what the
+# tests ran against). It unpacks itself on first run into $$SHIV_ROOT (default ~/.shiv;
+# the systemd unit points it at its CacheDirectory). Rebuilt only when sources change.
+DIST_SOURCES := pyproject.toml README.md $(shell find src -type f -name '*.py' -o -type f -name '*.typed')
+
+dist: dist/fkllmproxy
+
+dist/fkllmproxy: $(DIST_SOURCES) | $(VENV)/.installed
+	mkdir -p build dist
+	$(BIN)/python -m pip freeze --exclude-editable > build/constraints.txt
+	$(BIN)/shiv --console-script fkllmproxy --output-file $@.tmp --reproducible --compressed \
+		--python "/usr/bin/env $$($(BIN)/python -c 'import sys; print("python%d.%d" % sys.version_info[:2])')" \
+		--quiet . --constraint build/constraints.txt
+	mv -f $@.tmp $@
+	@echo "built $@ ($$(du -h $@ | cut -f1))"
+
+# `sudo make install`; DESTDIR, PREFIX, SYSCONFDIR, UNITDIR and SYSUSERSDIR are honoured.
+install: dist
+	DESTDIR="$(DESTDIR)" PREFIX="$(or $(PREFIX),/usr/local)" SYSCONFDIR="$(or $(SYSCONFDIR),/etc)" \
+	UNITDIR="$(or $(UNITDIR),/etc/systemd/system)" SYSUSERSDIR="$(or $(SYSUSERSDIR),/etc/sysusers.d)" \
+	BINARY=dist/fkllmproxy sh systemd/install.sh
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fkllmproxy.testing.fake_upstream import FakeUpstream
+
 MASTER_KEY = "sk-test-master-0123456789"
 
 
@@ -163,3 +165,52 @@ def mock_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDae
     daemon.wait_ready()
     yield daemon
     daemon.stop()
+
+
+def prometheus_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Exposition text as ``{(sample name, frozenset of labels): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def sample_sum(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, lab), v in samples.items() if n == name and wanted <= lab)
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A fake provider on a free 127.0.0.1 port; see ``fkllmproxy.testing.fake_upstream``."""
+    with FakeUpstream() as up:
+        yield up
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def dist_binary() -> Path:
+    """``dist/fkllmproxy`` built by ``make dist`` once per session.
+
+    make rebuilds only when a source changed since the last build, so a warm tree costs
+    nothing; a fresh clone (CI) builds it here, from this virtualenv's pinned versions.
+    """
+    result = subprocess.run(
+        ["make", "-s", "dist", f"VENV={sys.prefix}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"make dist failed:\n{result.stdout}\n{result.stderr}"
+    binary = REPO / "dist" / "fkllmproxy"
+    assert os.access(binary, os.X_OK)
+    return binary

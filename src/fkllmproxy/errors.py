@@ -12,12 +12,15 @@ API shape (OpenAI or Anthropic)::
     │   ├── Forbidden               403 key not allowed that model
     │   ├── NotFound                404 unknown model or route
     │   ├── PayloadTooLarge         413 body over max_request_size
-    │   └── RateLimited             429 caller's bucket is empty
+    │   ├── RateLimited             429 caller's bucket is empty
+    │   └── ClientDisconnected      499 the client went away before the answer
     └── UpstreamError               the provider side failed
         ├── UpstreamRejected        the provider refused the request itself (its 4xx)
         ├── UpstreamUnavailable     502 every attempt failed
         ├── NoProviderAvailable     503 every circuit is open
+        ├── ShuttingDown            503 the drain deadline ended the request
         └── UpstreamTimeout         504 the provider did not answer in time
+    StateStoreUnavailable           503 shared state (Redis) down and [state] on_failure = "closed"
 
 Nothing here imports the rest of the package, so every layer may raise these.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequest",
+    "ClientDisconnected",
     "ClientError",
     "ConfigError",
     "FkllmError",
@@ -34,6 +38,8 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "ShuttingDown",
+    "StateStoreUnavailable",
     "Unauthorized",
     "UpstreamError",
     "UpstreamRejected",
@@ -140,6 +146,16 @@ class RateLimited(ClientError):
         return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
 
 
+class ClientDisconnected(ClientError):
+    """Raised when the client hung up while the proxy was still waiting for upstream.
+
+    Nobody receives the answer; the status (nginx's 499) is for the request log line.
+    """
+
+    status = 499
+    code = "client_closed_request"
+
+
 class UpstreamError(FkllmError):
     """The provider side failed. ``retryable`` says whether another target may help."""
 
@@ -160,6 +176,13 @@ class UpstreamError(FkllmError):
         self.provider = provider
         self.upstream_status = upstream_status
         self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` when the provider (or every open circuit) said when to return."""
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
 
 
 class UpstreamRejected(UpstreamError):
@@ -205,6 +228,25 @@ class NoProviderAvailable(UpstreamError):
 
     status = 503
     code = "no_provider_available"
+
+
+class ShuttingDown(UpstreamError):
+    """Raised when the daemon stops and its drain deadline ends a request still running.
+
+    Not retried: the whole proxy is going away, not one provider.
+    """
+
+    status = 503
+    code = "shutting_down"
+    retryable = False
+
+
+class StateStoreUnavailable(FkllmError):
+    """Raised in fail-closed mode when the shared state store (Redis) cannot be reached."""
+
+    status = 503
+    error_type = "api_error"
+    code = "state_unavailable"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -1,6 +1,15 @@
 """Access control: who is calling, what they may use, and how fast."""
 
+from fkllmproxy.auth.events import AUTH_FAILURE, RATE_LIMIT_HIT, AccessEvents
 from fkllmproxy.auth.keys import Authenticator, Caller
 from fkllmproxy.auth.ratelimit import Decision, RateLimiter
 
-__all__ = ["Authenticator", "Caller", "Decision", "RateLimiter"]
+__all__ = [
+    "AUTH_FAILURE",
+    "RATE_LIMIT_HIT",
+    "AccessEvents",
+    "Authenticator",
+    "Caller",
+    "Decision",
+    "RateLimiter",
+]

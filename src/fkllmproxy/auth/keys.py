@@ -1,8 +1,14 @@
 """Who is calling: the master key, named client keys (stored as SHA-256), or nobody.
 
-Keys arrive as ``Authorization: Bearer <key>`` or ``x-api-key: <key>``. The master key
-is compared in constant time; client keys are looked up by the SHA-256 of what was
-sent, so the comparison never touches a stored secret.
+Keys arrive as ``Authorization: Bearer <key>`` or ``x-api-key: <key>``. Every key is
+looked up by the SHA-256 of what was sent, and the master keys are compared on digests
+in constant time, so no comparison ever touches a stored secret and timing tells
+nothing about how much of a key was right.
+
+The previous master key (kept by ``fkllm rotate-key --keep-previous``) is accepted for
+``previous_key_grace_secs`` after ``rotated_at``, the moment rotate-key wrote down. If
+the operator set a previous key by hand, with no ``rotated_at``, the grace counts from
+when this process first saw that key, and a reload that keeps it does not restart it.
 """
 
 from __future__ import annotations
@@ -10,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from fkllmproxy.config.schema import AuthConfig, KeyRateLimit
+from fkllmproxy.config.schema import AuthConfig, ClientKey, KeyRateLimit
 from fkllmproxy.errors import Forbidden, Unauthorized
 
-__all__ = ["Authenticator", "Caller"]
+__all__ = ["ANONYMOUS", "Authenticator", "Caller", "key_digest", "presented_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,40 +45,71 @@ class Caller:
 
 
 ANONYMOUS = Caller(name="anonymous")
+_MASTER = Caller(name="master", is_master=True)
+_MASTER_PREVIOUS = Caller(name="master-previous", is_master=True)
 
 
-def _digest(key: str) -> bytes:
+def key_digest(key: str) -> bytes:
+    """The SHA-256 of a key as sent (``printf %s KEY | sha256sum`` gives its hex)."""
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
-    """The key the client sent, from either header form."""
+    """The key the client sent: a Bearer token, else ``x-api-key``; ``None`` if neither."""
     if authorization:
-        scheme, _, value = authorization.partition(" ")
+        scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-        return None
-    if x_api_key:
-        return x_api_key.strip() or None
+    if x_api_key and x_api_key.strip():
+        return x_api_key.strip()
     return None
 
 
 class Authenticator:
-    """Maps a presented key to a ``Caller``; built once per config (re-built on reload)."""
+    """Maps a presented key to a ``Caller``; built once per config (re-built on reload).
 
-    def __init__(self, config: AuthConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        self._master = _digest(config.master_key) if config.master_key else None
-        self._previous = _digest(config.previous_master_key) if config.previous_master_key else None
-        self._previous_until = clock() + config.previous_key_grace_secs
+    ``extra_keys`` are client keys from elsewhere than the config file (the key store);
+    ``previous`` is the authenticator being replaced, so a reload does not restart the
+    grace of a previous master key that has no ``rotated_at``. ``clock`` is wall time.
+    """
+
+    def __init__(
+        self,
+        config: AuthConfig,
+        *,
+        extra_keys: Iterable[ClientKey] = (),
+        previous: Authenticator | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._clock = clock
-        self._keys = {
-            bytes.fromhex(key.key_sha256.lower()): Caller(
-                name=key.name, models=frozenset(key.models), rate_limit=key.rate_limit
+        self._master = key_digest(config.master_key) if config.master_key else None
+        self._previous = (
+            key_digest(config.previous_master_key) if config.previous_master_key else None
+        )
+        self._previous_until = self._grace_end(config, previous)
+        self._keys: dict[bytes, Caller] = {}
+        for key in (*config.keys, *extra_keys):
+            self._keys.setdefault(
+                bytes.fromhex(key.key_sha256),
+                Caller(name=key.name, models=frozenset(key.models), rate_limit=key.rate_limit),
             )
-            for key in config.keys
-        }
-        self.open = self._master is None and not self._keys and config.allow_unauthenticated
-        self.required = not (self._master is None and not self._keys)
+        # No master key and no client keys: nobody is asked for a key (loopback only,
+        # or with allow_unauthenticated; the config loader enforces that).
+        self.required = self._master is not None or bool(self._keys)
+
+    def _grace_end(self, config: AuthConfig, previous: Authenticator | None) -> float:
+        if self._previous is None:
+            return 0.0
+        if config.rotated_at is not None:
+            return config.rotated_at.timestamp() + config.previous_key_grace_secs
+        if previous is not None and previous._previous == self._previous:
+            return previous._previous_until
+        return self._clock() + config.previous_key_grace_secs
+
+    @property
+    def key_count(self) -> int:
+        """How many client keys (besides the master key) this authenticator knows."""
+        return len(self._keys)
 
     def authenticate(self, authorization: str | None, x_api_key: str | None) -> Caller:
         """The caller for these headers; ``Unauthorized`` if the key is missing or wrong."""
@@ -83,18 +120,16 @@ class Authenticator:
             raise Unauthorized(
                 "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
             )
-        digest = _digest(key)
+        digest = key_digest(key)
         if self._master is not None and hmac.compare_digest(digest, self._master):
-            return Caller(name="master", is_master=True)
+            return _MASTER
         caller = self._keys.get(digest)
         if caller is not None:
             return caller
-        if (
-            self._previous is not None
-            and hmac.compare_digest(digest, self._previous)
-            and self._clock() < self._previous_until
-        ):
-            return Caller(name="master-previous", is_master=True)
+        if self._previous is not None and hmac.compare_digest(digest, self._previous):
+            if self._clock() < self._previous_until:
+                return _MASTER_PREVIOUS
+            raise Unauthorized("Invalid API key (a master key that was rotated out).")
         raise Unauthorized("Invalid API key.")
 
     def is_master(self, authorization: str | None, x_api_key: str | None) -> bool:

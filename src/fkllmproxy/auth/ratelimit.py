@@ -35,6 +35,8 @@ class Decision:
 
 
 class RateLimiter:
+    """Buckets by caller name, least recently used forgotten first; ``take`` is O(1)."""
+
     def __init__(
         self,
         capacity: int,
@@ -48,6 +50,11 @@ class RateLimiter:
         self._max = max_tracked
         self._clock = clock
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()
+
+    @property
+    def tracked(self) -> int:
+        """How many callers have a bucket right now (at most ``max_tracked``)."""
+        return len(self._buckets)
 
     def take(
         self, caller: str, capacity: int | None = None, refill: float | None = None

@@ -11,8 +11,17 @@ try:  # Typer >= 0.20 vendors its own copy of click
 except ImportError:  # pragma: no cover - older Typer
     import click.exceptions as click_exceptions  # type: ignore[no-redef]
 
+import fkllmproxy.cli.mock_upstream  # noqa: F401 - registers the command
 from fkllmproxy import __version__
-from fkllmproxy.cli import check_config, later, serve  # noqa: F401 - registers commands
+from fkllmproxy.cli import (  # noqa: F401 - registers commands
+    check_config,
+    keys,
+    metrics,
+    rotate_key,
+    serve,
+    status,
+    usage,
+)
 from fkllmproxy.cli.app import EXIT_CONFIG, app
 
 __all__ = ["app", "main"]

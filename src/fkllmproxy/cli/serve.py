@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -34,6 +36,22 @@ def serve(
         raise typer.Exit(EXIT_CONFIG) from None
     try:
         code = run_daemon(options, loaded)
+    except ConfigError as exc:  # a provider that cannot be built (e.g. its credentials file)
+        print_problems(exc.problems, f"{exc.message}; not starting:")
+        raise typer.Exit(EXIT_CONFIG) from None
     except StartupError as exc:
         fail(str(exc), 1)
-    raise typer.Exit(code)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Leave without interpreter finalization once the daemon has stopped cleanly.
+
+    Everything is closed and flushed by now. Granian's Rust runtime threads can still
+    be unwinding while CPython tears itself down, and that intermittently aborts the
+    process ("panic in a function that cannot unwind", exit 134) after a clean stop —
+    which would turn systemd's view of a clean stop into a crash.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

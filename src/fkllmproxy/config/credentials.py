@@ -75,11 +75,13 @@ _CREDENTIALS: list[tuple[str, dict[str, Any], dict[str, str]]] = [
         {
             m: m
             for m in (
-                "claude-opus-4-1",
-                "claude-sonnet-4-5",
-                "claude-sonnet-4-0",
+                "claude-opus-5",
+                "claude-sonnet-5",
                 "claude-haiku-4-5",
-                "claude-3-5-haiku-latest",
+                "claude-opus-4-7",
+                "claude-sonnet-4-6",
+                "claude-sonnet-4-5",
+                "claude-opus-4-1",
             )
         },
     ),

@@ -8,6 +8,8 @@ never its content (a broken line may hold a secret).
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
 from pathlib import Path
 
@@ -63,6 +65,14 @@ def parse_env_text(text: str, *, origin: str = "env file") -> dict[str, str]:
     return values
 
 
+def _whoami() -> str:
+    uid = os.geteuid()
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
 def read_env_file(path: str | Path) -> dict[str, str]:
     """Read and parse the env file at ``path``; unreadable files raise ``ConfigError``."""
     try:
@@ -70,7 +80,14 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     except FileNotFoundError:
         raise ConfigError([f"env file {path}: no such file"]) from None
     except PermissionError:
-        raise ConfigError([f"env file {path}: permission denied (is it readable?)"]) from None
+        sudo = "" if os.geteuid() == 0 else ", or run this command with sudo"
+        raise ConfigError(
+            [
+                f"env file {path}: permission denied for {_whoami()}; it must be readable by "
+                "the user the proxy runs as (the systemd unit's user is fkllmproxy: "
+                f"sudo chown fkllmproxy: {path} && sudo chmod 600 {path}){sudo}"
+            ]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError([f"env file {path}: cannot be read ({reason})"]) from None

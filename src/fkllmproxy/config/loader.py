@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ __all__ = [
 DEFAULT_CONFIG_PATH = Path("/etc/fkllmproxy/config.toml")
 DEFAULT_ENV_FILE = Path("/etc/fkllmproxy/env")
 ENV_PREFIX = "APP_"
-_LIST_SECTIONS = frozenset({"providers", "models"})
+_LIST_SECTIONS = frozenset({"providers", "models", "pricing"})
 _FILE_ONLY = "set in the config file"
 
 
@@ -69,7 +70,8 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 
 
 def _shown(path: tuple[str | int, ...], value: Any) -> str:
-    if path and path[-1] in SECRET_FIELDS:
+    # A malformed key_sha256 is most often the raw key pasted by mistake: never echo it.
+    if path and (path[-1] in SECRET_FIELDS or path[-1] == "key_sha256"):
         return "<redacted>"
     text = msgspec.json.encode(value).decode() if not isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -245,15 +247,29 @@ def resolve_environ(
 ) -> tuple[dict[str, str], Path | None]:
     """The environment the config sees: ``base`` overlaid by the env file's values.
 
-    With no ``env_file`` given, ``/etc/fkllmproxy/env`` is read when it is readable.
+    With no ``env_file`` given, ``/etc/fkllmproxy/env`` is read when it exists. One that
+    exists but cannot be read is an error, not skipped: under systemd its values arrive
+    anyway (PID 1 reads ``EnvironmentFile=`` as root), so skipping it would serve the old
+    values and silently ignore every later change on reload.
     """
     environ = dict(os.environ if base is None else base)
     path: Path | None = Path(env_file) if env_file else None
-    if path is None and os.access(DEFAULT_ENV_FILE, os.R_OK):
+    if path is None and _present(DEFAULT_ENV_FILE):
         path = DEFAULT_ENV_FILE
     if path is not None:
         environ.update(read_env_file(path))
     return environ, path
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists, counting one we may not even look at (EACCES) as present."""
+    try:
+        path.stat()
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -273,6 +289,16 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# Provider types whose adapters put the upstream model name in the URL path. The rule
+# is the one in ``wire.paths`` (config imports nothing of ours, so it is restated).
+_MODEL_IN_PATH = frozenset({"gemini", "vertex", "azure"})
+_PATH_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,255}")
+
+
+def _is_path_safe(name: str) -> bool:
+    return bool(_PATH_SAFE.fullmatch(name)) and ".." not in name
 
 
 def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problems) -> Config:
@@ -303,6 +329,17 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
             if allowed not in models:
                 problems.add(("auth", "keys", i, "models"), allowed, "no model has that name")
 
+    path_types = {p.name for p in config.providers if p.type in _MODEL_IN_PATH}
+    for i, model in enumerate(config.models):
+        for j, target in enumerate(model.targets):
+            if target.provider in path_types and not _is_path_safe(target.model):
+                problems.add(
+                    ("models", i, "targets", j, "model"),
+                    target.model,
+                    "this provider puts the model in the URL path: use letters, digits "
+                    "and . _ - @ + only",
+                )
+
     providers = []
     for i, provider in enumerate(config.providers):
         variable = provider.api_key_env or DEFAULT_KEY_ENV.get(provider.type)
@@ -332,6 +369,12 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
                     "missing credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
                     "service-account JSON file",
                 )
+            elif not os.access(credentials, os.R_OK):
+                problems.add(
+                    ("providers", i, "credentials_file"),
+                    credentials,
+                    "the service-account JSON file does not exist or cannot be read",
+                )
             elif provider.credentials_file is None:
                 provider = msgspec.structs.replace(provider, credentials_file=credentials)
         providers.append(provider)
@@ -343,6 +386,16 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
         )
     elif not config.models:
         problems.note("no models configured: add [[models]] blocks naming provider targets")
+
+    state = config.state
+    if state.backend == "redis" and not (
+        state.url and state.url.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        problems.add(
+            ("state", "url"),
+            state.url if state.url else _MISSING,
+            'backend = "redis" needs url = "redis://host:port/db" (or rediss://, unix://)',
+        )
 
     auth = config.auth
     open_door = not auth.master_key and not auth.keys

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fkllmproxy.config.schema import SECRET_FIELDS, Config, to_builtins
 
-__all__ = ["REDACTED", "redact_url", "redacted"]
+__all__ = ["REDACTED", "redact_url", "redacted", "secret_values"]
 
 REDACTED = "<redacted>"
 _HEADER_SECRET = re.compile(r"(auth|key|token|secret|password|cookie)", re.IGNORECASE)
@@ -47,3 +47,22 @@ def redacted(config: Config) -> dict[str, Any]:
             for k, v in provider.get("headers", {}).items()
         }
     return data
+
+
+def secret_values(config: Config) -> set[str]:
+    """Every secret value in ``config``, for scrubbing log lines as a last line of defence.
+
+    Master keys, provider keys, secret-looking provider headers (with and without a
+    ``Bearer`` prefix) and the state URL's password.
+    """
+    auth = config.auth
+    values = {auth.master_key, auth.previous_master_key}
+    for provider in config.providers:
+        values.add(provider.api_key)
+        for name, value in provider.headers.items():
+            if _HEADER_SECRET.search(name):
+                values.add(value)
+                values.add(value.partition(" ")[2])
+    if config.state.url:
+        values.add(urlsplit(config.state.url).password)
+    return {v for v in values if v}

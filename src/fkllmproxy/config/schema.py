@@ -8,6 +8,7 @@ reported with what is allowed. Field names are the TOML keys and, upper-cased un
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -23,6 +24,7 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "ModelConfig",
+    "PriceConfig",
     "ProviderConfig",
     "RateLimitConfig",
     "RetryConfig",
@@ -73,6 +75,7 @@ class AuthConfig(_Section, frozen=True):
     master_key: str | None = None
     previous_master_key: str | None = None
     previous_key_grace_secs: NonNegativeFloat = 3600.0
+    rotated_at: Annotated[datetime, Meta(tz=True)] | None = None
     allow_unauthenticated: bool = False
     keys: list[ClientKey] = field(default_factory=list)
 
@@ -96,6 +99,7 @@ class RetryConfig(_Section, frozen=True):
     backoff_initial_ms: NonNegativeFloat = 100.0
     backoff_max_ms: NonNegativeFloat = 2000.0
     max_retry_after_secs: NonNegativeFloat = 5.0
+    deadline_secs: PositiveFloat | None = None
 
 
 class LoggingConfig(_Section, frozen=True):
@@ -147,19 +151,33 @@ class ProviderConfig(_Section, frozen=True):
     project: str | None = None
     location: str | None = None
     credentials_file: str | None = None
+    default_max_tokens: PositiveInt = 4096
     mock_latency_ms: NonNegativeFloat = 0.0
 
 
 class Target(_Section, frozen=True):
     provider: Name
     model: Annotated[str, Meta(min_length=1)]
-    weight: Annotated[float, Meta(gt=0)] = 1.0
+    weight: Annotated[float, Meta(gt=0)] | None = None
 
 
 class ModelConfig(_Section, frozen=True):
     name: Annotated[str, Meta(min_length=1, max_length=256)]
     targets: Annotated[list[Target], Meta(min_length=1)]
     cache: bool = False
+
+
+class PriceConfig(_Section, frozen=True):
+    """What one model costs, for the usage ledger's estimate: USD per million tokens.
+
+    ``model`` is matched against the upstream model first, then the name clients send;
+    ``provider`` narrows it to one provider (absent: any).
+    """
+
+    model: Annotated[str, Meta(min_length=1)]
+    input_per_mtok: NonNegativeFloat
+    output_per_mtok: NonNegativeFloat = 0.0
+    provider: Name | None = None
 
 
 class Config(_Section, frozen=True):
@@ -175,6 +193,7 @@ class Config(_Section, frozen=True):
     usage: UsageConfig = field(default_factory=UsageConfig)
     providers: list[ProviderConfig] = field(default_factory=list)
     models: list[ModelConfig] = field(default_factory=list)
+    pricing: list[PriceConfig] = field(default_factory=list)
 
     def provider(self, name: str) -> ProviderConfig | None:
         """The provider block called ``name``, if any."""

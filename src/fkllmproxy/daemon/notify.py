@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
-__all__ = ["Notifier", "watchdog_interval"]
+__all__ = ["Notifier", "reloading_lines", "watchdog_interval"]
 
 
 class Notifier:
@@ -48,3 +49,8 @@ def watchdog_interval() -> float | None:
     if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2_000_000
+
+
+def reloading_lines(status: str) -> tuple[str, ...]:
+    """``RELOADING=1`` with the ``MONOTONIC_USEC`` stamp systemd asks to accompany it."""
+    return ("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}", f"STATUS={status}")

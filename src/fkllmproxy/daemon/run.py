@@ -20,15 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from fkllmproxy import __version__
+from fkllmproxy.auth.store import store_keys
 from fkllmproxy.config import LoadedConfig, load_config
-from fkllmproxy.daemon.notify import Notifier, watchdog_interval
+from fkllmproxy.config.redact import secret_values
+from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
+from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
 from fkllmproxy.errors import ConfigError
-from fkllmproxy.observability.logging import configure_logging, get_logger
+from fkllmproxy.observability.logging import configure_logging, get_logger, register_secrets
+from fkllmproxy.observability.metrics import use_multiprocess
+from fkllmproxy.observability.usage import LedgerError, PriceTable, UsageLedger, open_ledger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
 __all__ = ["ServeOptions", "StartupError", "serve"]
 
 _log = get_logger("daemon")
+# After the drain deadline: how long streams get to send their closing error event.
+_LAST_WORDS_SECS = 2.0
 
 
 class StartupError(Exception):
@@ -56,21 +63,21 @@ class ServeOptions:
 def _check_port(host: str, port: int) -> None:
     """Fail early and clearly when the address is taken (Granian's error is opaque)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise StartupError(
-                    f"port {port} on {host} is already in use; find the other process "
-                    f"with 'sudo lsof -i :{port}' or choose another port (--port)"
-                ) from None
-            if exc.errno == errno.EACCES:
-                raise StartupError(
-                    f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
-                ) from None
-            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use; find the other process "
+                f"with 'sudo lsof -i :{port}' or choose another port (--port)"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise StartupError(
+                f"not allowed to listen on {host}:{port} (ports below 1024 need privileges)"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
@@ -88,13 +95,27 @@ def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
     }
 
 
+def start_ledger(config: Any) -> UsageLedger | None:
+    """The usage ledger, or a ``StartupError`` saying why its file cannot be used."""
+    try:
+        return open_ledger(config)
+    except LedgerError as exc:
+        raise StartupError(f"{exc} (set usage.path, or usage.enabled = false)") from None
+
+
 class Daemon:
     """One embedded-Granian process with its signal handling, reload and drain."""
 
     def __init__(self, options: ServeOptions, loaded: LoadedConfig) -> None:
         self.options = options
-        self.holder = RuntimeHolder(build_runtime(loaded))
+        register_secrets(secret_values(loaded.config))
+        self.holder = RuntimeHolder(
+            build_runtime(loaded, extra_keys=store_keys(loaded.config)),
+            reloader=self.reload_problems,
+            ledger=start_ledger(loaded.config),
+        )
         self.notifier = Notifier()
+        self._reload_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -109,35 +130,71 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Re-read env file and config; swap them in atomically, or keep the old on error."""
-        self.notifier.send("RELOADING=1", "STATUS=reloading configuration")
-        old = self.holder.runtime
-        try:
-            loaded = self.options.load()
-            runtime = build_runtime(loaded)
-        except ConfigError as exc:
-            _log.error(
-                "reload refused: the new configuration is invalid; keeping the old one",
-                extra={"problems": exc.problems},
-            )
-            self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
-            return False
-        server = loaded.config.server
-        if (server.host, server.port, server.workers) != (
-            old.config.server.host,
-            old.config.server.port,
-            old.config.server.workers,
-        ):
-            _log.warning("reload: listen address and workers change only on restart")
-        self.holder.runtime = runtime
-        # Requests already running keep the old providers until they finish.
-        self._spawn(self._retire(old, server.drain_timeout_secs))
-        _log.info("configuration reloaded", extra=_startup_fields(loaded))
-        self.notifier.send("READY=1", "STATUS=serving (reloaded)")
-        return True
+        return not await self.reload_problems()
 
-    async def _retire(self, old: Any, grace: float) -> None:
-        await asyncio.sleep(grace + 1)
-        await old.aclose()
+    async def reload_problems(self) -> list[str]:
+        """``reload``, returning why it was refused (an empty list when it succeeded).
+
+        One reload at a time (SIGHUP and ``POST /admin/reload`` may race). The new
+        runtime is built completely before the one assignment that swaps it in, so a
+        request sees either the old keys, limits and routes or the new ones, never a
+        mix; requests already running finish on the old runtime, which is closed when
+        its last one is done.
+        """
+        async with self._reload_lock:
+            self.notifier.send(*reloading_lines("reloading configuration"))
+            old = self.holder.runtime
+            try:
+                loaded = self.options.load()
+                runtime = build_runtime(loaded, previous=old, extra_keys=store_keys(loaded.config))
+            except ConfigError as exc:
+                _log.error(
+                    "reload refused: the new configuration is invalid; keeping the old one",
+                    extra={"problems": exc.problems},
+                )
+                self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
+                return list(exc.problems)
+            server = loaded.config.server
+            if (server.host, server.port, server.workers) != (
+                old.config.server.host,
+                old.config.server.port,
+                old.config.server.workers,
+            ):
+                _log.warning("reload: listen address and workers change only on restart")
+            register_secrets(secret_values(loaded.config))
+            runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
+            self.holder.runtime = runtime
+            self._reload_ledger(old.config, loaded.config)
+            self._spawn(self._retire(old, keep_state=runtime.state is old.state))
+            _log.info("configuration reloaded", extra=_startup_fields(loaded))
+            self.notifier.send("READY=1", "STATUS=serving (reloaded)")
+            return []
+
+    def _reload_ledger(self, old: Any, new: Any) -> None:
+        """New prices apply at once; new ``[usage]`` settings open a new ledger."""
+        ledger = self.holder.ledger
+        if new.usage == old.usage:
+            if ledger is not None:
+                ledger.prices = PriceTable(new.pricing)
+            return
+        try:
+            self.holder.ledger = open_ledger(new)
+        except LedgerError as exc:
+            _log.error("reload: usage ledger not changed", extra={"error": str(exc)})
+            return
+        if ledger is not None:
+            self._spawn(asyncio.to_thread(ledger.close))
+
+    async def _retire(
+        self, old: Any, *, keep_state: bool, poll: float = 0.2, limit: float = 3600.0
+    ) -> None:
+        """Close ``old``'s providers once its in-flight requests (streams too) are done;
+        its state too unless the new runtime carries it on."""
+        waited = 0.0
+        while old.in_flight > 0 and waited < limit:
+            await asyncio.sleep(poll)
+            waited += poll
+        await old.aclose(keep_state=keep_state)
 
     async def _watchdog(self, interval: float) -> None:
         while True:
@@ -188,6 +245,7 @@ class Daemon:
             stop_wait.cancel()
             exc = serving.exception()
             await self.holder.runtime.aclose()
+            await asyncio.to_thread(self.holder.close_observers)
             raise StartupError(f"the HTTP server stopped unexpectedly: {exc}")
 
         self.holder.draining = True
@@ -201,12 +259,21 @@ class Daemon:
                 "drain deadline passed; closing the remaining connections",
                 extra={"drain_timeout_secs": grace},
             )
-            serving.cancel()
-            with contextlib.suppress(BaseException):
-                await serving
+            # End what still waits on a provider with an answer the client can read
+            # (a 503, or an error event closing its stream) rather than a torn
+            # connection; whatever is left after that is cancelled.
+            self.holder.runtime.router.abort_in_flight()
+            try:
+                await asyncio.wait_for(asyncio.shield(serving), timeout=_LAST_WORDS_SECS)
+            except TimeoutError:
+                serving.cancel()
+                with contextlib.suppress(BaseException):
+                    await serving
         for task in list(self._tasks):
             task.cancel()
         await self.holder.runtime.aclose()
+        # After the drain: every finished request is queued, so nothing is lost.
+        await asyncio.to_thread(self.holder.close_observers)
         _log.info("fkllmproxy stopped", extra={"pid": os.getpid()})
         self.notifier.close()
         return 0
@@ -217,10 +284,12 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
     config = loaded.config
     configure_logging(config.logging.level, config.logging.format)
     _check_port(config.server.host, config.server.port)
+    set_process_name(DAEMON_NAME)
     if config.server.workers > 1:
         from fkllmproxy.daemon.workers import serve_workers
 
         return serve_workers(options, loaded)
+    use_multiprocess(None)  # one process: metrics in memory, whatever the environment says
     return asyncio.run(Daemon(options, loaded).run())
 
 

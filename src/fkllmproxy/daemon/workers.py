@@ -3,31 +3,77 @@
 Each worker builds its own runtime from the same options (passed through the
 environment), so per-process state (buckets, breakers) is per worker; use the Redis
 state backend for limits shared across workers. Granian owns signals in this mode.
+
+Metrics must still add up over all workers: before Granian forks them, the parent
+makes a fresh directory for prometheus-client's multiprocess files and switches the
+library into that mode (see ``observability.metrics.use_multiprocess``); the
+directory is removed when the server stops. Workers run the ASGI lifespan so that
+each one flushes its usage ledger when it is stopped.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import threading
+import time
 from typing import Any
 
 import msgspec
 
 from fkllmproxy.config import LoadedConfig
+from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
 from fkllmproxy.observability.logging import configure_logging, get_logger
+from fkllmproxy.observability.metrics import use_multiprocess
 
 __all__ = ["serve_workers", "worker_app"]
 
 _OPTIONS_ENV = "FKLLM_WORKER_OPTIONS"
+_STARTED_ENV = "FKLLM_STARTED_AT"
 _log = get_logger("daemon")
+
+
+def _metrics_directory() -> str:
+    """A fresh directory for this start's metric files, in the first place that takes one:
+    systemd's RuntimeDirectory, /dev/shm (memory, where mmap files belong), the temp
+    directory, then the unit's cache or state directory (a sandbox may leave only those)."""
+    candidates = [
+        (os.environ.get("RUNTIME_DIRECTORY") or "").split(":")[0],
+        "/dev/shm",
+        os.environ.get("TMPDIR") or "/tmp",
+        (os.environ.get("CACHE_DIRECTORY") or "").split(":")[0],
+        (os.environ.get("STATE_DIRECTORY") or "").split(":")[0],
+        os.getcwd(),
+    ]
+    for parent in candidates:
+        if parent and os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK):
+            try:
+                return tempfile.mkdtemp(prefix="fkllm-metrics-", dir=parent)
+            except OSError:
+                continue
+    from fkllmproxy.daemon.run import StartupError
+
+    raise StartupError(
+        "no writable directory for the workers' metrics (tried RUNTIME_DIRECTORY, "
+        "/dev/shm, the temp directory, CACHE_DIRECTORY, STATE_DIRECTORY and the working "
+        "directory); set RuntimeDirectory= in the unit"
+    )
 
 
 def serve_workers(options: Any, loaded: LoadedConfig) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
 
-    from fkllmproxy.daemon.notify import Notifier
+    from fkllmproxy.daemon.run import _startup_fields, start_ledger
 
     config = loaded.config
+    ledger = start_ledger(config)  # fail here, once, rather than in every worker
+    if ledger is not None:
+        ledger.close()
+    directory = _metrics_directory()
+    use_multiprocess(directory)
+    os.environ[_STARTED_ENV] = repr(time.time())
     os.environ[_OPTIONS_ENV] = msgspec.json.encode(
         {
             "config_path": options.config_path,
@@ -40,7 +86,7 @@ def serve_workers(options: Any, loaded: LoadedConfig) -> int:
         factory=True,
         address=config.server.host,
         port=config.server.port,
-        interface=Interfaces.ASGINL,
+        interface=Interfaces.ASGI,
         http=HTTPModes.http1,
         websockets=False,
         workers=config.server.workers,
@@ -50,23 +96,68 @@ def serve_workers(options: Any, loaded: LoadedConfig) -> int:
         log_enabled=True,
     )
     configure_logging(config.logging.level, config.logging.format)
-    _log.info(
-        "fkllmproxy started",
-        extra={
-            "listen": f"{config.server.host}:{config.server.port}",
-            "workers": config.server.workers,
-        },
-    )
-    Notifier().send("READY=1", f"STATUS=serving with {config.server.workers} workers")
-    server.serve()
+    _log.info("fkllmproxy started", extra=_startup_fields(loaded))
+    _announce(server, Notifier(), config.server.workers)
+    try:
+        server.serve()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    _log.info("fkllmproxy stopped", extra={"pid": os.getpid()})
     return 0
+
+
+def _announce(server: Any, notifier: Notifier, workers: int) -> None:
+    """sd_notify in multi-process mode, where Granian owns the main loop and the signals.
+
+    READY once the shared socket is bound (Granian's startup hook), WATCHDOG from a thread
+    of the supervising process, RELOADING/STOPPING from wrappers around Granian's own
+    signal handlers (it installs whatever is on the instance when it starts).
+
+    Workers are forked with these handlers installed: in a worker they only pass the
+    signal on, and nothing here takes a lock a fork could leave held.
+    """
+    main_pid = os.getpid()
+    interval = watchdog_interval()
+    stopping = [False]
+
+    def ping() -> None:
+        while interval and not stopping[0]:
+            notifier.send("WATCHDOG=1")
+            time.sleep(interval)
+
+    def on_startup() -> None:
+        notifier.send("READY=1", f"STATUS=serving with {workers} workers")
+        if interval:
+            threading.Thread(target=ping, name="sd-watchdog", daemon=True).start()
+
+    interrupt = server.signal_handler_interrupt
+    reload = server.signal_handler_reload
+
+    def on_interrupt(*args: Any) -> None:
+        if os.getpid() == main_pid and not stopping[0]:
+            stopping[0] = True
+            notifier.send("STOPPING=1", "STATUS=stopping workers")
+        interrupt(*args)
+
+    def on_reload(*args: Any) -> None:
+        if os.getpid() == main_pid:
+            notifier.send(*reloading_lines("reloading: respawning workers"))
+        reload(*args)
+
+    server.signal_handler_interrupt = on_interrupt
+    server.signal_handler_reload = on_reload
+    server.on_startup(on_startup)
+    # Granian calls its reload hooks before respawning; the old workers serve meanwhile.
+    server.on_reload(lambda: notifier.send("READY=1", f"STATUS=serving with {workers} workers"))
 
 
 def worker_app() -> Any:
     """Granian's factory in each worker: load the config and build the app."""
-    from fkllmproxy.daemon.run import ServeOptions
+    from fkllmproxy.daemon.procname import WORKER_NAME, set_process_name
+    from fkllmproxy.daemon.run import ServeOptions, start_ledger
     from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
+    set_process_name(WORKER_NAME)
     raw = msgspec.json.decode(os.environ.get(_OPTIONS_ENV, "{}"))
     options = ServeOptions(
         config_path=raw.get("config_path"),
@@ -74,5 +165,24 @@ def worker_app() -> Any:
         overrides=raw.get("overrides") or {},
     )
     loaded = options.load()
-    configure_logging(loaded.config.logging.level, loaded.config.logging.format)
-    return create_app(RuntimeHolder(build_runtime(loaded)))
+    configure_logging(loaded.config.logging.level, loaded.config.logging.format, with_pid=True)
+    from fkllmproxy.auth.store import store_keys
+    from fkllmproxy.config.redact import secret_values
+    from fkllmproxy.observability.logging import register_secrets
+
+    register_secrets(secret_values(loaded.config))
+    started = float(os.environ.get(_STARTED_ENV) or time.time())
+    holder = RuntimeHolder(
+        build_runtime(loaded, extra_keys=store_keys(loaded.config)),
+        started=started,
+        ledger=start_ledger(loaded.config),
+    )
+    app = create_app(holder)
+
+    def flush() -> None:
+        holder.close_observers()
+        _log.info("worker stopped", extra={"pid": os.getpid()})
+
+    app.on_shutdown.append(flush)
+    _log.info("worker started", extra={"pid": os.getpid()})
+    return app

@@ -10,11 +10,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "register_secrets", "request_id_var"]
+
+# The id of the request being served, set by the request middleware: every line logged
+# while serving it (an upstream attempt, a circuit change) carries its ``request_id``.
+request_id_var: ContextVar[str | None] = ContextVar("fkllm_request_id", default=None)
 
 _encode = msgspec.json.Encoder().encode
 _STANDARD = frozenset(
@@ -43,11 +48,23 @@ def _timestamp(created: float) -> str:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    if "request_id" not in extras:
+        request_id = request_id_var.get()
+        if request_id is not None:
+            extras["request_id"] = request_id
+    return extras
 
 
 class JSONFormatter(logging.Formatter):
-    """``{"ts", "level", "msg", "logger", ...extra}``; exceptions as one ``error`` string."""
+    """``{"ts", "level", "msg", "logger", ...extra}``; exceptions as one ``error`` string.
+
+    ``with_pid`` adds the process id to every line (several workers share one stdout).
+    """
+
+    def __init__(self, with_pid: bool = False) -> None:
+        super().__init__()
+        self.with_pid = with_pid
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -56,6 +73,8 @@ class JSONFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "logger": record.name,
         }
+        if self.with_pid:
+            line["pid"] = record.process
         line.update(_extras(record))
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
@@ -78,10 +97,44 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+# Secret values (keys, tokens) that must never reach a log line. Callers never log them
+# on purpose; this catches the accidents (an exception message quoting a URL with a
+# key in it, a provider echoing a header). Short values are skipped: scrubbing a
+# three-letter "key" would mangle ordinary words.
+_SECRETS: set[str] = set()
+_MIN_SECRET_LENGTH = 8
+_MAX_SECRETS = 256
+
+
+def register_secrets(values: set[str]) -> None:
+    """Add ``values`` to the strings replaced by ``<redacted>`` in every log line.
+
+    Old values stay (a rotated-out key is still a secret) up to a bound.
+    """
+    for value in values:
+        if len(value) >= _MIN_SECRET_LENGTH and len(_SECRETS) < _MAX_SECRETS:
+            _SECRETS.add(value)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced by ``<redacted>``."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+class _ScrubbingHandler(logging.StreamHandler):
+    """A stream handler whose every formatted line passes through ``scrub``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", *, with_pid: bool = False) -> None:
     """Send every logger's records to stdout in the chosen format (idempotent)."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    handler = _ScrubbingHandler(sys.stdout)
+    handler.setFormatter(JSONFormatter(with_pid) if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

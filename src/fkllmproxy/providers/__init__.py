@@ -10,6 +10,8 @@ from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
     EmbeddingRequest,
+    MessagesCall,
+    MessagesProvider,
     Provider,
     StreamingCompletion,
     Usage,
@@ -20,6 +22,8 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "EmbeddingRequest",
+    "MessagesCall",
+    "MessagesProvider",
     "Provider",
     "StreamingCompletion",
     "TransportFactory",
@@ -39,6 +43,22 @@ def build_provider(config: ProviderConfig, transport: TransportFactory) -> Provi
         from fkllmproxy.providers.openai import OpenAIProvider
 
         return OpenAIProvider(config, transport)
+    if config.type == "anthropic":
+        from fkllmproxy.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(config, transport)
+    if config.type == "gemini":
+        from fkllmproxy.providers.gemini import GeminiProvider
+
+        return GeminiProvider(config, transport)
+    if config.type == "vertex":
+        from fkllmproxy.providers.vertex import VertexProvider
+
+        return VertexProvider(config, transport)
+    if config.type == "azure":
+        from fkllmproxy.providers.azure import AzureProvider
+
+        return AzureProvider(config, transport)
     from fkllmproxy.errors import ConfigError
 
     raise ConfigError([f"provider {config.name!r}: type {config.type!r} is not available yet"])

@@ -26,10 +26,33 @@ import msgspec
 
 _encode = msgspec.json.Encoder().encode
 
+
+def _decode_object(raw: bytes) -> dict[str, Any]:
+    """The client's body as plain data; ``BadRequest`` for what the typed check let by.
+
+    The typed decode at the door skips fields it does not declare, so a number no
+    double can hold (``1e999``) or a deeper-than-int64 integer can still sit in one.
+    """
+    from fkllmproxy.errors import BadRequest
+
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        reason = str(exc).split(" - at ", 1)[0]
+        raise BadRequest(f"Invalid request body: {reason}.") from None
+    except UnicodeDecodeError:
+        raise BadRequest("Request body is not valid UTF-8 text.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Invalid request body: expected a JSON object.")
+    return data
+
+
 __all__ = [
     "ChatRequest",
     "Completion",
     "EmbeddingRequest",
+    "MessagesCall",
+    "MessagesProvider",
     "Provider",
     "StreamingCompletion",
     "Usage",
@@ -66,7 +89,7 @@ class ChatRequest:
     def body(self) -> dict[str, Any]:
         """The request as plain data with ``model`` set to the upstream name."""
         if self.parsed is None:
-            data = msgspec.json.decode(self.raw or b"{}")
+            data = _decode_object(self.raw or b"{}")
             data["model"] = self.model
             self.parsed = data
         return self.parsed
@@ -89,7 +112,7 @@ class EmbeddingRequest:
     @property
     def body(self) -> dict[str, Any]:
         if self.parsed is None:
-            data = msgspec.json.decode(self.raw)
+            data = _decode_object(self.raw)
             data["model"] = self.model
             self.parsed = data
         return self.parsed
@@ -98,6 +121,29 @@ class EmbeddingRequest:
         if self.parsed is None and self.client_model == self.model:
             return self.raw
         return _encode(self.body)
+
+
+@dataclass(slots=True)
+class MessagesCall:
+    """One Anthropic Messages call forwarded untranslated (``/v1/messages`` and
+    ``/v1/messages/count_tokens`` to an Anthropic provider).
+
+    ``raw``, ``model`` and ``client_model`` as for ``ChatRequest``; ``beta`` is the
+    client's ``anthropic-beta`` header, which turns on the features the body may use.
+    """
+
+    raw: bytes
+    model: str
+    stream: bool = False
+    client_model: str | None = None
+    beta: str | None = None
+
+    def upstream_bytes(self) -> bytes:
+        if self.client_model == self.model:
+            return self.raw
+        data = msgspec.json.decode(self.raw)
+        data["model"] = self.model
+        return _encode(data)
 
 
 @dataclass(slots=True)
@@ -147,3 +193,20 @@ class Provider(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called once when the provider is retired."""
+
+
+class MessagesProvider(Provider):
+    """A provider that speaks Anthropic's Messages API itself.
+
+    ``/v1/messages`` uses ``messages`` instead of translating through ``chat`` when a
+    target's provider is one of these, so Anthropic clients get the provider's bytes
+    untouched. Here ``Completion.body`` and the stream's frames are Anthropic's shapes.
+    """
+
+    @abc.abstractmethod
+    async def messages(self, call: MessagesCall) -> Completion | StreamingCompletion:
+        """Send one Messages call as it is; raise an ``UpstreamError`` on failure."""
+
+    @abc.abstractmethod
+    async def count_tokens(self, call: MessagesCall) -> Completion:
+        """Ask the provider to count the input tokens of ``call`` (``{"input_tokens": n}``)."""

@@ -26,9 +26,11 @@ __all__ = [
     "TransportFactory",
     "UpstreamClient",
     "build_client",
+    "credentials_of",
     "default_transport",
     "error_from_response",
     "map_exception",
+    "scrub_credentials",
 ]
 
 TransportFactory = Callable[[ProviderConfig], httpx.AsyncBaseTransport]
@@ -147,11 +149,15 @@ def build_client(
     base_url: str,
     headers: dict[str, str],
 ) -> UpstreamClient:
-    """The one client for ``provider``: timeouts from its block, its headers preset."""
-    read = provider.first_byte_timeout_secs or provider.idle_timeout_secs or provider.timeout_secs
+    """The one client for ``provider``: timeouts from its block, its headers preset.
+
+    Only the connect timeout is the client's job; time to first byte, idle gaps and the
+    total are enforced by the router (``routing/timeouts.py``) for every adapter alike,
+    so the read timeout here is just a backstop at the total.
+    """
     timeout = httpx.Timeout(
         connect=provider.connect_timeout_secs,
-        read=read,
+        read=provider.timeout_secs,
         write=provider.timeout_secs,
         pool=provider.timeout_secs,
     )
@@ -190,9 +196,46 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+# Where a provider's credential travels on our request to it: these headers (a
+# "Bearer " prefix stripped) and these query parameters (Gemini's ?key=).
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+_CREDENTIAL_PARAMS = ("key", "api_key", "access_token")
+
+
+def credentials_of(request: httpx.Request) -> set[bytes]:
+    """The secret values our ``request`` carried, as bytes, to scrub from what came back."""
+    found: set[str] = set()
+    for name in _CREDENTIAL_HEADERS:
+        value = request.headers.get(name)
+        if value:
+            scheme, _, token = value.partition(" ")
+            found.add(token if scheme.lower() in ("bearer", "basic") and token else value)
+    for name in _CREDENTIAL_PARAMS:
+        found.update(v for v in request.url.params.get_list(name) if v)
+    return {value.encode() for value in found if len(value) >= 8}
+
+
+def scrub_credentials(body: bytes, request: httpx.Request | None) -> bytes:
+    """``body`` with every credential of ``request`` replaced by ``<redacted>``.
+
+    Some providers quote the key they were sent in their error messages; those bodies
+    reach clients (a translated 4xx) and logs, and must not carry our key with them.
+    """
+    if request is None or not body:
+        return body
+    for secret in credentials_of(request):
+        body = body.replace(secret, b"<redacted>")
+    return body
+
+
 def error_from_response(response: httpx.Response, body: bytes, provider: str) -> UpstreamError:
     """The error an upstream non-2xx answer means: its own 4xx go back to the client."""
     status = response.status_code
+    try:
+        request: httpx.Request | None = response.request
+    except RuntimeError:  # a response built without a request (tests)
+        request = None
+    body = scrub_credentials(body, request)
     if status in (401, 403, 404):
         # Our credentials or our model mapping, not the client's request: another
         # target may well work, and the client must not think its own key was refused.

@@ -10,10 +10,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
+import msgspec
 
 from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
-from fkllmproxy.errors import UpstreamError
+from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -28,11 +29,18 @@ from fkllmproxy.providers.http import (
     error_from_response,
     map_exception,
 )
-from fkllmproxy.providers.sse import read_usage, read_usage_frame
+from fkllmproxy.providers.sse import parse_usage, read_usage_frame
 
 __all__ = ["OpenAIProvider"]
 
 _JSON = {"content-type": "application/json"}
+# What the first bytes of an event stream can be: a field name, a comment, a blank line.
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def _looks_like_sse(chunk: bytes) -> bool:
+    head = chunk.lstrip(b"\r\n")[:6]
+    return any(head.startswith(start) or start.startswith(head) for start in _SSE_STARTS)
 
 
 class OpenAIProvider(Provider):
@@ -80,25 +88,63 @@ class OpenAIProvider(Provider):
         content = request.upstream_bytes()
         if not request.stream:
             body = await self._post_whole("/chat/completions", content)
-            return Completion(body=body, usage=read_usage(body))
+            return Completion(body=body, usage=self._checked_usage(body))
         response = await self._post("/chat/completions", content, stream=True)
         usage = Usage()
         return StreamingCompletion(
             chunks=self._relay(response, usage), aclose=response.aclose, usage=usage
         )
 
+    def _checked_usage(self, body: bytes) -> Usage | None:
+        """The answer's usage; a 200 whose body is not a JSON object is a failed attempt."""
+        try:
+            return parse_usage(body)
+        except msgspec.DecodeError:
+            raise UpstreamUnavailable(
+                f"provider {self.name!r} answered 200 with a body that is not a JSON completion",
+                provider=self.name,
+                upstream_status=200,
+            ) from None
+
     async def _relay(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+        """The provider's SSE bytes as they come; a stream cut short raises ``UpstreamError``.
+
+        OpenAI ends every stream with ``data: [DONE]``: a body that ends without it was
+        cut off, even when the connection closed cleanly.
+        """
+        tail = b""
+        started = False
         try:
             async for chunk in response.aiter_raw():
+                if not started and chunk.strip():
+                    started = True
+                    if not _looks_like_sse(chunk):
+                        raise UpstreamUnavailable(
+                            f"provider {self.name!r} answered 200 with something that is not"
+                            " an event stream",
+                            provider=self.name,
+                            upstream_status=200,
+                        )
                 read_usage_frame(chunk, usage)
+                tail = (tail + chunk)[-32:]
                 yield chunk
-        except httpx.HTTPError as exc:
+        except (httpx.ReadTimeout, httpx.PoolTimeout) as exc:
             raise map_exception(exc, self.name) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(
+                f"provider {self.name!r} broke off the stream ({type(exc).__name__})",
+                provider=self.name,
+            ) from exc
+        if b"[DONE]" not in tail:
+            raise UpstreamUnavailable(
+                f"provider {self.name!r} ended the stream without its [DONE] terminator",
+                provider=self.name,
+            )
 
     async def embeddings(self, request: EmbeddingRequest) -> Completion:
         content = request.upstream_bytes()
         body = await self._post_whole("/embeddings", content)
-        return Completion(body=body, usage=read_usage(body))
+        return Completion(body=body, usage=self._checked_usage(body))
 
     async def aclose(self) -> None:
         await self.client.aclose()

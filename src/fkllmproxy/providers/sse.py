@@ -8,7 +8,7 @@ import msgspec
 
 from fkllmproxy.providers.base import Usage
 
-__all__ = ["DONE_FRAME", "iter_frames", "read_usage", "read_usage_frame"]
+__all__ = ["DONE_FRAME", "iter_frames", "parse_usage", "read_usage", "read_usage_frame"]
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -33,9 +33,14 @@ _usage_decoder = msgspec.json.Decoder(_HasUsage)
 def read_usage(body: bytes) -> Usage | None:
     """Usage from an OpenAI JSON body, decoding nothing else (msgspec skips the rest)."""
     try:
-        found = _usage_decoder.decode(body).usage
+        return parse_usage(body)
     except msgspec.DecodeError:
         return None
+
+
+def parse_usage(body: bytes) -> Usage | None:
+    """Like ``read_usage``, but a body that is not a JSON object raises ``msgspec.DecodeError``."""
+    found = _usage_decoder.decode(body).usage
     if found is None:
         return None
     cached = found.prompt_tokens_details.cached_tokens if found.prompt_tokens_details else 0

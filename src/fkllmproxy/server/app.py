@@ -5,10 +5,15 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.datastructures import State
 
+from fkllmproxy.server.admin import admin_config, admin_reload
+from fkllmproxy.server.admin_circuits import circuit_routes
+from fkllmproxy.server.anthropic_api import count_tokens, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.health import health, ready
+from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
 from fkllmproxy.server.middleware import RequestMiddleware
 from fkllmproxy.server.openai_api import chat_completions, embeddings, list_models
+from fkllmproxy.server.openapi import openapi_json
 from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["create_app"]
@@ -16,9 +21,19 @@ __all__ = ["create_app"]
 
 def create_app(holder: RuntimeHolder) -> Litestar:
     """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
-    return Litestar(
-        route_handlers=[chat_completions, embeddings, list_models, health, ready],
-        middleware=[RequestMiddleware],  # type: ignore[list-item]
+    app = Litestar(
+        route_handlers=[
+            chat_completions,
+            embeddings,
+            list_models,
+            health,
+            ready,
+            metrics_json,
+            metrics_prometheus,
+            messages,
+            count_tokens,
+            *circuit_routes,
+        ],
         exception_handlers=exception_handlers,
         state=State({"holder": holder}),
         openapi_config=None,
@@ -26,3 +41,10 @@ def create_app(holder: RuntimeHolder) -> Litestar:
         request_max_body_size=None,
         debug=False,
     )
+    for handler in (admin_config, admin_reload, openapi_json):
+        app.register(handler)
+    # Outside routing rather than in ``middleware=``: Litestar runs route middleware only
+    # for matched routes, and a 404 or 405 must get its X-Request-ID, log line and count
+    # too. ``asgi_handler`` is the stack Litestar itself wraps (CORS, OpenTelemetry).
+    app.asgi_handler = RequestMiddleware(app.asgi_handler)  # type: ignore[assignment]
+    return app

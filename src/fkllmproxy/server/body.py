@@ -9,9 +9,11 @@ from litestar import Request
 
 from fkllmproxy.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["decode_body", "read_body"]
+__all__ = ["TOO_DEEP", "decode_body", "read_body"]
 
 T = TypeVar("T")
+
+TOO_DEEP = "Request body is nested too deeply to be processed."
 
 
 async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
@@ -55,3 +57,7 @@ def decode_body(raw: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         raise BadRequest(f"Invalid value for '{field}': {text}.", param=field) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise BadRequest(TOO_DEEP) from None
+    except UnicodeDecodeError:  # msgspec raises it for some strings it must decode
+        raise BadRequest("Request body is not valid UTF-8 text.") from None

@@ -27,3 +27,4 @@ class RequestContext:
     rate: Decision | None = None
     error_code: str | None = None
     stream: bool = False
+    first_token_at: float | None = None  # perf_counter of the first streamed chunk

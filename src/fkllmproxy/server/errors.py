@@ -102,6 +102,9 @@ def _http_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[b
         if exc.status_code == 405:
             error.error_type = "invalid_request_error"
             error.message = f"Method {request.method} is not allowed on {path}"
+    context: Any = request.scope.get("fkllm")
+    if context is not None:
+        context.error_code = error.code
     response = render_error(error, path)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -110,6 +113,13 @@ def _http_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[b
 
 def _internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     context: Any = request.scope.get("fkllm")
+    if isinstance(exc, RecursionError):
+        # Only the client's data nests (JSON decoded or re-encoded deeper than the
+        # interpreter allows): its fault, answered 400 rather than logged as a crash.
+        too_deep = BadRequest("Request body is nested too deeply to be processed.")
+        if context is not None:
+            context.error_code = too_deep.code
+        return render_error(too_deep, request.url.path)
     request_id = getattr(context, "request_id", None)
     _log.error("internal error", exc_info=exc, extra={"request_id": request_id})
     error = FkllmError("Internal error in the proxy; the request id is in the logs.")

@@ -7,12 +7,14 @@ from typing import Any
 from litestar import Request
 
 from fkllmproxy.auth import Caller
-from fkllmproxy.errors import RateLimited, Unauthorized
+from fkllmproxy.auth.events import AccessEvents
+from fkllmproxy.errors import Forbidden, RateLimited, StateStoreUnavailable, Unauthorized
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.context import RequestContext
-from fkllmproxy.server.runtime import Runtime
+from fkllmproxy.server.runtime import RateShare, Runtime
+from fkllmproxy.state import MemoryState, StateUnavailable
 
-__all__ = ["admit"]
+__all__ = ["admit", "admit_master"]
 
 _log = get_logger("auth")
 
@@ -22,36 +24,92 @@ def _caller_ip(request: Request[Any, Any, Any]) -> str:
     return f"ip:{client[0]}" if client else "ip:unknown"
 
 
-def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
-    """Authenticate and take a rate-limit token; raise 401 or 429 as needed."""
+def _events(request: Request[Any, Any, Any]) -> AccessEvents | None:
+    return getattr(request.app.state.holder, "access", None)
+
+
+async def _take(
+    runtime: Runtime,
+    limits: RateShare,
+    bucket: str,
+    caller: Caller | None,
+    context: RequestContext,
+    events: AccessEvents | None,
+) -> None:
+    """Take a token from ``bucket`` (the caller's own limits, else the defaults)."""
+    own = caller.rate_limit if caller else None
+    capacity, refill = limits.share(
+        own.capacity if own else limits.capacity,
+        own.refill_per_second if own else limits.refill_per_second,
+    )
+    state = runtime.state
+    if isinstance(state, MemoryState):
+        decision = state.take_now(bucket, capacity, refill)
+    else:
+        try:
+            decision = await state.take_token(bucket, capacity, refill)
+        except StateUnavailable:
+            raise StateStoreUnavailable(
+                "Rate limiting is unavailable (shared state store unreachable); try again shortly."
+            ) from None
+    context.rate = decision
+    if not decision.allowed:
+        if events is not None:
+            events.rate_limited()
+        who = repr(caller.name) if caller else "this client address"
+        raise RateLimited(
+            f"Rate limit exceeded for {who}; retry in {decision.retry_after:.1f}s.",
+            retry_after=decision.retry_after,
+        )
+
+
+async def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
+    """Authenticate and take a rate-limit token; raise 401 or 429 as needed.
+
+    A caller with a key is limited per key (its own limits, else the defaults); with no
+    keys configured, per client IP. Failed attempts also draw on the client IP's
+    bucket, so a client guessing keys is slowed to 429s instead of an endless 401 log.
+    """
     context: RequestContext = request.scope["fkllm"]  # type: ignore[typeddict-item]
     headers = request.headers
+    limits = runtime.limits
+    events = _events(request)
     try:
         caller = runtime.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
     except Unauthorized as exc:
+        if events is not None:
+            events.auth_failed()
+        context.error_code = exc.code
         _log.warning(
             "unauthorized request refused",
             extra={
                 "request_id": context.request_id,
                 "path": request.url.path,
+                "client_ip": _caller_ip(request)[3:],
                 "reason": exc.message,
             },
         )
+        if limits is not None:
+            await _take(runtime, limits, _caller_ip(request), None, context, events)
+            context.rate = None  # the headers are for authenticated callers only
         raise
     context.client = caller.name
-    limiter = runtime.limiter
-    if limiter is not None:
+    if limits is not None:
         bucket = caller.name if runtime.auth.required else _caller_ip(request)
-        own = caller.rate_limit
-        decision = limiter.take(
-            bucket,
-            own.capacity if own else None,
-            own.refill_per_second if own else None,
-        )
-        context.rate = decision
-        if not decision.allowed:
-            raise RateLimited(
-                f"Rate limit exceeded for {caller.name!r}; retry in {decision.retry_after:.1f}s.",
-                retry_after=decision.retry_after,
-            )
+        await _take(runtime, limits, bucket, caller, context, events)
+    return caller, context
+
+
+async def admit_master(
+    request: Request[Any, Any, Any], runtime: Runtime
+) -> tuple[Caller, RequestContext]:
+    """``admit``, then ``Forbidden`` unless the caller holds the master key."""
+    caller, context = await admit(request, runtime)
+    if not caller.is_master:
+        if runtime.auth.required:
+            error = Forbidden(f"The key {caller.name!r} is not the master key; /admin needs it.")
+        else:
+            error = Forbidden("The /admin routes need the master key; set APP_AUTH__MASTER_KEY.")
+        error.code = "master_key_required"
+        raise error
     return caller, context

@@ -39,9 +39,17 @@ def overall_status(holder: RuntimeHolder) -> str:
     return "healthy"
 
 
+async def _refresh_shared_circuits(holder: RuntimeHolder) -> None:
+    """With circuits shared through Redis, report what every process agreed on."""
+    refresh = holder.runtime.router.refresh_circuits
+    if refresh is not None:
+        await refresh()
+
+
 @get("/health")
 async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
+    await _refresh_shared_circuits(holder)
     status = overall_status(holder)
     body: dict[str, Any] = {
         "status": status,
@@ -63,6 +71,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get("/ready")
 async def ready(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
+    await _refresh_shared_circuits(holder)
     states = provider_states(holder)
     can_serve = not holder.draining and any(s != "open" for s in states.values())
     body = {"status": "ready" if can_serve else "not ready"}

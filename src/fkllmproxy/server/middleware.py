@@ -1,23 +1,30 @@
-"""The one ASGI middleware: request id, rate-limit headers, and the request log line.
+"""The one ASGI middleware: request id, rate-limit headers, the request log line, and
+the request's metrics and usage-ledger row.
 
 Raw ASGI rather than a framework middleware, because it sits on every request and
-costs only a dict entry and a wrapped ``send``.
+costs only a dict entry and a wrapped ``send``. Probes and scrapes (``/health``,
+``/ready``, ``/metrics``) are logged at DEBUG and left out of the request metrics, so
+watching the proxy does not change its numbers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from typing import Any
 
-from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.observability.logging import get_logger, request_id_var
+from fkllmproxy.observability.tracing import finish_request, start_request
 from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["RequestMiddleware"]
 
 _log = get_logger("access")
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/metrics/prometheus"})
+_REFUSALS = frozenset({"rate_limit_exceeded", "invalid_api_key"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -44,8 +51,24 @@ class RequestMiddleware:
             started=time.perf_counter(),
         )
         scope["fkllm"] = context
+        request_id_var.set(context.request_id)
         request_id = context.request_id.encode()
-        state = {"status": 0, "logged": False}
+        state = {"status": 0, "logged": False, "unread_body": _declares_body(scope["headers"])}
+        if state["unread_body"]:
+            app_receive = receive
+
+            async def receive() -> dict[str, Any]:
+                message: dict[str, Any] = await app_receive()
+                if message["type"] == "http.request" and not message.get("more_body"):
+                    state["unread_body"] = False
+                return message
+
+        holder: RuntimeHolder = scope["app"].state.holder
+        watched = scope["path"] not in _QUIET_PATHS
+        observed = watched and holder.runtime.config.metrics.enabled
+        if observed:
+            holder.metrics.request_started()
+        span = start_request(scope) if watched else None
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -54,18 +77,49 @@ class RequestMiddleware:
                 headers.append((b"x-request-id", request_id))
                 if context.rate is not None:
                     headers.extend(context.rate.headers())
+                if state["unread_body"]:
+                    # Answered before the body was read (401, 413, a GET with a body):
+                    # the rest of it is still on the wire, so this connection cannot
+                    # carry another request. Say so, or a keep-alive client reuses it
+                    # and its next request meets a closed socket.
+                    headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 state["logged"] = True
                 _log_request(scope, context, state["status"])
+                _observe_safely(holder, scope, context, state["status"], observed, span)
 
+        # Count the request on the runtime it starts with: a reload closes that
+        # runtime's providers only once its last request is done.
+        runtime = scope["app"].state.holder.runtime
+        runtime.in_flight += 1
         try:
             await self.app(scope, receive, send_with_headers)
+        except asyncio.CancelledError:
+            # Once a stream's last byte is out, only Litestar's disconnect listener is
+            # still waiting in receive(); Granian cancels that wait when it stops, which
+            # it would log as an application error. The response is complete: end quietly.
+            if not state["logged"]:
+                raise
         finally:
+            runtime.in_flight -= 1
             if not state["logged"]:
                 # The client went away or the stream broke before the last byte.
-                _log_request(scope, context, state["status"] or 499)
+                status = state["status"] or 499
+                if context.error_code is None and status == 499:
+                    context.error_code = "client_disconnected"
+                _log_request(scope, context, status)
+                _observe_safely(holder, scope, context, status, observed, span)
+
+
+def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
 
 
 def _log_request(scope: dict[str, Any], context: RequestContext, status: int) -> None:
@@ -93,3 +147,100 @@ def _log_request(scope: dict[str, Any], context: RequestContext, status: int) ->
     if context.error_code is not None:
         extra["error"] = context.error_code
     _log.log(level, "request", extra=extra)
+
+
+def _observe_safely(
+    holder: RuntimeHolder,
+    scope: dict[str, Any],
+    context: RequestContext,
+    status: int,
+    observed: bool,
+    span: Any,
+) -> None:
+    """``_observe``, but a fault in bookkeeping never breaks the answer the client gets."""
+    try:
+        _observe(holder, scope, context, status, observed)
+        if span is not None:
+            _trace(span, scope, context, status)
+    except Exception:
+        _log.exception("recording the request's metrics failed")
+
+
+def _trace(span: Any, scope: dict[str, Any], context: RequestContext, status: int) -> None:
+    usage = context.usage
+    finish_request(
+        span,
+        scope.get("path_template") or "unmatched",
+        status,
+        {
+            "fkllm.request_id": context.request_id,
+            "fkllm.client": context.client,
+            "gen_ai.request.model": context.model if isinstance(context.model, str) else None,
+            "fkllm.provider": context.provider,
+            "fkllm.attempts": context.attempts,
+            "fkllm.error": context.error_code,
+            "gen_ai.usage.input_tokens": usage.prompt_tokens if usage else None,
+            "gen_ai.usage.output_tokens": usage.completion_tokens if usage else None,
+        },
+    )
+
+
+def _observe(
+    holder: RuntimeHolder,
+    scope: dict[str, Any],
+    context: RequestContext,
+    status: int,
+    observed: bool,
+) -> None:
+    """Metrics and the usage-ledger row for one finished request."""
+    code = context.error_code
+    metrics = holder.metrics
+    # Refusals count wherever they happen, probes included: they are security signals.
+    if code in _REFUSALS and holder.runtime.config.metrics.enabled:
+        if code == "rate_limit_exceeded":
+            metrics.rate_limited()
+        else:
+            metrics.auth_failed()
+    sent = context.model
+    if not observed and sent is None:
+        return
+    seconds = time.perf_counter() - context.started
+    runtime = holder.runtime
+    configured = runtime.router.models.get(sent) if isinstance(sent, str) else None
+    provider = context.provider or ""
+    if observed:
+        # Label values only from the configuration: a client's made-up model is "unknown".
+        model = configured.name if configured is not None else ("" if sent is None else "unknown")
+        metrics.request_finished(
+            route=scope.get("path_template") or "unmatched",
+            model=model,
+            provider=provider,
+            status=status,
+            seconds=seconds,
+            reason=code,
+            broken=code is not None and status < 400,
+        )
+        if provider:
+            if context.first_token_at is not None:
+                metrics.first_token(provider, context.first_token_at - context.started)
+            if context.usage is not None:
+                metrics.tokens(
+                    provider, model, context.usage.prompt_tokens, context.usage.completion_tokens
+                )
+    ledger = holder.ledger
+    if ledger is not None and sent is not None:
+        usage = context.usage
+        upstream = None
+        if configured is not None and provider:
+            upstream = next((t.model for t in configured.targets if t.provider == provider), None)
+        ledger.record(
+            request_id=context.request_id,
+            key_name=context.client,
+            model=str(sent)[:256],
+            provider=context.provider,
+            upstream_model=upstream,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=round(seconds * 1000, 3),
+            status=status,
+        )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
 from fkllmproxy.config import Target
-from fkllmproxy.errors import FkllmError
+from fkllmproxy.errors import ClientDisconnected, FkllmError
 from fkllmproxy.providers import (
     ChatRequest,
     Completion,
@@ -18,9 +21,12 @@ from fkllmproxy.providers import (
     Provider,
     StreamingCompletion,
 )
+from fkllmproxy.providers.sse import DONE_FRAME
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.cache import CachePlan, plan_cache
 from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.disconnect import unless_disconnected
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.gate import admit
 from fkllmproxy.server.runtime import RuntimeHolder
@@ -37,8 +43,12 @@ def _holder(request: Request[Any, Any, Any]) -> RuntimeHolder:
     return holder
 
 
-def json_response(body: bytes, status: int = 200) -> Response[bytes]:
-    return Response(content=body, status_code=status, media_type="application/json")
+def json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    return Response(
+        content=body, status_code=status, media_type="application/json", headers=headers
+    )
 
 
 async def relay_stream(
@@ -47,30 +57,54 @@ async def relay_stream(
     *,
     error_frame: Any,
 ) -> AsyncIterator[bytes]:
-    """Forward frames as they arrive; on a mid-stream failure end with an error frame."""
+    """Forward frames as they arrive; on a mid-stream failure end with an error frame.
+
+    When the client hangs up, Litestar cancels this generator inside an anyio cancel
+    scope, which would cancel every await in ``finally`` too: the upstream response is
+    closed under a shield so its connection is never left open.
+    """
     context.usage = result.usage
     try:
         async for chunk in result.chunks:
+            if context.first_token_at is None:
+                context.first_token_at = time.perf_counter()
             yield chunk
     except FkllmError as exc:
         context.error_code = exc.code
         yield error_frame(exc)
+    except asyncio.CancelledError:
+        context.error_code = context.error_code or ClientDisconnected.code
+        raise
     finally:
-        await result.aclose()
+        with anyio.CancelScope(shield=True):
+            await result.aclose()
 
 
 def _openai_error_frame(error: FkllmError) -> bytes:
     return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
 
 
-def sse_response(stream: AsyncIterator[bytes]) -> Stream:
-    return Stream(content=stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+def sse_response(stream: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> Stream:
+    all_headers = {**_SSE_HEADERS, **headers} if headers else _SSE_HEADERS
+    return Stream(content=stream, media_type="text/event-stream", headers=all_headers)
+
+
+async def _replay(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def cached_response(plan: CachePlan) -> Response[Any]:
+    """Replay a cache hit in the form it was stored (whole JSON or an SSE stream)."""
+    assert plan.hit is not None
+    if plan.hit.streamed:
+        return sse_response(_replay(plan.hit.body), plan.headers)
+    return json_response(plan.hit.body, 200, plan.headers)
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, chat_request_decoder)
     context.model = parsed.model
@@ -79,6 +113,19 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     stream = bool(parsed.stream)
     context.stream = stream
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+
+    cache = runtime.cache
+    plan = await plan_cache(
+        cache,
+        cached_model=model.cache,
+        caller=caller.name,
+        namespace=model.name,
+        raw=raw,
+        cache_control=request.headers.get("cache-control"),
+    )
+    if plan is not None and plan.hit is not None:
+        context.provider = "cache"
+        return cached_response(plan)
 
     async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
         call = ChatRequest(
@@ -92,20 +139,27 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
 
     attempted = Attempted()
     try:
-        result = await runtime.router.call(model, attempt, attempted)
+        result = await unless_disconnected(
+            request.receive, runtime.router.call(model, attempt, attempted, stream=stream)
+        )
     finally:
         context.provider = attempted.provider
         context.attempts = attempted.attempts
     if isinstance(result, Completion):
         context.usage = result.usage
-        return json_response(result.body, result.status)
-    return sse_response(relay_stream(result, context, error_frame=_openai_error_frame))
+        if cache is not None and plan is not None and plan.store_key and result.status == 200:
+            await cache.store_body(plan.store_key, result.body)
+        return json_response(result.body, result.status, plan.headers if plan else None)
+    frames = relay_stream(result, context, error_frame=_openai_error_frame)
+    if cache is not None and plan is not None and plan.store_key:
+        frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip())
+    return sse_response(frames, plan.headers if plan else None)
 
 
 @post("/v1/embeddings", status_code=200)
 async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime = _holder(request).runtime
-    caller, context = admit(request, runtime)
+    caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, embedding_request_decoder)
     context.model = parsed.model
@@ -118,7 +172,9 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
 
     attempted = Attempted()
     try:
-        result = await runtime.router.call(model, attempt, attempted)
+        result = await unless_disconnected(
+            request.receive, runtime.router.call(model, attempt, attempted)
+        )
     finally:
         context.provider = attempted.provider
         context.attempts = attempted.attempts
@@ -130,7 +186,7 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
     runtime = holder.runtime
-    caller, _ = admit(request, runtime)
+    caller, _ = await admit(request, runtime)
     created = int(holder.started)
     names = runtime.router.model_names
     if caller.models:

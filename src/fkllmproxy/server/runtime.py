@@ -7,15 +7,45 @@ one assignment, so a request that started on the old settings finishes on them.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fkllmproxy import __version__
-from fkllmproxy.auth import Authenticator, RateLimiter
+from fkllmproxy.auth import AccessEvents, Authenticator
 from fkllmproxy.config import Config, LoadedConfig
+from fkllmproxy.config.schema import ClientKey
+from fkllmproxy.observability.metrics import Metrics, process_metrics
+from fkllmproxy.observability.tracing import setup_tracing, shutdown_tracing
+from fkllmproxy.observability.usage import UsageLedger
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
+from fkllmproxy.routing.shared_circuits import SharedCircuits
+from fkllmproxy.server.cache import ResponseCache
+from fkllmproxy.state import StateBackend, build_state
+from fkllmproxy.state.base import CircuitParams
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateShare:
+    """This process's share of the rate limits.
+
+    With the memory backend each worker process keeps its own buckets, so with N
+    workers each gets 1/N of every capacity and refill rate: the sum over workers is the
+    configured limit, never N times it (exact when the kernel spreads connections
+    evenly; Redis makes it exact always).
+    """
+
+    capacity: int
+    refill_per_second: float
+    divisor: int = 1
+
+    def share(self, capacity: int, refill: float) -> tuple[int, float]:
+        if self.divisor == 1:
+            return capacity, refill
+        return max(1, -(-capacity // self.divisor)), refill / self.divisor
 
 
 @dataclass(eq=False)
@@ -24,15 +54,26 @@ class Runtime:
     providers: dict[str, Provider]
     router: Router
     auth: Authenticator
-    limiter: RateLimiter | None
+    state: StateBackend
+    limits: RateShare | None
+    cache: ResponseCache | None
+    # Requests that started on this runtime and have not finished (the middleware
+    # counts them), so a reload closes the old providers only once they are done.
+    in_flight: int = 0
 
     @property
     def config(self) -> Config:
         return self.loaded.config
 
-    async def aclose(self) -> None:
+    def circuit_states(self) -> dict[str, str]:
+        """Each provider's circuit: ``closed``, ``half_open`` or ``open``."""
+        return dict(self.router.breakers.states())
+
+    async def aclose(self, *, keep_state: bool = False) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+        if not keep_state:
+            await self.state.aclose()
 
 
 @dataclass(eq=False)
@@ -43,25 +84,93 @@ class RuntimeHolder:
     started: float = field(default_factory=time.time)
     version: str = __version__
     draining: bool = False
+    metrics: Metrics = field(default=None)  # type: ignore[assignment]  # set in __post_init__
+    ledger: UsageLedger | None = None
+    access: AccessEvents = field(default_factory=AccessEvents)
+    # Set by the daemon: re-read env file and config and swap the runtime (POST
+    # /admin/reload); returns the problems that made it refuse, empty on success.
+    reloader: Callable[[], Awaitable[list[str]]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = process_metrics(self.runtime.config.metrics.latency_window)
+        setup_tracing()  # on only with the otel extra and OTEL_EXPORTER_OTLP_ENDPOINT
+        # Every configured provider shows in the circuit gauge from the start (closed).
+        self.metrics.sync_providers({name: "closed" for name in self.runtime.providers})
+
+    def close_observers(self) -> None:
+        """Flush the usage ledger and retire this process's live gauges (blocking)."""
+        if self.ledger is not None:
+            self.ledger.close()
+        self.metrics.close()
+        shutdown_tracing()
 
 
-def build_runtime(loaded: LoadedConfig, transport: TransportFactory | None = None) -> Runtime:
-    """Build providers, router, authenticator and limiter for ``loaded``."""
+def _same_state(a: Config, b: Config) -> bool:
+    return (a.state, a.cache.max_entries, a.rate_limit.max_tracked_callers) == (
+        b.state,
+        b.cache.max_entries,
+        b.rate_limit.max_tracked_callers,
+    )
+
+
+def build_runtime(
+    loaded: LoadedConfig,
+    transport: TransportFactory | None = None,
+    *,
+    previous: Runtime | None = None,
+    extra_keys: Iterable[ClientKey] = (),
+) -> Runtime:
+    """Build providers, router, authenticator, limits and cache for ``loaded``.
+
+    ``previous`` is the runtime being replaced on reload: its state (buckets, cache)
+    carries over unless the ``[state]`` settings changed, so a reload is not a way to
+    reset every caller's rate limit; so does the grace of a previous master key.
+    ``extra_keys`` are client keys from the key store, merged with ``[[auth.keys]]``.
+    """
     config = loaded.config
     factory = transport or default_transport(config.server.http_transport)
     providers = {p.name: build_provider(p, factory) for p in config.providers}
+    if previous is not None and _same_state(previous.config, config):
+        state = previous.state
+    else:
+        state = build_state(config)
     limits = config.rate_limit
-    limiter = (
-        RateLimiter(
-            limits.capacity, limits.refill_per_second, max_tracked=limits.max_tracked_callers
-        )
-        if limits.enabled
-        else None
+    divisor = config.server.workers if config.state.backend == "memory" else 1
+    share = (
+        RateShare(limits.capacity, limits.refill_per_second, divisor) if limits.enabled else None
     )
+    cache = ResponseCache(state, config.cache) if config.cache.enabled else None
+    router = Router(config, providers)
+    if config.state.backend == "redis":
+        breaker = config.circuit_breaker
+        params = CircuitParams(
+            breaker.failure_threshold, breaker.timeout_secs, breaker.max_timeout_secs
+        )
+        router.refresh_circuits = SharedCircuits(state, router.breakers, params).refresh
+    _export_circuit_changes(router)
     return Runtime(
         loaded=loaded,
         providers=providers,
-        router=Router(config, providers),
-        auth=Authenticator(config.auth),
-        limiter=limiter,
+        router=router,
+        auth=Authenticator(
+            config.auth,
+            extra_keys=extra_keys,
+            previous=previous.auth if previous is not None else None,
+        ),
+        state=state,
+        limits=share,
+        cache=cache,
     )
+
+
+def _export_circuit_changes(router: Router) -> None:
+    """Every circuit breaker state change sets ``fkllm_circuit_breaker_state`` at once
+    (each worker its own series), not only when someone scrapes."""
+    breakers = getattr(router, "breakers", None)  # routing/breaker.py's CircuitBreakers
+    if breakers is not None:
+        breakers.on_change.append(_circuit_changed)
+
+
+def _circuit_changed(breaker: Any, previous: str) -> None:
+    process_metrics().circuit_state(breaker.name, breaker.state)

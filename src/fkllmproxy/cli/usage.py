@@ -1,0 +1,115 @@
+"""``fkllm usage``: totals from the usage ledger by key, model, provider or day."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+
+from fkllmproxy.cli.app import app, fail
+from fkllmproxy.cli.locate import locate
+from fkllmproxy.cli.options import ConfigOption, EnvFileOption
+from fkllmproxy.observability.usage import GROUPINGS, LedgerError, summarize
+
+__all__ = ["parse_since", "usage"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``24h``, ``7d``, ``30m``... ago, or an ISO date/time (UTC unless it says otherwise)."""
+    match = _AGO.match(text.strip().lower())
+    if match:
+        return (time.time() if now is None else now) - float(match.group(1)) * _UNITS[
+            match.group(2)
+        ]
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r} is neither a duration (30m, 24h, 7d, 2w) nor a date (2025-01-31)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@app.command()
+def usage(
+    config: ConfigOption = None,
+    env_file: EnvFileOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only requests since: 30m, 24h, 7d, 2w, or a date (UTC)"),
+    ] = None,
+    by: Annotated[
+        str, typer.Option("--by", help="Group by: key, model, provider or day (UTC)")
+    ] = "key",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Ledger file [default: usage.path, else <state.directory>/usage.sqlite3]"
+        ),
+    ] = None,
+) -> None:
+    """Summarise the usage ledger: requests, tokens, estimated cost and latency per group."""
+    if by not in GROUPINGS:
+        fail(f"--by {by!r} is not one of: {', '.join(GROUPINGS)}", 2)
+    try:
+        start = parse_since(since) if since else None
+    except ValueError as exc:
+        fail(str(exc), 2)
+    path = Path(db) if db else locate(config=config, env_file=env_file).usage_path
+    try:
+        lines = summarize(path, by=by, since=start)
+    except LedgerError as exc:
+        fail(f"{exc} (is [usage] enabled? see --db)")
+    if as_json:
+        payload = {
+            "ledger": str(path),
+            "by": by,
+            "since": start,
+            "groups": [dataclasses.asdict(line) for line in lines],
+        }
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(payload)).decode() + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from fkllmproxy.cli.render import count, milliseconds
+
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for title in (
+        by.capitalize(),
+        "Requests",
+        "Failed",
+        "Prompt",
+        "Completion",
+        "Cost USD",
+        "Avg latency",
+    ):
+        table.add_column(title, justify="left" if title == by.capitalize() else "right")
+    for line in lines:
+        table.add_row(
+            line.group,
+            count(line.requests),
+            count(line.failed),
+            count(line.prompt_tokens),
+            count(line.completion_tokens),
+            "-" if line.cost_usd is None else f"{line.cost_usd:.4f}",
+            milliseconds(line.avg_latency_ms),
+        )
+    console = Console()
+    if not lines:
+        console.print(f"No requests in the ledger {path}" + (" since then." if since else "."))
+        return
+    console.print(table)

@@ -1,0 +1,68 @@
+"""One upstream attempt, observed: its outcome, a log line, the metrics and (when tracing
+is on) a span.
+
+The router calls ``record_attempt`` once per attempt (success or failure), so a request
+that fell back from one provider to another leaves one line and one count per try.
+Failed attempts are logged at WARNING (an operator wants to see a provider failing even
+when a fallback saved the request); successes and client-caused refusals at DEBUG,
+since the request line already names the provider and the number of attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fkllmproxy.errors import ClientError, UpstreamError, UpstreamRejected, UpstreamTimeout
+from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.observability.metrics import process_metrics
+from fkllmproxy.observability.tracing import attempt_span
+
+__all__ = ["outcome_of", "record_attempt"]
+
+_log = get_logger("upstream")
+
+
+def outcome_of(error: BaseException | None) -> str:
+    """The ``outcome`` label for an attempt that raised ``error`` (``None``: success)."""
+    if error is None:
+        return "success"
+    if isinstance(error, UpstreamTimeout):
+        return "timeout"
+    if isinstance(error, UpstreamRejected | ClientError):
+        return "rejected"
+    if isinstance(error, UpstreamError) and error.upstream_status == 429:
+        return "rate_limited"
+    return "error"
+
+
+def record_attempt(
+    provider: str,
+    upstream_model: str,
+    attempt: int,
+    started: float,
+    error: BaseException | None = None,
+) -> None:
+    """Count and log one attempt that began at ``started`` (``time.perf_counter()``)."""
+    seconds = time.perf_counter() - started
+    outcome = outcome_of(error)
+    process_metrics().upstream_attempt(provider, outcome, seconds)
+    status = 200 if error is None else getattr(error, "upstream_status", None)
+    if status is None and isinstance(error, ClientError):
+        status = error.status
+    message = None if error is None else getattr(error, "message", None) or type(error).__name__
+    attempt_span(provider, upstream_model, attempt, started, outcome, status, message)
+    level = logging.DEBUG if outcome in ("success", "rejected") else logging.WARNING
+    if not _log.isEnabledFor(level):
+        return
+    extra: dict[str, object] = {
+        "provider": provider,
+        "upstream_model": upstream_model,
+        "attempt": attempt,
+        "outcome": outcome,
+        "status": status,
+        "latency_ms": round(seconds * 1000, 3),
+    }
+    if message is not None:
+        extra["error"] = message
+    _log.log(level, "upstream attempt", extra=extra)

@@ -1,0 +1,273 @@
+"""The usage ledger: one SQLite row per completed model request, written off the request path.
+
+A request only appends a tuple to an in-memory queue (``UsageLedger.record``: no I/O,
+no lock held beyond the deque's own). A writer thread wakes every
+``usage.flush_interval_secs`` and inserts whatever has queued up in one transaction.
+``close`` (called on shutdown, after the server has drained) wakes it a last time and
+waits for that flush, so a clean stop loses nothing. With several workers each one
+writes to the same file; SQLite's WAL mode and a busy timeout let them take turns.
+
+Cost is an estimate from the ``[[pricing]]`` table: USD per million prompt and
+completion tokens, looked up by provider and upstream model, then upstream model,
+then the model name the client sent; requests with no matching price get no cost.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fkllmproxy.config.schema import Config, PriceConfig
+from fkllmproxy.observability.logging import get_logger
+
+__all__ = [
+    "GROUPINGS",
+    "LedgerError",
+    "PriceTable",
+    "UsageLedger",
+    "ledger_path",
+    "open_ledger",
+    "summarize",
+]
+
+_log = get_logger("usage")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,                 -- when the request finished, Unix seconds (UTC)
+    request_id TEXT NOT NULL,
+    key_name TEXT,                    -- the client key's name (never the key)
+    model TEXT,                       -- the model name the client sent
+    provider TEXT,                    -- the provider that answered (last tried)
+    upstream_model TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    status INTEGER NOT NULL,          -- the HTTP status the client got
+    cost_usd REAL                     -- estimate from [[pricing]]; NULL when unpriced
+);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+"""
+_INSERT = (
+    "INSERT INTO usage (ts, request_id, key_name, model, provider, upstream_model,"
+    " prompt_tokens, completion_tokens, latency_ms, status, cost_usd)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+MAX_PENDING = 200_000  # beyond this the writer is hopelessly behind: drop the oldest
+_BUSY_TIMEOUT_MS = 10_000
+
+Row = tuple[
+    float, str, str | None, str | None, str | None, str | None, int, int, float, int, float | None
+]
+
+
+class LedgerError(Exception):
+    """Raised when the ledger file cannot be opened or created (path, permissions)."""
+
+
+class PriceTable:
+    """USD per million tokens, looked up the most specific way first."""
+
+    def __init__(self, prices: Iterable[PriceConfig]) -> None:
+        self._prices: dict[tuple[str | None, str], PriceConfig] = {}
+        for price in prices:
+            self._prices[(price.provider, price.model)] = price
+
+    def cost(
+        self,
+        provider: str | None,
+        upstream_model: str | None,
+        model: str | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> float | None:
+        if not self._prices:
+            return None
+        price = None
+        if upstream_model is not None:
+            price = self._prices.get((provider, upstream_model)) or self._prices.get(
+                (None, upstream_model)
+            )
+        if price is None and model is not None:
+            price = self._prices.get((provider, model)) or self._prices.get((None, model))
+        if price is None:
+            return None
+        return (
+            prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok
+        ) / 1_000_000
+
+
+def ledger_path(config: Config) -> Path:
+    """``usage.path``, else ``usage.sqlite3`` in the state directory."""
+    if config.usage.path:
+        return Path(config.usage.path)
+    return Path(config.state.directory) / "usage.sqlite3"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.executescript(SCHEMA)
+    except (OSError, sqlite3.Error) as exc:
+        raise LedgerError(f"cannot open the usage ledger {path}: {exc}") from None
+    return connection
+
+
+class UsageLedger:
+    """Queue of finished requests and the thread that writes them to SQLite in batches."""
+
+    def __init__(self, path: Path, flush_interval: float, prices: PriceTable) -> None:
+        self.path = path
+        self.prices = prices
+        self._interval = flush_interval
+        self._connection = _connect(path)  # fail at start, not in the thread
+        self._pending: collections.deque[Row] = collections.deque()
+        self._dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fkllm-usage", daemon=True)
+        self._thread.start()
+
+    def record(
+        self,
+        *,
+        request_id: str,
+        key_name: str | None,
+        model: str | None,
+        provider: str | None,
+        upstream_model: str | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        latency_ms: float,
+        status: int,
+    ) -> None:
+        """Queue one finished request (cheap: called on the event loop)."""
+        cost = self.prices.cost(provider, upstream_model, model, prompt_tokens, completion_tokens)
+        pending = self._pending
+        pending.append(
+            (
+                time.time(),
+                request_id,
+                key_name,
+                model,
+                provider,
+                upstream_model,
+                prompt_tokens,
+                completion_tokens,
+                latency_ms,
+                status,
+                cost,
+            )
+        )
+        if len(pending) > MAX_PENDING:
+            pending.popleft()
+            self._dropped += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._flush()
+        self._flush()
+        self._connection.close()
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        batch: list[Row] = []
+        while pending:
+            batch.append(pending.popleft())
+        dropped, self._dropped = self._dropped, 0
+        if dropped:
+            _log.warning(
+                "usage ledger fell behind; oldest records dropped", extra={"dropped": dropped}
+            )
+        try:
+            with self._connection:
+                self._connection.executemany(_INSERT, batch)
+        except sqlite3.Error as exc:
+            # Keep the rows for the next round: a locked or full disk may clear.
+            pending.extendleft(reversed(batch))
+            _log.error(
+                "usage ledger write failed; will retry",
+                extra={"path": str(self.path), "error": str(exc), "pending": len(pending)},
+            )
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything still queued, then stop the writer (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+def open_ledger(config: Config) -> UsageLedger | None:
+    """The ledger ``config`` asks for (``None`` when ``usage.enabled`` is false)."""
+    if not config.usage.enabled:
+        return None
+    return UsageLedger(
+        ledger_path(config), config.usage.flush_interval_secs, PriceTable(config.pricing)
+    )
+
+
+GROUPINGS: dict[str, str] = {
+    "key": "COALESCE(key_name, '-')",
+    "model": "COALESCE(model, '-')",
+    "provider": "COALESCE(provider, '-')",
+    "day": "date(ts, 'unixepoch')",
+}
+Grouping = Literal["key", "model", "provider", "day"]
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    group: str
+    requests: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    avg_latency_ms: float | None
+
+
+def summarize(path: Path, *, by: str = "key", since: float | None = None) -> list[UsageLine]:
+    """Totals per key, model, provider or day (UTC) of the rows since ``since``."""
+    if by not in GROUPINGS:
+        raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPINGS)}")
+    if not path.exists():
+        raise LedgerError(f"no usage ledger at {path}")
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot open the usage ledger {path}: {exc}") from None
+    query = (
+        f"SELECT {GROUPINGS[by]} AS grp, COUNT(*), SUM(status >= 400), SUM(prompt_tokens),"
+        " SUM(completion_tokens), SUM(cost_usd), AVG(latency_ms)"
+        " FROM usage WHERE ts >= ? GROUP BY grp ORDER BY grp"
+    )
+    try:
+        with connection:
+            rows: Sequence[Any] = connection.execute(query, (since or 0.0,)).fetchall()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot read the usage ledger {path}: {exc}") from None
+    finally:
+        connection.close()
+    return [
+        UsageLine(
+            group=str(row[0]),
+            requests=int(row[1]),
+            failed=int(row[2] or 0),
+            prompt_tokens=int(row[3] or 0),
+            completion_tokens=int(row[4] or 0),
+            cost_usd=None if row[5] is None else round(float(row[5]), 6),
+            avg_latency_ms=None if row[6] is None else round(float(row[6]), 3),
+        )
+        for row in rows
+    ]

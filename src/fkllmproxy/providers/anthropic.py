@@ -1,0 +1,244 @@
+"""Anthropic's Messages API (``type = "anthropic"``).
+
+Two ways in:
+
+* ``messages`` / ``count_tokens`` for ``/v1/messages`` clients: the client's bytes go up
+  untouched (only ``model`` rewritten when the client's name differs) and the answer
+  comes back untouched, streamed frame by frame as it arrives.
+* ``chat`` for ``/v1/chat/completions`` clients: the OpenAI request is translated
+  (``translate.chat_to_messages``) and the answer translated back, streams included.
+
+``base_url`` is the host root (default ``https://api.anthropic.com``; a trailing
+``/v1`` is tolerated); the key goes in ``x-api-key`` and ``api_version`` sets
+``anthropic-version`` (default ``2023-06-01``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+
+from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
+from fkllmproxy.config.schema import ProviderConfig
+from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
+from fkllmproxy.providers.base import (
+    ChatRequest,
+    Completion,
+    MessagesCall,
+    MessagesProvider,
+    StreamingCompletion,
+    Usage,
+)
+from fkllmproxy.providers.http import (
+    TransportFactory,
+    build_client,
+    error_from_response,
+    map_exception,
+)
+from fkllmproxy.providers.sse import iter_frames, read_usage
+from fkllmproxy.translate.anthropic_openai import (
+    ChatStreamFromMessages,
+    chat_response_from_messages,
+    messages_request_from_chat,
+    provider_label,
+)
+from fkllmproxy.wire.anthropic import ResponseUsage
+
+__all__ = ["DEFAULT_API_VERSION", "AnthropicProvider"]
+
+DEFAULT_API_VERSION = "2023-06-01"
+_MESSAGES = "/v1/messages"
+_COUNT_TOKENS = "/v1/messages/count_tokens"
+_JSON = {"content-type": "application/json"}
+_encode = msgspec.json.Encoder().encode
+
+
+class _UsageHolder(msgspec.Struct):
+    usage: ResponseUsage | None = None
+
+
+class _Event(msgspec.Struct):
+    """Just enough of a stream event to find usage: at the top or in ``message``."""
+
+    usage: ResponseUsage | None = None
+    message: _UsageHolder | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_UsageHolder)
+_event_decoder = msgspec.json.Decoder(_Event)
+
+
+def _merge_usage(found: ResponseUsage | None, seen: ResponseUsage, usage: Usage) -> None:
+    """Fold counts ``found`` in an answer or event into ``seen`` (later counts are
+    cumulative and overwrite; absent ones keep their value), then set ``usage`` from
+    them in OpenAI's sense: the prompt count includes cache reads and writes."""
+    if found is None:
+        return
+    for name in ResponseUsage.__struct_fields__:
+        value = getattr(found, name)
+        if value is not None:
+            setattr(seen, name, value)
+    cache_read = seen.cache_read_input_tokens or 0
+    cache_write = seen.cache_creation_input_tokens or 0
+    usage.prompt_tokens = (seen.input_tokens or 0) + cache_read + cache_write
+    usage.cached_tokens = cache_read
+    usage.completion_tokens = seen.output_tokens or 0
+
+
+def _message_usage(body: bytes, label: str) -> Usage:
+    """Usage of a whole Message; an answer that is not a JSON object is a bad answer."""
+    try:
+        found = _usage_decoder.decode(body).usage
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise UpstreamUnavailable(f"provider {label} sent an unreadable answer") from None
+    usage = Usage()
+    _merge_usage(found, ResponseUsage(), usage)
+    return usage
+
+
+def _read_event_usage(frame: bytes, seen: ResponseUsage, usage: Usage) -> None:
+    for line in frame.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        try:
+            event = _event_decoder.decode(line[5:])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        _merge_usage(event.usage, seen, usage)
+        if event.message is not None:
+            _merge_usage(event.message.usage, seen, usage)
+
+
+class AnthropicProvider(MessagesProvider):
+    """An upstream speaking Anthropic's Messages API at ``base_url`` (the host root)."""
+
+    type = "anthropic"
+
+    def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
+        self.name = config.name
+        self.config = config
+        self.label = provider_label(config.name, self.type)
+        base_url = (config.base_url or DEFAULT_BASE_URLS["anthropic"]).rstrip("/")
+        base_url = base_url.removesuffix("/v1")
+        headers = {"anthropic-version": config.api_version or DEFAULT_API_VERSION}
+        if config.api_key:
+            headers["x-api-key"] = config.api_key
+        self.client = build_client(config, transport, base_url=base_url, headers=headers)
+        self._total = config.timeout_secs
+
+    # ---- transport ------------------------------------------------------------------
+
+    async def _post(
+        self, path: str, content: bytes, *, stream: bool, beta: str | None = None
+    ) -> httpx.Response:
+        headers = {**_JSON, "anthropic-beta": beta} if beta else _JSON
+        request = self.client.build_request("POST", path, content=content, headers=headers)
+        try:
+            response = await self.client.send(request, stream=stream)
+        except Exception as exc:
+            raise map_exception(exc, self.name) from exc
+        if response.status_code >= 300:
+            try:
+                body = await response.aread()
+            except Exception:
+                body = b""
+            finally:
+                await response.aclose()
+            raise error_from_response(response, body, self.name)
+        return response
+
+    async def _post_whole(self, path: str, content: bytes, beta: str | None = None) -> bytes:
+        try:
+            async with asyncio.timeout(self._total):
+                response = await self._post(path, content, stream=False, beta=beta)
+                return response.content
+        except TimeoutError as exc:
+            raise map_exception(httpx.ReadTimeout("total"), self.name) from exc
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise map_exception(exc, self.name) from exc
+
+    # ---- OpenAI clients: translated --------------------------------------------------
+
+    async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
+        translated = messages_request_from_chat(
+            request.body, provider=self.label, default_max_tokens=self.config.default_max_tokens
+        )
+        content = _encode(translated.body)
+        created = int(time.time())
+        if not request.stream:
+            body = await self._post_whole(_MESSAGES, content)
+            answer = chat_response_from_messages(
+                body, provider=self.label, created=created, json_tool=translated.json_tool
+            )
+            return Completion(body=answer, usage=read_usage(answer))
+        response = await self._post(_MESSAGES, content, stream=True)
+        translator = ChatStreamFromMessages(
+            provider=self.label,
+            model=request.model,
+            created=created,
+            include_usage=request.include_usage,
+            json_tool=translated.json_tool,
+        )
+        usage = Usage()
+        chunks = self._translate(response, translator, usage)
+        return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
+
+    async def _translate(
+        self, response: httpx.Response, translator: ChatStreamFromMessages, usage: Usage
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for frame in iter_frames(response.aiter_raw()):
+                for chunk in translator.feed(frame):
+                    yield chunk
+                usage.prompt_tokens = translator.prompt_tokens
+                usage.completion_tokens = translator.completion_tokens
+                usage.cached_tokens = translator.cached_tokens
+        except httpx.HTTPError as exc:
+            raise map_exception(exc, self.name) from exc
+        for chunk in translator.finish():
+            yield chunk
+
+    # ---- Anthropic clients: untouched -------------------------------------------------
+
+    async def messages(self, call: MessagesCall) -> Completion | StreamingCompletion:
+        content = call.upstream_bytes()
+        if not call.stream:
+            body = await self._post_whole(_MESSAGES, content, call.beta)
+            return Completion(body=body, usage=_message_usage(body, self.label))
+        response = await self._post(_MESSAGES, content, stream=True, beta=call.beta)
+        usage = Usage()
+        chunks = self._relay(response, usage)
+        return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
+
+    async def _relay(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+        """Frames as they arrive, reading usage on the way; a stream that stops before
+        ``message_stop`` (and without an error event of its own) raises."""
+        complete = False
+        seen = ResponseUsage()
+        try:
+            async for frame in iter_frames(response.aiter_raw()):
+                if b'"usage"' in frame:
+                    _read_event_usage(frame, seen, usage)
+                if b"message_stop" in frame or b"event: error" in frame:
+                    complete = True
+                yield frame
+        except httpx.HTTPError as exc:
+            raise map_exception(exc, self.name) from exc
+        if not complete:
+            raise UpstreamUnavailable(
+                f"provider {self.label} ended the stream before the answer was complete",
+                provider=self.name,
+            )
+
+    async def count_tokens(self, call: MessagesCall) -> Completion:
+        body = await self._post_whole(_COUNT_TOKENS, call.upstream_bytes(), call.beta)
+        return Completion(body=body)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

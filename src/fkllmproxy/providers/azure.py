@@ -1,0 +1,75 @@
+"""Azure OpenAI (``type = "azure"``): OpenAI's API under deployment URLs.
+
+``base_url`` is the resource endpoint (``https://NAME.openai.azure.com``); a target's
+model is the deployment name. Chat goes to ``/openai/deployments/{deployment}/chat/
+completions?api-version=...`` and embeddings to ``.../embeddings``, with the key in the
+``api-key`` header. The JSON is OpenAI's both ways, so the client's bytes go up as
+they came (Azure picks the model from the URL, not the body) and Azure's answer comes
+back untouched, streams included.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fkllmproxy.config.schema import ProviderConfig
+from fkllmproxy.errors import ConfigError
+from fkllmproxy.providers.base import (
+    ChatRequest,
+    Completion,
+    EmbeddingRequest,
+    StreamingCompletion,
+    Usage,
+)
+from fkllmproxy.providers.http import TransportFactory, build_client
+from fkllmproxy.providers.openai import OpenAIProvider
+from fkllmproxy.providers.sse import read_usage
+
+__all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
+
+# The latest generally available data-plane version with chat, tools, JSON schema
+# output and stream usage. Set ``api_version`` to use another.
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureProvider(OpenAIProvider):
+    """An Azure OpenAI resource; each target model names a deployment."""
+
+    type = "azure"
+
+    def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
+        if not config.base_url:
+            raise ConfigError(
+                [
+                    f"provider {config.name!r}: azure needs base_url, e.g. https://NAME.openai.azure.com"
+                ]
+            )
+        self.name = config.name
+        self.config = config
+        self.api_version = config.api_version or DEFAULT_API_VERSION
+        headers = {"api-key": config.api_key} if config.api_key else {}
+        self.client = build_client(
+            config, transport, base_url=config.base_url.rstrip("/"), headers=headers
+        )
+        self._total = config.timeout_secs
+
+    def _path(self, deployment: str, operation: str) -> str:
+        name = quote(deployment, safe="")
+        return f"/openai/deployments/{name}/{operation}?api-version={quote(self.api_version)}"
+
+    async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
+        path = self._path(request.model, "chat/completions")
+        content = request.upstream_bytes()
+        if not request.stream:
+            body = await self._post_whole(path, content)
+            return Completion(body=body, usage=read_usage(body))
+        response = await self._post(path, content, stream=True)
+        usage = Usage()
+        return StreamingCompletion(
+            chunks=self._relay(response, usage), aclose=response.aclose, usage=usage
+        )
+
+    async def embeddings(self, request: EmbeddingRequest) -> Completion:
+        path = self._path(request.model, "embeddings")
+        body = await self._post_whole(path, request.upstream_bytes())
+        return Completion(body=body, usage=read_usage(body))

@@ -1,0 +1,255 @@
+"""The Gemini API (``type = "gemini"``): Google's generativelanguage service.
+
+Chat goes to ``/{version}/models/{model}:generateContent`` (``:streamGenerateContent
+?alt=sse`` for streams), embeddings to ``:batchEmbedContents``; the key travels in the
+``x-goog-api-key`` header, never in the URL, so it cannot leak into a log line. The
+translation itself lives in ``fkllmproxy.translate``; this module only moves bytes.
+
+``GeminiProvider`` is also the base of the Vertex AI provider, which speaks the same
+JSON under other URLs and with OAuth2 tokens: it overrides ``model_path`` and
+``auth_headers`` and its own embeddings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+
+from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
+from fkllmproxy.config.schema import ProviderConfig
+from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
+from fkllmproxy.providers.base import (
+    ChatRequest,
+    Completion,
+    EmbeddingRequest,
+    Provider,
+    StreamingCompletion,
+    Usage,
+)
+from fkllmproxy.providers.http import (
+    TransportFactory,
+    build_client,
+    error_from_response,
+    map_exception,
+)
+from fkllmproxy.providers.sse import iter_frames
+from fkllmproxy.translate.gemini_embeddings import (
+    embedding_inputs,
+    from_gemini_embeddings,
+    openai_embeddings,
+    to_gemini_embeddings,
+)
+from fkllmproxy.translate.openai_gemini import (
+    StreamTranslator,
+    from_gemini,
+    to_gemini,
+    token_counts,
+)
+from fkllmproxy.wire.gemini import (
+    UsageMetadata,
+    decode_batch_embed_contents,
+    decode_error,
+    decode_response,
+    encode,
+)
+
+__all__ = ["GeminiProvider"]
+
+_JSON = {"content-type": "application/json"}
+_SSE = {"alt": "sse"}
+# Google answers 400 for some failures that are ours, not the client's: a bad key, or
+# a region the API does not serve. Another target may work, so they are not passed on.
+_NOT_THE_CLIENTS_FAULT = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"})
+
+
+def _usage(metadata: UsageMetadata | None) -> Usage:
+    return Usage(*token_counts(metadata))
+
+
+def _event_data(frame: bytes) -> bytes | None:
+    """The ``data`` of one SSE event (several ``data:`` lines join with newlines)."""
+    lines = [line[5:].lstrip() for line in frame.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+class GeminiProvider(Provider):
+    """Gemini through the Gemini API; ``base_url`` is the host root, ``api_version`` v1beta."""
+
+    type = "gemini"
+    default_version = "v1beta"
+
+    def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
+        self.name = config.name
+        self.config = config
+        self.version = config.api_version or self.default_version
+        self.client = build_client(
+            config, transport, base_url=self.base_url(config), headers=self.static_headers(config)
+        )
+        self._total = config.timeout_secs
+
+    # --- what Vertex overrides ------------------------------------------------------
+
+    def base_url(self, config: ProviderConfig) -> str:
+        return (config.base_url or DEFAULT_BASE_URLS["gemini"]).rstrip("/")
+
+    def static_headers(self, config: ProviderConfig) -> dict[str, str]:
+        return {"x-goog-api-key": config.api_key} if config.api_key else {}
+
+    async def auth_headers(self) -> dict[str, str]:
+        """Headers that change over time (Vertex's bearer token); none for an API key."""
+        return {}
+
+    def model_path(self, model: str, method: str) -> str:
+        """``/v1beta/models/gemini-2.5-pro:generateContent``; tuned models keep their prefix."""
+        name = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+        return f"/{self.version}/{name}:{method}"
+
+    # --- transport ------------------------------------------------------------------
+
+    async def renew_credentials(self, used: dict[str, str]) -> bool:
+        """After a 401: drop the credentials ``used`` and say whether a retry may help."""
+        return False
+
+    async def _post(
+        self, path: str, content: bytes, *, stream: bool, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        auth = await self.auth_headers()
+        response = await self._send(path, content, auth, stream=stream, params=params)
+        if response.status_code == 401 and await self.renew_credentials(auth):
+            # A token can die before its time (revoked, rotated): one retry, fresh token.
+            await response.aclose()
+            auth = await self.auth_headers()
+            response = await self._send(path, content, auth, stream=stream, params=params)
+        if response.status_code >= 300:
+            try:
+                body = await response.aread()
+            except Exception:
+                body = b""
+            finally:
+                await response.aclose()
+            raise self._error(response, body)
+        return response
+
+    async def _send(
+        self,
+        path: str,
+        content: bytes,
+        auth: dict[str, str],
+        *,
+        stream: bool,
+        params: dict[str, str] | None,
+    ) -> httpx.Response:
+        request = self.client.build_request(
+            "POST", path, content=content, headers={**_JSON, **auth}, params=params
+        )
+        try:
+            return await self.client.send(request, stream=stream)
+        except Exception as exc:
+            raise map_exception(exc, self.name) from exc
+
+    def _error(self, response: httpx.Response, body: bytes) -> UpstreamError:
+        if response.status_code == 400:
+            try:
+                info = decode_error(body).error
+            except msgspec.DecodeError:
+                info = None
+            reasons = {d.reason for d in (info.details or [])} if info else set()
+            if info and (reasons & _NOT_THE_CLIENTS_FAULT or info.status == "FAILED_PRECONDITION"):
+                return UpstreamUnavailable(
+                    f"provider {self.name!r} refused our credentials or region (400)",
+                    provider=self.name,
+                    upstream_status=400,
+                )
+        return error_from_response(response, body, self.name)
+
+    async def _post_whole(self, path: str, content: bytes) -> bytes:
+        try:
+            async with asyncio.timeout(self._total):
+                response = await self._post(path, content, stream=False)
+                return response.content
+        except TimeoutError as exc:
+            raise map_exception(httpx.ReadTimeout("total"), self.name) from exc
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise map_exception(exc, self.name) from exc
+
+    def _bad_answer(self) -> UpstreamUnavailable:
+        return UpstreamUnavailable(
+            f"provider {self.name!r} sent an answer that is not valid JSON of the expected shape",
+            provider=self.name,
+        )
+
+    # --- chat -----------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
+        payload = encode(to_gemini(request.body, provider=self.name))
+        if not request.stream:
+            raw = await self._post_whole(self.model_path(request.model, "generateContent"), payload)
+            try:
+                answer = decode_response(raw)
+            except msgspec.DecodeError:
+                raise self._bad_answer() from None
+            body, metadata = from_gemini(answer, model=request.model, provider=self.name)
+            return Completion(body=body, usage=_usage(metadata))
+        path = self.model_path(request.model, "streamGenerateContent")
+        response = await self._post(path, payload, stream=True, params=_SSE)
+        usage = Usage()
+        translator = StreamTranslator(
+            model=request.model, provider=self.name, include_usage=request.include_usage
+        )
+        return StreamingCompletion(
+            chunks=self._relay(response, translator, usage), aclose=response.aclose, usage=usage
+        )
+
+    async def _relay(
+        self, response: httpx.Response, translator: StreamTranslator, usage: Usage
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for frame in iter_frames(response.aiter_raw()):
+                data = _event_data(frame)
+                if data is None:
+                    continue
+                try:
+                    event = decode_response(data)
+                except msgspec.DecodeError:
+                    raise self._bad_answer() from None
+                for chunk in translator.feed(event):
+                    yield chunk
+                if translator.usage is not None:
+                    counted = _usage(translator.usage)
+                    usage.prompt_tokens = counted.prompt_tokens
+                    usage.completion_tokens = counted.completion_tokens
+                    usage.cached_tokens = counted.cached_tokens
+            for chunk in translator.finish():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise map_exception(exc, self.name) from exc
+
+    # --- embeddings -----------------------------------------------------------------
+
+    async def embeddings(self, request: EmbeddingRequest) -> Completion:
+        body = request.body
+        texts = embedding_inputs(body, provider=self.name)
+        payload = encode(
+            to_gemini_embeddings(texts, model=request.model, dimensions=body.get("dimensions"))
+        )
+        raw = await self._post_whole(self.model_path(request.model, "batchEmbedContents"), payload)
+        try:
+            answer = decode_batch_embed_contents(raw)
+        except msgspec.DecodeError:
+            raise self._bad_answer() from None
+        vectors = from_gemini_embeddings(answer, expected=len(texts), provider=self.name)
+        out = openai_embeddings(
+            vectors,
+            model=request.model,
+            encoding_format=body.get("encoding_format"),
+            prompt_tokens=0,
+        )
+        return Completion(body=out, usage=Usage())
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,202 @@
+"""The Anthropic-shaped API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+Routing and fallback are the same as for chat completions. Per target:
+
+* an Anthropic provider gets the client's bytes untouched and its answer (JSON or
+  event stream) goes back untouched;
+* any other provider gets the request translated to OpenAI's shape (done once, on the
+  first such target) and its answer translated back into a Message or Anthropic events.
+
+Errors use Anthropic's shape (``server/errors.py`` renders it for these paths); a
+failure after a stream has started ends it with an ``event: error`` frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+
+from fkllmproxy.config import Target
+from fkllmproxy.errors import FkllmError
+from fkllmproxy.providers import (
+    ChatRequest,
+    Completion,
+    MessagesCall,
+    MessagesProvider,
+    Provider,
+    StreamingCompletion,
+)
+from fkllmproxy.providers.sse import iter_frames
+from fkllmproxy.routing import Attempted
+from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.cache import plan_cache
+from fkllmproxy.server.disconnect import unless_disconnected
+from fkllmproxy.server.errors import error_body
+from fkllmproxy.server.gate import admit
+from fkllmproxy.server.openai_api import cached_response, json_response, relay_stream, sse_response
+from fkllmproxy.server.runtime import RuntimeHolder
+from fkllmproxy.translate.anthropic_openai import (
+    MessagesStreamFromChat,
+    chat_request_from_messages,
+    messages_response_from_chat,
+    provider_label,
+)
+from fkllmproxy.translate.token_estimate import estimate_input_tokens
+from fkllmproxy.wire.anthropic import count_tokens_decoder, messages_request_decoder
+
+__all__ = ["count_tokens", "messages"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _holder(request: Request[Any, Any, Any]) -> RuntimeHolder:
+    holder: RuntimeHolder = request.app.state.holder
+    return holder
+
+
+def _error_event(error: FkllmError) -> bytes:
+    return b"event: error\ndata: " + error_body(error, anthropic=True) + b"\n\n"
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What one target answered, and whether it is already in Anthropic's shape."""
+
+    result: Completion | StreamingCompletion
+    native: bool
+    provider: str
+
+
+class _Translation:
+    """The request in OpenAI's shape, translated once when a target first needs it."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.body: dict[str, Any] | None = None
+
+    def for_provider(self, label: str) -> dict[str, Any]:
+        if self.body is None:
+            self.body = chat_request_from_messages(self.raw, provider=label)
+        return self.body
+
+
+async def _events(
+    chunks: AsyncIterator[bytes], translator: MessagesStreamFromChat
+) -> AsyncIterator[bytes]:
+    async for frame in iter_frames(chunks):
+        for event in translator.feed(frame):
+            yield event
+    for event in translator.finish():
+        yield event
+
+
+@post("/v1/messages", status_code=200)
+async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
+    runtime = _holder(request).runtime
+    caller, context = await admit(request, runtime)
+    raw = await read_body(request, runtime.config.server.max_request_size)
+    parsed = decode_body(raw, messages_request_decoder)
+    context.model = parsed.model
+    model = runtime.router.resolve(parsed.model)
+    caller.check_model(model.name)
+    stream = bool(parsed.stream)
+    context.stream = stream
+    beta = request.headers.get("anthropic-beta")
+    translation = _Translation(raw)
+
+    cache = runtime.cache
+    plan = await plan_cache(
+        cache,
+        cached_model=model.cache,
+        caller=caller.name,
+        namespace="messages:" + model.name,
+        raw=raw,
+        cache_control=request.headers.get("cache-control"),
+    )
+    if plan is not None and plan.hit is not None:
+        context.provider = "cache"
+        return cached_response(plan)
+
+    # The router must see the provider's own result (it times a stream's first chunk
+    # and falls back when it fails), so the attempt notes how to read it on the side.
+    shape: dict[str, Any] = {}
+
+    async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
+        label = provider_label(provider.name, provider.type)
+        native = isinstance(provider, MessagesProvider)
+        shape.update(native=native, provider=label)
+        if isinstance(provider, MessagesProvider):
+            call = MessagesCall(
+                raw=raw, model=target.model, stream=stream, client_model=parsed.model, beta=beta
+            )
+            return await provider.messages(call)
+        body = {**translation.for_provider(label), "model": target.model}
+        chat = ChatRequest(
+            raw=None,
+            model=target.model,
+            stream=stream,
+            client_model=parsed.model,
+            include_usage=stream,
+            parsed=body,
+        )
+        return await provider.chat(chat)
+
+    attempted = Attempted()
+    try:
+        result = await unless_disconnected(
+            request.receive, runtime.router.call(model, attempt, attempted, stream=stream)
+        )
+    finally:
+        context.provider = attempted.provider
+        context.attempts = attempted.attempts
+    answer = _Answer(result, native=shape["native"], provider=shape["provider"])
+    if isinstance(result, Completion):
+        context.usage = result.usage
+        body = result.body
+        if not answer.native:
+            body = messages_response_from_chat(body, provider=answer.provider, model=parsed.model)
+        if cache is not None and plan is not None and plan.store_key and result.status == 200:
+            await cache.store_body(plan.store_key, body)
+        return json_response(body, result.status, plan.headers if plan else None)
+    if not answer.native:
+        translator = MessagesStreamFromChat(provider=answer.provider, model=parsed.model)
+        result = StreamingCompletion(
+            chunks=_events(result.chunks, translator), aclose=result.aclose, usage=result.usage
+        )
+    frames = relay_stream(result, context, error_frame=_error_event)
+    if cache is not None and plan is not None and plan.store_key:
+        frames = cache.recording(plan.store_key, frames, b'"type":"message_stop"')
+    return sse_response(frames, plan.headers if plan else None)
+
+
+@post("/v1/messages/count_tokens", status_code=200)
+async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Counted by the provider when it is Anthropic, else estimated (see token_estimate)."""
+    runtime = _holder(request).runtime
+    caller, context = await admit(request, runtime)
+    raw = await read_body(request, runtime.config.server.max_request_size)
+    parsed = decode_body(raw, count_tokens_decoder)
+    context.model = parsed.model
+    model = runtime.router.resolve(parsed.model)
+    caller.check_model(model.name)
+    beta = request.headers.get("anthropic-beta")
+
+    async def attempt(provider: Provider, target: Target) -> Completion:
+        if isinstance(provider, MessagesProvider):
+            call = MessagesCall(raw=raw, model=target.model, client_model=parsed.model, beta=beta)
+            return await provider.count_tokens(call)
+        return Completion(body=_encode({"input_tokens": estimate_input_tokens(parsed)}))
+
+    attempted = Attempted()
+    try:
+        result = await unless_disconnected(
+            request.receive, runtime.router.call(model, attempt, attempted)
+        )
+    finally:
+        context.provider = attempted.provider
+        context.attempts = attempted.attempts
+    return json_response(result.body, result.status)

@@ -1,0 +1,123 @@
+"""Exact-match response cache for chat completions (opt-in per model).
+
+The key is the SHA-256 of the request in canonical form (keys sorted, whitespace
+gone), plus the model name and, unless ``shared_across_keys``, the caller's name — so
+one key's answers never serve another by default. Whole answers are cached, streamed
+ones as the exact SSE bytes the client got, and only when they completed cleanly.
+``Cache-Control: no-cache`` skips the lookup and ``no-store`` the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
+
+from fkllmproxy.config.schema import CacheConfig
+from fkllmproxy.state.base import StateBackend
+
+__all__ = ["CachePlan", "CachedAnswer", "ResponseCache", "plan_cache"]
+
+_JSON, _SSE = b"J", b"S"
+_MAX_VALUE_BYTES = 4 * 1024 * 1024
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+class CachedAnswer(msgspec.Struct, frozen=True):
+    """A cache hit: the body bytes and whether they are an SSE stream."""
+
+    body: bytes
+    streamed: bool
+
+
+class ResponseCache:
+    def __init__(self, state: StateBackend, config: CacheConfig) -> None:
+        self._state = state
+        self._ttl = config.ttl_secs
+        self._shared = config.shared_across_keys
+        self.hits = 0
+        self.misses = 0
+
+    def key_for(self, caller: str, model: str, raw: bytes) -> str:
+        """The cache key of a request; the body is canonicalised, not hashed as sent."""
+        canonical = _encode_sorted(msgspec.json.decode(raw))
+        scope = "*" if self._shared else caller
+        digest = hashlib.sha256(canonical)
+        digest.update(b"\0" + model.encode() + b"\0" + scope.encode())
+        return digest.hexdigest()
+
+    async def lookup(self, key: str) -> CachedAnswer | None:
+        value = await self._state.cache_get(key)
+        if value is None or len(value) < 1:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return CachedAnswer(body=value[1:], streamed=value[:1] == _SSE)
+
+    async def store_body(self, key: str, body: bytes) -> None:
+        if len(body) <= _MAX_VALUE_BYTES:
+            await self._state.cache_set(key, _JSON + body, self._ttl)
+
+    async def recording(
+        self, key: str, chunks: AsyncIterator[bytes], end_marker: bytes
+    ) -> AsyncIterator[bytes]:
+        """Pass ``chunks`` through; store them once the stream ended with ``end_marker``.
+
+        A stream cut short or ended by an error frame never reaches its marker, so only
+        complete answers are replayed.
+        """
+        seen: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            if size <= _MAX_VALUE_BYTES:
+                seen.append(chunk)
+                size += len(chunk)
+            yield chunk
+        body = b"".join(seen)
+        if size <= _MAX_VALUE_BYTES and end_marker in body[-256:]:
+            await self._state.cache_set(key, _SSE + body, self._ttl)
+
+
+def cache_directives(header: str | None) -> tuple[bool, bool]:
+    """(may read, may store) from a request's ``Cache-Control`` header."""
+    if not header:
+        return True, True
+    directives = {part.strip().lower() for part in header.split(",")}
+    return "no-cache" not in directives, "no-store" not in directives
+
+
+@dataclass(slots=True)
+class CachePlan:
+    """What the cache does for one request: an answer to replay, or where to store one."""
+
+    hit: CachedAnswer | None
+    store_key: str | None
+    headers: dict[str, str]
+
+
+async def plan_cache(
+    cache: ResponseCache | None,
+    *,
+    cached_model: bool,
+    caller: str,
+    namespace: str,
+    raw: bytes,
+    cache_control: str | None,
+) -> CachePlan | None:
+    """Consult the cache for a request, or ``None`` when caching does not apply.
+
+    ``namespace`` keeps routes apart: the same bytes are a valid request on both
+    ``/v1/chat/completions`` and ``/v1/messages`` but their answers differ.
+    """
+    if cache is None or not cached_model:
+        return None
+    may_read, may_store = cache_directives(cache_control)
+    key = cache.key_for(caller, namespace, raw)
+    hit = await cache.lookup(key) if may_read else None
+    if hit is not None:
+        return CachePlan(hit=hit, store_key=None, headers={"x-fkllm-cache": "hit"})
+    return CachePlan(
+        hit=None, store_key=key if may_store else None, headers={"x-fkllm-cache": "miss"}
+    )

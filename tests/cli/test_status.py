@@ -1,0 +1,168 @@
+"""``fkllm status`` against a live daemon, a degraded one, and a dead port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cli.test_cli import fkllm
+from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port, wait_until
+
+
+def send_chats(daemon: Any, count: int) -> None:
+    for _ in range(count):
+        httpx.post(
+            daemon.url + "/v1/chat/completions",
+            headers=daemon.headers(),
+            json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
+        ).raise_for_status()
+
+
+class TestLiveDaemon:
+    def test_screen_of_a_healthy_daemon(self, start_daemon: Any) -> None:
+        daemon = start_daemon()
+        send_chats(daemon, 3)
+        result = fkllm("status", "--url", daemon.url, "--key", MASTER_KEY)
+        assert result.returncode == 0, result.stderr
+        screen = result.stdout
+        assert "healthy" in screen and "v0.1.0" in screen and daemon.url in screen
+        assert "3 total" in screen and "100.00% success" in screen
+        assert "p50" in screen and "p95" in screen and "p99" in screen
+        provider_row = next(line for line in screen.splitlines() if line.startswith("mock"))
+        assert provider_row.split()[:4] == ["mock", "mock", "closed", "3"]
+        assert result.stderr == ""
+
+    def test_json_report(self, start_daemon: Any) -> None:
+        daemon = start_daemon()
+        send_chats(daemon, 2)
+        result = fkllm("status", "--json", "--url", daemon.url, "--key", MASTER_KEY)
+        assert result.returncode == 0
+        report = json.loads(result.stdout)
+        assert report["status"] == "healthy" and report["url"] == daemon.url
+        assert report["providers"] == [{"name": "mock", "type": "mock", "circuit": "closed"}]
+        assert report["metrics"]["total_requests"] == 2
+        assert report["metrics"]["success_rate"] == 1.0
+
+    def test_finds_the_daemon_and_key_from_the_config_layers(self, start_daemon: Any) -> None:
+        """No --url, no --key: the port from APP_SERVER__PORT, the key from the env file."""
+        daemon = start_daemon()
+        daemon.env_file.write_text(f"APP_AUTH__MASTER_KEY={MASTER_KEY}\n")
+        result = fkllm(
+            "status",
+            "--json",
+            "--config",
+            str(daemon.config_path),
+            "--env-file",
+            str(daemon.env_file),
+            env={"APP_SERVER__PORT": str(daemon.port)},
+        )
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["url"] == daemon.url
+        assert report["providers"] is not None, "the master key came from the env file"
+
+    def test_without_the_key_it_says_what_is_missing(self, start_daemon: Any) -> None:
+        daemon = start_daemon(MOCK_CONFIG + "\n[metrics]\nrequire_auth = true\n")
+        result = fkllm("status", "--url", daemon.url)
+        assert result.returncode == 0
+        assert "metrics need the master key" in result.stdout
+
+    def test_watch_refreshes_until_interrupted(self, start_daemon: Any) -> None:
+        daemon = start_daemon()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fkllmproxy", "status", "--watch", "--interval", "0.3",
+             "--url", daemon.url, "--key", MASTER_KEY],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        seen: list[bytes] = []
+
+        def read() -> None:
+            while chunk := os.read(process.stdout.fileno(), 65536):  # type: ignore[union-attr]
+                seen.append(chunk)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            send_chats(daemon, 2)
+            # Drawn, then redrawn at least once more with the two requests, then Ctrl-C.
+            assert wait_until(lambda: b"".join(seen).count(b"2 total") >= 2, timeout=20)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(15) == 0
+            reader.join(10)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        output = b"".join(seen).decode()
+        assert "healthy" in output and "mock" in output
+
+
+class _FakeHealth(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(self.body)))
+            self.end_headers()
+            self.wfile.write(self.body)
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def degraded_server() -> Iterator[str]:
+    """A stand-in that answers /health as a degraded daemon would."""
+
+    class Handler(_FakeHealth):
+        body = json.dumps({"status": "degraded", "version": "0.1.0", "uptime": 5}).encode()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class TestExitCodes:
+    def test_degraded_is_1(self, degraded_server: str) -> None:
+        result = fkllm("status", "--url", degraded_server)
+        assert result.returncode == 1
+        assert "degraded" in result.stdout
+
+    def test_dead_port_is_2_with_one_line(self) -> None:
+        url = f"http://127.0.0.1:{free_port()}"
+        result = fkllm("status", "--url", url)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1
+        assert result.stderr.startswith("fkllm: cannot reach fkllmproxy at " + url)
+        assert "unreachable" in result.stdout
+
+    def test_dead_port_json(self) -> None:
+        result = fkllm("status", "--json", "--url", f"http://127.0.0.1:{free_port()}")
+        assert result.returncode == 2
+        assert json.loads(result.stdout)["status"] == "unreachable"
+
+    def test_not_fkllmproxy_is_2(self, degraded_server: str) -> None:
+        result = fkllm("status", "--url", degraded_server + "/elsewhere")
+        assert result.returncode == 2
+        assert "is not fkllmproxy" in result.stderr

@@ -1,0 +1,148 @@
+"""The usage ledger: queued off the request path, written in batches, flushed on close."""
+
+from __future__ import annotations
+
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fkllmproxy.config.schema import PriceConfig
+from fkllmproxy.observability.usage import (
+    LedgerError,
+    PriceTable,
+    UsageLedger,
+    summarize,
+)
+from tests.conftest import MOCK_CONFIG
+
+
+def record(ledger: UsageLedger, **fields: object) -> None:
+    base: dict[str, object] = {
+        "request_id": "r",
+        "key_name": "team-a",
+        "model": "gpt",
+        "provider": "primary",
+        "upstream_model": "gpt-4o-mini",
+        "prompt_tokens": 1000,
+        "completion_tokens": 500,
+        "latency_ms": 12.0,
+        "status": 200,
+    }
+    base.update(fields)
+    ledger.record(**base)  # type: ignore[arg-type]
+
+
+def rows(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT key_name, model, provider, prompt_tokens, completion_tokens, status, cost_usd"
+            " FROM usage ORDER BY id"
+        ).fetchall()
+
+
+class TestLedger:
+    def test_close_writes_everything_queued(self, tmp_path: Path) -> None:
+        """A long flush interval: nothing is lost because close flushes."""
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        for i in range(250):
+            record(ledger, request_id=f"r{i}")
+        ledger.close()
+        assert len(rows(path)) == 250
+
+    def test_cost_from_the_price_table(self, tmp_path: Path) -> None:
+        path = tmp_path / "usage.sqlite3"
+        prices = PriceTable(
+            [PriceConfig(model="gpt-4o-mini", input_per_mtok=0.15, output_per_mtok=0.6)]
+        )
+        ledger = UsageLedger(path, flush_interval=3600, prices=prices)
+        record(ledger)
+        record(ledger, upstream_model="something-else", model="unpriced")
+        ledger.close()
+        (_, _, _, _, _, _, cost), (*_, unpriced) = rows(path)
+        assert cost == pytest.approx((1000 * 0.15 + 500 * 0.6) / 1e6)
+        assert unpriced is None
+
+    def test_unwritable_path_is_a_clear_error(self, tmp_path: Path) -> None:
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        with pytest.raises(LedgerError, match="cannot open the usage ledger"):
+            UsageLedger(blocker / "usage.sqlite3", 1.0, PriceTable([]))
+
+
+class TestPriceTable:
+    def test_most_specific_price_wins(self) -> None:
+        table = PriceTable(
+            [
+                PriceConfig(model="m", input_per_mtok=1.0),
+                PriceConfig(model="m", provider="cheap", input_per_mtok=0.5),
+                PriceConfig(model="client-name", input_per_mtok=3.0),
+            ]
+        )
+        assert table.cost("cheap", "m", None, 1_000_000, 0) == 0.5
+        assert table.cost("other", "m", None, 1_000_000, 0) == 1.0
+        assert table.cost("other", "x", "client-name", 1_000_000, 0) == 3.0
+        assert table.cost("other", "x", "y", 1_000_000, 0) is None
+
+
+class TestSummarize:
+    def test_groups(self, tmp_path: Path) -> None:
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        record(ledger, key_name="a", model="m1")
+        record(ledger, key_name="a", model="m2", status=502, prompt_tokens=0, completion_tokens=0)
+        record(ledger, key_name="b", model="m1")
+        ledger.close()
+        by_key = {line.group: line for line in summarize(path, by="key")}
+        assert by_key["a"].requests == 2 and by_key["a"].failed == 1
+        assert by_key["a"].prompt_tokens == 1000
+        assert by_key["b"].requests == 1
+        by_model = {line.group: line.requests for line in summarize(path, by="model")}
+        assert by_model == {"m1": 2, "m2": 1}
+        assert len(summarize(path, by="day")) == 1
+        assert summarize(path, by="key", since=4102444800.0) == []  # year 2100
+
+    def test_missing_ledger(self, tmp_path: Path) -> None:
+        with pytest.raises(LedgerError, match="no usage ledger"):
+            summarize(tmp_path / "absent.sqlite3")
+
+
+class TestThroughTheDaemon:
+    def test_sigterm_loses_no_row(self, start_daemon: Any, tmp_path: Path) -> None:
+        """Rows still queued at SIGTERM (hour-long flush interval) reach the file."""
+        path = tmp_path / "usage.sqlite3"
+        config = (
+            MOCK_CONFIG
+            + f'\n[usage]\nenabled = true\npath = "{path}"\nflush_interval_secs = 3600\n'
+            + '\n[[pricing]]\nmodel = "mock-1"\ninput_per_mtok = 2.0\noutput_per_mtok = 4.0\n'
+        )
+        daemon = start_daemon(config)
+
+        def one(i: int) -> int:
+            return httpx.post(
+                daemon.url + "/v1/chat/completions",
+                headers=daemon.headers(),
+                json={"model": "mock", "messages": [{"role": "user", "content": f"n {i}"}]},
+            ).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(one, range(60)))
+        assert statuses == [200] * 60
+        refused = httpx.post(
+            daemon.url + "/v1/chat/completions",
+            headers=daemon.headers(),
+            json={"model": "absent", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert refused.status_code == 404
+        assert daemon.stop() == 0  # SIGTERM
+        found = rows(path)
+        assert len(found) == 61
+        ok = [row for row in found if row[5] == 200]
+        assert len(ok) == 60
+        assert all(row[:3] == ("master", "mock", "mock") for row in ok)
+        assert all(row[6] == pytest.approx((row[3] * 2.0 + row[4] * 4.0) / 1e6) for row in ok)
+        assert [(*row[1:3], row[5]) for row in found if row[5] != 200] == [("absent", None, 404)]

@@ -1,0 +1,108 @@
+"""The response cache on the memory backend: opt-in per model, per key, headers, streams."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+
+from tests.conftest import MASTER_KEY, RunningDaemon
+
+TEAM_KEY = "sk-team-a-key"
+CONFIG = f"""
+[cache]
+enabled = true
+ttl_secs = 60
+
+[[auth.keys]]
+name = "team-a"
+key_sha256 = "{hashlib.sha256(TEAM_KEY.encode()).hexdigest()}"
+
+[[providers]]
+name = "mock"
+type = "mock"
+
+[[models]]
+name = "cached"
+targets = [{{ provider = "mock", model = "m" }}]
+cache = true
+
+[[models]]
+name = "uncached"
+targets = [{{ provider = "mock", model = "m" }}]
+"""
+
+
+def ask(daemon: RunningDaemon, model: str, key: str = MASTER_KEY, **extra: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}", **extra.pop("headers", {})}
+    body = {"model": model, "messages": [{"role": "user", "content": "same question"}], **extra}
+    return httpx.post(daemon.url + "/v1/chat/completions", headers=headers, json=body)
+
+
+def test_cache_is_opt_in_per_model_and_scoped_per_key(start_daemon: Any) -> None:
+    daemon = start_daemon(CONFIG)
+    assert ask(daemon, "cached").headers["x-fkllm-cache"] == "miss"
+    hit = ask(daemon, "cached")
+    assert hit.headers["x-fkllm-cache"] == "hit"
+    assert "x-fkllm-cache" not in ask(daemon, "uncached").headers
+    # Another key does not see the master key's cached answer.
+    assert ask(daemon, "cached", key=TEAM_KEY).headers["x-fkllm-cache"] == "miss"
+    # Key order and whitespace do not matter: the request is canonicalised.
+    raw = b'{"messages":[{"content":"same question","role":"user"}],   "model":"cached"}'
+    again = httpx.post(
+        daemon.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"},
+        content=raw,
+    )
+    assert again.headers["x-fkllm-cache"] == "hit"
+
+
+def test_no_store_and_no_cache(start_daemon: Any) -> None:
+    daemon = start_daemon(CONFIG)
+    first = ask(daemon, "cached", headers={"cache-control": "no-store"})
+    assert first.headers["x-fkllm-cache"] == "miss"
+    assert ask(daemon, "cached").headers["x-fkllm-cache"] == "miss"  # nothing was stored
+    assert (
+        ask(daemon, "cached", headers={"cache-control": "no-cache"}).headers["x-fkllm-cache"]
+        == "miss"
+    )
+    assert ask(daemon, "cached").headers["x-fkllm-cache"] == "hit"
+
+
+def test_streams_are_cached_and_replayed(start_daemon: Any) -> None:
+    daemon = start_daemon(CONFIG)
+    first = ask(daemon, "cached", stream=True)
+    assert first.headers["x-fkllm-cache"] == "miss"
+    second = ask(daemon, "cached", stream=True)
+    assert second.headers["x-fkllm-cache"] == "hit"
+    assert second.headers["content-type"].startswith("text/event-stream")
+    assert second.content == first.content and second.content.endswith(b"data: [DONE]\n\n")
+    # A streamed answer never serves a whole-answer request, and vice versa.
+    assert ask(daemon, "cached").headers["x-fkllm-cache"] == "miss"
+
+
+def test_messages_answers_and_streams_are_cached_apart_from_chat(start_daemon: Any) -> None:
+    """/v1/messages caches whole and streamed answers, never mixing them with chat ones."""
+    daemon = start_daemon(CONFIG)
+    body = {"model": "cached", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
+
+    def messages(**extra: Any) -> httpx.Response:
+        return httpx.post(daemon.url + "/v1/messages", headers=headers, json={**body, **extra})
+
+    assert messages().headers["x-fkllm-cache"] == "miss"
+    whole = messages()
+    assert whole.headers["x-fkllm-cache"] == "hit" and whole.json()["type"] == "message"
+    first = messages(stream=True)
+    assert first.headers["x-fkllm-cache"] == "miss"
+    second = messages(stream=True)
+    assert second.headers["x-fkllm-cache"] == "hit"
+    assert second.content == first.content and b"message_stop" in second.content
+    # The same bytes on the chat route are a different cache entry.
+    chat = httpx.post(
+        daemon.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={"model": "cached", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.headers["x-fkllm-cache"] == "miss"
