@@ -16,6 +16,7 @@ __all__ = ["render"]
 _COLOURS = {
     "direct": "#9e9e9e",
     "fkllm": "#1b7f3b",
+    "fkllm-redis": "#7fbf7b",
     "litellm": "#c0392b",
     "portkey": "#2c6fbb",
 }
@@ -39,7 +40,7 @@ def _bars(ax: Any, groups: list[str], targets: list[str], value: Any, *, log: bo
         bars = ax.bar(xs, ys, width, label=target, color=colour)
         ax.bar_label(bars, fmt="%.3g", fontsize=6, rotation=90, padding=2)
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
-    if log:
+    if log and any(bar.get_height() > 0 for bar in ax.patches):
         ax.set_yscale("log")
     ax.margins(y=0.25)
     ax.grid(axis="y", alpha=0.3)

@@ -252,6 +252,28 @@ def _peer_rows(results: Results, sids: list[str]) -> list[list[str]]:
     return rows
 
 
+def _redis_rows(results: Results, sids: list[str]) -> list[list[str]]:
+    """What the Redis backend adds per request: fkllm-redis against fkllm, same run."""
+    rows = []
+    for sid in sids:
+        memory, redis = _scenario(results, "fkllm", sid), _scenario(results, "fkllm-redis", sid)
+        if memory is None or redis is None:
+            continue
+        added = redis["cpu_ms_per_req"] - memory["cpu_ms_per_req"]
+        rows.append(
+            [
+                sid,
+                _fmt(memory["rps"], 0),
+                _fmt(redis["rps"], 0),
+                _ratio(redis["rps"], memory["rps"]),
+                _fmt(memory["cpu_ms_per_req"], 3),
+                _fmt(redis["cpu_ms_per_req"], 3),
+                _signed(added, 3),
+            ]
+        )
+    return rows
+
+
 def render(results: Results) -> str:
     """The whole markdown report for one run."""
     meta = results["meta"]
@@ -305,6 +327,22 @@ def render(results: Results) -> str:
             header += [f"req/s ÷ {peer}", f"CPU {peer} ÷ fkllm"]
         load_sids = [s for s in sids if sids[s]["mode"] == "load"]
         out += _table(header, _peer_rows(results, load_sids))
+        out.append("")
+
+    measured = _measured(results)
+    if "fkllm" in measured and "fkllm-redis" in measured:
+        load_sids = [s for s in sids if sids[s]["mode"] == "load"]
+        out += ["## What the Redis backend costs", ""]
+        out.append(
+            '`fkllm-redis` is fkllm with rate limiting on and `[state] backend = "redis"` '
+            "(a local `redis-server`, one Lua round trip per request); `fkllm` has rate "
+            "limiting off. CPU is fkllm's process tree only; Redis's own CPU shows as lower "
+            "throughput where the machine is saturated."
+        )
+        out.append("")
+        header = ["scenario", "fkllm req/s", "redis req/s", "ratio"]
+        header += ["fkllm CPU ms/req", "redis CPU ms/req", "added CPU ms/req"]
+        out += _table(header, _redis_rows(results, load_sids))
         out.append("")
 
     seq = [s for s in sids if sids[s]["mode"] == "sequential"]

@@ -28,6 +28,7 @@ from bench.scenarios import Scenario, select
 from bench.stream_timing import measure_streams
 from bench.targets import (
     DirectTarget,
+    FkllmRedisTarget,
     FkllmTarget,
     LiteLLMTarget,
     PortkeyTarget,
@@ -40,7 +41,7 @@ from bench.wrk import run_wrk, wrk_available
 
 __all__ = ["main"]
 
-DEFAULT_TARGETS = ("direct", "fkllm", "litellm", "portkey")
+DEFAULT_TARGETS = ("direct", "fkllm", "fkllm-redis", "litellm", "portkey")
 
 
 def _say(message: str) -> None:
@@ -73,6 +74,7 @@ def build_targets(names: list[str], variants: list[str]) -> list[Target]:
     factories = {
         "direct": lambda: DirectTarget(name="direct"),
         "fkllm": lambda: FkllmTarget(name="fkllm"),
+        "fkllm-redis": lambda: FkllmRedisTarget(name="fkllm-redis"),
         "litellm": lambda: LiteLLMTarget(name="litellm"),
         "portkey": lambda: PortkeyTarget(name="portkey"),
     }

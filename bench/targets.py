@@ -2,6 +2,8 @@
 
 - ``direct``: the upstream itself, the floor.
 - ``fkllm``: ``fkllm serve`` from the project's virtualenv, one process, rate limit off.
+- ``fkllm-redis``: the same with rate limiting on and its buckets in a ``redis-server``
+  started for the run (one Lua round trip per request): what the Redis backend costs.
 - ``litellm``: LiteLLM's proxy from a throwaway virtualenv (``bench/.cache``).
 - ``portkey``: Portkey's gateway from a throwaway npm install (``bench/.cache``).
 
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ from bench.upstream import Nginx, free_port
 __all__ = [
     "DirectTarget",
     "Endpoint",
+    "FkllmRedisTarget",
     "FkllmTarget",
     "LiteLLMTarget",
     "PortkeyTarget",
@@ -147,13 +152,18 @@ class Target:
         raise Unavailable(f"{self.name} did not answer correctly: {problem}\n{tail}")
 
 
-def fkllm_config(upstream: Nginx) -> str:
-    """fkllm's TOML: one openai provider and one model per kind; rate limit off.
+def fkllm_config(upstream: Nginx, *, rate_limit: bool = False) -> str:
+    """fkllm's TOML: one openai provider and one model per kind; rate limit off unless asked.
 
     The upstream model name equals the client's, so the request bytes are forwarded
-    untouched (the path a real OpenAI-compatible deployment takes).
+    untouched (the path a real OpenAI-compatible deployment takes). With ``rate_limit``
+    every request takes a token from a bucket far too large to run dry.
     """
-    lines = ["[rate_limit]", "enabled = false", ""]
+    if rate_limit:
+        limits = ["enabled = true", "capacity = 1000000000", "refill_per_second = 1000000"]
+    else:
+        limits = ["enabled = false"]
+    lines = ["[rate_limit]", *limits, ""]
     for kind in upstream.ports:
         lines += [
             "[[providers]]",
@@ -209,13 +219,14 @@ class FkllmTarget(Target):
     binary: Path = REPO / ".venv" / "bin" / "fkllm"
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    rate_limit: bool = False
 
     def start(self, upstream: Nginx, workdir: Path) -> None:
         if not self.binary.exists():
             raise Unavailable(f"{self.binary} is missing (run 'make venv')")
         self.port = free_port()
         config = workdir / f"{self.name}.toml"
-        config.write_text(fkllm_config(upstream))
+        config.write_text(fkllm_config(upstream, rate_limit=self.rate_limit))
         env = {**_base_env(), "APP_AUTH__MASTER_KEY": MASTER_KEY, **self.env}
         self._spawn(
             [
@@ -243,6 +254,71 @@ class FkllmTarget(Target):
             {"authorization": f"Bearer {MASTER_KEY}"},
             f"bench-{kind}",
         )
+
+
+@dataclass
+class FkllmRedisTarget(FkllmTarget):
+    """fkllm with rate limiting on and ``[state] backend = "redis"``, and its own Redis.
+
+    The Redis server (no persistence, loopback only) is part of what is measured: its
+    CPU is not in fkllm's process tree, so the report's CPU per request is fkllm's
+    alone and Redis's work shows as lower throughput where the machine is saturated.
+    """
+
+    rate_limit: bool = True
+    redis: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, upstream: Nginx, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise Unavailable("redis-server is not installed (apt-get install redis-server)")
+        port = free_port()
+        self.redis = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=(workdir / f"{self.name}-redis.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            self.stop()
+            raise Unavailable(f"redis-server did not answer on port {port}")
+        self.env = {
+            **self.env,
+            "APP_STATE__BACKEND": "redis",
+            "APP_STATE__URL": f"redis://127.0.0.1:{port}/0",
+        }
+        super().start(upstream, workdir)
+
+    def stop(self) -> None:
+        super().stop()
+        redis, self.redis = self.redis, None
+        if redis is not None and redis.poll() is None:
+            redis.terminate()
+            try:
+                redis.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                redis.kill()
+                redis.wait(timeout=5)
 
 
 @dataclass

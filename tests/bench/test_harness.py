@@ -164,6 +164,16 @@ class TestReport:
         broken["targets"]["fkllm"]["rss_idle_mib"] = 80.0  # type: ignore[index]
         assert "Idle RSS | < 60 MB | 80.0 MiB | **no** |" in report.render(broken)
 
+    def test_redis_row_shows_what_the_backend_adds(self) -> None:
+        """With fkllm-redis measured, the report prints its cost next to plain fkllm."""
+        results = _canned_results()
+        assert "What the Redis backend costs" not in report.render(results)
+        redis = {"json_c64": _load(4500, 13.0, 26.0, 0.42)}
+        results["targets"]["fkllm-redis"] = {"skipped": None, "scenarios": redis}  # type: ignore[index]
+        text = report.render(results)
+        assert "## What the Redis backend costs" in text
+        assert "| json_c64 | 6,000 | 4,500 | 0.75x | 0.300 | 0.420 | +0.120 |" in text
+
     def test_slow_share_uses_sustained_rate(self) -> None:
         """% of ideal is connections / mean latency over connections / delay."""
         figures = report.slow_figures(_canned_results(), "fkllm", "slow_c1024")
