@@ -4,7 +4,8 @@ One client per provider (``UpstreamClient``: httpx requests and transports witho
 ``httpx.AsyncClient``'s per-request extras), built once with deliberate limits and timeouts.
 The transport is injectable: httpx's own pool rescans every connection on each event and
 collapses under concurrency (see PITFALLS), so the default is the aiohttp-backed
-transport, while tests that script upstreams with pytest-httpx use httpx's own.
+transport (providers/aiohttp_transport.py), while tests that script upstreams with
+pytest-httpx use httpx's own.
 """
 
 from __future__ import annotations
@@ -41,25 +42,15 @@ def default_transport(kind: str) -> TransportFactory:
     """A factory for the named transport kind (``aiohttp`` or ``httpx``)."""
 
     def factory(provider: ProviderConfig) -> httpx.AsyncBaseTransport:
+        if kind == "aiohttp":
+            from fkllmproxy.providers.aiohttp_transport import AiohttpTransport
+
+            return AiohttpTransport(max_connections=provider.max_connections, keepalive_secs=30.0)
         limits = httpx.Limits(
             max_connections=provider.max_connections,
             max_keepalive_connections=provider.max_connections,
             keepalive_expiry=30.0,
         )
-        if kind == "aiohttp":
-            import aiohttp
-            from httpx_aiohttp import AiohttpTransport
-
-            def session() -> aiohttp.ClientSession:
-                connector = aiohttp.TCPConnector(
-                    limit=provider.max_connections, ttl_dns_cache=300, keepalive_timeout=30
-                )
-                # No cookie jar: an upstream's Set-Cookie must never reach the next caller.
-                return aiohttp.ClientSession(
-                    connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-                )
-
-            return AiohttpTransport(limits=limits, client=session)
         return httpx.AsyncHTTPTransport(limits=limits)
 
     return factory
@@ -174,8 +165,7 @@ def map_exception(exc: Exception, provider: str) -> UpstreamError:
     """The upstream error a transport exception means, with a message safe to show."""
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return UpstreamTimeout(f"provider {provider!r} timed out", provider=provider)
-    if isinstance(exc, httpx.ConnectTimeout):
-        # httpx-aiohttp reports refused connections as ConnectTimeout as well.
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.ConnectError)):
         return UpstreamUnavailable(f"provider {provider!r} could not be reached", provider=provider)
     if isinstance(exc, httpx.TransportError):
         return UpstreamUnavailable(
