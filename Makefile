@@ -78,3 +78,16 @@ install: dist
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) dist build .pytest_cache .mypy_cache .ruff_cache
+
+# The benchmark (bench/README.md): installs nginx, wrk and the peers when missing,
+# then measures direct / fkllm / LiteLLM / Portkey. BENCH_ARGS passes options through,
+# e.g. make bench BENCH_ARGS="--targets direct,fkllm --duration 5".
+BENCH_ARGS ?=
+BENCH_PY = $$( [ -x bench/.cache/venv/bin/python ] && echo bench/.cache/venv/bin/python || echo $(BIN)/python )
+
+.PHONY: bench bench-setup
+bench-setup: venv
+	bash bench/setup.sh
+
+bench: bench-setup
+	$(BENCH_PY) -m bench.run $(BENCH_ARGS)

@@ -11,7 +11,6 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -30,12 +29,22 @@ _STANDARD = frozenset(
 _LEVELS = {"WARN": "WARNING", "CRITICAL": "ERROR", "FATAL": "ERROR"}
 
 
+_second = -1
+_second_text = ""
+
+
 def _timestamp(created: float) -> str:
-    return (
-        datetime.fromtimestamp(created, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    """RFC 3339 UTC with milliseconds; the part up to the second is formatted once a second.
+
+    Every request writes a line, so this runs per request: the cached prefix makes it
+    about a fifth of a ``datetime`` round trip.
+    """
+    global _second, _second_text
+    second = int(created)
+    if second != _second:
+        _second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = second
+    return f"{_second_text}.{int((created - second) * 1000):03d}Z"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

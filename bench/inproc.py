@@ -1,0 +1,180 @@
+"""``python -m bench.inproc``: fkllm's Python cost per request, without Granian or a client.
+
+The real app (``create_app`` over a real runtime: auth, routing, the OpenAI provider
+with its real HTTP client) is called as an ASGI callable, in this process, against
+the nginx upstream. What is measured is this process's CPU time per request, so
+other load on the machine barely moves it: that makes it the A/B instrument for
+hot-path changes, where a full wrk run is too noisy. ``--profile`` prints cProfile's
+top functions; the server's own share (Granian, sockets to the client) is what
+``bench.run`` measures on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.payloads import chat_request
+from bench.targets import MASTER_KEY, fkllm_config
+from bench.upstream import Nginx
+
+__all__ = ["main"]
+
+
+def _scope(path: str, body: bytes) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:4000"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"authorization", f"Bearer {MASTER_KEY}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 4000),
+        "state": {},
+    }
+
+
+async def _drive(app: Any, body: bytes, requests: int, concurrency: int) -> list[int]:
+    statuses: list[int] = []
+
+    async def one() -> None:
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(_scope("/v1/chat/completions", body), receive, send)
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await one()
+
+    share = requests // concurrency
+    await asyncio.gather(*(worker(share) for _ in range(concurrency)))
+    return statuses
+
+
+def _mock_factory() -> Any:
+    import httpx
+
+    from bench.payloads import completion_body
+
+    answer = completion_body()
+    headers = {"content-type": "application/json", "content-length": str(len(answer))}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=headers, content=answer)
+
+    return lambda provider: httpx.MockTransport(handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inproc", description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument(
+        "--batches", type=int, default=15, help="report the quickest of this many batches"
+    )
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top 35")
+    parser.add_argument("--sort", default="tottime", help="cProfile sort key (cumulative, ...)")
+    parser.add_argument("--kind", default="json")
+    parser.add_argument(
+        "--mock",
+        action="store_true",
+        help="answer from memory (httpx.MockTransport): the Python hot path alone, no sockets",
+    )
+    args = parser.parse_args(argv)
+
+    from fkllmproxy.config import load_config
+    from fkllmproxy.observability.logging import configure_logging
+    from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
+
+    with tempfile.TemporaryDirectory(prefix="fkllm-inproc-") as tmp:
+        workdir = Path(tmp)
+        upstream = Nginx.start(workdir / "nginx")
+        try:
+            config = workdir / "fkllm.toml"
+            config.write_text(fkllm_config(upstream))
+            loaded = load_config(config_path=config, environ={"APP_AUTH__MASTER_KEY": MASTER_KEY})
+            # Request log lines go where the daemon's go (a pipe or a file), not a terminal.
+            real_stdout = sys.stdout
+            sys.stdout = (workdir / "log.jsonl").open("w")
+            configure_logging(loaded.config.logging.level, loaded.config.logging.format)
+            body = chat_request(f"bench-{args.kind}")
+
+            async def run() -> tuple[float, float, list[int]]:
+                runtime = build_runtime(loaded, transport=_mock_factory() if args.mock else None)
+                app = create_app(RuntimeHolder(runtime))
+                await _drive(app, body, 200, args.concurrency)  # warm-up: pools, caches
+                profiler = cProfile.Profile() if args.profile else None
+                if profiler:
+                    profiler.enable()
+                # Other load on the machine only ever adds time: the quickest batch is
+                # the closest to the code's own cost.
+                batch = max(args.concurrency, args.requests // args.batches)
+                cpu, wall, statuses = float("inf"), float("inf"), []
+                for _ in range(args.batches):
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    done = await _drive(app, body, batch, args.concurrency)
+                    c1, w1 = time.process_time(), time.perf_counter()
+                    statuses += done
+                    cpu = min(cpu, (c1 - c0) / len(done))
+                    wall = min(wall, (w1 - w0) / len(done))
+                if profiler:
+                    profiler.disable()
+                if profiler:
+                    out = io.StringIO()
+                    pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(45)
+                    print(out.getvalue(), file=real_stdout)
+                await runtime.aclose()
+                return cpu, wall, statuses
+
+            if args.uvloop:
+                import uvloop
+
+                cpu, wall, statuses = uvloop.run(run())
+            else:
+                cpu, wall, statuses = asyncio.run(run())
+            sys.stdout.close()
+            sys.stdout = real_stdout
+        finally:
+            upstream.stop()
+    bad = [s for s in statuses if s != 200]
+    print(
+        f"{len(statuses)} requests (c={args.concurrency}{', uvloop' if args.uvloop else ''}), "
+        f"quickest of {args.batches} batches: {1e6 * cpu:.0f} µs CPU and {1e6 * wall:.0f} µs "
+        f"wall per request; {len(bad)} not 200"
+    )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
