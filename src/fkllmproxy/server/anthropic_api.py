@@ -117,6 +117,8 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
         raw=raw,
         cache_control=request.headers.get("cache-control"),
     )
+    if plan is not None:
+        context.cache = plan.outcome
     if plan is not None and plan.hit is not None:
         context.provider = "cache"
         return cached_response(plan)
