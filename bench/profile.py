@@ -37,7 +37,10 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("body read + parse", ("fkllmproxy/server/body.py", "fkllmproxy/wire/", "msgspec/")),
     ("routing", ("fkllmproxy/routing/",)),
     ("request middleware", ("fkllmproxy/server/middleware.py", "uuid.py")),
-    ("httpx client", ("httpx/", "httpcore/", "httpx_aiohttp/")),
+    (
+        "httpx client",
+        ("httpx/", "httpcore/", "httpx_aiohttp/", "fkllmproxy/providers/aiohttp_transport.py"),
+    ),
     ("aiohttp client", ("aiohttp/", "yarl/", "multidict/", "propcache/")),
     ("provider adapter", ("fkllmproxy/providers/",)),
     ("handler", ("fkllmproxy/server/",)),
