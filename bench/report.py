@@ -274,6 +274,49 @@ def _redis_rows(results: Results, sids: list[str]) -> list[list[str]]:
     return rows
 
 
+def summary(results: Results) -> str:
+    """One compact table per run, a row per target: what the performance page shows."""
+    meta = results["meta"]
+    header = ["target", "req/s c=64", "CPU ms/req c=64", "+p50 c=1 ms", "+TTFB ms"]
+    header += ["500 ms c=1024, % ideal", "idle RSS MiB"]
+    rows = []
+    for target in _measured(results):
+        c64 = _scenario(results, target, "json_c64")
+        slow = slow_figures(results, target, "slow_c1024")
+        direct = target == "direct"
+        rows.append(
+            [
+                target,
+                _fmt(c64["rps"], 0) if c64 else "-",
+                _fmt(c64["cpu_ms_per_req"], 3) if c64 else "-",
+                "" if direct else _signed(_added(results, target, "json_c1", "p50")),
+                "" if direct else _signed(_ttfb_added(results, target, "ttfb_sse")),
+                _fmt(slow["pct_ideal"], 1) if slow else "-",
+                _fmt(results["targets"][target].get("rss_idle_mib"), 1),
+            ]
+        )
+    out = [
+        f"Run {meta.get('started', '?')}, {meta.get('cpus', '?')} CPUs shared by load "
+        f"generator, upstream and gateway; {meta.get('duration_s', '?')} s per scenario.",
+        "",
+        *_table(header, rows),
+    ]
+    return "\n".join(out) + "\n"
+
+
+DOCS_START = "<!-- bench:results:start -->"
+DOCS_END = "<!-- bench:results:end -->"
+
+
+def update_docs(text: str, results: Results) -> str:
+    """``text`` with the part between the results markers replaced by ``summary``."""
+    if DOCS_START not in text or DOCS_END not in text:
+        return text
+    head, rest = text.split(DOCS_START, 1)
+    _, tail = rest.split(DOCS_END, 1)
+    return f"{head}{DOCS_START}\n{summary(results)}{DOCS_END}{tail}"
+
+
 def render(results: Results) -> str:
     """The whole markdown report for one run."""
     meta = results["meta"]

@@ -244,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per scenario")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also put this run's summary table into docs/performance.md",
+    )
     args = parser.parse_args(argv)
 
     if not wrk_available():
@@ -296,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["uptime_after"] = _uptime()
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(report.render(results))
+    if args.update_docs:
+        docs = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+        docs.write_text(report.update_docs(docs.read_text(), results))
+        _say(f"updated the results table in {docs}")
     _say(f"wrote {out / 'results.json'} and {out / 'results.md'}")
     if not args.no_chart:
         try:

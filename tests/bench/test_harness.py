@@ -174,6 +174,15 @@ class TestReport:
         assert "## What the Redis backend costs" in text
         assert "| json_c64 | 6,000 | 4,500 | 0.75x | 0.300 | 0.420 | +0.120 |" in text
 
+    def test_docs_table_is_replaced_between_markers_only(self) -> None:
+        """--update-docs swaps the summary in and leaves the rest of the page alone."""
+        page = f"intro\n{report.DOCS_START}\nold table\n{report.DOCS_END}\noutro\n"
+        updated = report.update_docs(page, _canned_results())
+        assert updated.startswith("intro\n") and updated.endswith("outro\n")
+        assert "old table" not in updated
+        assert "| fkllm | 6,000 | 0.300 | +0.35 | +0.50 |" in updated
+        assert report.update_docs("no markers here", _canned_results()) == "no markers here"
+
     def test_slow_share_uses_sustained_rate(self) -> None:
         """% of ideal is connections / mean latency over connections / delay."""
         figures = report.slow_figures(_canned_results(), "fkllm", "slow_c1024")

@@ -58,6 +58,21 @@ def test_cache_is_opt_in_per_model_and_scoped_per_key(start_daemon: Any) -> None
     assert again.headers["x-fkllm-cache"] == "hit"
 
 
+def test_hits_and_misses_are_counted_per_model(start_daemon: Any) -> None:
+    daemon = start_daemon(CONFIG)
+    for _ in range(3):
+        ask(daemon, "cached")
+    ask(daemon, "uncached")
+    text = httpx.get(
+        daemon.url + "/metrics/prometheus", headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ).text
+    assert 'fkllm_cache_hits_total{model="cached"} 2.0' in text
+    assert 'fkllm_cache_misses_total{model="cached"} 1.0' in text
+    assert 'model="uncached"' not in "".join(
+        line for line in text.splitlines() if line.startswith("fkllm_cache_")
+    )
+
+
 def test_no_store_and_no_cache(start_daemon: Any) -> None:
     daemon = start_daemon(CONFIG)
     first = ask(daemon, "cached", headers={"cache-control": "no-store"})

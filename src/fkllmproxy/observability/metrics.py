@@ -147,6 +147,18 @@ class Metrics:
             "Requests refused with 401 (missing or wrong key).",
             registry=own,
         )
+        self._cache_hits = Counter(
+            "fkllm_cache_hits_total",
+            "Requests answered from the response cache, by model.",
+            ["model"],
+            registry=own,
+        )
+        self._cache_misses = Counter(
+            "fkllm_cache_misses_total",
+            "Requests to a cached model that the cache could not answer, by model.",
+            ["model"],
+            registry=own,
+        )
         self._circuit = Gauge(
             "fkllm_circuit_breaker_state",
             "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open "
@@ -237,6 +249,13 @@ class Metrics:
             self._child(
                 ("k", provider, model, "c"), self._tokens, provider, model, "completion"
             ).inc(completion)
+
+    def cache_lookup(self, model: str, *, hit: bool) -> None:
+        """Count one response-cache lookup for ``model`` (a configured name)."""
+        if hit:
+            self._child(("ch", model), self._cache_hits, model).inc()
+        else:
+            self._child(("cm", model), self._cache_misses, model).inc()
 
     def rate_limited(self) -> None:
         self._rate_limited.inc()

@@ -118,6 +118,8 @@ async def create_message(request: ApiRequest) -> Reply:
         raw=raw,
         cache_control=request.headers.get("cache-control"),
     )
+    if plan is not None:
+        context.cache = plan.outcome
     if plan is not None and plan.hit is not None:
         context.provider = "cache"
         return cached_reply(plan)

@@ -96,6 +96,10 @@ class CachePlan:
     store_key: str | None
     headers: dict[str, str]
 
+    @property
+    def outcome(self) -> str:
+        return "miss" if self.hit is None else "hit"
+
 
 async def plan_cache(
     cache: ResponseCache | None,

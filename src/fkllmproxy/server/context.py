@@ -28,3 +28,4 @@ class RequestContext:
     error_code: str | None = None
     stream: bool = False
     first_token_at: float | None = None  # perf_counter of the first streamed chunk
+    cache: str | None = None  # "hit" or "miss" when the response cache was consulted

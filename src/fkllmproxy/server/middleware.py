@@ -220,6 +220,8 @@ def _observe(
             reason=code,
             broken=code is not None and status < 400,
         )
+        if context.cache is not None:
+            metrics.cache_lookup(model, hit=context.cache == "hit")
         if provider:
             if context.first_token_at is not None:
                 metrics.first_token(provider, context.first_token_at - context.started)

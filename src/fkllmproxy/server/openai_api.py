@@ -127,6 +127,8 @@ async def complete_chat(request: ApiRequest) -> Reply:
         raw=raw,
         cache_control=request.headers.get("cache-control"),
     )
+    if plan is not None:
+        context.cache = plan.outcome
     if plan is not None and plan.hit is not None:
         context.provider = "cache"
         return cached_reply(plan)
