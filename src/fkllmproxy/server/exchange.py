@@ -70,7 +70,8 @@ class Reply:
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """The response headers as ASGI wants them, in the order Litestar sends them."""
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self._all_headers()]
+        named = self._named_headers().items()
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in named]
         if isinstance(self.body, bytes):
             raw.append(_JSON_TYPE)
             raw.append((b"content-length", str(len(self.body)).encode()))
@@ -78,10 +79,11 @@ class Reply:
             raw.append(_SSE_TYPE)
         return raw
 
-    def _all_headers(self) -> Any:
+    def _named_headers(self) -> dict[str, str]:
+        """The headers besides the content type and length (an SSE stream's own first)."""
         if isinstance(self.body, bytes):
-            return self.headers.items() if self.headers else ()
-        return ({**_SSE_HEADERS, **self.headers} if self.headers else _SSE_HEADERS).items()
+            return self.headers or {}
+        return {**_SSE_HEADERS, **self.headers} if self.headers else _SSE_HEADERS
 
     def to_response(self) -> Response[Any]:
         """The same answer as a Litestar response, for the routes Litestar serves."""
@@ -96,7 +98,7 @@ class Reply:
             content=self.body,
             status_code=self.status,
             media_type="text/event-stream",
-            headers=dict(self._all_headers()),
+            headers=self._named_headers(),
         )
 
 
