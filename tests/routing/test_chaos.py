@@ -524,12 +524,37 @@ class TestClientGoesAway:
         assert line["status"] == 200 and line["error"] == "client_closed_request"
         assert time.monotonic() - started < MARGIN + 5
 
+    def test_disconnect_mid_messages_stream_closes_the_upstream_stream(
+        self, patient: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """The same through ``/v1/messages``, whose events are translated from chat chunks."""
+        port = upstream.port
+        before = upstream_connections(patient.pid, port)
+        with httpx.stream(
+            "POST",
+            patient.url + "/v1/messages",
+            headers=patient.headers(),
+            json={**body("long-stream", stream=True, words=40), "max_tokens": 100},
+            timeout=30,
+        ) as response:
+            deltas = 0
+            for line in response.iter_lines():
+                if line == "event: content_block_delta":
+                    deltas += 1
+                if deltas == 2:
+                    break
+        assert wait_until(lambda: upstream_connections(patient.pid, port) <= before, timeout=MARGIN)
+        line = _last_request_line(patient, "long-stream", path="/v1/messages")
+        assert line["status"] == 200 and line["error"] == "client_closed_request"
 
-def _last_request_line(daemon: RunningDaemon, model: str) -> dict[str, Any]:
+
+def _last_request_line(
+    daemon: RunningDaemon, model: str, path: str = "/v1/chat/completions"
+) -> dict[str, Any]:
     def found() -> dict[str, Any] | None:
         for line in reversed(daemon.logs()):
             if line.get("msg") == "request" and line.get("model") == model:
-                return line
+                return line if line.get("path") == path else None
         return None
 
     assert wait_until(lambda: found() is not None, timeout=10)

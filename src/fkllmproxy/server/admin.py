@@ -16,6 +16,7 @@ from litestar import Request, Response, get, post
 from fkllmproxy.config import redacted
 from fkllmproxy.errors import ConfigError
 from fkllmproxy.server.errors import error_body
+from fkllmproxy.server.exchange import ApiRequest
 from fkllmproxy.server.gate import admit_master
 from fkllmproxy.server.runtime import RuntimeHolder
 
@@ -37,7 +38,7 @@ def _json(body: Any, status: int = 200) -> Response[bytes]:
 async def admin_config(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The configuration in force in this process, secrets replaced by ``<redacted>``."""
     runtime = _holder(request).runtime
-    await admit_master(request, runtime)
+    await admit_master(ApiRequest.of(request), runtime)
     loaded = runtime.loaded
     return _json(
         {
@@ -53,7 +54,7 @@ async def admin_config(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def admin_reload(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Reload now; 200 when swapped in, 422 listing the problems when refused."""
     holder = _holder(request)
-    await admit_master(request, holder.runtime)
+    await admit_master(ApiRequest.of(request), holder.runtime)
     if holder.reloader is None:
         error = ConfigError(["reload over HTTP needs the single-process daemon"])
         error.message = (

@@ -9,6 +9,7 @@ Routing and fallback are the same as for chat completions. Per target:
 
 Errors use Anthropic's shape (``server/errors.py`` renders it for these paths); a
 failure after a stream has started ends it with an ``event: error`` frame.
+``create_message`` is the handler core ``server/fast_routes.py`` serves from ASGI.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from fkllmproxy.server.body import decode_body, read_body
 from fkllmproxy.server.cache import plan_cache
 from fkllmproxy.server.disconnect import unless_disconnected
 from fkllmproxy.server.errors import error_body
+from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
-from fkllmproxy.server.openai_api import cached_response, json_response, relay_stream, sse_response
-from fkllmproxy.server.runtime import RuntimeHolder
+from fkllmproxy.server.openai_api import cached_reply, relay_stream
 from fkllmproxy.translate.anthropic_openai import (
     MessagesStreamFromChat,
     chat_request_from_messages,
@@ -48,14 +49,9 @@ from fkllmproxy.translate.anthropic_openai import (
 from fkllmproxy.translate.token_estimate import estimate_input_tokens
 from fkllmproxy.wire.anthropic import count_tokens_decoder, messages_request_decoder
 
-__all__ = ["count_tokens", "messages"]
+__all__ = ["count_tokens", "create_message", "messages"]
 
 _encode = msgspec.json.Encoder().encode
-
-
-def _holder(request: Request[Any, Any, Any]) -> RuntimeHolder:
-    holder: RuntimeHolder = request.app.state.holder
-    return holder
 
 
 def _error_event(error: FkllmError) -> bytes:
@@ -96,7 +92,12 @@ async def _events(
 
 @post("/v1/messages", status_code=200)
 async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
-    runtime = _holder(request).runtime
+    return (await create_message(ApiRequest.of(request))).to_response()
+
+
+async def create_message(request: ApiRequest) -> Reply:
+    """``POST /v1/messages``."""
+    runtime = request.holder.runtime
     caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, messages_request_decoder)
@@ -121,7 +122,7 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
         context.cache = plan.outcome
     if plan is not None and plan.hit is not None:
         context.provider = "cache"
-        return cached_response(plan)
+        return cached_reply(plan)
 
     # The router must see the provider's own result (it times a stream's first chunk
     # and falls back when it fails), so the attempt notes how to read it on the side.
@@ -163,7 +164,7 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
             body = messages_response_from_chat(body, provider=answer.provider, model=parsed.model)
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
             await cache.store_body(plan.store_key, body)
-        return json_response(body, result.status, plan.headers if plan else None)
+        return json_reply(body, result.status, plan.headers if plan else None)
     if not answer.native:
         translator = MessagesStreamFromChat(provider=answer.provider, model=parsed.model)
         result = StreamingCompletion(
@@ -172,20 +173,21 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
     frames = relay_stream(result, context, error_frame=_error_event)
     if cache is not None and plan is not None and plan.store_key:
         frames = cache.recording(plan.store_key, frames, b'"type":"message_stop"')
-    return sse_response(frames, plan.headers if plan else None)
+    return sse_reply(frames, plan.headers if plan else None)
 
 
 @post("/v1/messages/count_tokens", status_code=200)
-async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
     """Counted by the provider when it is Anthropic, else estimated (see token_estimate)."""
-    runtime = _holder(request).runtime
-    caller, context = await admit(request, runtime)
-    raw = await read_body(request, runtime.config.server.max_request_size)
+    view = ApiRequest.of(request)
+    runtime = view.holder.runtime
+    caller, context = await admit(view, runtime)
+    raw = await read_body(view, runtime.config.server.max_request_size)
     parsed = decode_body(raw, count_tokens_decoder)
     context.model = parsed.model
     model = runtime.router.resolve(parsed.model)
     caller.check_model(model.name)
-    beta = request.headers.get("anthropic-beta")
+    beta = view.headers.get("anthropic-beta")
 
     async def attempt(provider: Provider, target: Target) -> Completion:
         if isinstance(provider, MessagesProvider):
@@ -196,9 +198,9 @@ async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
     attempted = Attempted()
     try:
         result = await unless_disconnected(
-            request.receive, runtime.router.call(model, attempt, attempted)
+            view.receive, runtime.router.call(model, attempt, attempted)
         )
     finally:
         context.provider = attempted.provider
         context.attempts = attempted.attempts
-    return json_response(result.body, result.status)
+    return json_reply(result.body, result.status).to_response()

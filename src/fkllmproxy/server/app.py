@@ -7,12 +7,19 @@ from litestar.datastructures import State
 
 from fkllmproxy.server.admin import admin_config, admin_reload
 from fkllmproxy.server.admin_circuits import circuit_routes
-from fkllmproxy.server.anthropic_api import count_tokens, messages
+from fkllmproxy.server.anthropic_api import count_tokens, create_message, messages
 from fkllmproxy.server.errors import exception_handlers
+from fkllmproxy.server.fast_routes import FastRoutes
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
 from fkllmproxy.server.middleware import RequestMiddleware
-from fkllmproxy.server.openai_api import chat_completions, embeddings, list_models
+from fkllmproxy.server.openai_api import (
+    chat_completions,
+    complete_chat,
+    embed,
+    embeddings,
+    list_models,
+)
 from fkllmproxy.server.openapi import openapi_json
 from fkllmproxy.server.runtime import RuntimeHolder
 
@@ -46,5 +53,16 @@ def create_app(holder: RuntimeHolder) -> Litestar:
     # Outside routing rather than in ``middleware=``: Litestar runs route middleware only
     # for matched routes, and a 404 or 405 must get its X-Request-ID, log line and count
     # too. ``asgi_handler`` is the stack Litestar itself wraps (CORS, OpenTelemetry).
-    app.asgi_handler = RequestMiddleware(app.asgi_handler)  # type: ignore[assignment]
+    # The hot API routes are answered by FastRoutes without entering Litestar's routing;
+    # their Litestar routes stay registered for 405s on other methods and the route list.
+    fast = FastRoutes(
+        app.asgi_handler,
+        holder,
+        {
+            "/v1/chat/completions": complete_chat,
+            "/v1/embeddings": embed,
+            "/v1/messages": create_message,
+        },
+    )
+    app.asgi_handler = RequestMiddleware(fast)  # type: ignore[assignment]
     return app

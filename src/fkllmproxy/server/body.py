@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
-from litestar import Request
 
-from fkllmproxy.errors import BadRequest, PayloadTooLarge
+from fkllmproxy.errors import BadRequest, ClientDisconnected, PayloadTooLarge
+from fkllmproxy.server.exchange import ApiRequest
 
 __all__ = ["TOO_DEEP", "decode_body", "read_body"]
 
@@ -16,19 +16,31 @@ T = TypeVar("T")
 TOO_DEEP = "Request body is nested too deeply to be processed."
 
 
-async def read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
+async def read_body(request: ApiRequest, limit: int) -> bytes:
     """The whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    receive = request.receive
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body"):
+        body: bytes = message.get("body", b"")  # the usual case: the body in one message
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+        return body
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        if message["type"] != "http.request":  # http.disconnect: nobody to answer
+            raise ClientDisconnected("The client closed the connection while sending the body.")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+        message = await receive()
 
 
 def _field_of(message: str) -> str | None:

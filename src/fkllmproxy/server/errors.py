@@ -13,8 +13,9 @@ from litestar.exceptions import HTTPException, NotFoundException
 
 from fkllmproxy.errors import BadRequest, FkllmError, NotFound, UpstreamRejected
 from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.server.exchange import Reply
 
-__all__ = ["error_body", "exception_handlers", "render_error"]
+__all__ = ["error_body", "error_reply", "exception_handlers", "render_error", "reply_for_exception"]
 
 _encode = msgspec.json.Encoder().encode
 _log = get_logger("server")
@@ -70,23 +71,42 @@ def _upstream_message(error: UpstreamRejected) -> str:
     return error.message
 
 
-def render_error(error: FkllmError, path: str) -> Response[bytes]:
+def error_reply(error: FkllmError, path: str) -> Reply:
+    """The answer for ``error`` on ``path``: its status, its body, its headers."""
     if isinstance(error, UpstreamRejected):
         error.message = _upstream_message(error)
-    return Response(
-        content=error_body(error, anthropic=is_anthropic_path(path)),
-        status_code=error.status,
-        media_type="application/json",
-        headers=error.headers,
-    )
+    return Reply(error.status, error_body(error, anthropic=is_anthropic_path(path)), error.headers)
+
+
+def render_error(error: FkllmError, path: str) -> Response[bytes]:
+    return error_reply(error, path).to_response()
+
+
+def reply_for_exception(exc: Exception, path: str, context: Any) -> Reply:
+    """What a handler's exception becomes; notes its code on the request ``context``.
+
+    Our own errors carry their answer; a ``RecursionError`` can only come from the
+    client's data nesting deeper than the interpreter allows (decoded or re-encoded),
+    so it is that client's 400; anything else is a bug: logged, and a plain 500.
+    """
+    if isinstance(exc, FkllmError):
+        error = exc
+    elif isinstance(exc, RecursionError):
+        error = BadRequest("Request body is nested too deeply to be processed.")
+    else:
+        request_id = getattr(context, "request_id", None)
+        _log.error("internal error", exc_info=exc, extra={"request_id": request_id})
+        return error_reply(
+            FkllmError("Internal error in the proxy; the request id is in the logs."), path
+        )
+    if context is not None:
+        context.error_code = error.code
+    return error_reply(error, path)
 
 
 def _fkllm_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, FkllmError)
-    context: Any = request.scope.get("fkllm")
-    if context is not None:
-        context.error_code = exc.code
-    return render_error(exc, request.url.path)
+    return reply_for_exception(exc, request.url.path, request.scope.get("fkllm")).to_response()
 
 
 def _http_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -112,18 +132,7 @@ def _http_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[b
 
 
 def _internal_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    context: Any = request.scope.get("fkllm")
-    if isinstance(exc, RecursionError):
-        # Only the client's data nests (JSON decoded or re-encoded deeper than the
-        # interpreter allows): its fault, answered 400 rather than logged as a crash.
-        too_deep = BadRequest("Request body is nested too deeply to be processed.")
-        if context is not None:
-            context.error_code = too_deep.code
-        return render_error(too_deep, request.url.path)
-    request_id = getattr(context, "request_id", None)
-    _log.error("internal error", exc_info=exc, extra={"request_id": request_id})
-    error = FkllmError("Internal error in the proxy; the request id is in the logs.")
-    return render_error(error, request.url.path)
+    return reply_for_exception(exc, request.url.path, request.scope.get("fkllm")).to_response()
 
 
 exception_handlers: dict[type[Exception] | int, Any] = {

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request
-
 from fkllmproxy.auth import Caller
 from fkllmproxy.auth.events import AccessEvents
 from fkllmproxy.errors import Forbidden, RateLimited, StateStoreUnavailable, Unauthorized
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.exchange import ApiRequest
 from fkllmproxy.server.runtime import RateShare, Runtime
 from fkllmproxy.state import MemoryState, StateUnavailable
 
@@ -19,13 +16,13 @@ __all__ = ["admit", "admit_master"]
 _log = get_logger("auth")
 
 
-def _caller_ip(request: Request[Any, Any, Any]) -> str:
-    client = request.scope.get("client")
-    return f"ip:{client[0]}" if client else "ip:unknown"
+def _caller_ip(request: ApiRequest) -> str:
+    ip = request.client_ip
+    return f"ip:{ip}" if ip else "ip:unknown"
 
 
-def _events(request: Request[Any, Any, Any]) -> AccessEvents | None:
-    return getattr(request.app.state.holder, "access", None)
+def _events(request: ApiRequest) -> AccessEvents | None:
+    return getattr(request.holder, "access", None)
 
 
 async def _take(
@@ -63,14 +60,14 @@ async def _take(
         )
 
 
-async def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Caller, RequestContext]:
+async def admit(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestContext]:
     """Authenticate and take a rate-limit token; raise 401 or 429 as needed.
 
     A caller with a key is limited per key (its own limits, else the defaults); with no
     keys configured, per client IP. Failed attempts also draw on the client IP's
     bucket, so a client guessing keys is slowed to 429s instead of an endless 401 log.
     """
-    context: RequestContext = request.scope["fkllm"]  # type: ignore[typeddict-item]
+    context = request.context
     headers = request.headers
     limits = runtime.limits
     events = _events(request)
@@ -84,7 +81,7 @@ async def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Call
             "unauthorized request refused",
             extra={
                 "request_id": context.request_id,
-                "path": request.url.path,
+                "path": request.path,
                 "client_ip": _caller_ip(request)[3:],
                 "reason": exc.message,
             },
@@ -100,9 +97,7 @@ async def admit(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[Call
     return caller, context
 
 
-async def admit_master(
-    request: Request[Any, Any, Any], runtime: Runtime
-) -> tuple[Caller, RequestContext]:
+async def admit_master(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestContext]:
     """``admit``, then ``Forbidden`` unless the caller holds the master key."""
     caller, context = await admit(request, runtime)
     if not caller.is_master:

@@ -1,4 +1,9 @@
-"""The OpenAI-shaped API: chat completions, embeddings, and the model list."""
+"""The OpenAI-shaped API: chat completions, embeddings, and the model list.
+
+``complete_chat`` and ``embed`` are the handler cores: ``server/fast_routes.py`` serves
+them straight from ASGI, and the Litestar routes of the same paths (which answer wrong
+methods with 405 and describe the app's routes) call them too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from typing import Any
 import anyio
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.response import Stream
 
 from fkllmproxy.config import Target
 from fkllmproxy.errors import ClientDisconnected, FkllmError
@@ -28,27 +32,21 @@ from fkllmproxy.server.cache import CachePlan, plan_cache
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.disconnect import unless_disconnected
 from fkllmproxy.server.errors import error_body
+from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
-from fkllmproxy.server.runtime import RuntimeHolder
 from fkllmproxy.wire.openai import chat_request_decoder, embedding_request_decoder
 
-__all__ = ["chat_completions", "embeddings", "list_models", "sse_response"]
+__all__ = [
+    "cached_reply",
+    "chat_completions",
+    "complete_chat",
+    "embed",
+    "embeddings",
+    "list_models",
+    "relay_stream",
+]
 
 _encode = msgspec.json.Encoder().encode
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-def _holder(request: Request[Any, Any, Any]) -> RuntimeHolder:
-    holder: RuntimeHolder = request.app.state.holder
-    return holder
-
-
-def json_response(
-    body: bytes, status: int = 200, headers: dict[str, str] | None = None
-) -> Response[bytes]:
-    return Response(
-        content=body, status_code=status, media_type="application/json", headers=headers
-    )
 
 
 async def relay_stream(
@@ -59,9 +57,10 @@ async def relay_stream(
 ) -> AsyncIterator[bytes]:
     """Forward frames as they arrive; on a mid-stream failure end with an error frame.
 
-    When the client hangs up, Litestar cancels this generator inside an anyio cancel
-    scope, which would cancel every await in ``finally`` too: the upstream response is
-    closed under a shield so its connection is never left open.
+    When the client hangs up, the stream is cancelled (by ``fast_routes``, or by
+    Litestar inside an anyio cancel scope that would cancel every await in ``finally``
+    too): the upstream response is closed under a shield so its connection is never
+    left open.
     """
     context.usage = result.usage
     try:
@@ -84,26 +83,31 @@ def _openai_error_frame(error: FkllmError) -> bytes:
     return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
 
 
-def sse_response(stream: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> Stream:
-    all_headers = {**_SSE_HEADERS, **headers} if headers else _SSE_HEADERS
-    return Stream(content=stream, media_type="text/event-stream", headers=all_headers)
-
-
 async def _replay(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-def cached_response(plan: CachePlan) -> Response[Any]:
+def cached_reply(plan: CachePlan) -> Reply:
     """Replay a cache hit in the form it was stored (whole JSON or an SSE stream)."""
     assert plan.hit is not None
     if plan.hit.streamed:
-        return sse_response(_replay(plan.hit.body), plan.headers)
-    return json_response(plan.hit.body, 200, plan.headers)
+        return sse_reply(_replay(plan.hit.body), plan.headers)
+    return json_reply(plan.hit.body, 200, plan.headers)
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
-    runtime = _holder(request).runtime
+    return (await complete_chat(ApiRequest.of(request))).to_response()
+
+
+@post("/v1/embeddings", status_code=200)
+async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
+    return (await embed(ApiRequest.of(request))).to_response()
+
+
+async def complete_chat(request: ApiRequest) -> Reply:
+    """``POST /v1/chat/completions``."""
+    runtime = request.holder.runtime
     caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, chat_request_decoder)
@@ -127,7 +131,7 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         context.cache = plan.outcome
     if plan is not None and plan.hit is not None:
         context.provider = "cache"
-        return cached_response(plan)
+        return cached_reply(plan)
 
     async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
         call = ChatRequest(
@@ -151,16 +155,16 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         context.usage = result.usage
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
             await cache.store_body(plan.store_key, result.body)
-        return json_response(result.body, result.status, plan.headers if plan else None)
+        return json_reply(result.body, result.status, plan.headers if plan else None)
     frames = relay_stream(result, context, error_frame=_openai_error_frame)
     if cache is not None and plan is not None and plan.store_key:
         frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip())
-    return sse_response(frames, plan.headers if plan else None)
+    return sse_reply(frames, plan.headers if plan else None)
 
 
-@post("/v1/embeddings", status_code=200)
-async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
-    runtime = _holder(request).runtime
+async def embed(request: ApiRequest) -> Reply:
+    """``POST /v1/embeddings``."""
+    runtime = request.holder.runtime
     caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
     parsed = decode_body(raw, embedding_request_decoder)
@@ -181,14 +185,15 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[bytes]:
         context.provider = attempted.provider
         context.attempts = attempted.attempts
     context.usage = result.usage
-    return json_response(result.body, result.status)
+    return json_reply(result.body, result.status)
 
 
 @get("/v1/models")
-async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
-    holder = _holder(request)
+async def list_models(request: Request[Any, Any, Any]) -> Response[Any]:
+    view = ApiRequest.of(request)
+    holder = view.holder
     runtime = holder.runtime
-    caller, _ = await admit(request, runtime)
+    caller, _ = await admit(view, runtime)
     created = int(holder.started)
     names = runtime.router.model_names
     if caller.models:
@@ -196,4 +201,4 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     data = [
         {"id": n, "object": "model", "created": created, "owned_by": "fkllmproxy"} for n in names
     ]
-    return json_response(_encode({"object": "list", "data": data}))
+    return json_reply(_encode({"object": "list", "data": data})).to_response()
