@@ -77,3 +77,24 @@ targets = [{ provider = "slow", model = "m" }]
     reader.join(20)
     assert result["body"].endswith(b"data: [DONE]\n\n")
     assert any(line["msg"] == "stop requested; draining" for line in daemon.logs())
+
+
+def test_standard_event_loop_on_request(start_daemon: object) -> None:
+    """`event_loop = "asyncio"` runs the daemon on the standard library's loop, fully working."""
+    daemon = start_daemon(env={"APP_SERVER__EVENT_LOOP": "asyncio"})  # type: ignore[operator]
+    answer = httpx.post(
+        daemon.url + "/v1/chat/completions",
+        headers=daemon.headers(),
+        json={"model": "mock", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+    )
+    assert answer.status_code == 200 and answer.text.endswith("data: [DONE]\n\n")
+    assert daemon.stop() == 0
+    started = next(line for line in daemon.logs() if line["msg"] == "fkllmproxy started")
+    assert started["event_loop"] == "asyncio"
+
+
+def test_unknown_event_loop_is_a_config_error(start_daemon: object) -> None:
+    daemon = start_daemon(env={"APP_SERVER__EVENT_LOOP": "trio"}, wait=False)  # type: ignore[operator]
+    assert daemon.process.wait(timeout=30) == 78
+    problems = daemon.stderr_path.read_text()
+    assert "APP_SERVER__EVENT_LOOP" in problems and "'trio'" in problems

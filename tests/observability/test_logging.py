@@ -33,6 +33,7 @@ def test_a_daemon_run_logs_only_json_with_the_contract_fields(start_daemon: Any)
     started = next(x for x in logs if x["msg"] == "fkllmproxy started")
     assert started["version"] and started["listen"] == f"127.0.0.1:{daemon.port}"
     assert started["providers"] == ["mock:mock"] and started["models"] == ["mock"]
+    assert started["event_loop"] == "uvloop"  # the default
 
     request = next(x for x in logs if x["msg"] == "request" and x["request_id"] == "trace-me-1")
     assert request["status"] == 200 and request["method"] == "POST"

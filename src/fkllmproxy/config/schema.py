@@ -57,6 +57,7 @@ class ServerConfig(_Section, frozen=True):
     backpressure: Annotated[int, Meta(ge=16)] = 16384
     drain_timeout_secs: NonNegativeFloat = 30.0
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class KeyRateLimit(_Section, frozen=True):

