@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top 35")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (cumulative, ...)")
-    parser.add_argument("--kind", default="json")
+    parser.add_argument("--kind", default="json", help="json, sse, paced, slow, slow_sse")
     parser.add_argument(
         "--mock",
         action="store_true",
@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             real_stdout = sys.stdout
             sys.stdout = (workdir / "log.jsonl").open("w")
             configure_logging(loaded.config.logging.level, loaded.config.logging.format)
-            body = chat_request(f"bench-{args.kind}")
+            # The SSE kinds answer streams: ask for one, or the provider rightly refuses
+            # an event stream where it expects a JSON completion (502).
+            streamed = args.kind in ("sse", "paced", "slow_sse")
+            body = chat_request(f"bench-{args.kind}", stream=streamed)
 
             async def run() -> tuple[float, float, list[int]]:
                 runtime = build_runtime(loaded, transport=_mock_factory() if args.mock else None)
