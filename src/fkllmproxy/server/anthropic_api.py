@@ -32,14 +32,12 @@ from fkllmproxy.providers import (
     StreamingCompletion,
 )
 from fkllmproxy.providers.sse import iter_frames
-from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
-from fkllmproxy.server.cache import plan_cache
-from fkllmproxy.server.disconnect import unless_disconnected
+from fkllmproxy.server.dispatch import call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
-from fkllmproxy.server.openai_api import cached_reply, relay_stream
+from fkllmproxy.server.openai_api import relay_stream
 from fkllmproxy.translate.anthropic_openai import (
     MessagesStreamFromChat,
     chat_request_from_messages,
@@ -110,19 +108,11 @@ async def create_message(request: ApiRequest) -> Reply:
     translation = _Translation(raw)
 
     cache = runtime.cache
-    plan = await plan_cache(
-        cache,
-        cached_model=model.cache,
-        caller=caller.name,
-        namespace="messages:" + model.name,
-        raw=raw,
-        cache_control=request.headers.get("cache-control"),
+    plan, hit = await consult_cache(
+        request, runtime, model, caller.name, raw, namespace="messages:" + model.name
     )
-    if plan is not None:
-        context.cache = plan.outcome
-    if plan is not None and plan.hit is not None:
-        context.provider = "cache"
-        return cached_reply(plan)
+    if hit is not None:
+        return hit
 
     # The router must see the provider's own result (it times a stream's first chunk
     # and falls back when it fails), so the attempt notes how to read it on the side.
@@ -148,14 +138,7 @@ async def create_message(request: ApiRequest) -> Reply:
         )
         return await provider.chat(chat)
 
-    attempted = Attempted()
-    try:
-        result = await unless_disconnected(
-            request.receive, runtime.router.call(model, attempt, attempted, stream=stream)
-        )
-    finally:
-        context.provider = attempted.provider
-        context.attempts = attempted.attempts
+    result = await call_targets(request, runtime, model, attempt, stream=stream)
     answer = _Answer(result, native=shape["native"], provider=shape["provider"])
     if isinstance(result, Completion):
         context.usage = result.usage
@@ -195,12 +178,5 @@ async def count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
             return await provider.count_tokens(call)
         return Completion(body=_encode({"input_tokens": estimate_input_tokens(parsed)}))
 
-    attempted = Attempted()
-    try:
-        result = await unless_disconnected(
-            view.receive, runtime.router.call(model, attempt, attempted)
-        )
-    finally:
-        context.provider = attempted.provider
-        context.attempts = attempted.attempts
+    result = await call_targets(view, runtime, model, attempt)
     return json_reply(result.body, result.status).to_response()

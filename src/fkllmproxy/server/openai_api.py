@@ -26,18 +26,15 @@ from fkllmproxy.providers import (
     StreamingCompletion,
 )
 from fkllmproxy.providers.sse import DONE_FRAME
-from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
-from fkllmproxy.server.cache import CachePlan, plan_cache
 from fkllmproxy.server.context import RequestContext
-from fkllmproxy.server.disconnect import unless_disconnected
+from fkllmproxy.server.dispatch import call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
 from fkllmproxy.wire.openai import chat_request_decoder, embedding_request_decoder
 
 __all__ = [
-    "cached_reply",
     "chat_completions",
     "complete_chat",
     "embed",
@@ -83,18 +80,6 @@ def _openai_error_frame(error: FkllmError) -> bytes:
     return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
 
 
-async def _replay(body: bytes) -> AsyncIterator[bytes]:
-    yield body
-
-
-def cached_reply(plan: CachePlan) -> Reply:
-    """Replay a cache hit in the form it was stored (whole JSON or an SSE stream)."""
-    assert plan.hit is not None
-    if plan.hit.streamed:
-        return sse_reply(_replay(plan.hit.body), plan.headers)
-    return json_reply(plan.hit.body, 200, plan.headers)
-
-
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     return (await complete_chat(ApiRequest.of(request))).to_response()
@@ -119,19 +104,9 @@ async def complete_chat(request: ApiRequest) -> Reply:
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
 
     cache = runtime.cache
-    plan = await plan_cache(
-        cache,
-        cached_model=model.cache,
-        caller=caller.name,
-        namespace=model.name,
-        raw=raw,
-        cache_control=request.headers.get("cache-control"),
-    )
-    if plan is not None:
-        context.cache = plan.outcome
-    if plan is not None and plan.hit is not None:
-        context.provider = "cache"
-        return cached_reply(plan)
+    plan, hit = await consult_cache(request, runtime, model, caller.name, raw, namespace=model.name)
+    if hit is not None:
+        return hit
 
     async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
         call = ChatRequest(
@@ -143,14 +118,7 @@ async def complete_chat(request: ApiRequest) -> Reply:
         )
         return await provider.chat(call)
 
-    attempted = Attempted()
-    try:
-        result = await unless_disconnected(
-            request.receive, runtime.router.call(model, attempt, attempted, stream=stream)
-        )
-    finally:
-        context.provider = attempted.provider
-        context.attempts = attempted.attempts
+    result = await call_targets(request, runtime, model, attempt, stream=stream)
     if isinstance(result, Completion):
         context.usage = result.usage
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
@@ -176,14 +144,7 @@ async def embed(request: ApiRequest) -> Reply:
         call = EmbeddingRequest(raw=raw, model=target.model, client_model=parsed.model)
         return await provider.embeddings(call)
 
-    attempted = Attempted()
-    try:
-        result = await unless_disconnected(
-            request.receive, runtime.router.call(model, attempt, attempted)
-        )
-    finally:
-        context.provider = attempted.provider
-        context.attempts = attempted.attempts
+    result = await call_targets(request, runtime, model, attempt)
     context.usage = result.usage
     return json_reply(result.body, result.status)
 

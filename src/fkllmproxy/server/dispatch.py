@@ -1,0 +1,94 @@
+"""The two steps every model-bound handler shares: the response cache, then the targets.
+
+Each API handler parses its own request and shapes its own answer; between those,
+consulting the cache and calling the model's targets (with fallback, and cancelled
+when the client hangs up) are the same for all of them, and so is what the request
+log line learns from them (cache outcome, provider, attempts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from fkllmproxy.config import ModelConfig, Target
+from fkllmproxy.providers import Provider
+from fkllmproxy.routing import Attempted
+from fkllmproxy.server.cache import CachePlan, plan_cache
+from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.disconnect import unless_disconnected
+from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
+from fkllmproxy.server.runtime import Runtime
+
+__all__ = ["call_targets", "consult_cache"]
+
+T = TypeVar("T")
+
+
+async def _replay(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def _cached_reply(plan: CachePlan) -> Reply:
+    """Replay a cache hit in the form it was stored (whole JSON or an SSE stream)."""
+    assert plan.hit is not None
+    if plan.hit.streamed:
+        return sse_reply(_replay(plan.hit.body), plan.headers)
+    return json_reply(plan.hit.body, 200, plan.headers)
+
+
+async def consult_cache(
+    request: ApiRequest,
+    runtime: Runtime,
+    model: ModelConfig,
+    caller: str,
+    raw: bytes,
+    *,
+    namespace: str,
+) -> tuple[CachePlan | None, Reply | None]:
+    """The cache's plan for this request, and the reply when it is a hit.
+
+    ``(None, None)`` when caching does not apply; ``(plan, None)`` on a miss, the plan
+    saying where to store the answer.
+    """
+    context = request.context
+    plan = await plan_cache(
+        runtime.cache,
+        cached_model=model.cache,
+        caller=caller,
+        namespace=namespace,
+        raw=raw,
+        cache_control=request.headers.get("cache-control"),
+    )
+    if plan is None:
+        return None, None
+    context.cache = plan.outcome
+    if plan.hit is None:
+        return plan, None
+    context.provider = "cache"
+    return plan, _cached_reply(plan)
+
+
+async def call_targets(
+    request: ApiRequest,
+    runtime: Runtime,
+    model: ModelConfig,
+    attempt: Callable[[Provider, Target], Awaitable[T]],
+    *,
+    stream: bool = False,
+) -> T:
+    """``attempt`` on the model's targets in turn until one answers; stops if the client leaves.
+
+    ``runtime`` is the one the handler started with: a reload meanwhile must not mix
+    one runtime's model with another's router.
+    """
+    context: RequestContext = request.context
+    attempted = Attempted()
+    try:
+        return await unless_disconnected(
+            request.receive,
+            runtime.router.call(model, attempt, attempted, stream=stream),
+        )
+    finally:
+        context.provider = attempted.provider
+        context.attempts = attempted.attempts
