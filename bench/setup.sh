@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the benchmark needs; safe to run again (each step is skipped when done).
 #
-#   - nginx-light, its echo module and wrk, from Debian (apt-get), when missing;
+#   - nginx-light, its echo module, wrk and redis-server, from Debian (apt-get), when missing;
 #   - bench/.cache/venv: matplotlib for the chart, py-spy and pyinstrument for profiling;
 #   - bench/.cache/litellm-venv: LiteLLM's proxy, in its own throwaway virtualenv;
 #   - bench/.cache/portkey: Portkey's gateway from npm, install scripts disabled.
@@ -23,6 +23,7 @@ need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] || need_apt+=(libnginx-mod-http-echo)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)  # the fkllm-redis target
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         say "missing ${need_apt[*]}: run 'sudo apt-get install -y ${need_apt[*]}'"
