@@ -15,7 +15,6 @@ Two ways in:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -24,7 +23,7 @@ import msgspec
 
 from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
-from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
+from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -38,6 +37,9 @@ from fkllmproxy.providers.http import (
     build_client,
     error_from_response,
     map_exception,
+    post,
+    read_error_body,
+    whole_body,
 )
 from fkllmproxy.providers.sse import iter_frames, read_usage
 from fkllmproxy.translate.anthropic_openai import (
@@ -136,32 +138,17 @@ class AnthropicProvider(MessagesProvider):
         self, path: str, content: bytes, *, stream: bool, beta: str | None = None
     ) -> httpx.Response:
         headers = {**_JSON, "anthropic-beta": beta} if beta else _JSON
-        request = self.client.build_request("POST", path, content=content, headers=headers)
-        try:
-            response = await self.client.send(request, stream=stream)
-        except Exception as exc:
-            raise map_exception(exc, self.name) from exc
+        response = await post(
+            self.client, path, content, provider=self.name, stream=stream, headers=headers
+        )
         if response.status_code >= 300:
-            try:
-                body = await response.aread()
-            except Exception:
-                body = b""
-            finally:
-                await response.aclose()
+            body = await read_error_body(response)
             raise error_from_response(response, body, self.name)
         return response
 
     async def _post_whole(self, path: str, content: bytes, beta: str | None = None) -> bytes:
-        try:
-            async with asyncio.timeout(self._total):
-                response = await self._post(path, content, stream=False, beta=beta)
-                return response.content
-        except TimeoutError as exc:
-            raise map_exception(httpx.ReadTimeout("total"), self.name) from exc
-        except UpstreamError:
-            raise
-        except Exception as exc:
-            raise map_exception(exc, self.name) from exc
+        answer = self._post(path, content, stream=False, beta=beta)
+        return await whole_body(answer, total=self._total, provider=self.name)
 
     # ---- OpenAI clients: translated --------------------------------------------------
 

@@ -12,7 +12,6 @@ JSON under other URLs and with OAuth2 tokens: it overrides ``model_path`` and
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -34,6 +33,9 @@ from fkllmproxy.providers.http import (
     build_client,
     error_from_response,
     map_exception,
+    post,
+    read_error_body,
+    whole_body,
 )
 from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.translate.gemini_embeddings import (
@@ -124,13 +126,7 @@ class GeminiProvider(Provider):
             auth = await self.auth_headers()
             response = await self._send(path, content, auth, stream=stream, params=params)
         if response.status_code >= 300:
-            try:
-                body = await response.aread()
-            except Exception:
-                body = b""
-            finally:
-                await response.aclose()
-            raise self._error(response, body)
+            raise self._error(response, await read_error_body(response))
         return response
 
     async def _send(
@@ -142,13 +138,16 @@ class GeminiProvider(Provider):
         stream: bool,
         params: dict[str, str] | None,
     ) -> httpx.Response:
-        request = self.client.build_request(
-            "POST", path, content=content, headers={**_JSON, **auth}, params=params
+        headers = {**_JSON, **auth}
+        return await post(
+            self.client,
+            path,
+            content,
+            provider=self.name,
+            stream=stream,
+            headers=headers,
+            params=params,
         )
-        try:
-            return await self.client.send(request, stream=stream)
-        except Exception as exc:
-            raise map_exception(exc, self.name) from exc
 
     def _error(self, response: httpx.Response, body: bytes) -> UpstreamError:
         if response.status_code == 400:
@@ -166,16 +165,8 @@ class GeminiProvider(Provider):
         return error_from_response(response, body, self.name)
 
     async def _post_whole(self, path: str, content: bytes) -> bytes:
-        try:
-            async with asyncio.timeout(self._total):
-                response = await self._post(path, content, stream=False)
-                return response.content
-        except TimeoutError as exc:
-            raise map_exception(httpx.ReadTimeout("total"), self.name) from exc
-        except UpstreamError:
-            raise
-        except Exception as exc:
-            raise map_exception(exc, self.name) from exc
+        answer = self._post(path, content, stream=False)
+        return await whole_body(answer, total=self._total, provider=self.name)
 
     def _bad_answer(self) -> UpstreamUnavailable:
         return UpstreamUnavailable(

@@ -10,7 +10,8 @@ pytest-httpx use httpx's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
@@ -31,7 +32,10 @@ __all__ = [
     "default_transport",
     "error_from_response",
     "map_exception",
+    "post",
+    "read_error_body",
     "scrub_credentials",
+    "whole_body",
 ]
 
 TransportFactory = Callable[[ProviderConfig], httpx.AsyncBaseTransport]
@@ -177,6 +181,50 @@ def build_client(
         headers=httpx.Headers({**preset, **headers, **provider.headers}),
         timeout=timeout,
     )
+
+
+async def post(
+    client: UpstreamClient,
+    path: str,
+    content: bytes,
+    *,
+    provider: str,
+    stream: bool,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """POST ``content`` to ``path``; a transport failure becomes the ``UpstreamError`` it means.
+
+    The status is the caller's to judge (Gemini reads some 400s its own way).
+    """
+    request = client.build_request("POST", path, content=content, headers=headers, params=params)
+    try:
+        return await client.send(request, stream=stream)
+    except Exception as exc:
+        raise map_exception(exc, provider) from exc
+
+
+async def read_error_body(response: httpx.Response) -> bytes:
+    """An error response's body, read and the response closed; empty if it can't be read."""
+    try:
+        return await response.aread()
+    except Exception:
+        return b""
+    finally:
+        await response.aclose()
+
+
+async def whole_body(answer: Awaitable[httpx.Response], *, total: float, provider: str) -> bytes:
+    """The body of a non-streaming answer within ``total`` seconds; any failure an ``UpstreamError``."""
+    try:
+        async with asyncio.timeout(total):
+            return (await answer).content
+    except TimeoutError as exc:
+        raise map_exception(httpx.ReadTimeout("total"), provider) from exc
+    except UpstreamError:
+        raise
+    except Exception as exc:
+        raise map_exception(exc, provider) from exc
 
 
 def map_exception(exc: Exception, provider: str) -> UpstreamError:

@@ -6,7 +6,6 @@ provider's bytes come back untouched, streamed chunk by chunk as they arrive.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +13,7 @@ import msgspec
 
 from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
-from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
+from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -28,6 +27,9 @@ from fkllmproxy.providers.http import (
     build_client,
     error_from_response,
     map_exception,
+    post,
+    read_error_body,
+    whole_body,
 )
 from fkllmproxy.providers.sse import parse_usage, read_usage_frame
 
@@ -57,32 +59,17 @@ class OpenAIProvider(Provider):
         self._total = config.timeout_secs
 
     async def _post(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
-        request = self.client.build_request("POST", path, content=content, headers=_JSON)
-        try:
-            response = await self.client.send(request, stream=stream)
-        except Exception as exc:
-            raise map_exception(exc, self.name) from exc
+        response = await post(
+            self.client, path, content, provider=self.name, stream=stream, headers=_JSON
+        )
         if response.status_code >= 300:
-            try:
-                body = await response.aread()
-            except Exception:
-                body = b""
-            finally:
-                await response.aclose()
+            body = await read_error_body(response)
             raise error_from_response(response, body, self.name)
         return response
 
     async def _post_whole(self, path: str, content: bytes) -> bytes:
-        try:
-            async with asyncio.timeout(self._total):
-                response = await self._post(path, content, stream=False)
-                return response.content
-        except TimeoutError as exc:
-            raise map_exception(httpx.ReadTimeout("total"), self.name) from exc
-        except UpstreamError:
-            raise
-        except Exception as exc:
-            raise map_exception(exc, self.name) from exc
+        answer = self._post(path, content, stream=False)
+        return await whole_body(answer, total=self._total, provider=self.name)
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
         content = request.upstream_bytes()
