@@ -32,11 +32,9 @@ from fkllmproxy.providers import (
     StreamingCompletion,
 )
 from fkllmproxy.providers.sse import iter_frames
-from fkllmproxy.server.body import decode_body, read_body
-from fkllmproxy.server.dispatch import call_targets, consult_cache
+from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
-from fkllmproxy.server.gate import admit
 from fkllmproxy.server.openai_api import relay_stream
 from fkllmproxy.translate.anthropic_openai import (
     MessagesStreamFromChat,
@@ -95,13 +93,8 @@ async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
 
 async def create_message(request: ApiRequest) -> Reply:
     """``POST /v1/messages``."""
-    runtime = request.holder.runtime
-    caller, context = await admit(request, runtime)
-    raw = await read_body(request, runtime.config.server.max_request_size)
-    parsed = decode_body(raw, messages_request_decoder)
-    context.model = parsed.model
-    model = runtime.router.resolve(parsed.model)
-    caller.check_model(model.name)
+    runtime, caller, raw, parsed, model = await accept(request, messages_request_decoder)
+    context = request.context
     stream = bool(parsed.stream)
     context.stream = stream
     beta = request.headers.get("anthropic-beta")
@@ -163,13 +156,7 @@ async def create_message(request: ApiRequest) -> Reply:
 async def count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
     """Counted by the provider when it is Anthropic, else estimated (see token_estimate)."""
     view = ApiRequest.of(request)
-    runtime = view.holder.runtime
-    caller, context = await admit(view, runtime)
-    raw = await read_body(view, runtime.config.server.max_request_size)
-    parsed = decode_body(raw, count_tokens_decoder)
-    context.model = parsed.model
-    model = runtime.router.resolve(parsed.model)
-    caller.check_model(model.name)
+    runtime, _, raw, parsed, model = await accept(view, count_tokens_decoder)
     beta = view.headers.get("anthropic-beta")
 
     async def attempt(provider: Provider, target: Target) -> Completion:

@@ -1,28 +1,60 @@
-"""The two steps every model-bound handler shares: the response cache, then the targets.
+"""The steps every model-bound handler shares: admission, the response cache, the targets.
 
-Each API handler parses its own request and shapes its own answer; between those,
-consulting the cache and calling the model's targets (with fallback, and cancelled
-when the client hangs up) are the same for all of them, and so is what the request
-log line learns from them (cache outcome, provider, attempts).
+Each API handler decodes its own request shape and shapes its own answer; around
+that, admitting the caller, reading the body, resolving the model, consulting the
+cache and calling the model's targets (with fallback, and cancelled when the client
+hangs up) are the same for all of them, and so is what the request log line learns
+from them (model, cache outcome, provider, attempts).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
+import msgspec
+
+from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
 from fkllmproxy.providers import Provider
 from fkllmproxy.routing import Attempted
+from fkllmproxy.server.body import decode_body, read_body
 from fkllmproxy.server.cache import CachePlan, plan_cache
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.disconnect import unless_disconnected
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
+from fkllmproxy.server.gate import admit
 from fkllmproxy.server.runtime import Runtime
 
-__all__ = ["call_targets", "consult_cache"]
+__all__ = ["accept", "call_targets", "consult_cache"]
 
 T = TypeVar("T")
+
+
+class _ForModel(Protocol):
+    @property
+    def model(self) -> str: ...
+
+
+B = TypeVar("B", bound=_ForModel)
+
+
+async def accept(
+    request: ApiRequest, decoder: msgspec.json.Decoder[B]
+) -> tuple[Runtime, Caller, bytes, B, ModelConfig]:
+    """Admit the caller, read and decode the body, resolve the model the caller may use.
+
+    Returns the runtime the request started on (the rest of the request keeps to it),
+    the caller, the raw body, the decoded body and the configured model.
+    """
+    runtime = request.holder.runtime
+    caller, context = await admit(request, runtime)
+    raw = await read_body(request, runtime.config.server.max_request_size)
+    parsed = decode_body(raw, decoder)
+    context.model = parsed.model
+    model = runtime.router.resolve(parsed.model)
+    caller.check_model(model.name)
+    return runtime, caller, raw, parsed, model
 
 
 async def _replay(body: bytes) -> AsyncIterator[bytes]:

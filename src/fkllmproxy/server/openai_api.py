@@ -26,9 +26,8 @@ from fkllmproxy.providers import (
     StreamingCompletion,
 )
 from fkllmproxy.providers.sse import DONE_FRAME
-from fkllmproxy.server.body import decode_body, read_body
 from fkllmproxy.server.context import RequestContext
-from fkllmproxy.server.dispatch import call_targets, consult_cache
+from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
@@ -92,13 +91,8 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
 
 async def complete_chat(request: ApiRequest) -> Reply:
     """``POST /v1/chat/completions``."""
-    runtime = request.holder.runtime
-    caller, context = await admit(request, runtime)
-    raw = await read_body(request, runtime.config.server.max_request_size)
-    parsed = decode_body(raw, chat_request_decoder)
-    context.model = parsed.model
-    model = runtime.router.resolve(parsed.model)
-    caller.check_model(model.name)
+    runtime, caller, raw, parsed, model = await accept(request, chat_request_decoder)
+    context = request.context
     stream = bool(parsed.stream)
     context.stream = stream
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
@@ -132,13 +126,8 @@ async def complete_chat(request: ApiRequest) -> Reply:
 
 async def embed(request: ApiRequest) -> Reply:
     """``POST /v1/embeddings``."""
-    runtime = request.holder.runtime
-    caller, context = await admit(request, runtime)
-    raw = await read_body(request, runtime.config.server.max_request_size)
-    parsed = decode_body(raw, embedding_request_decoder)
-    context.model = parsed.model
-    model = runtime.router.resolve(parsed.model)
-    caller.check_model(model.name)
+    runtime, _, raw, parsed, model = await accept(request, embedding_request_decoder)
+    context = request.context
 
     async def attempt(provider: Provider, target: Target) -> Completion:
         call = EmbeddingRequest(raw=raw, model=target.model, client_model=parsed.model)
