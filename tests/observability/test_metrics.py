@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from fkllmproxy.observability.metrics import Metrics
@@ -145,3 +147,22 @@ class TestSnapshot:
         assert snap["total_requests"] == 0
         assert snap["success_rate"] == 1.0
         assert snap["latency_ms"] == {"p50": None, "p95": None, "p99": None, "samples": 0}
+
+
+class TestWorkerFiles:
+    """With several workers each process's series live in files one directory holds."""
+
+    def test_a_file_a_starting_worker_has_not_sized_yet_is_skipped(self, tmp_path: Path) -> None:
+        from fkllmproxy.observability.metrics import use_multiprocess
+
+        # Another worker has just created its file and not yet sized it.
+        (tmp_path / "counter_424242.db").write_bytes(b"")
+        use_multiprocess(str(tmp_path))
+        try:
+            metrics = Metrics(window=64, directory=tmp_path)  # read every file once
+            finish(metrics, 200)
+            found = samples(metrics)
+        finally:
+            use_multiprocess(None)
+        key = (("model", "gpt"), ("provider", "primary"), ("route", "/v1/chat/completions"))
+        assert found[("fkllm_requests_total", (*key, ("status", "200")))] == 1

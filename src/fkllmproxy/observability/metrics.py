@@ -52,6 +52,7 @@ REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60,
 FIRST_TOKEN_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60)
 RECENT_SECS = 300.0  # "recent" error rate of a provider: the last five minutes
 _PROCESS_REFRESH_SECS = 5.0
+_MMAP_HEADER_BYTES = 8  # prometheus-client's files start with their used length, padded
 
 
 def use_multiprocess(directory: str | None) -> None:
@@ -69,6 +70,28 @@ def use_multiprocess(directory: str | None) -> None:
     from prometheus_client import values
 
     values.ValueClass = values.get_value_class()
+
+
+def _sized_files_collector(registry: Any, directory: Path) -> Any:
+    """prometheus-client's multiprocess collector, minus the files not yet sized.
+
+    A worker creates its file empty and sizes it a moment later; the stock collector
+    fails on an empty file, so a worker registering its collector (which reads every
+    file once) while another one starts crashed at start-up, and a scrape at that
+    moment failed. An empty file holds no series yet, so skipping it loses nothing.
+    """
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    class SizedFilesCollector(MultiProcessCollector):
+        def collect(self) -> Any:
+            files = []
+            for path in directory.glob("*.db"):
+                with contextlib.suppress(OSError):
+                    if path.stat().st_size >= _MMAP_HEADER_BYTES:
+                        files.append(str(path))
+            return self.merge(files, accumulate=True)
+
+    return SizedFilesCollector(registry, path=str(directory))
 
 
 class Metrics:
@@ -183,9 +206,7 @@ class Metrics:
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
         else:
-            from prometheus_client.multiprocess import MultiProcessCollector
-
-            MultiProcessCollector(self.registry, path=str(self.directory))
+            _sized_files_collector(self.registry, self.directory)
             self._make_process_gauges()
         self._rings: dict[str, Ring] = {}
         self._pid = os.getpid()
