@@ -136,9 +136,17 @@ def _announce(server: Any, notifier: Notifier, workers: int) -> None:
     reload = server.signal_handler_reload
 
     def on_interrupt(*args: Any) -> None:
-        if os.getpid() == main_pid and not stopping[0]:
+        # Only the first stop signal reaches Granian's handler: it sets a threading.Event,
+        # and a second signal landing while the first is inside Event.set waits forever
+        # for the lock the interrupted frame holds (a double Ctrl-C, or a stop racing
+        # the unit's own SIGTERM, hung the daemon).
+        if os.getpid() == main_pid:
+            if stopping[0]:
+                return
             stopping[0] = True
+            interrupt(*args)
             notifier.send("STOPPING=1", "STATUS=stopping workers")
+            return
         interrupt(*args)
 
     def on_reload(*args: Any) -> None:
