@@ -57,7 +57,7 @@ def _provider(**extra: object) -> ProviderConfig:
     return ProviderConfig(name="up", type="openai", timeout_secs=10, **extra)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("kind", ["aiohttp", "h1", "httpx"])
 class TestUpstreamClient:
     async def test_upstream_cookies_are_never_sent_back(
         self, kind: str, upstream: tuple[str, list[dict[str, str]]]

@@ -156,13 +156,13 @@ def daemon(
     running.stop()
 
 
-@pytest.fixture(scope="module", params=["aiohttp", "httpx"])
+@pytest.fixture(scope="module", params=["aiohttp", "h1", "httpx"])
 def patient(
     request: pytest.FixtureRequest,
     upstream: FakeUpstream,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningDaemon]:
-    """Both HTTP transports: each must close an abandoned upstream call."""
+    """Every HTTP transport: each must close an abandoned upstream call."""
     running = RunningDaemon(
         tmp_path_factory.mktemp("patient"),
         PATIENT_CONFIG.format(url=upstream.url),

@@ -43,13 +43,17 @@ _USER_AGENT = f"fkllmproxy/{__version__}"
 
 
 def default_transport(kind: str) -> TransportFactory:
-    """A factory for the named transport kind (``aiohttp`` or ``httpx``)."""
+    """A factory for the named transport kind (``aiohttp``, ``h1`` or ``httpx``)."""
 
     def factory(provider: ProviderConfig) -> httpx.AsyncBaseTransport:
         if kind == "aiohttp":
             from fkllmproxy.providers.aiohttp_transport import AiohttpTransport
 
             return AiohttpTransport(max_connections=provider.max_connections, keepalive_secs=30.0)
+        if kind == "h1":
+            from fkllmproxy.providers.h1_transport import H1Transport
+
+            return H1Transport(max_connections=provider.max_connections, keepalive_secs=30.0)
         limits = httpx.Limits(
             max_connections=provider.max_connections,
             max_keepalive_connections=provider.max_connections,

@@ -1,4 +1,5 @@
-"""``AiohttpTransport`` (providers/aiohttp_transport.py) against real servers on 127.0.0.1.
+"""The httpx transports on asyncio (``AiohttpTransport``, ``H1Transport``) against real
+servers on 127.0.0.1; every test runs on both.
 
 A well-behaved aiohttp.web server for answers (whole, chunked, streamed, with cookies),
 and raw asyncio servers for the faults: refusing, hanging up before answering, never
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +22,7 @@ from aiohttp import web
 
 from fkllmproxy.errors import UpstreamTimeout, UpstreamUnavailable
 from fkllmproxy.providers.aiohttp_transport import AiohttpTransport
+from fkllmproxy.providers.h1_transport import H1Transport
 from fkllmproxy.providers.http import map_exception
 
 WAIT = 20.0  # bound on every wait in these tests (a loaded machine is slow, never stuck)
@@ -101,20 +105,29 @@ async def upstream() -> AsyncIterator[Upstream]:
     await up.runner.cleanup()
 
 
+Transport = AiohttpTransport | H1Transport
+KINDS = {"aiohttp": AiohttpTransport, "h1": H1Transport}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def kind(request: pytest.FixtureRequest) -> type[Transport]:
+    return KINDS[request.param]
+
+
 @pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    t = AiohttpTransport(max_connections=4)
+async def transport(kind: type[Transport]) -> AsyncIterator[Transport]:
+    t = kind(max_connections=4)
     yield t
     await t.aclose()
 
 
-async def _send(transport: AiohttpTransport, request: httpx.Request) -> httpx.Response:
+async def _send(transport: Transport, request: httpx.Request) -> httpx.Response:
     return await asyncio.wait_for(transport.handle_async_request(request), WAIT)
 
 
 class TestAnswers:
     async def test_content_length_answer_arrives_whole(
-        self, transport: AiohttpTransport, upstream: Upstream
+        self, transport: Transport, upstream: Upstream
     ) -> None:
         response = await _send(transport, _request(upstream.url + "/whole", content=b'{"a": 1}'))
         body = await asyncio.wait_for(response.aread(), WAIT)
@@ -127,14 +140,14 @@ class TestAnswers:
         assert headers["Content-Length"] == "8"
 
     async def test_chunked_answer_is_reassembled(
-        self, transport: AiohttpTransport, upstream: Upstream
+        self, transport: Transport, upstream: Upstream
     ) -> None:
         response = await _send(transport, _request(upstream.url + "/chunked"))
         assert response.headers["transfer-encoding"] == "chunked"
         assert await asyncio.wait_for(response.aread(), WAIT) == b"one,two,three"
 
     async def test_stream_yields_each_event_as_it_comes(
-        self, transport: AiohttpTransport, upstream: Upstream
+        self, transport: Transport, upstream: Upstream
     ) -> None:
         """The first event is readable while the server still holds back the second."""
         response = await _send(transport, _request(upstream.url + "/stream"))
@@ -149,7 +162,7 @@ class TestAnswers:
         await response.aclose()
 
     async def test_sequential_requests_share_one_connection(
-        self, transport: AiohttpTransport, upstream: Upstream
+        self, transport: Transport, upstream: Upstream
     ) -> None:
         for _ in range(3):
             response = await _send(transport, _request(upstream.url + "/whole"))
@@ -158,7 +171,7 @@ class TestAnswers:
         assert len(upstream.seen) == 3 and len(ports) == 1
 
     async def test_closing_a_stream_early_drops_its_connection(
-        self, transport: AiohttpTransport, upstream: Upstream
+        self, transport: Transport, upstream: Upstream
     ) -> None:
         """An abandoned stream is hung up on; the next request gets a new connection."""
         response = await _send(transport, _request(upstream.url + "/stream"))
@@ -170,7 +183,7 @@ class TestAnswers:
         assert upstream.seen[0][0] != upstream.seen[1][0]
 
     async def test_upstream_cookies_are_not_kept(
-        self, transport: AiohttpTransport, upstream: Upstream
+        self, transport: Transport, upstream: Upstream
     ) -> None:
         for _ in range(2):
             response = await _send(transport, _request(upstream.url + "/whole"))
@@ -179,7 +192,7 @@ class TestAnswers:
         assert "Cookie" not in upstream.seen[1][1]
 
     async def test_headers_and_query_go_out_as_given(
-        self, transport: AiohttpTransport, upstream: Upstream
+        self, transport: Transport, upstream: Upstream
     ) -> None:
         request = _request(upstream.url + "/whole?alt=sse&key=a%2Fb")
         request.headers["x-goog-api-key"] = "secret"
@@ -191,8 +204,10 @@ class TestAnswers:
         assert headers["User-Agent"] == "fkllmproxy/test"
         assert headers["Accept-Encoding"] == "identity"
 
-    async def test_a_closed_transport_opens_a_new_session(self, upstream: Upstream) -> None:
-        transport = AiohttpTransport(max_connections=1)
+    async def test_a_closed_transport_opens_a_new_session(
+        self, kind: type[Transport], upstream: Upstream
+    ) -> None:
+        transport = kind(max_connections=1)
         for _ in range(2):
             response = await _send(transport, _request(upstream.url + "/whole"))
             await asyncio.wait_for(response.aread(), WAIT)
@@ -258,9 +273,7 @@ def _url(server: asyncio.Server) -> str:
 
 
 class TestFaults:
-    async def test_refused_is_connect_error_and_unavailable(
-        self, transport: AiohttpTransport
-    ) -> None:
+    async def test_refused_is_connect_error_and_unavailable(self, transport: Transport) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -278,7 +291,7 @@ class TestFaults:
         ],
     )
     async def test_no_answer_is_a_transport_error_and_unavailable(
-        self, transport: AiohttpTransport, behaviour: Behaviour, expected: type[Exception]
+        self, transport: Transport, behaviour: Behaviour, expected: type[Exception]
     ) -> None:
         server = await _serve(behaviour)
         try:
@@ -290,7 +303,7 @@ class TestFaults:
         assert isinstance(error, UpstreamUnavailable) and not isinstance(error, UpstreamTimeout)
 
     async def test_silence_past_the_read_timeout_is_read_timeout(
-        self, transport: AiohttpTransport
+        self, transport: Transport
     ) -> None:
         server = await _serve(_never_answer)
         timeout = {**TIMEOUTS, "read": 0.2}
@@ -301,7 +314,9 @@ class TestFaults:
             server.close()
         assert isinstance(map_exception(caught.value, "up"), UpstreamTimeout)
 
-    async def test_no_free_connection_in_time_is_connect_timeout(self) -> None:
+    async def test_no_free_connection_in_time_is_connect_timeout(
+        self, kind: type[Transport]
+    ) -> None:
         """With the one connection busy, the next request gives up after ``pool``."""
         arrived = asyncio.Event()
 
@@ -311,7 +326,7 @@ class TestFaults:
             await asyncio.sleep(WAIT)
 
         server = await _serve(hold)
-        transport = AiohttpTransport(max_connections=1)
+        transport = kind(max_connections=1)
         busy = asyncio.ensure_future(transport.handle_async_request(_request(_url(server))))
         try:
             await asyncio.wait_for(arrived.wait(), WAIT)  # the one connection is taken
@@ -323,7 +338,7 @@ class TestFaults:
             await transport.aclose()
             server.close()
 
-    async def test_body_cut_short_raises_while_reading(self, transport: AiohttpTransport) -> None:
+    async def test_body_cut_short_raises_while_reading(self, transport: Transport) -> None:
         server = await _serve(_cut_body)
         try:
             response = await _send(transport, _request(_url(server)))
@@ -332,3 +347,207 @@ class TestFaults:
                 await asyncio.wait_for(response.aread(), WAIT)
         finally:
             server.close()
+
+
+# --- HTTP/1.1 details the h1 transport handles itself -----------------------------------------
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> None:
+    await _read_head(reader)
+    writer.write(raw)
+    await writer.drain()
+
+
+class TestHttp11:
+    async def test_connection_close_answer_is_not_reused(self, transport: Transport) -> None:
+        """``Connection: close`` from the upstream: the next request opens a new connection."""
+        peers: list[int] = []
+
+        async def close_after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peers.append(writer.get_extra_info("peername")[1])
+            await _answer(
+                reader,
+                writer,
+                b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+            )
+
+        server = await _serve(close_after)
+        try:
+            for _ in range(2):
+                response = await _send(transport, _request(_url(server)))
+                assert await asyncio.wait_for(response.aread(), WAIT) == b"ok"
+        finally:
+            server.close()
+        assert len(peers) == 2 and peers[0] != peers[1]
+
+    async def test_body_ending_with_the_connection_arrives_whole(
+        self, transport: Transport
+    ) -> None:
+        """No length, not chunked: the body is everything until the upstream closes."""
+
+        async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await _answer(reader, writer, b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
+            writer.close()
+
+        server = await _serve(until_close)
+        try:
+            response = await _send(transport, _request(_url(server)))
+            assert await asyncio.wait_for(response.aread(), WAIT) == b"all of it"
+        finally:
+            server.close()
+
+    async def test_interim_continue_is_skipped(self, transport: Transport) -> None:
+        async def interim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await _answer(
+                reader,
+                writer,
+                b"HTTP/1.1 100 Continue\r\n\r\n"
+                b"HTTP/1.1 201 Created\r\ncontent-length: 4\r\nx-final: yes\r\n\r\ndone",
+            )
+
+        server = await _serve(interim)
+        try:
+            response = await _send(transport, _request(_url(server)))
+            assert response.status_code == 201 and response.headers["x-final"] == "yes"
+            assert await asyncio.wait_for(response.aread(), WAIT) == b"done"
+        finally:
+            server.close()
+
+    async def test_a_large_body_arrives_intact(self, transport: Transport) -> None:
+        """Several MiB, more than the transport buffers before it stops reading."""
+        payload = bytes(range(256)) * (3 * 4096)
+
+        async def large(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(payload)}\r\n\r\n".encode()
+            await _answer(reader, writer, head + payload)
+
+        server = await _serve(large)
+        try:
+            response = await _send(transport, _request(_url(server)))
+            received = b""
+            async for chunk in response.aiter_raw():
+                received += chunk
+                await asyncio.sleep(0)  # a slow reader
+        finally:
+            server.close()
+        assert received == payload
+
+    async def test_requests_beyond_the_limit_wait_for_a_free_connection(
+        self, kind: type[Transport], upstream: Upstream
+    ) -> None:
+        transport = kind(max_connections=1)
+        try:
+
+            async def one() -> bytes:
+                response = await _send(transport, _request(upstream.url + "/whole"))
+                return await asyncio.wait_for(response.aread(), WAIT)
+
+            bodies = await asyncio.gather(*(one() for _ in range(5)))
+        finally:
+            await transport.aclose()
+        assert bodies == [b'{"ok": true}'] * 5
+        assert len({port for port, _, _ in upstream.seen}) == 1
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fkllm test upstream")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def _tls_server(directory: Path) -> tuple[asyncio.Server, Path]:
+    cert, key = _self_signed(directory)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _answer(reader, writer, b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret")
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context), cert
+
+
+class TestTls:
+    async def test_an_untrusted_certificate_is_connect_error(
+        self, transport: Transport, tmp_path: Path
+    ) -> None:
+        server, _ = await _tls_server(tmp_path)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(httpx.ConnectError):
+                await _send(transport, _request(f"https://127.0.0.1:{port}/v1"))
+        finally:
+            server.close()
+
+    async def test_a_trusted_certificate_gets_the_answer(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The system's trust store decides (here pointed at the test's own CA)."""
+        server, cert = await _tls_server(tmp_path)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        port = server.sockets[0].getsockname()[1]
+        transport = H1Transport(max_connections=2)
+        try:
+            response = await _send(transport, _request(f"https://127.0.0.1:{port}/v1"))
+            assert await asyncio.wait_for(response.aread(), WAIT) == b"secret"
+        finally:
+            await transport.aclose()
+            server.close()
+
+
+async def test_a_response_dropped_unread_frees_its_connection(upstream: Upstream) -> None:
+    """With one connection allowed, forgetting an unread answer must not block the next."""
+    import gc
+
+    transport = H1Transport(max_connections=1)
+    try:
+        response = await _send(transport, _request(upstream.url + "/whole"))
+        del response
+        gc.collect()
+        response = await _send(
+            transport, _request(upstream.url + "/whole", timeout={**TIMEOUTS, "pool": WAIT})
+        )
+        assert await asyncio.wait_for(response.aread(), WAIT) == b'{"ok": true}'
+    finally:
+        await transport.aclose()

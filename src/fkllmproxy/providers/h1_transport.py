@@ -1,0 +1,485 @@
+"""An httpx transport speaking HTTP/1.1 itself: asyncio protocols and httptools' parser.
+
+The upstream exchange is most of what a proxied request costs once the rest of the path
+is lean: in-process against nginx, aiohttp's ``ClientSession.request`` plus ``read()``
+costs 65-67 µs of CPU per request, a bare asyncio protocol feeding httptools (the llhttp
+parser uvicorn uses) 10-14 µs. A gateway needs only a narrow slice of a general client
+(keep-alive connections to a few configured hosts, a request written in one piece, the
+answer handed over as it arrives), so this transport is that slice and nothing more:
+parsing is httptools', TLS and sockets are asyncio's.
+
+It behaves as ``AiohttpTransport`` does (see that module for the reasons): no cookies,
+no decompression, no redirects, no environment proxies, HTTP/1.1 only, at most
+``max_connections`` connections, idle ones kept ``keepalive_secs``. The request's
+``timeout`` extension gives ``connect`` (opening a connection), ``read`` (the longest
+wait for any bytes of the answer, its head included) and ``pool`` (waiting for a free
+connection); ``write`` is not enforced, and the router bounds first byte, idle gaps and
+the total for every adapter.
+
+Exceptions, as httpx's own transport would choose them:
+
+- no connection (refused, unreachable, DNS, TLS): ``ConnectError``;
+- connecting took longer than ``connect``, or no connection was free within ``pool``:
+  ``ConnectTimeout`` (as with aiohttp's transport: the provider was not reached);
+- the upstream closed the connection before answering, sent something that is not an
+  HTTP response, or ended a body early: ``RemoteProtocolError``;
+- the connection was reset: ``ReadError``;
+- no byte for ``read`` seconds: ``ReadTimeout``.
+
+Like aiohttp, a request on a kept-alive connection the upstream has just closed is not
+sent again (a POST may not be): it fails with ``RemoteProtocolError`` and the router's
+retry takes over. One transport belongs to one event loop. ``HEAD`` is not supported
+(no provider call uses it; its answer's body length would be misread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httptools
+import httpx
+
+__all__ = ["H1Transport"]
+
+_HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket stops being read
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+
+
+def _loop_time(deadline: float | None) -> float | None:
+    """``time.monotonic()`` deadline -> the running loop's clock (uvloop's differs)."""
+    if deadline is None:
+        return None
+    loop = asyncio.get_running_loop()
+    return loop.time() + (deadline - time.monotonic())
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream connection and the answer being read on it (one at a time)."""
+
+    __slots__ = (
+        "_head",
+        "_parser",
+        "_paused",
+        "_waiter",
+        "broken",
+        "buffered",
+        "chunks",
+        "complete",
+        "error",
+        "headers",
+        "idle_since",
+        "in_use",
+        "pool",
+        "status",
+        "transport",
+    )
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._head = False
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.broken = False  # closed, or in a state no next request can follow
+        self.error: httpx.TransportError | None = None
+        self.in_use = False
+        self.idle_since = 0.0
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"not an HTTP response from upstream: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        return False  # close the transport; connection_lost says what it meant
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.broken = True
+        if self.in_use:
+            if self._head and not self.complete and self._ends_at_close():
+                self.on_message_complete()  # a body delimited by the end of the connection
+            elif not self.complete:
+                if exc is not None:
+                    failure: httpx.TransportError = httpx.ReadError(
+                        f"connection to upstream lost: {exc}"
+                    )
+                elif self._head:
+                    failure = httpx.RemoteProtocolError("upstream closed the connection mid-body")
+                else:
+                    failure = httpx.RemoteProtocolError(
+                        "upstream closed the connection without sending a response"
+                    )
+                self._fail(failure)
+        else:
+            self.pool.forget(self)
+
+    def pause_writing(self) -> None:  # large request bodies: the transport buffers them
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
+            self.headers = []
+            return
+        self.status = status
+        self._head = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if not self._head:
+            return  # the end of an interim answer
+        self.complete = True
+        if not self._parser.should_keep_alive():
+            self.broken = True
+        self._wake()
+
+    # -- used by the transport ---------------------------------------------------------------
+
+    def _ends_at_close(self) -> bool:
+        names = {name.lower() for name, _ in self.headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
+
+    def _fail(self, error: httpx.TransportError) -> None:
+        if self.error is None:
+            self.error = error
+        self.broken = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def start(self, data: bytes) -> None:
+        """Send one request (head and body together) and get ready for its answer."""
+        self.in_use = True
+        self._head = False
+        self.status = 0
+        self.headers = []
+        self.chunks.clear()
+        self.buffered = 0
+        self.complete = False
+        transport = self.transport
+        if self.broken or transport is None or transport.is_closing():
+            # Closed by the upstream between connecting and now: nothing would answer.
+            self._fail(
+                httpx.RemoteProtocolError("upstream closed the connection before the request")
+            )
+            return
+        transport.write(data)
+
+    async def wait(self, read_timeout: float | None) -> None:
+        """Until something new happened (head, body bytes, end, error) or ``read`` passed."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None
+        if read_timeout is not None:
+            timer = loop.call_later(read_timeout, self._timed_out, waiter, read_timeout)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _timed_out(self, waiter: asyncio.Future[None], seconds: float) -> None:
+        if not waiter.done():
+            self._fail(httpx.ReadTimeout(f"no data from upstream for {seconds:g} s"))
+
+    def take(self) -> bytes:
+        """Every body byte received so far."""
+        data = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks.clear()
+        self.buffered = 0
+        if self._paused and self.transport is not None and not self.broken:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    def close(self) -> None:
+        self.broken = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Pool:
+    """Idle connections to one origin (scheme, host, port); the limit is the transport's."""
+
+    __slots__ = ("host", "idle", "owner", "port", "ssl")
+
+    def __init__(
+        self, owner: H1Transport, host: str, port: int, tls: ssl.SSLContext | None
+    ) -> None:
+        self.owner = owner
+        self.host = host
+        self.port = port
+        self.ssl = tls
+        self.idle: deque[_Connection] = deque()
+
+    async def acquire(self, timeouts: Any) -> _Connection:
+        """An idle connection to this origin, else a new one once the limit allows."""
+        owner = self.owner
+        pool_timeout = timeouts.get("pool") if timeouts else None
+        deadline = None
+        while True:
+            connection = self._reuse()
+            if connection is not None:
+                return connection
+            if owner.open < owner.max_connections or owner.close_one_idle():
+                break
+            if deadline is None and pool_timeout is not None:
+                deadline = time.monotonic() + pool_timeout
+            await owner.wait_turn(deadline, pool_timeout)
+        owner.open += 1
+        try:
+            return await self._connect(timeouts.get("connect") if timeouts else None)
+        except BaseException:
+            owner.release_slot()
+            raise
+
+    def _reuse(self) -> _Connection | None:
+        now = time.monotonic()
+        idle = self.idle
+        while idle:
+            connection = idle.pop()  # the most recently used: the likeliest to be alive
+            if connection.broken or now - connection.idle_since > self.owner.keepalive_secs:
+                connection.close()
+                self.owner.release_slot()
+                continue
+            return connection
+        return None
+
+    async def _connect(self, connect_secs: float | None) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(connect_secs):
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.host if self.ssl is not None else None,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"connecting to {self.host}:{self.port} took more than {connect_secs:g} s"
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        return connection
+
+    def release(self, connection: _Connection) -> None:
+        """Back to the idle list if the next request can use it; otherwise closed."""
+        connection.in_use = False
+        if connection.broken or not connection.complete or connection.chunks:
+            connection.close()
+            self.owner.release_slot()
+            return
+        connection.idle_since = time.monotonic()
+        self.idle.append(connection)
+        self.owner.wake_next()
+
+    def forget(self, connection: _Connection) -> None:
+        """An idle connection the upstream closed: drop it now rather than on next use."""
+        try:
+            self.idle.remove(connection)
+        except ValueError:
+            return
+        self.owner.release_slot()
+
+
+def _abandon(connection: _Connection) -> None:
+    connection.close()
+    connection.pool.release(connection)
+
+
+class _Body(httpx.AsyncByteStream):
+    """The answer's body as it arrives; the connection goes back to the pool at its end."""
+
+    __slots__ = ("_connection", "_loop", "_read_timeout", "_released")
+
+    def __init__(self, connection: _Connection, read_timeout: float | None) -> None:
+        self._connection = connection
+        self._read_timeout = read_timeout
+        self._released = False
+        self._loop = asyncio.get_running_loop()
+
+    def __del__(self) -> None:
+        # A response dropped unread and unclosed would hold its connection's place in
+        # the limit for good: hang up and free it (on the loop; GC may run elsewhere).
+        if not self._released and not self._loop.is_closed():
+            self._released = True
+            self._loop.call_soon_threadsafe(_abandon, self._connection)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        while True:
+            if connection.chunks:
+                yield connection.take()
+                continue
+            if connection.complete:
+                break
+            if connection.error is not None:
+                raise connection.error
+            await connection.wait(self._read_timeout)
+        self._release()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._connection.pool.release(self._connection)
+
+    async def aclose(self) -> None:
+        if not self._released and not self._connection.complete:
+            self._connection.close()  # an abandoned answer: hang up so the upstream stops
+        self._release()
+
+
+class H1Transport(httpx.AsyncBaseTransport):
+    """One provider's upstream connections (see the module docstring for what and why)."""
+
+    def __init__(self, *, max_connections: int, keepalive_secs: float = 30.0) -> None:
+        self.max_connections = max_connections
+        self.keepalive_secs = keepalive_secs
+        self._pools: dict[tuple[bytes, bytes, int | None], _Pool] = {}
+        self.open = 0  # connections open or being opened, idle ones included
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._tls: ssl.SSLContext | None = None
+
+    # -- the connection limit ----------------------------------------------------------------
+
+    async def wait_turn(self, deadline: float | None, pool_secs: float | None) -> None:
+        """Until a connection is released or goes idle (or ``pool`` has passed)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self.wake_next()  # woken as we gave up: pass the turn on
+            else:
+                waiter.cancel()
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                # ConnectTimeout, as aiohttp's transport reports it: the provider was not
+                # reached (PoolTimeout would read as the provider timing out).
+                raise httpx.ConnectTimeout(
+                    f"no free upstream connection within {pool_secs:g} s "
+                    f"(max_connections = {self.max_connections})"
+                ) from None
+            raise
+
+    def release_slot(self) -> None:
+        self.open -= 1
+        self.wake_next()
+
+    def wake_next(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    def close_one_idle(self) -> bool:
+        """At the limit, an idle connection to another origin makes way for a new one."""
+        for pool in self._pools.values():
+            if pool.idle:
+                pool.idle.popleft().close()
+                self.open -= 1
+                return True
+        return False
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _pool(self, url: httpx.URL) -> _Pool:
+        scheme = url.raw_scheme
+        key = (scheme, url.raw_host, url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            if scheme not in _DEFAULT_PORTS:
+                raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+            tls = None
+            if scheme == b"https":
+                if self._tls is None:
+                    self._tls = ssl.create_default_context()
+                    self._tls.set_alpn_protocols(["http/1.1"])
+                tls = self._tls
+            port = url.port or _DEFAULT_PORTS[scheme]
+            pool = self._pools[key] = _Pool(self, url.host, port, tls)
+        return pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":
+            raise httpx.UnsupportedProtocol("HEAD requests are not supported by this transport")
+        pool = self._pool(request.url)
+        timeouts = request.extensions.get("timeout")
+        try:
+            content = request.content
+        except httpx.RequestNotRead:
+            content = await request.aread()
+        head = [request.method.encode(), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+        for name, value in request.headers.raw:
+            head += (name, b": ", value, b"\r\n")
+        head += (b"\r\n", content)
+        data = b"".join(head)
+        read_timeout = timeouts.get("read") if timeouts else None
+
+        connection = await pool.acquire(timeouts)
+        try:
+            connection.start(data)
+            while not connection._head:
+                if connection.error is not None:
+                    raise connection.error
+                await connection.wait(read_timeout)
+        except BaseException:
+            connection.close()
+            pool.release(connection)
+            raise
+        return httpx.Response(
+            connection.status,
+            headers=connection.headers,
+            stream=_Body(connection, read_timeout),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        for pool in self._pools.values():
+            while pool.idle:
+                pool.idle.pop().close()
+                self.open -= 1
+        self._pools.clear()
