@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 TERMINAL_ONLY = ("rich", "click", "pygments", "typer")
 
@@ -28,3 +31,33 @@ def test_httpx_still_works_in_a_process_that_loaded_fkllmproxy() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "127.0.0.1"
+
+
+def _mapped(pid: int, library: str) -> bool:
+    return library in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_serve_hands_over_to_a_daemon_without_the_cli(start_daemon: Any) -> None:
+    """``fkllm serve`` re-executes itself as the bare daemon: same PID (what systemd
+    watches), and pydantic — which Typer brings and nothing serving needs — not loaded."""
+    daemon = start_daemon()
+    started = next(line for line in daemon.logs() if line["msg"] == "fkllmproxy started")
+    assert started["pid"] == daemon.pid
+    assert _mapped(daemon.pid, "_granian")  # the check below looks at the right process
+    assert not _mapped(daemon.pid, "_pydantic_core")
+    with open(f"/proc/{daemon.pid}/cmdline", "rb") as cmdline:
+        assert b"serve" in cmdline.read().split(b"\0")
+
+
+def test_a_forged_handover_variable_is_refused(tmp_path: Path) -> None:
+    """The variable the handover uses, set to anything else: a clear error, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "fkllmproxy", "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FKLLM_SERVE_SPEC": "not json"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("fkllm: FKLLM_SERVE_SPEC is not what 'fkllm serve' sets")
+    assert "Traceback" not in result.stderr

@@ -6,14 +6,14 @@ command module registers itself on ``app``.
 
 from __future__ import annotations
 
-import sys
 from typing import NoReturn
 
 import typer
 
-__all__ = ["EXIT_CONFIG", "app", "fail"]
+from fkllmproxy.cli.messages import EXIT_CONFIG, print_error, print_problems
 
-EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus stops a restart loop
+__all__ = ["EXIT_CONFIG", "app", "fail", "print_problems"]
+
 
 app = typer.Typer(
     name="fkllm",
@@ -28,11 +28,5 @@ app = typer.Typer(
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` to stderr as the one line of an error and exit with ``code``."""
-    sys.stderr.write(f"fkllm: {message}\n")
+    print_error(message)
     raise typer.Exit(code)
-
-
-def print_problems(problems: list[str], heading: str) -> None:
-    sys.stderr.write(f"fkllm: {heading}\n")
-    for problem in problems:
-        sys.stderr.write(f"  - {problem}\n")

@@ -1,4 +1,4 @@
-"""The ``fkllm`` command line (also installed as ``fkllmproxy``)."""
+"""The ``fkllm`` Typer application with every command registered, and its runner."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from fkllmproxy.cli import (  # noqa: F401 - registers commands
 )
 from fkllmproxy.cli.app import EXIT_CONFIG, app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "run"]
 
 
 @app.callback(invoke_without_command=True)
@@ -59,8 +59,8 @@ def _bare_run(ctx: typer.Context) -> None:
     sys.stdout.write("Run 'fkllm serve' to start the proxy.\n\n" + ctx.get_help() + "\n")
 
 
-def main() -> None:
-    """Entry point: Typer in non-standalone mode, so every error is one plain line."""
+def run() -> None:
+    """Typer in non-standalone mode, so every error is one plain line."""
     try:
         code = app(standalone_mode=False)
     except click_exceptions.UsageError as exc:

@@ -24,6 +24,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the proxy in the foreground, JSON logs on stdout (exit 78 on invalid config)."""
+    from fkllmproxy.daemon.reexec import reexec_daemon
     from fkllmproxy.daemon.run import ServeOptions, StartupError
     from fkllmproxy.daemon.run import serve as run_daemon
 
@@ -34,6 +35,7 @@ def serve(
     except ConfigError as exc:
         print_problems(exc.problems, f"{exc.message}; not starting:")
         raise typer.Exit(EXIT_CONFIG) from None
+    reexec_daemon(options)  # the daemon without the CLI in memory; returns if it cannot
     try:
         code = run_daemon(options, loaded)
     except ConfigError as exc:  # a provider that cannot be built (e.g. its credentials file)
