@@ -551,3 +551,40 @@ async def test_a_response_dropped_unread_frees_its_connection(upstream: Upstream
         assert await asyncio.wait_for(response.aread(), WAIT) == b'{"ok": true}'
     finally:
         await transport.aclose()
+
+
+class TestRequestHead:
+    async def test_a_streamed_request_body_goes_out_with_its_length(
+        self, transport: Transport, upstream: Upstream
+    ) -> None:
+        async def parts() -> AsyncIterator[bytes]:
+            yield b'{"a": '
+            yield b"1}"
+
+        request = httpx.Request(
+            "POST",
+            upstream.url + "/whole",
+            content=parts(),
+            headers={"content-type": "application/json"},
+            extensions={"timeout": TIMEOUTS},
+        )
+        response = await _send(transport, request)
+        await asyncio.wait_for(response.aread(), WAIT)
+        assert response.status_code == 200
+        assert upstream.seen[0][2] == b'{"a": 1}'
+
+    async def test_a_line_break_in_a_header_is_refused_before_sending(
+        self, kind: type[Transport], upstream: Upstream
+    ) -> None:
+        """Nothing may smuggle a second header (or request) to the upstream."""
+        transport = kind(max_connections=1)
+        request = _request(upstream.url + "/whole")
+        request.headers["x-note"] = "fine"
+        raw = [(k, v) for k, v in request.headers.raw if k.lower() != b"x-note"]
+        request.headers = httpx.Headers([*raw, (b"x-note", b"a\r\nx-injected: yes")])
+        try:
+            with pytest.raises((httpx.LocalProtocolError, ValueError)):
+                await _send(transport, request)
+        finally:
+            await transport.aclose()
+        assert not upstream.seen

@@ -448,15 +448,30 @@ class H1Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol("HEAD requests are not supported by this transport")
         pool = self._pool(request.url)
         timeouts = request.extensions.get("timeout")
+        headers = request.headers.raw
         try:
             content = request.content
         except httpx.RequestNotRead:
+            # A streamed body: sent whole, with its length instead of chunked framing.
             content = await request.aread()
+            headers = [
+                (name, value)
+                for name, value in headers
+                if name.lower() not in (b"transfer-encoding", b"content-length")
+            ]
+            headers.append((b"Content-Length", str(len(content)).encode()))
         head = [request.method.encode(), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-        for name, value in request.headers.raw:
+        for name, value in headers:
             head += (name, b": ", value, b"\r\n")
-        head += (b"\r\n", content)
+        head.append(b"\r\n")
         data = b"".join(head)
+        lines = len(headers) + 2
+        if data.count(b"\n") != lines or data.count(b"\r") != lines:
+            # A line break inside a header would start a header (or a request) of its
+            # own at the upstream; no caller sends one, and none may.
+            raise httpx.LocalProtocolError("line break in a request header; not sent")
+        if content:
+            data += content
         read_timeout = timeouts.get("read") if timeouts else None
 
         connection = await pool.acquire(timeouts)
