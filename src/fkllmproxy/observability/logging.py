@@ -8,6 +8,7 @@ formatter never sees request bodies, keys or headers because callers never pass 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from contextvars import ContextVar
@@ -74,7 +75,7 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
         }
         if self.with_pid:
-            line["pid"] = record.process
+            line["pid"] = os.getpid()
         line.update(_extras(record))
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
@@ -133,6 +134,13 @@ class _ScrubbingHandler(logging.StreamHandler):
 
 def configure_logging(level: str = "INFO", fmt: str = "json", *, with_pid: bool = False) -> None:
     """Send every logger's records to stdout in the chosen format (idempotent)."""
+    # No line we print names the calling file and line, the thread or the process name:
+    # the logging HOWTO's "Optimization" switches stop collecting them for every record
+    # (the caller's file and line alone meant walking the stack once per request).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging.logProcesses = False
     handler = _ScrubbingHandler(sys.stdout)
     handler.setFormatter(JSONFormatter(with_pid) if fmt == "json" else TextFormatter())
     root = logging.getLogger()
