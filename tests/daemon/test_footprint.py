@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import wait_until
+
 TERMINAL_ONLY = ("rich", "click", "pygments", "typer")
 
 
@@ -41,7 +43,13 @@ def test_serve_hands_over_to_a_daemon_without_the_cli(start_daemon: Any) -> None
     """``fkllm serve`` re-executes itself as the bare daemon: same PID (what systemd
     watches), and pydantic — which Typer brings and nothing serving needs — not loaded."""
     daemon = start_daemon()
-    started = next(line for line in daemon.logs() if line["msg"] == "fkllmproxy started")
+
+    def started_line() -> dict[str, Any] | None:
+        return next((line for line in daemon.logs() if line["msg"] == "fkllmproxy started"), None)
+
+    assert wait_until(lambda: started_line() is not None, 10), daemon.stdout_lines()
+    started = started_line()
+    assert started is not None
     assert started["pid"] == daemon.pid
     assert _mapped(daemon.pid, "_granian")  # the check below looks at the right process
     assert not _mapped(daemon.pid, "_pydantic_core")
