@@ -588,3 +588,30 @@ class TestRequestHead:
         finally:
             await transport.aclose()
         assert not upstream.seen
+
+
+async def test_a_burst_of_new_connections_looks_the_name_up_once(upstream: Upstream) -> None:
+    """Five requests at once need five new connections to ``localhost``: one lookup."""
+    loop = asyncio.get_running_loop()
+    lookups: list[object] = []
+    real_getaddrinfo = loop.getaddrinfo
+
+    async def counting(host: object, *args: object, **kwargs: object) -> object:
+        lookups.append(host)
+        return await real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    loop.getaddrinfo = counting  # type: ignore[method-assign]
+    transport = H1Transport(max_connections=5)
+    url = upstream.url.replace("127.0.0.1", "localhost") + "/whole"
+    try:
+
+        async def one() -> bytes:
+            response = await _send(transport, _request(url))
+            return await asyncio.wait_for(response.aread(), WAIT)
+
+        bodies = await asyncio.gather(*(one() for _ in range(5)))
+    finally:
+        del loop.getaddrinfo
+        await transport.aclose()
+    assert bodies == [b'{"ok": true}'] * 5
+    assert lookups == ["localhost"]

@@ -35,6 +35,7 @@ retry takes over. One transport belongs to one event loop. ``HEAD`` is not suppo
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections import deque
@@ -46,6 +47,7 @@ import httpx
 
 __all__ = ["H1Transport"]
 
+_DNS_TTL_SECS = 300.0  # how long an origin's looked-up addresses are reused
 _HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket stops being read
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
@@ -239,7 +241,7 @@ class _Connection(asyncio.Protocol):
 class _Pool:
     """Idle connections to one origin (scheme, host, port); the limit is the transport's."""
 
-    __slots__ = ("host", "idle", "owner", "port", "ssl")
+    __slots__ = ("_addresses", "_resolved_at", "_resolving", "host", "idle", "owner", "port", "ssl")
 
     def __init__(
         self, owner: H1Transport, host: str, port: int, tls: ssl.SSLContext | None
@@ -249,6 +251,9 @@ class _Pool:
         self.port = port
         self.ssl = tls
         self.idle: deque[_Connection] = deque()
+        self._addresses: list[tuple[str, int]] = []
+        self._resolved_at = 0.0
+        self._resolving: asyncio.Future[list[tuple[str, int]]] | None = None
 
     async def acquire(self, timeouts: Any) -> _Connection:
         """An idle connection to this origin, else a new one once the limit allows."""
@@ -284,23 +289,68 @@ class _Pool:
         return None
 
     async def _connect(self, connect_secs: float | None) -> _Connection:
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_secs):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self),
-                    self.host,
-                    self.port,
-                    ssl=self.ssl,
-                    server_hostname=self.host if self.ssl is not None else None,
-                )
+                return await self._open_connection()
         except TimeoutError:
             raise httpx.ConnectTimeout(
                 f"connecting to {self.host}:{self.port} took more than {connect_secs:g} s"
             ) from None
         except (OSError, ssl.SSLError) as exc:
             raise httpx.ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        return connection
+
+    async def _open_connection(self) -> _Connection:
+        """A connection to the first of the origin's addresses that accepts one."""
+        loop = asyncio.get_running_loop()
+        failure: OSError | None = None
+        for host, port in await self._addresses_now():
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self),
+                    host,
+                    port,
+                    ssl=self.ssl,
+                    server_hostname=self.host if self.ssl is not None else None,
+                )
+                return connection
+            except ssl.SSLError:
+                raise
+            except OSError as exc:
+                failure = exc
+        self._addresses = []  # none answered: look the name up again next time
+        raise failure or OSError(f"no address for {self.host}")
+
+    async def _addresses_now(self) -> list[tuple[str, int]]:
+        """The origin's addresses, looked up once per ``_DNS_TTL_SECS``.
+
+        A burst of new connections (a thousand requests arriving together at start)
+        would otherwise make a thousand lookups through the loop's small resolver thread
+        pool; concurrent callers share one lookup, as aiohttp's DNS cache does.
+        """
+        if self._addresses and time.monotonic() - self._resolved_at < _DNS_TTL_SECS:
+            return self._addresses
+        resolving = self._resolving
+        if resolving is None:
+            resolving = self._resolving = asyncio.ensure_future(self._look_up())
+            resolving.add_done_callback(self._looked_up)
+        return await asyncio.shield(resolving)
+
+    async def _look_up(self) -> list[tuple[str, int]]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        addresses: list[tuple[str, int]] = []
+        for *_, address in infos:
+            host_port = (str(address[0]), int(address[1]))
+            if host_port not in addresses:
+                addresses.append(host_port)
+        self._addresses = addresses
+        self._resolved_at = time.monotonic()
+        return addresses
+
+    def _looked_up(self, resolving: asyncio.Future[list[tuple[str, int]]]) -> None:
+        self._resolving = None
+        if not resolving.cancelled():
+            resolving.exception()  # retrieved: each waiter got it through the shield
 
     def release(self, connection: _Connection) -> None:
         """Back to the idle list if the next request can use it; otherwise closed."""
