@@ -10,7 +10,8 @@ parsing is httptools', TLS and sockets are asyncio's.
 
 It behaves as ``AiohttpTransport`` does (see that module for the reasons): no cookies,
 no decompression, no redirects, no environment proxies, HTTP/1.1 only, at most
-``max_connections`` connections, idle ones kept ``keepalive_secs``. The request's
+``max_connections`` connections, idle ones kept ``keepalive_secs``, each origin's name
+looked up once per five minutes. The request's
 ``timeout`` extension gives ``connect`` (opening a connection), ``read`` (the longest
 wait for any bytes of the answer, its head included) and ``pool`` (waiting for a free
 connection); ``write`` is not enforced, and the router bounds first byte, idle gaps and
