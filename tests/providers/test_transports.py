@@ -615,3 +615,18 @@ async def test_a_burst_of_new_connections_looks_the_name_up_once(upstream: Upstr
         await transport.aclose()
     assert bodies == [b'{"ok": true}'] * 5
     assert lookups == ["localhost"]
+
+
+async def test_an_answer_still_out_at_close_hangs_up_when_it_ends(upstream: Upstream) -> None:
+    """Closing the transport (a reload retiring a provider) while a stream is still being
+    read: the stream finishes, then its connection is closed, not kept idle unowned."""
+    transport = H1Transport(max_connections=2)
+    response = await _send(transport, _request(upstream.url + "/stream"))
+    chunks = response.aiter_raw()
+    assert await asyncio.wait_for(anext(chunks), WAIT) == b"data: first\n\n"
+    await transport.aclose()
+    upstream.release.set()
+    rest = b"".join([chunk async for chunk in chunks])
+    await response.aclose()
+    assert rest == b"data: second\n\n"
+    assert transport.open == 0

@@ -242,7 +242,17 @@ class _Connection(asyncio.Protocol):
 class _Pool:
     """Idle connections to one origin (scheme, host, port); the limit is the transport's."""
 
-    __slots__ = ("_addresses", "_resolved_at", "_resolving", "host", "idle", "owner", "port", "ssl")
+    __slots__ = (
+        "_addresses",
+        "_resolved_at",
+        "_resolving",
+        "host",
+        "idle",
+        "owner",
+        "port",
+        "retired",
+        "ssl",
+    )
 
     def __init__(
         self, owner: H1Transport, host: str, port: int, tls: ssl.SSLContext | None
@@ -252,6 +262,7 @@ class _Pool:
         self.port = port
         self.ssl = tls
         self.idle: deque[_Connection] = deque()
+        self.retired = False  # the transport was closed: answers still out close at the end
         self._addresses: list[tuple[str, int]] = []
         self._resolved_at = 0.0
         self._resolving: asyncio.Future[list[tuple[str, int]]] | None = None
@@ -356,7 +367,7 @@ class _Pool:
     def release(self, connection: _Connection) -> None:
         """Back to the idle list if the next request can use it; otherwise closed."""
         connection.in_use = False
-        if connection.broken or not connection.complete or connection.chunks:
+        if connection.broken or not connection.complete or connection.chunks or self.retired:
             connection.close()
             self.owner.release_slot()
             return
@@ -545,6 +556,7 @@ class H1Transport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         for pool in self._pools.values():
+            pool.retired = True
             while pool.idle:
                 pool.idle.pop().close()
                 self.open -= 1
