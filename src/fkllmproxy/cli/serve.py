@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Annotated
 
 import typer
@@ -25,7 +23,7 @@ def serve(
 ) -> None:
     """Run the proxy in the foreground, JSON logs on stdout (exit 78 on invalid config)."""
     from fkllmproxy.daemon.reexec import reexec_daemon
-    from fkllmproxy.daemon.run import ServeOptions, StartupError
+    from fkllmproxy.daemon.run import ServeOptions, StartupError, exit_now
     from fkllmproxy.daemon.run import serve as run_daemon
 
     overrides = {"server": {"host": host, "port": port, "workers": workers}}
@@ -43,17 +41,4 @@ def serve(
         raise typer.Exit(EXIT_CONFIG) from None
     except StartupError as exc:
         fail(str(exc), 1)
-    _exit_now(code)
-
-
-def _exit_now(code: int) -> None:
-    """Leave without interpreter finalization once the daemon has stopped cleanly.
-
-    Everything is closed and flushed by now. Granian's Rust runtime threads can still
-    be unwinding while CPython tears itself down, and that intermittently aborts the
-    process ("panic in a function that cannot unwind", exit 134) after a clean stop —
-    which would turn systemd's view of a clean stop into a crash.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code)

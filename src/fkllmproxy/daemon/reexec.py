@@ -54,7 +54,7 @@ def reexec_daemon(options: Any) -> None:
 def serve_from_spec(spec: str) -> NoReturn:
     """The daemon, as ``fkllm serve`` asked for it; exits with the daemon's status."""
     from fkllmproxy.cli.messages import EXIT_CONFIG, print_error, print_problems
-    from fkllmproxy.daemon.run import ServeOptions, StartupError, serve
+    from fkllmproxy.daemon.run import ServeOptions, StartupError, exit_now, serve
     from fkllmproxy.errors import ConfigError
 
     try:
@@ -66,20 +66,13 @@ def serve_from_spec(spec: str) -> NoReturn:
         )
     except (msgspec.DecodeError, KeyError, TypeError):
         print_error(f"{SPEC_ENV} is not what 'fkllm serve' sets; unset it and run 'fkllm serve'")
-        _exit(2)
+        exit_now(2)
     try:
         code = serve(options, options.load())
     except ConfigError as exc:
         print_problems(exc.problems, f"{exc.message}; not starting:")
-        _exit(EXIT_CONFIG)
+        exit_now(EXIT_CONFIG)
     except StartupError as exc:
         print_error(str(exc))
-        _exit(1)
-    _exit(code)
-
-
-def _exit(code: int) -> NoReturn:
-    """Leave without interpreter finalization (see ``cli/serve.py``'s ``_exit_now``)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        exit_now(1)
+    exit_now(code)

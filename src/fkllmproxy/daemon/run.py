@@ -14,10 +14,11 @@ import errno
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fkllmproxy import __version__
 from fkllmproxy.auth.store import store_keys
@@ -31,7 +32,7 @@ from fkllmproxy.observability.metrics import use_multiprocess
 from fkllmproxy.observability.usage import LedgerError, PriceTable, UsageLedger, open_ledger
 from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
-__all__ = ["ServeOptions", "StartupError", "serve"]
+__all__ = ["ServeOptions", "StartupError", "exit_now", "serve"]
 
 _log = get_logger("daemon")
 # After the drain deadline: how long streams get to send their closing error event.
@@ -294,6 +295,19 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
     use_multiprocess(None)  # one process: metrics in memory, whatever the environment says
     with asyncio.Runner(loop_factory=event_loop_factory(config.server.event_loop)) as runner:
         return runner.run(Daemon(options, loaded).run())
+
+
+def exit_now(code: int) -> NoReturn:
+    """Leave without interpreter finalization once the daemon has stopped.
+
+    Everything is closed and flushed by now. Granian's Rust runtime threads can still
+    be unwinding while CPython tears itself down, and that intermittently aborts the
+    process ("panic in a function that cannot unwind", exit 134) after a clean stop —
+    which would turn systemd's view of a clean stop into a crash.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:

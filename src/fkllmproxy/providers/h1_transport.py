@@ -53,14 +53,6 @@ _HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket stops bei
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 
-def _loop_time(deadline: float | None) -> float | None:
-    """``time.monotonic()`` deadline -> the running loop's clock (uvloop's differs)."""
-    if deadline is None:
-        return None
-    loop = asyncio.get_running_loop()
-    return loop.time() + (deadline - time.monotonic())
-
-
 class _Connection(asyncio.Protocol):
     """One upstream connection and the answer being read on it (one at a time)."""
 
@@ -279,7 +271,7 @@ class _Pool:
             if owner.open < owner.max_connections or owner.close_one_idle():
                 break
             if deadline is None and pool_timeout is not None:
-                deadline = time.monotonic() + pool_timeout
+                deadline = asyncio.get_running_loop().time() + pool_timeout
             await owner.wait_turn(deadline, pool_timeout)
         owner.open += 1
         try:
@@ -445,11 +437,12 @@ class H1Transport(httpx.AsyncBaseTransport):
     # -- the connection limit ----------------------------------------------------------------
 
     async def wait_turn(self, deadline: float | None, pool_secs: float | None) -> None:
-        """Until a connection is released or goes idle (or ``pool`` has passed)."""
+        """Until a connection is released or goes idle, or the loop's clock reaches
+        ``deadline`` (``pool`` seconds after the request began to wait)."""
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            async with asyncio.timeout_at(_loop_time(deadline)):
+            async with asyncio.timeout_at(deadline):
                 await waiter
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
