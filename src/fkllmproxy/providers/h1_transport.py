@@ -103,9 +103,6 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError(f"not an HTTP response from upstream: {exc}"))
             self.close()
 
-    def eof_received(self) -> bool | None:
-        return False  # close the transport; connection_lost says what it meant
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.broken = True
         if self.in_use:
@@ -125,12 +122,6 @@ class _Connection(asyncio.Protocol):
                 self._fail(failure)
         else:
             self.pool.forget(self)
-
-    def pause_writing(self) -> None:  # large request bodies: the transport buffers them
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # -- httptools callbacks -----------------------------------------------------------------
 
