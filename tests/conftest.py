@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fkllmproxy.testing.fake_upstream import FakeUpstream
+from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 
 MASTER_KEY = "sk-test-master-0123456789"
 
@@ -106,6 +106,18 @@ class RunningDaemon:
             f"daemon exited {self.process.returncode}: {self.stderr_text()}"
         )
 
+    def __enter__(self) -> RunningDaemon:
+        """Ready to serve; stopped again (by PID) if it never gets there."""
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def headers(self, key: str = MASTER_KEY) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
 
@@ -168,10 +180,14 @@ def start_daemon(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def mock_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     """One shared daemon on the mock provider, for tests that only read from it."""
-    daemon = RunningDaemon(tmp_path_factory.mktemp("mockd"), MOCK_CONFIG)
-    daemon.wait_ready()
-    yield daemon
-    daemon.stop()
+    with RunningDaemon(tmp_path_factory.mktemp("mockd"), MOCK_CONFIG) as daemon:
+        yield daemon
+
+
+def only_request(upstream: FakeUpstream) -> RecordedRequest:
+    """The one request the upstream saw (fails if it saw none or several)."""
+    (seen,) = upstream.requests
+    return seen
 
 
 def prometheus_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -196,6 +212,14 @@ def sample_sum(
 @pytest.fixture
 def fake_upstream() -> Iterator[FakeUpstream]:
     """A fake provider on a free 127.0.0.1 port; see ``fkllmproxy.testing.fake_upstream``."""
+    with FakeUpstream() as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeUpstream]:
+    """``fake_upstream`` shared by a module, for the modules that share one daemon in
+    front of it (each test clears its record, see ``only_request``)."""
     with FakeUpstream() as up:
         yield up
 

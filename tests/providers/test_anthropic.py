@@ -51,29 +51,15 @@ WEATHER = {
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
-    running = RunningDaemon(
+    with RunningDaemon(
         tmp_path_factory.mktemp("anthropic-provider"),
         CONFIG.format(url=upstream.url, models=MODELS),
         env={"FAKE_ANTHROPIC_KEY": PROVIDER_KEY},
-    )
-    running.wait_ready()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(daemon: RunningDaemon, upstream: FakeUpstream) -> openai.OpenAI:
-    upstream.clear()
-    return openai.OpenAI(base_url=daemon.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    ) as running:
+        yield running
 
 
 def sent(upstream: FakeUpstream) -> list[RecordedRequest]:

@@ -8,8 +8,8 @@ from typing import Any
 import openai
 import pytest
 
-from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
-from tests.conftest import MASTER_KEY, RunningDaemon
+from fkllmproxy.testing.fake_upstream import FakeUpstream
+from tests.conftest import MASTER_KEY, RunningDaemon, only_request
 
 AZURE_KEY = "azure-resource-key-0123"
 
@@ -50,34 +50,15 @@ targets = [{{ provider = "az", model = "fault-400" }}]
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
-    running = RunningDaemon(
+    with RunningDaemon(
         tmp_path_factory.mktemp("azure"),
         CONFIG.format(url=upstream.url),
         env={"AZURE_OPENAI_API_KEY": AZURE_KEY},
-    )
-    running.wait_ready()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(daemon: RunningDaemon, upstream: FakeUpstream) -> openai.OpenAI:
-    upstream.clear()
-    return openai.OpenAI(base_url=daemon.url + "/v1", api_key=MASTER_KEY, max_retries=0)
-
-
-def only_request(upstream: FakeUpstream) -> RecordedRequest:
-    (seen,) = upstream.requests
-    return seen
+    ) as running:
+        yield running
 
 
 def hello(text: str = "hello azure") -> list[Any]:

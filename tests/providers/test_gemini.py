@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
-from tests.conftest import MASTER_KEY, RunningDaemon, wait_until
+from fkllmproxy.testing.fake_upstream import FakeUpstream
+from tests.conftest import MASTER_KEY, RunningDaemon, only_request, wait_until
 
 GOOGLE_KEY = "AIza-fake-google-key-0123"
 
@@ -78,34 +78,15 @@ WEATHER: list[Any] = [
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
-    running = RunningDaemon(
+    with RunningDaemon(
         tmp_path_factory.mktemp("gemini"),
         CONFIG.format(url=upstream.url),
         env={"GOOGLE_API_KEY": GOOGLE_KEY},
-    )
-    running.wait_ready()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(daemon: RunningDaemon, upstream: FakeUpstream) -> openai.OpenAI:
-    upstream.clear()
-    return openai.OpenAI(base_url=daemon.url + "/v1", api_key=MASTER_KEY, max_retries=0)
-
-
-def only_request(upstream: FakeUpstream) -> RecordedRequest:
-    (seen,) = upstream.requests
-    return seen
+    ) as running:
+        yield running
 
 
 def user(text: str) -> list[Any]:

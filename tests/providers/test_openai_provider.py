@@ -35,29 +35,15 @@ targets = [{{ provider = "fake", model = "fault-500" }}]
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
-    running = RunningDaemon(
+    with RunningDaemon(
         tmp_path_factory.mktemp("openai-provider"),
         CONFIG.format(url=upstream.url),
         env={"FAKE_UPSTREAM_KEY": PROVIDER_KEY},
-    )
-    running.wait_ready()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(daemon: RunningDaemon, upstream: FakeUpstream) -> openai.OpenAI:
-    upstream.clear()
-    return openai.OpenAI(base_url=daemon.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    ) as running:
+        yield running
 
 
 def upstream_chats(upstream: FakeUpstream) -> list[Any]:

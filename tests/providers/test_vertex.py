@@ -67,32 +67,18 @@ WEATHER: list[Any] = [
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
     tmp = tmp_path_factory.mktemp("vertex")
     credentials = upstream.write_service_account(tmp / "sa.json")
-    running = RunningDaemon(
+    with RunningDaemon(
         tmp,
         CONFIG.format(url=upstream.url, credentials=credentials),
         # The second provider names no file: it takes the standard variable.
         env={"GOOGLE_APPLICATION_CREDENTIALS": str(credentials)},
-    )
-    running.wait_ready()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(daemon: RunningDaemon, upstream: FakeUpstream) -> openai.OpenAI:
-    upstream.clear()
-    return openai.OpenAI(base_url=daemon.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    ) as running:
+        yield running
 
 
 def model_calls(upstream: FakeUpstream) -> list[RecordedRequest]:

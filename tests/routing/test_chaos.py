@@ -141,19 +141,11 @@ targets = [{{ provider = "patient", model = "slow-stream-300" }}]
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
-    running = RunningDaemon(tmp_path_factory.mktemp("chaos"), chaos_config(upstream.url))
-    running.wait_ready()
-    yield running
-    running.stop()
+    with RunningDaemon(tmp_path_factory.mktemp("chaos"), chaos_config(upstream.url)) as running:
+        yield running
 
 
 @pytest.fixture(scope="module", params=["aiohttp", "h1", "httpx"])
@@ -163,14 +155,12 @@ def patient(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningDaemon]:
     """Every HTTP transport: each must close an abandoned upstream call."""
-    running = RunningDaemon(
+    with RunningDaemon(
         tmp_path_factory.mktemp("patient"),
         PATIENT_CONFIG.format(url=upstream.url),
         env={"APP_SERVER__HTTP_TRANSPORT": request.param},
-    )
-    running.wait_ready()
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -48,10 +48,8 @@ def daemon(start_daemon: object) -> RunningDaemon:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
     """One daemon for the tests that change nothing."""
-    running = RunningDaemon(tmp_path_factory.mktemp("admin"), CONFIG)
-    running.wait_ready()
-    yield running
-    running.stop()
+    with RunningDaemon(tmp_path_factory.mktemp("admin"), CONFIG) as running:
+        yield running
 
 
 def open_dead_circuit(daemon: RunningDaemon) -> None:

@@ -104,18 +104,12 @@ WEATHER = {
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
     tmp = tmp_path_factory.mktemp("anthropic-api")
     credentials = upstream.write_service_account(tmp / "sa.json")
-    running = RunningDaemon(
+    with RunningDaemon(
         tmp,
         CONFIG.format(url=upstream.url, models=MODELS, credentials=credentials),
         env={
@@ -124,10 +118,8 @@ def daemon(
             "FAKE_GOOGLE_KEY": "google-key",
             "FAKE_AZURE_KEY": "azure-key",
         },
-    )
-    running.wait_ready()
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 @pytest.fixture
