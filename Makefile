@@ -9,8 +9,8 @@ PORT ?= 4000
 
 help:
 	@echo "make run    install into $(VENV) and start the proxy on the mock provider (port $(PORT))"
-	@echo "make test   install into $(VENV) and run the test suite"
-	@echo "make lint   ruff check, ruff format --check and mypy"
+	@echo "make test   install into $(VENV), lint (ruff, mypy, layering) and run the test suite"
+	@echo "make lint   ruff check, ruff format --check, mypy and the import-layering check"
 	@echo "make dist   build dist/fkllmproxy, one executable file that needs only python3"
 	@echo "make install  (as root) install the program, the systemd unit, /etc/fkllmproxy/{env,config.toml}"
 
@@ -41,13 +41,14 @@ run: venv $(RUN_DIR)/env
 	echo
 	exec $(BIN)/fkllm serve --config examples/mock.toml --env-file $(RUN_DIR)/env --port $(PORT)
 
-test: venv
+test: lint
 	$(BIN)/python -m pytest
 
 lint: venv
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	cd src && ../$(BIN)/lint-imports --no-cache ../pyproject.toml
 
 format: venv
 	$(BIN)/ruff check --fix src tests

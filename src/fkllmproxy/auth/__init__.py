@@ -2,7 +2,7 @@
 
 from fkllmproxy.auth.events import AUTH_FAILURE, RATE_LIMIT_HIT, AccessEvents
 from fkllmproxy.auth.keys import Authenticator, Caller
-from fkllmproxy.auth.ratelimit import Decision, RateLimiter
+from fkllmproxy.state.buckets import Decision, RateLimiter
 
 __all__ = [
     "AUTH_FAILURE",

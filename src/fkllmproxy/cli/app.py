@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import typer
 
-from fkllmproxy.cli.messages import EXIT_CONFIG, print_error, print_problems
+from fkllmproxy.daemon.messages import EXIT_CONFIG, print_error, print_problems
 
 __all__ = ["EXIT_CONFIG", "app", "fail", "print_problems"]
 

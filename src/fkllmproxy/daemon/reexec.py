@@ -53,7 +53,7 @@ def reexec_daemon(options: Any) -> None:
 
 def serve_from_spec(spec: str) -> NoReturn:
     """The daemon, as ``fkllm serve`` asked for it; exits with the daemon's status."""
-    from fkllmproxy.cli.messages import EXIT_CONFIG, print_error, print_problems
+    from fkllmproxy.daemon.messages import EXIT_CONFIG, print_error, print_problems
     from fkllmproxy.daemon.run import ServeOptions, StartupError, exit_now, serve
     from fkllmproxy.errors import ConfigError
 

@@ -12,7 +12,7 @@ import abc
 from dataclasses import dataclass
 from typing import Literal
 
-from fkllmproxy.auth.ratelimit import Decision
+from fkllmproxy.state.buckets import Decision
 
 __all__ = ["CircuitParams", "SharedCircuit", "StateBackend", "StateUnavailable"]
 

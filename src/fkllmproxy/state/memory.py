@@ -6,8 +6,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from fkllmproxy.auth.ratelimit import Decision, RateLimiter
 from fkllmproxy.state.base import StateBackend
+from fkllmproxy.state.buckets import Decision, RateLimiter
 
 __all__ = ["MemoryState"]
 

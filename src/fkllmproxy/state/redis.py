@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fkllmproxy.auth.ratelimit import Decision
 from fkllmproxy.state.base import CircuitParams, SharedCircuit, StateBackend, StateUnavailable
+from fkllmproxy.state.buckets import Decision
 
 __all__ = ["RedisState"]
 

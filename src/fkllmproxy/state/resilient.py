@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from fkllmproxy.auth.ratelimit import Decision
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.state.base import CircuitParams, SharedCircuit, StateBackend, StateUnavailable
+from fkllmproxy.state.buckets import Decision
 from fkllmproxy.state.memory import MemoryState
 
 __all__ = ["ResilientState"]

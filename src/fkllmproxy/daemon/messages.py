@@ -1,7 +1,8 @@
 """How every fkllm process reports a failure on stderr, and the exit code for a bad config.
 
-Kept free of Typer so that the re-executed daemon (``daemon/reexec.py``) reports exactly
-as the command line does.
+It lives with the daemon, free of Typer, because the re-executed daemon
+(``daemon/reexec.py``) must report exactly as the command line does and may not import
+the CLI (the layering check forbids it).
 """
 
 from __future__ import annotations
