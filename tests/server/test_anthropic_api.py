@@ -563,3 +563,120 @@ class TestGoogleAndAzureProviders:
             assert declarations[0]["name"] == "get_weather"
             response = up_second.json["contents"][-1]["parts"][0]["functionResponse"]
             assert response["name"] == "get_weather"
+
+
+MID_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
+CLAUDE_CODE_BODY: dict[str, Any] = {
+    "max_tokens": 64000,
+    "stream": True,
+    "system": [
+        {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}
+    ],
+    "messages": [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "say hi", "cache_control": {"type": "ephemeral"}}],
+        },
+        {"role": "system", "content": "Available agent types: Explore."},
+    ],
+    "thinking": {"type": "adaptive"},
+    "output_config": {"effort": "high"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "metadata": {"user_id": "session-1"},
+}
+
+
+class TestClaudeCodeFidelity:
+    """What Claude Code 2.1 sends for its newer model names, through each provider kind."""
+
+    def test_system_message_in_messages_reaches_anthropic_as_sent(
+        self, daemon: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """Role system inside messages, ?beta=true, the client's beta and version headers:
+        all reach an Anthropic target untouched but for the model."""
+        upstream.clear()
+        body = {**CLAUDE_CODE_BODY, "model": "claude-ok"}
+        response = httpx.post(
+            daemon.url + "/v1/messages?beta=true",
+            content=json.dumps(body).encode(),
+            headers={
+                "authorization": f"Bearer {MASTER_KEY}",
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": f"claude-code-20250219,{MID_SYSTEM_BETA}",
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert "echo: say hi" in "".join(
+            json.loads(line[5:]).get("delta", {}).get("text", "")
+            for line in response.text.splitlines()
+            if line.startswith("data:")
+        )
+        (seen,) = sent(upstream, "/v1/messages")
+        assert seen.headers["anthropic-beta"] == f"claude-code-20250219,{MID_SYSTEM_BETA}"
+        assert seen.headers["anthropic-version"] == "2023-06-01"
+        assert seen.json == {**body, "model": "ok"}
+
+    def test_client_anthropic_version_is_forwarded(
+        self, daemon: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """The anthropic-version the client sent is the one the provider sees."""
+        upstream.clear()
+        body = {
+            "model": "claude-ok",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "v"}],
+        }
+        assert post_messages(daemon, body, **{"anthropic-version": "2099-01-01"}).status_code == 200
+        (seen,) = sent(upstream, "/v1/messages")
+        assert seen.headers["anthropic-version"] == "2099-01-01"
+
+    def test_anthropic_refusal_comes_back_verbatim(
+        self, daemon: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """Without the beta the provider refuses the system role: its status and body, as sent."""
+        upstream.clear()
+        body = {**CLAUDE_CODE_BODY, "model": "claude-ok", "stream": False}
+        response = post_messages(daemon, body)
+        assert response.status_code == 400
+        answer = response.json()
+        assert answer["type"] == "error" and answer["request_id"].startswith("req_")
+        assert 'Unexpected role "system"' in answer["error"]["message"]
+
+    @pytest.mark.parametrize("model", ["oai-ok", "gem-ok"])
+    def test_system_message_and_thinking_translate(
+        self, daemon: RunningDaemon, upstream: FakeUpstream, model: str
+    ) -> None:
+        """To OpenAI and Gemini: the system message in place, thinking as reasoning effort or
+        thinking budget, cache hints dropped; the client gets Anthropic events."""
+        upstream.clear()
+        body = {**CLAUDE_CODE_BODY, "model": model}
+        response = post_messages(daemon, body, **{"anthropic-beta": MID_SYSTEM_BETA})
+        assert response.status_code == 200, response.text
+        assert event_names(response.text)[-1] == "message_stop"
+        (seen,) = model_calls(upstream)
+        if model == "oai-ok":
+            roles = [m["role"] for m in seen.json["messages"]]
+            assert roles == ["system", "user", "system"]
+            assert seen.json["messages"][2]["content"] == "Available agent types: Explore."
+            assert seen.json["reasoning_effort"] == "high"
+        else:
+            texts = [p["text"] for p in seen.json["systemInstruction"]["parts"]]
+            assert texts == ["You are Claude Code.", "Available agent types: Explore."]
+            config = seen.json["generationConfig"]["thinkingConfig"]
+            assert config["thinkingBudget"] > 0
+        assert "cache_control" not in seen.body.decode()
+
+    def test_unknown_block_to_openai_is_a_400_naming_it(self, daemon: RunningDaemon) -> None:
+        """A block type only Anthropic knows: 400 in Anthropic's shape naming path and provider."""
+        block = {"type": "tool_addition", "tool": {"name": "x"}}
+        body = {
+            "model": "oai-ok",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": [block]}],
+        }
+        response = post_messages(daemon, body)
+        assert response.status_code == 400
+        error = response.json()
+        assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+        assert "messages[0].content[0].type = 'tool_addition'" in error["error"]["message"]
+        assert "'oai' (openai)" in error["error"]["message"]

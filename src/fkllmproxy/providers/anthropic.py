@@ -10,7 +10,8 @@ Two ways in:
 
 ``base_url`` is the host root (default ``https://api.anthropic.com``; a trailing
 ``/v1`` is tolerated); the key goes in ``x-api-key`` and ``api_version`` sets
-``anthropic-version`` (default ``2023-06-01``).
+``anthropic-version`` (default ``2023-06-01``) unless an Anthropic client sent its own,
+which is forwarded as sent, as is its ``anthropic-beta``.
 """
 
 from __future__ import annotations
@@ -135,9 +136,21 @@ class AnthropicProvider(MessagesProvider):
     # ---- transport ------------------------------------------------------------------
 
     async def _post(
-        self, path: str, content: bytes, *, stream: bool, beta: str | None = None
+        self,
+        path: str,
+        content: bytes,
+        *,
+        stream: bool,
+        beta: str | None = None,
+        version: str | None = None,
     ) -> httpx.Response:
-        headers = {**_JSON, "anthropic-beta": beta} if beta else _JSON
+        headers = _JSON
+        if beta or version:
+            headers = dict(_JSON)
+            if beta:
+                headers["anthropic-beta"] = beta
+            if version:
+                headers["anthropic-version"] = version
         response = await post(
             self.client, path, content, provider=self.name, stream=stream, headers=headers
         )
@@ -146,8 +159,10 @@ class AnthropicProvider(MessagesProvider):
             raise error_from_response(response, body, self.name)
         return response
 
-    async def _post_whole(self, path: str, content: bytes, beta: str | None = None) -> bytes:
-        answer = self._post(path, content, stream=False, beta=beta)
+    async def _post_whole(
+        self, path: str, content: bytes, beta: str | None = None, version: str | None = None
+    ) -> bytes:
+        answer = self._post(path, content, stream=False, beta=beta, version=version)
         return await whole_body(answer, total=self._total, provider=self.name)
 
     # ---- OpenAI clients: translated --------------------------------------------------
@@ -196,9 +211,11 @@ class AnthropicProvider(MessagesProvider):
     async def messages(self, call: MessagesCall) -> Completion | StreamingCompletion:
         content = call.upstream_bytes()
         if not call.stream:
-            body = await self._post_whole(_MESSAGES, content, call.beta)
+            body = await self._post_whole(_MESSAGES, content, call.beta, call.version)
             return Completion(body=body, usage=_message_usage(body, self.label))
-        response = await self._post(_MESSAGES, content, stream=True, beta=call.beta)
+        response = await self._post(
+            _MESSAGES, content, stream=True, beta=call.beta, version=call.version
+        )
         usage = Usage()
         chunks = self._relay(response, usage)
         return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
@@ -224,7 +241,8 @@ class AnthropicProvider(MessagesProvider):
             )
 
     async def count_tokens(self, call: MessagesCall) -> Completion:
-        body = await self._post_whole(_COUNT_TOKENS, call.upstream_bytes(), call.beta)
+        content = call.upstream_bytes()
+        body = await self._post_whole(_COUNT_TOKENS, content, call.beta, call.version)
         return Completion(body=body)
 
     async def aclose(self) -> None:

@@ -129,7 +129,8 @@ class MessagesCall:
     ``/v1/messages/count_tokens`` to an Anthropic provider).
 
     ``raw``, ``model`` and ``client_model`` as for ``ChatRequest``; ``beta`` is the
-    client's ``anthropic-beta`` header, which turns on the features the body may use.
+    client's ``anthropic-beta`` header, which turns on the features the body may use,
+    and ``version`` its ``anthropic-version`` (both forwarded as sent).
     """
 
     raw: bytes
@@ -137,6 +138,7 @@ class MessagesCall:
     stream: bool = False
     client_model: str | None = None
     beta: str | None = None
+    version: str | None = None
 
     def upstream_bytes(self) -> bytes:
         if self.client_model == self.model:

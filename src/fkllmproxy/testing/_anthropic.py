@@ -1,9 +1,14 @@
 """Anthropic's Messages API wire format: ``/v1/messages`` and ``/v1/messages/count_tokens``.
 
 Written from Anthropic's API reference: a key (``x-api-key``, or ``Authorization:
-Bearer`` as current SDKs send it) and ``anthropic-version`` required; unknown top-level fields, a ``system`` role, empty text blocks and tool
-results that do not answer the previous turn's ``tool_use`` rejected as the real API
-does; errors as ``{"type": "error", "error": {"type", "message"}, "request_id"}``;
+Bearer`` as current SDKs send it) and ``anthropic-version`` required; unknown top-level
+fields, empty text blocks and tool results that do not answer the previous turn's
+``tool_use`` rejected as the real API does. A ``system`` message inside ``messages``
+("mid-conversation system messages") is taken only by models that have the feature,
+which the fake, naming its models by behaviour, reads from the request's
+``anthropic-beta: mid-conversation-system-2026-04-07``; it then keeps the placement
+rules (not first; right after a user turn; last or followed by an assistant turn; never
+next to another system message) and holds text only, else a 400 as the API gives; errors as ``{"type": "error", "error": {"type", "message"}, "request_id"}``;
 streams as named SSE events (``message_start``, ``content_block_start``, ``ping``,
 ``content_block_delta``, ``content_block_stop``, ``message_delta``, ``message_stop``).
 Usage follows Anthropic's rule that ``input_tokens`` excludes cache reads.
@@ -183,6 +188,10 @@ def _check_headers(ex: Exchange) -> Invalid | None:
     return None
 
 
+def _betas(ex: Exchange) -> str:
+    return ex.request.headers.get("anthropic-beta", "")
+
+
 def _block_text(block: dict[str, Any], where: str, prompt: Prompt) -> str:
     kind = block.get("type")
     if kind not in _BLOCK_TYPES:
@@ -214,7 +223,31 @@ def _block_text(block: dict[str, Any], where: str, prompt: Prompt) -> str:
     return ""
 
 
-def _read_messages(messages: Any, prompt: Prompt) -> None:
+_MID_CONVERSATION_SYSTEM = "mid-conversation-system-"
+
+
+def _check_system_message(messages: list[Any], index: int, content: Any) -> None:
+    """Anthropic's placement and content rules for a ``system`` entry of ``messages``."""
+    where = f"messages.{index}"
+    before = messages[index - 1].get("role") if index > 0 else None
+    after = messages[index + 1].get("role") if index + 1 < len(messages) else "assistant"
+    if index == 0:
+        raise Invalid(f"{where}: a system message cannot be the first message")
+    if before == "system" or after == "system":
+        raise Invalid(f"{where}: consecutive system messages are not allowed")
+    if before != "user":
+        raise Invalid(f"{where}: a system message must immediately follow a user message")
+    if after != "assistant":
+        raise Invalid(f"{where}: a system message must be last or followed by an assistant turn")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(blocks, list) or not blocks:
+        raise Invalid(f"{where}.content: Field required")
+    for number, block in enumerate(blocks):
+        if not isinstance(block, dict) or block.get("type") != "text" or not block.get("text"):
+            raise Invalid(f"{where}.content.{number}: system messages hold text blocks only")
+
+
+def _read_messages(messages: Any, prompt: Prompt, *, system_role: bool = False) -> None:
     if not isinstance(messages, list):
         raise Invalid("messages: Field required")
     if not messages:
@@ -224,6 +257,12 @@ def _read_messages(messages: Any, prompt: Prompt) -> None:
     for index, message in enumerate(messages):
         where = f"messages.{index}"
         role = message.get("role") if isinstance(message, dict) else None
+        if role == "system" and system_role:
+            _check_system_message(messages, index, message.get("content"))
+            content = message["content"]
+            said = [content] if isinstance(content, str) else [b["text"] for b in content]
+            prompt.input_text.append(" ".join(said))
+            continue
         if role == "system":
             raise Invalid(
                 'messages: Unexpected role "system". The Messages API accepts a top-level '
@@ -331,8 +370,11 @@ def _read_tools(tools: Any, choice: Any, prompt: Prompt) -> None:
         raise Invalid("tool_choice: Input tag found using 'type' does not match the expected tags")
 
 
-def read_request(body: Any, *, counting: bool = False) -> tuple[Prompt, bool]:
-    """Validate a Messages request as Anthropic does and extract the fake's ``Prompt``."""
+def read_request(body: Any, *, counting: bool = False, betas: str = "") -> tuple[Prompt, bool]:
+    """Validate a Messages request as Anthropic does and extract the fake's ``Prompt``.
+
+    ``betas`` is the request's ``anthropic-beta`` header.
+    """
     if not isinstance(body, dict):
         raise Invalid("There was an issue with the format of your request: invalid JSON body")
     allowed = _COUNT_FIELDS if counting else _KNOWN_FIELDS
@@ -351,7 +393,8 @@ def read_request(body: Any, *, counting: bool = False) -> tuple[Prompt, bool]:
             raise Invalid("max_tokens: Input should be greater than or equal to 1")
         prompt.max_tokens = limit
     _read_system(body.get("system"), prompt)
-    _read_messages(body.get("messages"), prompt)
+    system_role = _MID_CONVERSATION_SYSTEM in betas
+    _read_messages(body.get("messages"), prompt, system_role=system_role)
     _read_tools(body.get("tools"), body.get("tool_choice"), prompt)
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
@@ -367,7 +410,7 @@ async def messages(ex: Exchange) -> None:
         problem = _check_headers(ex)
         if problem:
             raise problem
-        prompt, stream = read_request(ex.json)
+        prompt, stream = read_request(ex.json, betas=_betas(ex))
     except Invalid as exc:
         await ex.send_json(exc.status, api.error_body(exc.status, exc.message))
         return
@@ -381,7 +424,7 @@ async def count_tokens_route(ex: Exchange) -> None:
         problem = _check_headers(ex)
         if problem:
             raise problem
-        prompt, _ = read_request(ex.json, counting=True)
+        prompt, _ = read_request(ex.json, counting=True, betas=_betas(ex))
     except Invalid as exc:
         await ex.send_json(exc.status, api.error_body(exc.status, exc.message))
         return
