@@ -680,3 +680,18 @@ class TestClaudeCodeFidelity:
         assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
         assert "messages[0].content[0].type = 'tool_addition'" in error["error"]["message"]
         assert "'oai' (openai)" in error["error"]["message"]
+
+
+def test_log_line_of_a_400_names_the_model(daemon: RunningDaemon) -> None:
+    """A request refused at validation still logs the model its body named."""
+    body = {"model": "claude-ok", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}
+    response = post_messages(daemon, body, **{"x-request-id": "bad-max-tokens"})
+    assert response.status_code == 400
+
+    def line() -> dict[str, Any] | None:
+        found = [e for e in daemon.logs() if e.get("request_id") == "bad-max-tokens"]
+        return found[0] if found else None
+
+    assert wait_until(lambda: line() is not None)
+    logged = line()
+    assert logged is not None and logged["status"] == 400 and logged["model"] == "claude-ok"

@@ -23,7 +23,7 @@ from fkllmproxy.server.runtime import RuntimeHolder
 __all__ = ["RequestMiddleware"]
 
 _log = get_logger("access")
-_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/metrics/prometheus"})
+_QUIET_PATHS = frozenset({"/", "/health", "/ready", "/metrics", "/metrics/prometheus"})
 _REFUSALS = frozenset({"rate_limit_exceeded", "invalid_api_key"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
