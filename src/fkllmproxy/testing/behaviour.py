@@ -20,6 +20,9 @@ A name (or a scripted step) is read by its prefix::
     latency-MS                wait MS before answering (adds to ``latency_ms``)
     tools                     call the first tool when tools are given
     tools-all                 call every tool given, in one turn
+    tool-NAME                 call the tool named NAME (any case) with its first
+                              parameter set to the last word of the user's text
+                              (``tool-read`` on "show me /tmp/a.txt" reads that file)
     cached                    report half the prompt tokens as cached
 
 Scripted steps use the same words; the ``fault-`` prefix may be left out there
@@ -57,6 +60,7 @@ class Behaviour:
     """A parsed behaviour: ``kind`` plus the numbers some kinds take."""
 
     kind: str = "ok"
+    tool: str = ""  # the tool a ``tool-NAME`` behaviour calls, lower-case
     status: int = 0
     retry_after: int = 1
     delay_ms: int = 0
@@ -86,6 +90,8 @@ def parse_behaviour(name: str) -> Behaviour:
             return Behaviour(kind)
     if name.startswith("slow-stream"):
         return Behaviour("slow-stream", chunk_gap_ms=200)
+    if name.startswith("tool-") and len(name) > 5:
+        return Behaviour("tool", tool=name[5:])
     for kind in ("cut-stream", "error-midstream", "tools-all", "tools", "cached"):
         if name == kind or name.startswith(kind + "-"):
             return Behaviour(kind)
@@ -191,6 +197,11 @@ def _tool_calls(prompt: Prompt, behaviour: Behaviour) -> list[ToolCall]:
     if prompt.tool_choice.startswith("tool:"):
         wanted = prompt.tool_choice[5:]
         chosen = [tool for tool in prompt.tools if tool.name == wanted] or prompt.tools[:1]
+    elif behaviour.kind == "tool":
+        chosen = [tool for tool in prompt.tools if tool.name.lower() == behaviour.tool]
+        words = prompt.last_user_text.split()
+        argument = words[-1] if words else ""
+        return [ToolCall(tool.name, {tool.first_param: argument}) for tool in chosen[:1]]
     elif behaviour.kind == "tools-all":
         chosen = prompt.tools
     elif behaviour.kind == "tools" or prompt.tool_choice == "required":
