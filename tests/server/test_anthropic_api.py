@@ -8,6 +8,7 @@ what the client got and what the upstream was sent.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
-from tests.conftest import MASTER_KEY, RunningDaemon, wait_until
+from tests.conftest import MASTER_KEY, RunningDaemon, prometheus_samples, sample_sum, wait_until
 
 OPENAI_KEY = "sk-upstream-openai"
 ANTHROPIC_KEY = "sk-ant-upstream"
@@ -24,6 +25,16 @@ ANTHROPIC_KEY = "sk-ant-upstream"
 CONFIG = """
 [cache]
 enabled = true
+
+[usage]
+enabled = true
+path = "{ledger}"
+
+[[pricing]]
+model = "cache-write"
+input_per_mtok = 1_000_000
+output_per_mtok = 0
+cache_write_per_million = 2_000_000
 
 [[providers]]
 name = "mock"
@@ -83,6 +94,7 @@ BEHAVIOURS = (
     "fault-400",
     "fault-nonjson",
     "cached",
+    "cache-write",
 )
 MODELS = "".join(
     f'\n[[models]]\nname = "{prefix}-{behaviour}"\n'
@@ -93,7 +105,7 @@ MODELS = "".join(
     f'\n[[models]]\nname = "{provider}-{behaviour}"\n'
     f'targets = [{{ provider = "{provider}", model = "{model}" }}]\n'
     for provider in ("gem", "vtx", "az")
-    for behaviour, model in (("ok", "gemini-2.5-flash"), ("tools", "tools"))
+    for behaviour, model in (("ok", "gemini-2.5-flash"), ("tools", "tools"), ("cached", "cached"))
 )
 
 WEATHER = {
@@ -111,7 +123,9 @@ def daemon(
     credentials = upstream.write_service_account(tmp / "sa.json")
     with RunningDaemon(
         tmp,
-        CONFIG.format(url=upstream.url, models=MODELS, credentials=credentials),
+        CONFIG.format(
+            url=upstream.url, models=MODELS, credentials=credentials, ledger=tmp / "usage.db"
+        ),
         env={
             "FAKE_OPENAI_KEY": OPENAI_KEY,
             "FAKE_ANTHROPIC_KEY": ANTHROPIC_KEY,
@@ -695,3 +709,69 @@ def test_log_line_of_a_400_names_the_model(daemon: RunningDaemon) -> None:
     assert wait_until(lambda: line() is not None)
     logged = line()
     assert logged is not None and logged["status"] == 400 and logged["model"] == "claude-ok"
+
+
+class TestCacheTokens:
+    """Prompt-cache tokens: carried to the client, logged, counted and priced."""
+
+    def line_for(self, daemon: RunningDaemon, request_id: str) -> dict[str, Any]:
+        def found() -> list[dict[str, Any]]:
+            return [e for e in daemon.logs() if e.get("request_id") == request_id]
+
+        assert wait_until(lambda: bool(found()))
+        return found()[0]
+
+    @pytest.mark.parametrize("stream", [False, True])
+    def test_anthropic_cache_write_is_logged_counted_and_priced(
+        self, daemon: RunningDaemon, stream: bool
+    ) -> None:
+        """cache_creation_input_tokens: on the log line, in fkllm_tokens_total, in the cost."""
+        request_id = f"cache-write-{stream}"
+        body = {
+            "model": "claude-cache-write",
+            "max_tokens": 20,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "a b c d"}],
+        }
+        before = prometheus_samples(httpx.get(daemon.url + "/metrics/prometheus").text)
+        response = post_messages(daemon, body, **{"x-request-id": request_id})
+        assert response.status_code == 200
+        if not stream:
+            usage = response.json()["usage"]
+            assert (usage["input_tokens"], usage["cache_creation_input_tokens"]) == (2, 2)
+        line = self.line_for(daemon, request_id)
+        assert line["prompt_tokens"] == 4 and line["cache_write_tokens"] == 2
+        assert "cache_read_tokens" not in line
+        after = prometheus_samples(httpx.get(daemon.url + "/metrics/prometheus").text)
+        labels = {"name": "fkllm_tokens_total", "provider": "claude", "kind": "cache_write"}
+        assert sample_sum(after, **labels) - sample_sum(before, **labels) == 2
+
+        def cost() -> Any:
+            with sqlite3.connect(daemon.config_path.parent / "usage.db") as db:
+                row = db.execute(
+                    "SELECT cost_usd, cache_read_tokens, cache_write_tokens FROM usage"
+                    " WHERE request_id = ?",
+                    (request_id,),
+                ).fetchone()
+            return row
+
+        assert wait_until(lambda: cost() is not None)
+        # 4 prompt tokens at 1 USD each, the 2 written to the cache at 2 USD each.
+        assert cost() == (pytest.approx(6.0), 0, 2)
+
+    @pytest.mark.parametrize("model", ["claude-cached", "oai-cached", "gem-cached"])
+    def test_cache_reads_reach_the_client_and_the_log(
+        self, daemon: RunningDaemon, model: str
+    ) -> None:
+        """Anthropic's cache reads, OpenAI's cached_tokens and Gemini's
+        cachedContentTokenCount translated: all read the same."""
+        request_id = f"cache-read-{model}"
+        body = {
+            "model": model,
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": "a b c d"}],
+        }
+        response = post_messages(daemon, body, **{"x-request-id": request_id})
+        assert response.json()["usage"]["cache_read_input_tokens"] == 2
+        line = self.line_for(daemon, request_id)
+        assert line["cache_read_tokens"] == 2 and line["prompt_tokens"] == 4

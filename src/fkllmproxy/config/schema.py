@@ -172,13 +172,17 @@ class PriceConfig(_Section, frozen=True):
     """What one model costs, for the usage ledger's estimate: USD per million tokens.
 
     ``model`` is matched against the upstream model first, then the name clients send;
-    ``provider`` narrows it to one provider (absent: any).
+    ``provider`` narrows it to one provider (absent: any). Prompt-cache reads and
+    writes are priced at ``cache_read_per_million`` / ``cache_write_per_million`` when
+    given, else at the input price.
     """
 
     model: Annotated[str, Meta(min_length=1)]
     input_per_mtok: NonNegativeFloat
     output_per_mtok: NonNegativeFloat = 0.0
     provider: Name | None = None
+    cache_read_per_million: NonNegativeFloat | None = None
+    cache_write_per_million: NonNegativeFloat | None = None
 
 
 class Config(_Section, frozen=True):

@@ -42,7 +42,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
-from fkllmproxy.providers.sse import iter_frames, read_usage
+from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.translate.anthropic_openai import (
     ChatStreamFromMessages,
     chat_response_from_messages,
@@ -89,6 +89,7 @@ def _merge_usage(found: ResponseUsage | None, seen: ResponseUsage, usage: Usage)
     cache_write = seen.cache_creation_input_tokens or 0
     usage.prompt_tokens = (seen.input_tokens or 0) + cache_read + cache_write
     usage.cached_tokens = cache_read
+    usage.cache_write_tokens = cache_write
     usage.completion_tokens = seen.output_tokens or 0
 
 
@@ -178,7 +179,8 @@ class AnthropicProvider(MessagesProvider):
             answer = chat_response_from_messages(
                 body, provider=self.label, created=created, json_tool=translated.json_tool
             )
-            return Completion(body=answer, usage=read_usage(answer))
+            # From Anthropic's own counts: OpenAI's shape has no place for cache writes.
+            return Completion(body=answer, usage=_message_usage(body, self.label))
         response = await self._post(_MESSAGES, content, stream=True)
         translator = ChatStreamFromMessages(
             provider=self.label,
@@ -201,6 +203,7 @@ class AnthropicProvider(MessagesProvider):
                 usage.prompt_tokens = translator.prompt_tokens
                 usage.completion_tokens = translator.completion_tokens
                 usage.cached_tokens = translator.cached_tokens
+                usage.cache_write_tokens = translator.cache_write_tokens
         except httpx.HTTPError as exc:
             raise map_exception(exc, self.name) from exc
         for chunk in translator.finish():

@@ -61,11 +61,17 @@ __all__ = [
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts as the provider reported them (zeros when it did not)."""
+    """Token counts as the provider reported them (zeros when it did not).
+
+    ``prompt_tokens`` counts every input token in OpenAI's sense, prompt-cache reads
+    (``cached_tokens``) and writes (``cache_write_tokens``, which only Anthropic reports)
+    included.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)

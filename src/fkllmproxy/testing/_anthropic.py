@@ -87,9 +87,9 @@ class AnthropicFormat:
 
     def _usage(self, answer: Answer) -> dict[str, Any]:
         return {
-            "input_tokens": answer.input_tokens - answer.cached_tokens,
+            "input_tokens": answer.input_tokens - answer.cached_tokens - answer.cache_write_tokens,
             "output_tokens": answer.output_tokens,
-            "cache_creation_input_tokens": 0,
+            "cache_creation_input_tokens": answer.cache_write_tokens,
             "cache_read_input_tokens": answer.cached_tokens,
         }
 

@@ -24,6 +24,9 @@ A name (or a scripted step) is read by its prefix::
                               parameter set to the last word of the user's text
                               (``tool-read`` on "show me /tmp/a.txt" reads that file)
     cached                    report half the prompt tokens as cached
+    cache-write               report half the prompt tokens as written to the prompt
+                              cache (Anthropic's cache_creation_input_tokens; the
+                              other APIs have no such count)
 
 Scripted steps use the same words; the ``fault-`` prefix may be left out there
 (``up.script("m", ["500", "429-retry-2", "ok"])``).
@@ -92,7 +95,7 @@ def parse_behaviour(name: str) -> Behaviour:
         return Behaviour("slow-stream", chunk_gap_ms=200)
     if name.startswith("tool-") and len(name) > 5:
         return Behaviour("tool", tool=name[5:])
-    for kind in ("cut-stream", "error-midstream", "tools-all", "tools", "cached"):
+    for kind in ("cut-stream", "error-midstream", "tools-all", "tools", "cached", "cache-write"):
         if name == kind or name.startswith(kind + "-"):
             return Behaviour(kind)
     return _OK
@@ -144,6 +147,7 @@ class Answer:
     cached_tokens: int = 0
     stop_sequence: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    cache_write_tokens: int = 0
 
     def text_pieces(self) -> list[str]:
         """The text split into word pieces (leading space kept) for streaming."""
@@ -188,7 +192,10 @@ def plan_answer(prompt: Prompt, behaviour: Behaviour) -> Answer:
     if prompt.max_tokens is not None and count_tokens(text) > prompt.max_tokens:
         text = " ".join(text.split()[: max(prompt.max_tokens, 0)])
         finish, stop_sequence = "length", None
-    return Answer(text, finish, input_tokens, count_tokens(text), cached, stop_sequence)
+    answer = Answer(text, finish, input_tokens, count_tokens(text), cached, stop_sequence)
+    if behaviour.kind == "cache-write":
+        answer.cache_write_tokens = input_tokens // 2
+    return answer
 
 
 def _tool_calls(prompt: Prompt, behaviour: Behaviour) -> list[ToolCall]:

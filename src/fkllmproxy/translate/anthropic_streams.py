@@ -5,7 +5,8 @@ to send on; ``finish`` is called when the upstream stream ends and either closes
 translated stream properly or, if the provider stopped before its answer was complete,
 raises ``UpstreamUnavailable`` so the caller can end the client's stream with an error
 frame. An error the provider sends inside the stream raises the same way. Token counts
-are kept on the translator (``prompt_tokens``, ``completion_tokens``, ``cached_tokens``)
+are kept on the translator (``prompt_tokens``, ``completion_tokens``, ``cached_tokens``,
+and from Anthropic also ``cache_write_tokens``)
 as the stream reports them.
 """
 
@@ -231,6 +232,7 @@ class ChatStreamFromMessages:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cached_tokens = 0
+        self.cache_write_tokens = 0
         self._id = "chatcmpl-proxy"
         self._usage = ResponseUsage()
         self._blocks: dict[int, tuple[str, int]] = {}  # block index -> (kind, tool index)
@@ -289,6 +291,7 @@ class ChatStreamFromMessages:
         self.prompt_tokens = counts["prompt_tokens"]
         self.completion_tokens = counts["completion_tokens"]
         self.cached_tokens = counts["prompt_tokens_details"]["cached_tokens"]
+        self.cache_write_tokens = self._usage.cache_creation_input_tokens or 0
 
     def _block_start(self, index: int, event: StreamEvent) -> list[bytes]:
         block = event.content_block
