@@ -79,6 +79,16 @@ name = "cached"
 targets = [{{ provider = "claude", model = "ok" }}]
 cache = true
 
+[[providers]]
+name = "oai2"
+type = "openai"
+base_url = "{url}/v1"
+api_key_env = "FAKE_OPENAI_KEY"
+
+[[models]]
+name = "sticky"
+targets = [{{ provider = "oai", model = "ok", weight = 1 }}, {{ provider = "oai2", model = "ok", weight = 1 }}]
+
 [[models]]
 name = "fallback"
 targets = [{{ provider = "claude", model = "fault-500" }}, {{ provider = "oai", model = "gpt-4o-mini" }}]
@@ -775,3 +785,22 @@ class TestCacheTokens:
         assert response.json()["usage"]["cache_read_input_tokens"] == 2
         line = self.line_for(daemon, request_id)
         assert line["cache_read_tokens"] == 2 and line["prompt_tokens"] == 4
+
+
+def test_a_claude_code_session_stays_on_one_target(daemon: RunningDaemon) -> None:
+    """Same x-claude-code-session-id, same weighted target; other sessions spread."""
+    body = {"model": "sticky", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+
+    def provider_for(session: str, n: int) -> str:
+        request_id = f"sticky-{session}-{n}"
+        headers = {"x-claude-code-session-id": session, "x-request-id": request_id}
+        assert post_messages(daemon, body, **headers).status_code == 200
+
+        def line() -> list[dict[str, Any]]:
+            return [e for e in daemon.logs() if e.get("request_id") == request_id]
+
+        assert wait_until(lambda: bool(line()))
+        return str(line()[0]["provider"])
+
+    assert len({provider_for("session-one", n) for n in range(8)}) == 1
+    assert {provider_for(f"session-{n}", 0) for n in range(16)} == {"oai", "oai2"}

@@ -28,6 +28,7 @@ __all__ = [
     "ProviderConfig",
     "RateLimitConfig",
     "RetryConfig",
+    "RoutingConfig",
     "ServerConfig",
     "StateConfig",
     "Target",
@@ -101,6 +102,13 @@ class RetryConfig(_Section, frozen=True):
     backoff_max_ms: NonNegativeFloat = 2000.0
     max_retry_after_secs: NonNegativeFloat = 5.0
     deadline_secs: PositiveFloat | None = None
+
+
+class RoutingConfig(_Section, frozen=True):
+    """``affinity_header``: requests carrying the same value of this header go to the same
+    target of a weighted group while it is healthy (empty: no affinity)."""
+
+    affinity_header: str = "x-claude-code-session-id"
 
 
 class LoggingConfig(_Section, frozen=True):
@@ -191,6 +199,7 @@ class Config(_Section, frozen=True):
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     state: StateConfig = field(default_factory=StateConfig)

@@ -137,10 +137,12 @@ async def call_targets(
     """
     context: RequestContext = request.context
     attempted = Attempted()
+    router = runtime.router
+    affinity = router.affinity_of(model, request.scope["headers"])
     try:
         return await unless_disconnected(
             request.receive,
-            runtime.router.call(model, attempt, attempted, stream=stream),
+            router.call(model, attempt, attempted, stream=stream, affinity=affinity),
         )
     finally:
         context.provider = attempted.provider
