@@ -690,6 +690,49 @@ class TestClaudeCodeFidelity:
             assert config["thinkingBudget"] > 0
         assert "cache_control" not in seen.body.decode()
 
+    @pytest.mark.parametrize("model", ["oai-ok", "gem-ok"])
+    def test_pdf_and_image_blocks_translate(
+        self, daemon: RunningDaemon, upstream: FakeUpstream, model: str
+    ) -> None:
+        """A base64 PDF document and a base64 image reach OpenAI and Gemini in their forms."""
+        upstream.clear()
+        pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+        png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+        content = [
+            {"type": "document", "source": pdf, "title": "spec.pdf"},
+            {"type": "image", "source": png},
+            {"type": "text", "text": "summarise"},
+        ]
+        body = {
+            "model": model,
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": content}],
+        }
+        response = post_messages(daemon, body)
+        assert response.status_code == 200, response.text
+        (seen,) = model_calls(upstream)
+        if model == "oai-ok":
+            parts = seen.json["messages"][0]["content"]
+            assert parts[0]["file"]["file_data"] == "data:application/pdf;base64,JVBERi0xLjQK"
+            assert parts[1]["image_url"]["url"] == "data:image/png;base64,iVBORw0KGgo="
+        else:
+            parts = seen.json["contents"][0]["parts"]
+            assert parts[0]["inlineData"] == {"mimeType": "application/pdf", "data": "JVBERi0xLjQK"}
+            assert parts[1]["inlineData"] == {"mimeType": "image/png", "data": "iVBORw0KGgo="}
+
+    def test_pdf_by_url_to_openai_is_a_400_naming_it(self, daemon: RunningDaemon) -> None:
+        """What a provider cannot take is refused by field and provider, in Anthropic's shape."""
+        document = {"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}}
+        body = {
+            "model": "oai-ok",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": [document]}],
+        }
+        response = post_messages(daemon, body)
+        assert response.status_code == 400
+        message = response.json()["error"]["message"]
+        assert "messages[0].content[0].source.type" in message and "'oai' (openai)" in message
+
     def test_unknown_block_to_openai_is_a_400_naming_it(self, daemon: RunningDaemon) -> None:
         """A block type only Anthropic knows: 400 in Anthropic's shape naming path and provider."""
         block = {"type": "tool_addition", "tool": {"name": "x"}}
