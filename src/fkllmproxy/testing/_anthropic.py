@@ -16,6 +16,8 @@ Usage follows Anthropic's rule that ``input_tokens`` excludes cache reads.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import msgspec
@@ -94,6 +96,13 @@ class AnthropicFormat:
         }
 
     def _blocks(self, answer: Answer) -> list[dict[str, Any]]:
+        thinking = []
+        if answer.thinking:
+            signature = _signature(answer.thinking)
+            thinking = [{"type": "thinking", "thinking": answer.thinking, "signature": signature}]
+        return thinking + self._answer_blocks(answer)
+
+    def _answer_blocks(self, answer: Answer) -> list[dict[str, Any]]:
         if answer.tool_calls:
             return [
                 {
@@ -132,6 +141,13 @@ class AnthropicFormat:
             if block["type"] == "text":
                 opening: dict[str, Any] = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": piece} for piece in answer.text_pieces()]
+            elif block["type"] == "thinking":
+                # Streamed as the API streams thinking: the text, then its signature.
+                opening = {"type": "thinking", "thinking": ""}
+                deltas = [
+                    {"type": "thinking_delta", "thinking": block["thinking"]},
+                    {"type": "signature_delta", "signature": block["signature"]},
+                ]
             else:
                 opening = {**block, "input": {}}
                 arguments = _encode(block["input"]).decode()
@@ -186,6 +202,33 @@ def _check_headers(ex: Exchange) -> Invalid | None:
     if not headers.get("anthropic-version"):
         return Invalid("anthropic-version: header is required")
     return None
+
+
+def _signature(thought: str) -> str:
+    """The fake's seal on a thinking block: opaque base64, checkable when it comes back."""
+    return base64.b64encode(hashlib.sha256(b"fake-seal:" + thought.encode()).digest()).decode()
+
+
+def _check_thinking_turn(messages: list[Any]) -> None:
+    """With thinking on, an assistant turn that used a tool starts with its signed thinking,
+    sent back unchanged, as the API requires."""
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        if not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+            continue
+        first = content[0] if content else {}
+        if first.get("type") == "redacted_thinking":
+            continue
+        if first.get("type") != "thinking":
+            raise Invalid(
+                f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                f"but found `{first.get('type')}`. When `thinking` is enabled, an assistant "
+                "message with tool use must start with a thinking block."
+            )
+        if first.get("signature") != _signature(str(first.get("thinking", ""))):
+            raise Invalid(f"messages.{index}.content.0: Invalid `signature` in `thinking` block")
 
 
 def _betas(ex: Exchange) -> str:
@@ -395,6 +438,10 @@ def read_request(body: Any, *, counting: bool = False, betas: str = "") -> tuple
     _read_system(body.get("system"), prompt)
     system_role = _MID_CONVERSATION_SYSTEM in betas
     _read_messages(body.get("messages"), prompt, system_role=system_role)
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        prompt.thinking = True
+        _check_thinking_turn(body["messages"])
     _read_tools(body.get("tools"), body.get("tool_choice"), prompt)
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
