@@ -847,3 +847,17 @@ def test_a_claude_code_session_stays_on_one_target(daemon: RunningDaemon) -> Non
 
     assert len({provider_for("session-one", n) for n in range(8)}) == 1
     assert {provider_for(f"session-{n}", 0) for n in range(16)} == {"oai", "oai2"}
+
+
+def test_count_tokens_refusal_comes_back_verbatim(daemon: RunningDaemon) -> None:
+    """Anthropic refusing a count_tokens call: its status and body reach the client as sent."""
+    body = {"model": "claude-ok", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
+    response = httpx.post(
+        daemon.url + "/v1/messages/count_tokens",
+        json=body,
+        headers={"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"},
+    )
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["request_id"].startswith("req_")
+    assert "max_tokens: Extra inputs are not permitted" in answer["error"]["message"]

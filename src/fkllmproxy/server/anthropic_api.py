@@ -78,6 +78,13 @@ class _Translation:
         return self.body
 
 
+def _as_sent(error: UpstreamRejected, context: Any) -> Reply:
+    """Anthropic's own refusal of an Anthropic request: status and body as it sent them,
+    so the client reacts as it would without the proxy."""
+    context.error_code = error.code
+    return json_reply(error.body, error.status, error.headers or None)
+
+
 async def _events(
     chunks: AsyncIterator[bytes], translator: MessagesStreamFromChat
 ) -> AsyncIterator[bytes]:
@@ -144,9 +151,7 @@ async def create_message(request: ApiRequest) -> Reply:
     except UpstreamRejected as exc:
         if not shape.get("native") or not exc.body:
             raise
-        # Anthropic's own refusal of an Anthropic request: the client reads it as sent.
-        context.error_code = exc.code
-        return json_reply(exc.body, exc.status, exc.headers or None)
+        return _as_sent(exc, context)
     answer = _Answer(result, native=shape["native"], provider=shape["provider"])
     if isinstance(result, Completion):
         context.usage = result.usage
@@ -187,5 +192,10 @@ async def count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
             return await provider.count_tokens(call)
         return Completion(body=_encode({"input_tokens": estimate_input_tokens(parsed)}))
 
-    result = await call_targets(view, runtime, model, attempt)
+    try:
+        result = await call_targets(view, runtime, model, attempt)
+    except UpstreamRejected as exc:
+        if not exc.body:  # only an Anthropic provider's refusal gets here with a body
+            raise
+        return _as_sent(exc, view.context).to_response()
     return json_reply(result.body, result.status).to_response()
