@@ -344,6 +344,34 @@ class TestNewerFeatures:
                 messages=[question, stripped, result],
             )
 
+    def test_a_tampered_thinking_signature_is_refused(self, fake_upstream: FakeUpstream) -> None:
+        """Thinking sent back with another signature than the one issued: a 400."""
+        client = sdk(fake_upstream)
+        thinking: Any = {"type": "adaptive"}
+        question: Any = {"role": "user", "content": "Oslo"}
+        first = client.messages.create(
+            model="thinking",
+            max_tokens=2048,
+            thinking=thinking,
+            tools=[WEATHER],
+            messages=[question],
+        )
+        thought, use = first.content
+        assert thought.type == "thinking" and use.type == "tool_use"
+        forged: Any = {"type": "thinking", "thinking": thought.thinking, "signature": "Zm9yZ2Vk"}
+        result: Any = {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "ok"}],
+        }
+        with pytest.raises(anthropic.BadRequestError, match="Invalid `signature`"):
+            client.messages.create(
+                model="thinking",
+                max_tokens=2048,
+                thinking=thinking,
+                tools=[WEATHER],
+                messages=[question, {"role": "assistant", "content": [forged, use]}, result],
+            )
+
     def test_cache_write_behaviour_reports_cache_creation(
         self, fake_upstream: FakeUpstream
     ) -> None:

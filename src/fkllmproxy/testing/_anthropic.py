@@ -209,26 +209,34 @@ def _signature(thought: str) -> str:
     return base64.b64encode(hashlib.sha256(b"fake-seal:" + thought.encode()).digest()).decode()
 
 
-def _check_thinking_turn(messages: list[Any]) -> None:
-    """With thinking on, an assistant turn that used a tool starts with its signed thinking,
-    sent back unchanged, as the API requires."""
+def _check_thinking_turns(messages: list[Any], *, required: bool) -> None:
+    """Thinking sent back must carry the signature it was issued with; with thinking
+    ``enabled`` (where the model always thinks) the last assistant turn that used a tool
+    must also start with its thinking block, as the API requires. Adaptive thinking may
+    answer without thinking, so there a turn without one is fine."""
+    last_tool_turn = None
     for index, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None
         if message.get("role") != "assistant" or not isinstance(content, list):
             continue
-        if not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
-            continue
-        first = content[0] if content else {}
-        if first.get("type") == "redacted_thinking":
-            continue
-        if first.get("type") != "thinking":
-            raise Invalid(
-                f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, "
-                f"but found `{first.get('type')}`. When `thinking` is enabled, an assistant "
-                "message with tool use must start with a thinking block."
-            )
-        if first.get("signature") != _signature(str(first.get("thinking", ""))):
-            raise Invalid(f"messages.{index}.content.0: Invalid `signature` in `thinking` block")
+        for number, block in enumerate(content):
+            if not isinstance(block, dict) or block.get("type") != "thinking":
+                continue
+            if block.get("signature") != _signature(str(block.get("thinking", ""))):
+                raise Invalid(
+                    f"messages.{index}.content.{number}: Invalid `signature` in `thinking` block"
+                )
+        if any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+            last_tool_turn = index
+    if not required or last_tool_turn is None:
+        return
+    first = messages[last_tool_turn]["content"][0]
+    if first.get("type") not in ("thinking", "redacted_thinking"):
+        raise Invalid(
+            f"messages.{last_tool_turn}.content.0.type: Expected `thinking` or "
+            f"`redacted_thinking`, but found `{first.get('type')}`. When `thinking` is enabled, "
+            "an assistant message with tool use must start with a thinking block."
+        )
 
 
 def _betas(ex: Exchange) -> str:
@@ -441,7 +449,7 @@ def read_request(body: Any, *, counting: bool = False, betas: str = "") -> tuple
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
         prompt.thinking = True
-        _check_thinking_turn(body["messages"])
+        _check_thinking_turns(body["messages"], required=thinking["type"] == "enabled")
     _read_tools(body.get("tools"), body.get("tool_choice"), prompt)
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
