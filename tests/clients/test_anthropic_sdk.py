@@ -2,9 +2,10 @@
 
 What ``tests/server/test_anthropic_api.py`` does not cover: extended thinking with a tool
 round trip, streamed, against an Anthropic provider (the signed thinking block must come
-back unchanged, which the fake upstream checks as the API does) and an OpenAI-compatible
+back unchanged, which the fake upstream checks as the API does), an OpenAI-compatible
 one (thinking becomes ``reasoning_effort``; the host's ``reasoning_content`` comes back
-as a thinking block).
+as a thinking block) and Gemini (a thinking budget with ``includeThoughts``; the thought
+summary comes back as a thinking block).
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ name = "oai"
 type = "openai"
 base_url = "{url}/v1"
 api_key_env = "FAKE_KEY"
+
+[[providers]]
+name = "gem"
+type = "gemini"
+base_url = "{url}"
+api_key_env = "FAKE_KEY"
+
+[[models]]
+name = "gem-think"
+targets = [{{ provider = "gem", model = "thinking" }}]
 
 [[models]]
 name = "claude-think"
@@ -58,10 +69,11 @@ def daemon(
 
 
 def model_calls(upstream: FakeUpstream) -> list[RecordedRequest]:
-    return [r for r in upstream.requests if r.path in ("/v1/messages", "/v1/chat/completions")]
+    paths = ("/v1/messages", "/v1/chat/completions", ":streamGenerateContent")
+    return [r for r in upstream.requests if r.path.endswith(paths)]
 
 
-@pytest.mark.parametrize("model", ["claude-think", "oai-think"])
+@pytest.mark.parametrize("model", ["claude-think", "oai-think", "gem-think"])
 def test_streamed_thinking_and_tool_round_trip(
     daemon: RunningDaemon, upstream: FakeUpstream, model: str
 ) -> None:
@@ -103,6 +115,13 @@ def test_streamed_thinking_and_tool_round_trip(
         assert thought.signature and up_first.json["thinking"] == THINKING
         sent_back = up_second.json["messages"][1]["content"][0]
         assert sent_back["type"] == "thinking" and sent_back["signature"] == thought.signature
+    elif model == "gem-think":
+        assert thought.signature == ""
+        config = up_first.json["generationConfig"]["thinkingConfig"]
+        assert config == {"thinkingBudget": 1024, "includeThoughts": True}
+        parts = [p for c in up_second.json["contents"] for p in c["parts"]]
+        (answered,) = [p["functionResponse"] for p in parts if "functionResponse" in p]
+        assert answered["name"] == "get_weather"
     else:
         assert thought.signature == ""
         assert up_first.json["reasoning_effort"] == "low"

@@ -82,6 +82,9 @@ class ChatRequest:
     another API, then ``parsed`` holds it). ``model`` is the upstream model name;
     ``client_model`` the name the client sent. ``upstream_bytes`` forwards ``raw``
     untouched whenever nothing needs changing, and decodes only when something does.
+    ``reasoning`` says the client wants the model's reasoning text back (an Anthropic
+    client that asked for thinking): providers that return it only on request (Gemini's
+    thought summaries) then ask for it.
     """
 
     raw: bytes | None
@@ -90,6 +93,7 @@ class ChatRequest:
     client_model: str | None = None
     include_usage: bool = False
     parsed: dict[str, Any] | None = None
+    reasoning: bool = False
 
     @property
     def body(self) -> dict[str, Any]:

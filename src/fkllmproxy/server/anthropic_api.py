@@ -143,6 +143,7 @@ async def create_message(request: ApiRequest) -> Reply:
             client_model=parsed.model,
             include_usage=stream,
             parsed=body,
+            reasoning="reasoning_effort" in body,
         )
         return await provider.chat(chat)
 

@@ -27,7 +27,8 @@ A name (or a scripted step) is read by its prefix::
                               ``thinking``, OpenAI's ``reasoning_effort``), reason
                               first: a signed thinking block from Anthropic, the
                               ``reasoning_content`` OpenAI-compatible hosts (vLLM,
-                              DeepSeek) return from OpenAI; then act as ``tools``
+                              DeepSeek) return from OpenAI, a thought part from
+                              Gemini (with ``includeThoughts``); then act as ``tools``
     cached                    report half the prompt tokens as cached
     cache-write               report half the prompt tokens as written to the prompt
                               cache (Anthropic's cache_creation_input_tokens; the
