@@ -146,3 +146,47 @@ class TestThroughTheDaemon:
         assert all(row[:3] == ("master", "mock", "mock") for row in ok)
         assert all(row[6] == pytest.approx((row[3] * 2.0 + row[4] * 4.0) / 1e6) for row in ok)
         assert [(*row[1:3], row[5]) for row in found if row[5] != 200] == [("absent", None, 404)]
+
+
+class TestCachePricing:
+    def test_cache_reads_and_writes_at_their_own_prices(self) -> None:
+        """Cache tokens (part of the prompt count) are priced at their rates, when given."""
+        table = PriceTable(
+            [
+                PriceConfig(
+                    model="claude",
+                    input_per_mtok=3.0,
+                    output_per_mtok=15.0,
+                    cache_read_per_million=0.3,
+                    cache_write_per_million=3.75,
+                )
+            ]
+        )
+        # 1M prompt tokens of which 600k read from and 200k written to the cache.
+        cost = table.cost(None, "claude", None, 1_000_000, 0, 600_000, 200_000)
+        assert cost == pytest.approx(
+            200_000 * 3.0 / 1e6 + 600_000 * 0.3 / 1e6 + 200_000 * 3.75 / 1e6
+        )
+
+    def test_without_cache_prices_cache_tokens_cost_the_input_price(self) -> None:
+        """No cache prices: the old estimate, every prompt token at the input price."""
+        table = PriceTable([PriceConfig(model="m", input_per_mtok=2.0)])
+        assert table.cost(None, "m", None, 1_000_000, 0, 500_000, 100_000) == pytest.approx(2.0)
+
+    def test_a_ledger_from_before_gets_the_cache_columns(self, tmp_path: Path) -> None:
+        """A ledger file written before the cache columns existed is upgraded on open."""
+        path = tmp_path / "old.sqlite3"
+        with sqlite3.connect(path) as db:
+            db.executescript(
+                "CREATE TABLE usage (id INTEGER PRIMARY KEY, ts REAL NOT NULL,"
+                " request_id TEXT NOT NULL, key_name TEXT, model TEXT, provider TEXT,"
+                " upstream_model TEXT, prompt_tokens INTEGER NOT NULL,"
+                " completion_tokens INTEGER NOT NULL, latency_ms REAL NOT NULL,"
+                " status INTEGER NOT NULL, cost_usd REAL);"
+            )
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        record(ledger, cache_read_tokens=7, cache_write_tokens=3)
+        ledger.close()
+        with sqlite3.connect(path) as db:
+            found = db.execute("SELECT cache_read_tokens, cache_write_tokens FROM usage").fetchall()
+        assert found == [(7, 3)]

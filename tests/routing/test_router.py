@@ -515,3 +515,45 @@ class TestTimeLimits:
         with pytest.raises(UpstreamTimeout) as info:
             await run(router)
         assert info.value.status == 504 and "deadline" in info.value.message
+
+
+async def run_with(router: Router, affinity: str) -> Attempted:
+    async def attempt(provider: Provider, target: Target) -> Any:
+        return await provider.chat(target)
+
+    attempted = Attempted()
+    await router.call(router.resolve("m"), attempt, attempted, affinity=affinity)
+    return attempted
+
+
+class TestAffinity:
+    async def test_a_session_keeps_its_target_while_it_is_healthy(self) -> None:
+        """Same affinity, same target; its circuit open: the next; closed again: back."""
+        fakes = [Fake(n) for n in "abcd"]
+        router, clock = router_for(
+            fakes,
+            weights=[1.0] * 4,
+            draw=random.Random(5).random,
+            circuit_breaker={"failure_threshold": 1, "timeout_secs": 30},
+        )
+        home = (await run_with(router, "sess-1")).provider
+        assert {(await run_with(router, "sess-1")).provider for _ in range(20)} == {home}
+        chosen = next(f for f in fakes if f.name == home)
+        chosen.steps = [failing(home)]
+        away = (await run_with(router, "sess-1")).provider
+        assert away != home and router.breakers.states()[home] == "open"
+        assert {(await run_with(router, "sess-1")).provider for _ in range(5)} == {away}
+        clock.now += 31  # half-open: the probe succeeds and the session comes home
+        assert (await run_with(router, "sess-1")).provider == home
+
+    def test_affinity_is_read_only_for_weighted_models(self) -> None:
+        """No weights, no lookup; with weights the configured header's value."""
+        headers = [(b"x-claude-code-session-id", b"abc")]
+        plain, _ = router_for([Fake("a"), Fake("b")])
+        assert plain.affinity_of(plain.resolve("m"), headers) is None
+        weighted, _ = router_for([Fake("a"), Fake("b")], weights=[1.0, 1.0])
+        assert weighted.affinity_of(weighted.resolve("m"), headers) == "abc"
+        off, _ = router_for(
+            [Fake("a"), Fake("b")], weights=[1.0, 1.0], routing={"affinity_header": ""}
+        )
+        assert off.affinity_of(off.resolve("m"), headers) is None

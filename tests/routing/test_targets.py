@@ -54,3 +54,19 @@ def test_weight_tilts_the_same_draws() -> None:
     """0.5 ** (1/4) = 0.84 beats 0.7 ** 1: the heavier target wins a lower draw."""
     route = Route([leg("light", 1), leg("heavy", 4)])
     assert names(route.ordered(draws(0.7, 0.5))) == ["heavy", "light"]
+
+
+def test_affinity_gives_one_session_the_same_order_every_time() -> None:
+    """The same affinity value orders a weighted group the same way, whatever the draws."""
+    route = Route([leg("a", 1), leg("b", 1), leg("c", 1), leg("z")])
+    first = names(route.ordered(draws(0.1), "session-42"))
+    for value in (0.3, 0.6, 0.9):
+        assert names(route.ordered(draws(value), "session-42")) == first
+    assert first[-1] == "z", "an unweighted target keeps its own place"
+
+
+def test_affinity_still_splits_sessions_by_weight() -> None:
+    """Over many sessions the first picks follow the weights (3:1), deterministically."""
+    route = Route([leg("heavy", 3), leg("light", 1)])
+    firsts = [names(route.ordered(draws(0.5), f"s{i}"))[0] for i in range(2000)]
+    assert 1350 < firsts.count("heavy") < 1650

@@ -8,6 +8,7 @@ what the client got and what the upstream was sent.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
-from tests.conftest import MASTER_KEY, RunningDaemon, wait_until
+from tests.conftest import MASTER_KEY, RunningDaemon, prometheus_samples, sample_sum, wait_until
 
 OPENAI_KEY = "sk-upstream-openai"
 ANTHROPIC_KEY = "sk-ant-upstream"
@@ -24,6 +25,16 @@ ANTHROPIC_KEY = "sk-ant-upstream"
 CONFIG = """
 [cache]
 enabled = true
+
+[usage]
+enabled = true
+path = "{ledger}"
+
+[[pricing]]
+model = "cache-write"
+input_per_mtok = 1_000_000
+output_per_mtok = 0
+cache_write_per_million = 2_000_000
 
 [[providers]]
 name = "mock"
@@ -68,6 +79,16 @@ name = "cached"
 targets = [{{ provider = "claude", model = "ok" }}]
 cache = true
 
+[[providers]]
+name = "oai2"
+type = "openai"
+base_url = "{url}/v1"
+api_key_env = "FAKE_OPENAI_KEY"
+
+[[models]]
+name = "sticky"
+targets = [{{ provider = "oai", model = "ok", weight = 1 }}, {{ provider = "oai2", model = "ok", weight = 1 }}]
+
 [[models]]
 name = "fallback"
 targets = [{{ provider = "claude", model = "fault-500" }}, {{ provider = "oai", model = "gpt-4o-mini" }}]
@@ -83,6 +104,7 @@ BEHAVIOURS = (
     "fault-400",
     "fault-nonjson",
     "cached",
+    "cache-write",
 )
 MODELS = "".join(
     f'\n[[models]]\nname = "{prefix}-{behaviour}"\n'
@@ -93,7 +115,7 @@ MODELS = "".join(
     f'\n[[models]]\nname = "{provider}-{behaviour}"\n'
     f'targets = [{{ provider = "{provider}", model = "{model}" }}]\n'
     for provider in ("gem", "vtx", "az")
-    for behaviour, model in (("ok", "gemini-2.5-flash"), ("tools", "tools"))
+    for behaviour, model in (("ok", "gemini-2.5-flash"), ("tools", "tools"), ("cached", "cached"))
 )
 
 WEATHER = {
@@ -111,7 +133,9 @@ def daemon(
     credentials = upstream.write_service_account(tmp / "sa.json")
     with RunningDaemon(
         tmp,
-        CONFIG.format(url=upstream.url, models=MODELS, credentials=credentials),
+        CONFIG.format(
+            url=upstream.url, models=MODELS, credentials=credentials, ledger=tmp / "usage.db"
+        ),
         env={
             "FAKE_OPENAI_KEY": OPENAI_KEY,
             "FAKE_ANTHROPIC_KEY": ANTHROPIC_KEY,
@@ -563,3 +587,277 @@ class TestGoogleAndAzureProviders:
             assert declarations[0]["name"] == "get_weather"
             response = up_second.json["contents"][-1]["parts"][0]["functionResponse"]
             assert response["name"] == "get_weather"
+
+
+MID_SYSTEM_BETA = "mid-conversation-system-2026-04-07"
+CLAUDE_CODE_BODY: dict[str, Any] = {
+    "max_tokens": 64000,
+    "stream": True,
+    "system": [
+        {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}
+    ],
+    "messages": [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "say hi", "cache_control": {"type": "ephemeral"}}],
+        },
+        {"role": "system", "content": "Available agent types: Explore."},
+    ],
+    "thinking": {"type": "adaptive"},
+    "output_config": {"effort": "high"},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "metadata": {"user_id": "session-1"},
+}
+
+
+class TestClaudeCodeFidelity:
+    """What Claude Code 2.1 sends for its newer model names, through each provider kind."""
+
+    def test_system_message_in_messages_reaches_anthropic_as_sent(
+        self, daemon: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """Role system inside messages, ?beta=true, the client's beta and version headers:
+        all reach an Anthropic target untouched but for the model."""
+        upstream.clear()
+        body = {**CLAUDE_CODE_BODY, "model": "claude-ok"}
+        response = httpx.post(
+            daemon.url + "/v1/messages?beta=true",
+            content=json.dumps(body).encode(),
+            headers={
+                "authorization": f"Bearer {MASTER_KEY}",
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": f"claude-code-20250219,{MID_SYSTEM_BETA}",
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert "echo: say hi" in "".join(
+            json.loads(line[5:]).get("delta", {}).get("text", "")
+            for line in response.text.splitlines()
+            if line.startswith("data:")
+        )
+        (seen,) = sent(upstream, "/v1/messages")
+        assert seen.headers["anthropic-beta"] == f"claude-code-20250219,{MID_SYSTEM_BETA}"
+        assert seen.headers["anthropic-version"] == "2023-06-01"
+        assert seen.json == {**body, "model": "ok"}
+
+    def test_client_anthropic_version_is_forwarded(
+        self, daemon: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """The anthropic-version the client sent is the one the provider sees."""
+        upstream.clear()
+        body = {
+            "model": "claude-ok",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "v"}],
+        }
+        assert post_messages(daemon, body, **{"anthropic-version": "2099-01-01"}).status_code == 200
+        (seen,) = sent(upstream, "/v1/messages")
+        assert seen.headers["anthropic-version"] == "2099-01-01"
+
+    def test_anthropic_refusal_comes_back_verbatim(
+        self, daemon: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """Without the beta the provider refuses the system role: its status and body, as sent."""
+        upstream.clear()
+        body = {**CLAUDE_CODE_BODY, "model": "claude-ok", "stream": False}
+        response = post_messages(daemon, body)
+        assert response.status_code == 400
+        answer = response.json()
+        assert answer["type"] == "error" and answer["request_id"].startswith("req_")
+        assert 'Unexpected role "system"' in answer["error"]["message"]
+
+    @pytest.mark.parametrize("model", ["oai-ok", "gem-ok"])
+    def test_system_message_and_thinking_translate(
+        self, daemon: RunningDaemon, upstream: FakeUpstream, model: str
+    ) -> None:
+        """To OpenAI and Gemini: the system message in place, thinking as reasoning effort or
+        thinking budget, cache hints dropped; the client gets Anthropic events."""
+        upstream.clear()
+        body = {**CLAUDE_CODE_BODY, "model": model}
+        response = post_messages(daemon, body, **{"anthropic-beta": MID_SYSTEM_BETA})
+        assert response.status_code == 200, response.text
+        assert event_names(response.text)[-1] == "message_stop"
+        (seen,) = model_calls(upstream)
+        if model == "oai-ok":
+            roles = [m["role"] for m in seen.json["messages"]]
+            assert roles == ["system", "user", "system"]
+            assert seen.json["messages"][2]["content"] == "Available agent types: Explore."
+            assert seen.json["reasoning_effort"] == "high"
+        else:
+            texts = [p["text"] for p in seen.json["systemInstruction"]["parts"]]
+            assert texts == ["You are Claude Code.", "Available agent types: Explore."]
+            config = seen.json["generationConfig"]["thinkingConfig"]
+            assert config["thinkingBudget"] > 0
+        assert "cache_control" not in seen.body.decode()
+
+    @pytest.mark.parametrize("model", ["oai-ok", "gem-ok"])
+    def test_pdf_and_image_blocks_translate(
+        self, daemon: RunningDaemon, upstream: FakeUpstream, model: str
+    ) -> None:
+        """A base64 PDF document and a base64 image reach OpenAI and Gemini in their forms."""
+        upstream.clear()
+        pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+        png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+        content = [
+            {"type": "document", "source": pdf, "title": "spec.pdf"},
+            {"type": "image", "source": png},
+            {"type": "text", "text": "summarise"},
+        ]
+        body = {
+            "model": model,
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": content}],
+        }
+        response = post_messages(daemon, body)
+        assert response.status_code == 200, response.text
+        (seen,) = model_calls(upstream)
+        if model == "oai-ok":
+            parts = seen.json["messages"][0]["content"]
+            assert parts[0]["file"]["file_data"] == "data:application/pdf;base64,JVBERi0xLjQK"
+            assert parts[1]["image_url"]["url"] == "data:image/png;base64,iVBORw0KGgo="
+        else:
+            parts = seen.json["contents"][0]["parts"]
+            assert parts[0]["inlineData"] == {"mimeType": "application/pdf", "data": "JVBERi0xLjQK"}
+            assert parts[1]["inlineData"] == {"mimeType": "image/png", "data": "iVBORw0KGgo="}
+
+    def test_pdf_by_url_to_openai_is_a_400_naming_it(self, daemon: RunningDaemon) -> None:
+        """What a provider cannot take is refused by field and provider, in Anthropic's shape."""
+        document = {"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}}
+        body = {
+            "model": "oai-ok",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": [document]}],
+        }
+        response = post_messages(daemon, body)
+        assert response.status_code == 400
+        message = response.json()["error"]["message"]
+        assert "messages[0].content[0].source.type" in message and "'oai' (openai)" in message
+
+    def test_unknown_block_to_openai_is_a_400_naming_it(self, daemon: RunningDaemon) -> None:
+        """A block type only Anthropic knows: 400 in Anthropic's shape naming path and provider."""
+        block = {"type": "tool_addition", "tool": {"name": "x"}}
+        body = {
+            "model": "oai-ok",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": [block]}],
+        }
+        response = post_messages(daemon, body)
+        assert response.status_code == 400
+        error = response.json()
+        assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+        assert "messages[0].content[0].type = 'tool_addition'" in error["error"]["message"]
+        assert "'oai' (openai)" in error["error"]["message"]
+
+
+def test_log_line_of_a_400_names_the_model(daemon: RunningDaemon) -> None:
+    """A request refused at validation still logs the model its body named."""
+    body = {"model": "claude-ok", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}
+    response = post_messages(daemon, body, **{"x-request-id": "bad-max-tokens"})
+    assert response.status_code == 400
+
+    def line() -> dict[str, Any] | None:
+        found = [e for e in daemon.logs() if e.get("request_id") == "bad-max-tokens"]
+        return found[0] if found else None
+
+    assert wait_until(lambda: line() is not None)
+    logged = line()
+    assert logged is not None and logged["status"] == 400 and logged["model"] == "claude-ok"
+
+
+class TestCacheTokens:
+    """Prompt-cache tokens: carried to the client, logged, counted and priced."""
+
+    def line_for(self, daemon: RunningDaemon, request_id: str) -> dict[str, Any]:
+        def found() -> list[dict[str, Any]]:
+            return [e for e in daemon.logs() if e.get("request_id") == request_id]
+
+        assert wait_until(lambda: bool(found()))
+        return found()[0]
+
+    @pytest.mark.parametrize("stream", [False, True])
+    def test_anthropic_cache_write_is_logged_counted_and_priced(
+        self, daemon: RunningDaemon, stream: bool
+    ) -> None:
+        """cache_creation_input_tokens: on the log line, in fkllm_tokens_total, in the cost."""
+        request_id = f"cache-write-{stream}"
+        body = {
+            "model": "claude-cache-write",
+            "max_tokens": 20,
+            "stream": stream,
+            "messages": [{"role": "user", "content": "a b c d"}],
+        }
+        before = prometheus_samples(httpx.get(daemon.url + "/metrics/prometheus").text)
+        response = post_messages(daemon, body, **{"x-request-id": request_id})
+        assert response.status_code == 200
+        if not stream:
+            usage = response.json()["usage"]
+            assert (usage["input_tokens"], usage["cache_creation_input_tokens"]) == (2, 2)
+        line = self.line_for(daemon, request_id)
+        assert line["prompt_tokens"] == 4 and line["cache_write_tokens"] == 2
+        assert "cache_read_tokens" not in line
+        after = prometheus_samples(httpx.get(daemon.url + "/metrics/prometheus").text)
+        labels = {"name": "fkllm_tokens_total", "provider": "claude", "kind": "cache_write"}
+        assert sample_sum(after, **labels) - sample_sum(before, **labels) == 2
+
+        def cost() -> Any:
+            with sqlite3.connect(daemon.config_path.parent / "usage.db") as db:
+                row = db.execute(
+                    "SELECT cost_usd, cache_read_tokens, cache_write_tokens FROM usage"
+                    " WHERE request_id = ?",
+                    (request_id,),
+                ).fetchone()
+            return row
+
+        assert wait_until(lambda: cost() is not None)
+        # 4 prompt tokens at 1 USD each, the 2 written to the cache at 2 USD each.
+        assert cost() == (pytest.approx(6.0), 0, 2)
+
+    @pytest.mark.parametrize("model", ["claude-cached", "oai-cached", "gem-cached"])
+    def test_cache_reads_reach_the_client_and_the_log(
+        self, daemon: RunningDaemon, model: str
+    ) -> None:
+        """Anthropic's cache reads, OpenAI's cached_tokens and Gemini's
+        cachedContentTokenCount translated: all read the same."""
+        request_id = f"cache-read-{model}"
+        body = {
+            "model": model,
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": "a b c d"}],
+        }
+        response = post_messages(daemon, body, **{"x-request-id": request_id})
+        assert response.json()["usage"]["cache_read_input_tokens"] == 2
+        line = self.line_for(daemon, request_id)
+        assert line["cache_read_tokens"] == 2 and line["prompt_tokens"] == 4
+
+
+def test_a_claude_code_session_stays_on_one_target(daemon: RunningDaemon) -> None:
+    """Same x-claude-code-session-id, same weighted target; other sessions spread."""
+    body = {"model": "sticky", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+
+    def provider_for(session: str, n: int) -> str:
+        request_id = f"sticky-{session}-{n}"
+        headers = {"x-claude-code-session-id": session, "x-request-id": request_id}
+        assert post_messages(daemon, body, **headers).status_code == 200
+
+        def line() -> list[dict[str, Any]]:
+            return [e for e in daemon.logs() if e.get("request_id") == request_id]
+
+        assert wait_until(lambda: bool(line()))
+        return str(line()[0]["provider"])
+
+    assert len({provider_for("session-one", n) for n in range(8)}) == 1
+    assert {provider_for(f"session-{n}", 0) for n in range(16)} == {"oai", "oai2"}
+
+
+def test_count_tokens_refusal_comes_back_verbatim(daemon: RunningDaemon) -> None:
+    """Anthropic refusing a count_tokens call: its status and body reach the client as sent."""
+    body = {"model": "claude-ok", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
+    response = httpx.post(
+        daemon.url + "/v1/messages/count_tokens",
+        json=body,
+        headers={"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"},
+    )
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["request_id"].startswith("req_")
+    assert "max_tokens: Extra inputs are not permitted" in answer["error"]["message"]

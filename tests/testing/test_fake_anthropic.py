@@ -266,3 +266,120 @@ class TestFaults:
         )
         assert message.stop_reason == "refusal"
         assert message.content == []
+
+
+MID_SYSTEM = {**HEADERS, "anthropic-beta": "mid-conversation-system-2026-04-07"}
+
+
+class TestNewerFeatures:
+    def test_system_message_after_a_user_turn_with_the_beta(
+        self, fake_upstream: FakeUpstream
+    ) -> None:
+        """Mid-conversation system messages are taken under their beta, after a user turn."""
+        messages = [{"role": "user", "content": "hi"}, {"role": "system", "content": "Be Go."}]
+        body = {"model": "m", "max_tokens": 20, "messages": messages}
+        assert post(fake_upstream, body, MID_SYSTEM).status_code == 200
+        assert post(fake_upstream, body).status_code == 400
+
+    @pytest.mark.parametrize(
+        ("messages", "wording"),
+        [
+            ([{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}], "first"),
+            (
+                [
+                    {"role": "user", "content": "hi"},
+                    {"role": "system", "content": "a"},
+                    {"role": "system", "content": "b"},
+                ],
+                "consecutive",
+            ),
+            (
+                [
+                    {"role": "user", "content": "hi"},
+                    {
+                        "role": "system",
+                        "content": [{"type": "image", "source": {"type": "url", "url": "u"}}],
+                    },
+                ],
+                "text blocks only",
+            ),
+        ],
+    )
+    def test_system_message_placement_rules(
+        self, fake_upstream: FakeUpstream, messages: list[Any], wording: str
+    ) -> None:
+        """Not first, never next to another, text only: else a 400 as the API gives."""
+        body = {"model": "m", "max_tokens": 20, "messages": messages}
+        response = post(fake_upstream, body, MID_SYSTEM)
+        assert response.status_code == 400 and wording in response.json()["error"]["message"]
+
+    def test_thinking_behaviour_signs_and_checks_its_thinking(
+        self, fake_upstream: FakeUpstream
+    ) -> None:
+        """thinking: a signed thinking block first; a tool turn sent back without it is refused."""
+        client = sdk(fake_upstream)
+        thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+        question: Any = {"role": "user", "content": "Oslo"}
+        first = client.messages.create(
+            model="thinking",
+            max_tokens=2048,
+            thinking=thinking,
+            tools=[WEATHER],
+            messages=[question],
+        )
+        thought, use = first.content
+        assert thought.type == "thinking" and thought.signature
+        assert use.type == "tool_use"
+        result: Any = {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "ok"}],
+        }
+        stripped: Any = {"role": "assistant", "content": [use]}
+        with pytest.raises(anthropic.BadRequestError, match="must start with a thinking block"):
+            client.messages.create(
+                model="thinking",
+                max_tokens=2048,
+                thinking=thinking,
+                tools=[WEATHER],
+                messages=[question, stripped, result],
+            )
+
+    def test_a_tampered_thinking_signature_is_refused(self, fake_upstream: FakeUpstream) -> None:
+        """Thinking sent back with another signature than the one issued: a 400."""
+        client = sdk(fake_upstream)
+        thinking: Any = {"type": "adaptive"}
+        question: Any = {"role": "user", "content": "Oslo"}
+        first = client.messages.create(
+            model="thinking",
+            max_tokens=2048,
+            thinking=thinking,
+            tools=[WEATHER],
+            messages=[question],
+        )
+        thought, use = first.content
+        assert thought.type == "thinking" and use.type == "tool_use"
+        forged: Any = {"type": "thinking", "thinking": thought.thinking, "signature": "Zm9yZ2Vk"}
+        result: Any = {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "ok"}],
+        }
+        with pytest.raises(anthropic.BadRequestError, match="Invalid `signature`"):
+            client.messages.create(
+                model="thinking",
+                max_tokens=2048,
+                thinking=thinking,
+                tools=[WEATHER],
+                messages=[question, {"role": "assistant", "content": [forged, use]}, result],
+            )
+
+    def test_cache_write_behaviour_reports_cache_creation(
+        self, fake_upstream: FakeUpstream
+    ) -> None:
+        """cache-write: half the prompt reported as written to the cache."""
+        body = {
+            "model": "cache-write",
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": "a b c d"}],
+        }
+        usage = post(fake_upstream, body).json()["usage"]
+        assert (usage["input_tokens"], usage["cache_creation_input_tokens"]) == (2, 2)

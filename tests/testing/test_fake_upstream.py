@@ -458,3 +458,18 @@ class TestCommand:
         assert result.returncode == 1
         assert result.stderr.startswith("fkllm: cannot listen")
         assert "Traceback" not in result.stderr
+
+
+def test_tool_behaviour_calls_the_named_tool_with_the_last_word() -> None:
+    """tool-NAME calls NAME (any case) with its first parameter set to the prompt's last word."""
+    from fkllmproxy.testing.behaviour import Prompt, ToolSpec, parse_behaviour, plan_answer
+
+    prompt = Prompt(
+        model="tool-read",
+        last_user_text="Show me /tmp/a.txt",
+        tools=[ToolSpec("Agent", "prompt"), ToolSpec("Read", "file_path")],
+    )
+    answer = plan_answer(prompt, parse_behaviour("tool-read"))
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [
+        ("Read", {"file_path": "/tmp/a.txt"})
+    ]

@@ -280,14 +280,16 @@ class TestAnthropicRequestToOpenAI:
         }
 
     def test_hints_for_anthropic_machinery_are_ignored(self) -> None:
-        """thinking, effort, context_management and service_tier do not stop the request."""
+        """effort, context_management and service_tier do not stop the request; thinking
+        becomes the reasoning effort."""
         body = to_chat(
             thinking={"type": "enabled", "budget_tokens": 2048},
             output_config={"effort": "high"},
             context_management={"edits": []},
             service_tier="auto",
         )
-        assert set(body) == {"model", "messages", "max_completion_tokens"}
+        assert set(body) == {"model", "messages", "max_completion_tokens", "reasoning_effort"}
+        assert body["reasoning_effort"] == "low"
 
     def test_a_claude_code_style_request_translates(self) -> None:
         """Cache hints everywhere, thinking, metadata, streaming: all carried or left out."""
@@ -350,7 +352,7 @@ class TestAnthropicRequestToOpenAI:
         }
         assert body["tools"][0]["function"]["name"] == "Read"
         assert body["user"] == "user_abc_session_1"
-        assert "thinking" not in body and "reasoning_effort" not in body
+        assert "thinking" not in body and body["reasoning_effort"] == "high"
 
     @pytest.mark.parametrize(
         ("fields", "names"),

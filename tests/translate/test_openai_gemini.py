@@ -822,3 +822,36 @@ def test_data_url_with_parameters_keeps_only_the_type() -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/webp;name=a.webp;base64,UklG"}}
     parts = gemini_json({"messages": [{"role": "user", "content": [image]}]})["contents"][0]
     assert parts["parts"] == [{"inlineData": {"mimeType": "image/webp", "data": "UklG"}}]
+
+
+def test_include_thoughts_asks_for_thought_summaries() -> None:
+    """For a caller that wants reasoning back, a thinking budget comes with includeThoughts."""
+    body = {"model": "m", "messages": [user("hi")], "reasoning_effort": "low"}
+    sent = msgspec.json.decode(
+        msgspec.json.encode(to_gemini(body, provider=PROVIDER, include_thoughts=True))
+    )
+    assert sent["generationConfig"]["thinkingConfig"] == {
+        "thinkingBudget": 1024,
+        "includeThoughts": True,
+    }
+    assert "includeThoughts" not in str(gemini_json(body)), "only when asked for"
+
+
+def test_thought_summaries_come_back_as_reasoning_content() -> None:
+    """Thought parts (sent only when asked for) are the message's reasoning_content."""
+    answer = openai_answer(
+        {"candidates": [candidate([{"text": "pondering", "thought": True}, {"text": "42"}])]}
+    )
+    assert answer["choices"][0]["message"]["reasoning_content"] == "pondering"
+
+
+def test_streamed_thought_summaries_are_reasoning_deltas() -> None:
+    """A streamed thought part is a reasoning_content delta ahead of the text."""
+    translator = StreamTranslator(model="m", provider=PROVIDER, include_usage=False)
+    frames: list[bytes] = []
+    for parts, finish in (([{"text": "hmm", "thought": True}], None), ([{"text": "42"}], "STOP")):
+        event = {"candidates": [candidate(parts, finish)]}
+        frames.extend(translator.feed(decode_response(msgspec.json.encode(event))))
+    deltas = [msgspec.json.decode(f[6:])["choices"][0]["delta"] for f in frames]
+    assert {"reasoning_content": "hmm"} in deltas
+    assert deltas.index({"reasoning_content": "hmm"}) < deltas.index({"content": "42"})

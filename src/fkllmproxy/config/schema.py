@@ -28,6 +28,7 @@ __all__ = [
     "ProviderConfig",
     "RateLimitConfig",
     "RetryConfig",
+    "RoutingConfig",
     "ServerConfig",
     "StateConfig",
     "Target",
@@ -103,6 +104,13 @@ class RetryConfig(_Section, frozen=True):
     deadline_secs: PositiveFloat | None = None
 
 
+class RoutingConfig(_Section, frozen=True):
+    """``affinity_header``: requests carrying the same value of this header go to the same
+    target of a weighted group while it is healthy (empty: no affinity)."""
+
+    affinity_header: str = "x-claude-code-session-id"
+
+
 class LoggingConfig(_Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -172,13 +180,17 @@ class PriceConfig(_Section, frozen=True):
     """What one model costs, for the usage ledger's estimate: USD per million tokens.
 
     ``model`` is matched against the upstream model first, then the name clients send;
-    ``provider`` narrows it to one provider (absent: any).
+    ``provider`` narrows it to one provider (absent: any). Prompt-cache reads and
+    writes are priced at ``cache_read_per_million`` / ``cache_write_per_million`` when
+    given, else at the input price.
     """
 
     model: Annotated[str, Meta(min_length=1)]
     input_per_mtok: NonNegativeFloat
     output_per_mtok: NonNegativeFloat = 0.0
     provider: Name | None = None
+    cache_read_per_million: NonNegativeFloat | None = None
+    cache_write_per_million: NonNegativeFloat | None = None
 
 
 class Config(_Section, frozen=True):
@@ -187,6 +199,7 @@ class Config(_Section, frozen=True):
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     state: StateConfig = field(default_factory=StateConfig)

@@ -156,7 +156,8 @@ class Metrics:
         )
         self._tokens = Counter(
             "fkllm_tokens_total",
-            "Tokens the providers reported, by provider, model and kind (prompt, completion).",
+            "Tokens the providers reported, by provider, model and kind (prompt, completion;"
+            " cache_read and cache_write, prompt-cache tokens also counted in prompt).",
             ["provider", "model", "kind"],
             registry=own,
         )
@@ -270,6 +271,17 @@ class Metrics:
             self._child(
                 ("k", provider, model, "c"), self._tokens, provider, model, "completion"
             ).inc(completion)
+
+    def cache_tokens(self, provider: str, model: str, read: int, write: int) -> None:
+        """Prompt-cache tokens (``kind="cache_read"`` / ``"cache_write"``), also in ``prompt``."""
+        if read:
+            self._child(
+                ("k", provider, model, "cr"), self._tokens, provider, model, "cache_read"
+            ).inc(read)
+        if write:
+            self._child(
+                ("k", provider, model, "cw"), self._tokens, provider, model, "cache_write"
+            ).inc(write)
 
     def cache_lookup(self, model: str, *, hit: bool) -> None:
         """Count one response-cache lookup for ``model`` (a configured name)."""

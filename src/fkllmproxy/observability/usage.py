@@ -8,8 +8,9 @@ waits for that flush, so a clean stop loses nothing. With several workers each o
 writes to the same file; SQLite's WAL mode and a busy timeout let them take turns.
 
 Cost is an estimate from the ``[[pricing]]`` table: USD per million prompt and
-completion tokens, looked up by provider and upstream model, then upstream model,
-then the model name the client sent; requests with no matching price get no cost.
+completion tokens (prompt-cache reads and writes at their own prices when the table
+gives them), looked up by provider and upstream model, then upstream model, then the
+model name the client sent; requests with no matching price get no cost.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS usage (
     model TEXT,                       -- the model name the client sent
     provider TEXT,                    -- the provider that answered (last tried)
     upstream_model TEXT,
-    prompt_tokens INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,   -- all input tokens, cache reads and writes included
     completion_tokens INTEGER NOT NULL,
     latency_ms REAL NOT NULL,
     status INTEGER NOT NULL,          -- the HTTP status the client got
@@ -55,16 +56,34 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 """
+# Added after the first release: ledgers written before get them on open.
+_ADDED_COLUMNS = {
+    "cache_read_tokens": "INTEGER NOT NULL DEFAULT 0",  # prompt-cache reads (in prompt_tokens)
+    "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",  # prompt-cache writes (in prompt_tokens)
+}
 _INSERT = (
     "INSERT INTO usage (ts, request_id, key_name, model, provider, upstream_model,"
-    " prompt_tokens, completion_tokens, latency_ms, status, cost_usd)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " prompt_tokens, completion_tokens, latency_ms, status, cost_usd,"
+    " cache_read_tokens, cache_write_tokens)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 MAX_PENDING = 200_000  # beyond this the writer is hopelessly behind: drop the oldest
 _BUSY_TIMEOUT_MS = 10_000
 
 Row = tuple[
-    float, str, str | None, str | None, str | None, str | None, int, int, float, int, float | None
+    float,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    int,
+    int,
+    float,
+    int,
+    float | None,
+    int,
+    int,
 ]
 
 
@@ -87,7 +106,10 @@ class PriceTable:
         model: str | None,
         prompt_tokens: int,
         completion_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float | None:
+        """USD for one request; the cache tokens are part of ``prompt_tokens``."""
         if not self._prices:
             return None
         price = None
@@ -99,9 +121,12 @@ class PriceTable:
             price = self._prices.get((provider, model)) or self._prices.get((None, model))
         if price is None:
             return None
-        return (
-            prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok
-        ) / 1_000_000
+        total = prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok
+        if cache_read_tokens and price.cache_read_per_million is not None:
+            total += cache_read_tokens * (price.cache_read_per_million - price.input_per_mtok)
+        if cache_write_tokens and price.cache_write_per_million is not None:
+            total += cache_write_tokens * (price.cache_write_per_million - price.input_per_mtok)
+        return max(total, 0.0) / 1_000_000
 
 
 def ledger_path(config: Config) -> Path:
@@ -118,6 +143,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.executescript(SCHEMA)
+        present = {row[1] for row in connection.execute("PRAGMA table_info(usage)")}
+        for name, declaration in _ADDED_COLUMNS.items():
+            if name not in present:
+                connection.execute(f"ALTER TABLE usage ADD COLUMN {name} {declaration}")
     except (OSError, sqlite3.Error) as exc:
         raise LedgerError(f"cannot open the usage ledger {path}: {exc}") from None
     return connection
@@ -149,9 +178,19 @@ class UsageLedger:
         completion_tokens: int,
         latency_ms: float,
         status: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         """Queue one finished request (cheap: called on the event loop)."""
-        cost = self.prices.cost(provider, upstream_model, model, prompt_tokens, completion_tokens)
+        cost = self.prices.cost(
+            provider,
+            upstream_model,
+            model,
+            prompt_tokens,
+            completion_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+        )
         pending = self._pending
         pending.append(
             (
@@ -166,6 +205,8 @@ class UsageLedger:
                 latency_ms,
                 status,
                 cost,
+                cache_read_tokens,
+                cache_write_tokens,
             )
         )
         if len(pending) > MAX_PENDING:

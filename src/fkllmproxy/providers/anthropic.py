@@ -10,7 +10,8 @@ Two ways in:
 
 ``base_url`` is the host root (default ``https://api.anthropic.com``; a trailing
 ``/v1`` is tolerated); the key goes in ``x-api-key`` and ``api_version`` sets
-``anthropic-version`` (default ``2023-06-01``).
+``anthropic-version`` (default ``2023-06-01``) unless an Anthropic client sent its own,
+which is forwarded as sent, as is its ``anthropic-beta``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
-from fkllmproxy.providers.sse import iter_frames, read_usage
+from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.translate.anthropic_openai import (
     ChatStreamFromMessages,
     chat_response_from_messages,
@@ -88,6 +89,7 @@ def _merge_usage(found: ResponseUsage | None, seen: ResponseUsage, usage: Usage)
     cache_write = seen.cache_creation_input_tokens or 0
     usage.prompt_tokens = (seen.input_tokens or 0) + cache_read + cache_write
     usage.cached_tokens = cache_read
+    usage.cache_write_tokens = cache_write
     usage.completion_tokens = seen.output_tokens or 0
 
 
@@ -135,9 +137,21 @@ class AnthropicProvider(MessagesProvider):
     # ---- transport ------------------------------------------------------------------
 
     async def _post(
-        self, path: str, content: bytes, *, stream: bool, beta: str | None = None
+        self,
+        path: str,
+        content: bytes,
+        *,
+        stream: bool,
+        beta: str | None = None,
+        version: str | None = None,
     ) -> httpx.Response:
-        headers = {**_JSON, "anthropic-beta": beta} if beta else _JSON
+        headers = _JSON
+        if beta or version:
+            headers = dict(_JSON)
+            if beta:
+                headers["anthropic-beta"] = beta
+            if version:
+                headers["anthropic-version"] = version
         response = await post(
             self.client, path, content, provider=self.name, stream=stream, headers=headers
         )
@@ -146,8 +160,10 @@ class AnthropicProvider(MessagesProvider):
             raise error_from_response(response, body, self.name)
         return response
 
-    async def _post_whole(self, path: str, content: bytes, beta: str | None = None) -> bytes:
-        answer = self._post(path, content, stream=False, beta=beta)
+    async def _post_whole(
+        self, path: str, content: bytes, beta: str | None = None, version: str | None = None
+    ) -> bytes:
+        answer = self._post(path, content, stream=False, beta=beta, version=version)
         return await whole_body(answer, total=self._total, provider=self.name)
 
     # ---- OpenAI clients: translated --------------------------------------------------
@@ -163,7 +179,8 @@ class AnthropicProvider(MessagesProvider):
             answer = chat_response_from_messages(
                 body, provider=self.label, created=created, json_tool=translated.json_tool
             )
-            return Completion(body=answer, usage=read_usage(answer))
+            # From Anthropic's own counts: OpenAI's shape has no place for cache writes.
+            return Completion(body=answer, usage=_message_usage(body, self.label))
         response = await self._post(_MESSAGES, content, stream=True)
         translator = ChatStreamFromMessages(
             provider=self.label,
@@ -186,6 +203,7 @@ class AnthropicProvider(MessagesProvider):
                 usage.prompt_tokens = translator.prompt_tokens
                 usage.completion_tokens = translator.completion_tokens
                 usage.cached_tokens = translator.cached_tokens
+                usage.cache_write_tokens = translator.cache_write_tokens
         except httpx.HTTPError as exc:
             raise map_exception(exc, self.name) from exc
         for chunk in translator.finish():
@@ -196,9 +214,11 @@ class AnthropicProvider(MessagesProvider):
     async def messages(self, call: MessagesCall) -> Completion | StreamingCompletion:
         content = call.upstream_bytes()
         if not call.stream:
-            body = await self._post_whole(_MESSAGES, content, call.beta)
+            body = await self._post_whole(_MESSAGES, content, call.beta, call.version)
             return Completion(body=body, usage=_message_usage(body, self.label))
-        response = await self._post(_MESSAGES, content, stream=True, beta=call.beta)
+        response = await self._post(
+            _MESSAGES, content, stream=True, beta=call.beta, version=call.version
+        )
         usage = Usage()
         chunks = self._relay(response, usage)
         return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
@@ -224,7 +244,8 @@ class AnthropicProvider(MessagesProvider):
             )
 
     async def count_tokens(self, call: MessagesCall) -> Completion:
-        body = await self._post_whole(_COUNT_TOKENS, call.upstream_bytes(), call.beta)
+        content = call.upstream_bytes()
+        body = await self._post_whole(_COUNT_TOKENS, content, call.beta, call.version)
         return Completion(body=body)
 
     async def aclose(self) -> None:

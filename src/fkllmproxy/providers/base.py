@@ -61,11 +61,17 @@ __all__ = [
 
 @dataclass(slots=True)
 class Usage:
-    """Token counts as the provider reported them (zeros when it did not)."""
+    """Token counts as the provider reported them (zeros when it did not).
+
+    ``prompt_tokens`` counts every input token in OpenAI's sense, prompt-cache reads
+    (``cached_tokens``) and writes (``cache_write_tokens``, which only Anthropic reports)
+    included.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -76,6 +82,9 @@ class ChatRequest:
     another API, then ``parsed`` holds it). ``model`` is the upstream model name;
     ``client_model`` the name the client sent. ``upstream_bytes`` forwards ``raw``
     untouched whenever nothing needs changing, and decodes only when something does.
+    ``reasoning`` says the client wants the model's reasoning text back (an Anthropic
+    client that asked for thinking): providers that return it only on request (Gemini's
+    thought summaries) then ask for it.
     """
 
     raw: bytes | None
@@ -84,6 +93,7 @@ class ChatRequest:
     client_model: str | None = None
     include_usage: bool = False
     parsed: dict[str, Any] | None = None
+    reasoning: bool = False
 
     @property
     def body(self) -> dict[str, Any]:
@@ -129,7 +139,8 @@ class MessagesCall:
     ``/v1/messages/count_tokens`` to an Anthropic provider).
 
     ``raw``, ``model`` and ``client_model`` as for ``ChatRequest``; ``beta`` is the
-    client's ``anthropic-beta`` header, which turns on the features the body may use.
+    client's ``anthropic-beta`` header, which turns on the features the body may use,
+    and ``version`` its ``anthropic-version`` (both forwarded as sent).
     """
 
     raw: bytes
@@ -137,6 +148,7 @@ class MessagesCall:
     stream: bool = False
     client_model: str | None = None
     beta: str | None = None
+    version: str | None = None
 
     def upstream_bytes(self) -> bytes:
         if self.client_model == self.model:

@@ -177,7 +177,8 @@ class GeminiProvider(Provider):
     # --- chat -----------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        payload = encode(to_gemini(request.body, provider=self.name))
+        thoughts = request.reasoning
+        payload = encode(to_gemini(request.body, provider=self.name, include_thoughts=thoughts))
         if not request.stream:
             raw = await self._post_whole(self.model_path(request.model, "generateContent"), payload)
             try:

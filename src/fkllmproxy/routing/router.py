@@ -15,7 +15,9 @@ goes straight back to the client.
 - **Weights**: neighbouring targets that all give a ``weight`` form one group sharing a
   place in the order; each request puts the group's targets in a random order drawn in
   proportion to their weights (so the first pick splits load by weight and the others
-  remain fallbacks). A target without a weight keeps its place.
+  remain fallbacks). A target without a weight keeps its place. A request carrying the
+  ``[routing] affinity_header`` gets the order that header's value always gets
+  (``routing/targets.py``), so a session stays on one healthy target.
 - **Circuit breakers**: a target whose provider's circuit is open is skipped. When all
   are open, ``[circuit_breaker] when_all_open`` decides: ``fail_fast`` answers 503, and
   ``least_recently_failed`` tries the one whose last failure is the oldest.
@@ -97,6 +99,8 @@ class Router:
         self._max_retry_after = retry.max_retry_after_secs
         self._deadline = retry.deadline_secs
         self._when_all_open = config.circuit_breaker.when_all_open
+        header = config.routing.affinity_header.strip().lower()
+        self._affinity_header = header.encode("latin-1") if header else None
         self._live: set[AttemptClock] = set()  # attempts waiting on a provider right now
         # Set when circuit state is shared across processes: brings the local breakers
         # up to date (a no-op while they are fresh) before each routing decision.
@@ -122,6 +126,17 @@ class Router:
             )
         return model
 
+    def affinity_of(self, model: ModelConfig, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """The affinity header's value in ``headers`` (ASGI's), when ``model`` has weights
+        for it to matter; otherwise nothing is looked up."""
+        name = self._affinity_header
+        if name is None or not self._routes[model.name].weighted:
+            return None
+        for key, value in headers:
+            if key == name:
+                return value.decode("latin-1") or None
+        return None
+
     async def call(
         self,
         model: ModelConfig,
@@ -129,16 +144,18 @@ class Router:
         attempted: Attempted,
         *,
         stream: bool = False,
+        affinity: str | None = None,
     ) -> T:
         """Run ``attempt`` against the model's targets until one succeeds.
 
         ``stream`` says the answer is a stream: its first chunk is then awaited here
         (under ``first_byte_timeout_secs``), so a stream that fails before sending
-        anything falls back like any other failure.
+        anything falls back like any other failure. ``affinity`` (the affinity header's
+        value) fixes the order of weighted targets for every request that carries it.
         """
         if self.refresh_circuits is not None:
             await self.refresh_circuits()
-        legs = self._routes[model.name].ordered(self._draw)
+        legs = self._routes[model.name].ordered(self._draw, affinity)
         deadline = None if self._deadline is None else self._clock() + self._deadline
         budget = max(self._max_attempts, len(legs))
         turns = [_Turns() for _ in legs]

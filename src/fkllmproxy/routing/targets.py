@@ -6,10 +6,18 @@ random in proportion to the weights (Efraimidis-Spirakis: each target's key is
 ``u ** (1 / weight)`` for a uniform ``u``, larger keys first), so the first pick splits
 load by weight and the rest of the group stay fallbacks. A target without a weight
 keeps its own place, which is why plain lists cost nothing here.
+
+Session affinity: a request that carries an affinity value (Claude Code's session id)
+draws each target's ``u`` from a hash of that value and the target instead of at
+random: rendezvous hashing. The same session then gets the same order every time, so
+it keeps to one target (and that provider's prompt cache) while the target is healthy
+and falls back in a fixed order when it is not, while different sessions still split by
+weight.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,10 +51,11 @@ class Route:
             else:
                 self.groups.append([leg])
         self.size = len(legs)
+        self.weighted = len(self.groups) != self.size
 
-    def ordered(self, draw: Callable[[], float]) -> list[Leg]:
-        """The legs in the order this request tries them."""
-        if len(self.groups) == self.size:
+    def ordered(self, draw: Callable[[], float], affinity: str | None = None) -> list[Leg]:
+        """The legs in the order this request tries them (by ``affinity`` when given)."""
+        if not self.weighted:
             return [group[0] for group in self.groups]
         legs: list[Leg] = []
         for group in self.groups:
@@ -55,7 +64,20 @@ class Route:
             else:
                 # Weighted random order (Efraimidis-Spirakis): larger keys go first.
                 keyed = [
-                    (draw() ** (1.0 / (leg.target.weight or 1.0)), i) for i, leg in enumerate(group)
+                    (
+                        (draw() if affinity is None else _uniform(affinity, leg))
+                        ** (1.0 / (leg.target.weight or 1.0)),
+                        i,
+                    )
+                    for i, leg in enumerate(group)
                 ]
                 legs.extend(group[i] for _, i in sorted(keyed, reverse=True))
         return legs
+
+
+def _uniform(affinity: str, leg: Leg) -> float:
+    """A number in (0, 1) fixed by the affinity value and the target, the same in every
+    process (Python's own ``hash`` is salted per process)."""
+    key = f"{affinity}\0{leg.target.provider}\0{leg.target.model}".encode()
+    digest = hashlib.blake2b(key, digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 1) / (2**64 + 2)

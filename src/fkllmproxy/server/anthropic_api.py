@@ -2,8 +2,10 @@
 
 Routing and fallback are the same as for chat completions. Per target:
 
-* an Anthropic provider gets the client's bytes untouched and its answer (JSON or
-  event stream) goes back untouched;
+* an Anthropic provider gets the client's bytes untouched (``model`` aside), with the
+  client's ``anthropic-version`` and ``anthropic-beta``, and its answer (JSON or event
+  stream) goes back untouched, as does a 4xx it refuses the request with (status and
+  body);
 * any other provider gets the request translated to OpenAI's shape (done once, on the
   first such target) and its answer translated back into a Message or Anthropic events.
 
@@ -22,7 +24,7 @@ import msgspec
 from litestar import Request, Response, post
 
 from fkllmproxy.config import Target
-from fkllmproxy.errors import FkllmError
+from fkllmproxy.errors import FkllmError, UpstreamRejected
 from fkllmproxy.providers import (
     ChatRequest,
     Completion,
@@ -76,6 +78,13 @@ class _Translation:
         return self.body
 
 
+def _as_sent(error: UpstreamRejected, context: Any) -> Reply:
+    """Anthropic's own refusal of an Anthropic request: status and body as it sent them,
+    so the client reacts as it would without the proxy."""
+    context.error_code = error.code
+    return json_reply(error.body, error.status, error.headers or None)
+
+
 async def _events(
     chunks: AsyncIterator[bytes], translator: MessagesStreamFromChat
 ) -> AsyncIterator[bytes]:
@@ -98,6 +107,7 @@ async def create_message(request: ApiRequest) -> Reply:
     stream = bool(parsed.stream)
     context.stream = stream
     beta = request.headers.get("anthropic-beta")
+    version = request.headers.get("anthropic-version")
     translation = _Translation(raw)
 
     cache = runtime.cache
@@ -117,7 +127,12 @@ async def create_message(request: ApiRequest) -> Reply:
         shape.update(native=native, provider=label)
         if isinstance(provider, MessagesProvider):
             call = MessagesCall(
-                raw=raw, model=target.model, stream=stream, client_model=parsed.model, beta=beta
+                raw=raw,
+                model=target.model,
+                stream=stream,
+                client_model=parsed.model,
+                beta=beta,
+                version=version,
             )
             return await provider.messages(call)
         body = {**translation.for_provider(label), "model": target.model}
@@ -128,10 +143,16 @@ async def create_message(request: ApiRequest) -> Reply:
             client_model=parsed.model,
             include_usage=stream,
             parsed=body,
+            reasoning="reasoning_effort" in body,
         )
         return await provider.chat(chat)
 
-    result = await call_targets(request, runtime, model, attempt, stream=stream)
+    try:
+        result = await call_targets(request, runtime, model, attempt, stream=stream)
+    except UpstreamRejected as exc:
+        if not shape.get("native") or not exc.body:
+            raise
+        return _as_sent(exc, context)
     answer = _Answer(result, native=shape["native"], provider=shape["provider"])
     if isinstance(result, Completion):
         context.usage = result.usage
@@ -158,12 +179,24 @@ async def count_tokens(request: Request[Any, Any, Any]) -> Response[Any]:
     view = ApiRequest.of(request)
     runtime, _, raw, parsed, model = await accept(view, count_tokens_decoder)
     beta = view.headers.get("anthropic-beta")
+    version = view.headers.get("anthropic-version")
 
     async def attempt(provider: Provider, target: Target) -> Completion:
         if isinstance(provider, MessagesProvider):
-            call = MessagesCall(raw=raw, model=target.model, client_model=parsed.model, beta=beta)
+            call = MessagesCall(
+                raw=raw,
+                model=target.model,
+                client_model=parsed.model,
+                beta=beta,
+                version=version,
+            )
             return await provider.count_tokens(call)
         return Completion(body=_encode({"input_tokens": estimate_input_tokens(parsed)}))
 
-    result = await call_targets(view, runtime, model, attempt)
+    try:
+        result = await call_targets(view, runtime, model, attempt)
+    except UpstreamRejected as exc:
+        if not exc.body:  # only an Anthropic provider's refusal gets here with a body
+            raise
+        return _as_sent(exc, view.context).to_response()
     return json_reply(result.body, result.status).to_response()

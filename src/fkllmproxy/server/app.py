@@ -23,6 +23,7 @@ from fkllmproxy.server.openai_api import (
     list_models,
 )
 from fkllmproxy.server.openapi import openapi_json
+from fkllmproxy.server.root import root, root_head
 from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["create_app"]
@@ -58,6 +59,8 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             metrics_prometheus,
             messages,
             count_tokens,
+            root,
+            root_head,
             *circuit_routes,
         ],
         exception_handlers=exception_handlers,

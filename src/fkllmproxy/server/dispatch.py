@@ -10,12 +10,13 @@ from them (model, cache outcome, provider, attempts).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
+from fkllmproxy.errors import BadRequest
 from fkllmproxy.providers import Provider
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
@@ -50,11 +51,31 @@ async def accept(
     runtime = request.holder.runtime
     caller, context = await admit(request, runtime)
     raw = await read_body(request, runtime.config.server.max_request_size)
-    parsed = decode_body(raw, decoder)
+    try:
+        parsed = decode_body(raw, decoder)
+    except BadRequest:
+        context.model = _named_model(raw)  # so the log line of the 400 says which model
+        raise
     context.model = parsed.model
     model = runtime.router.resolve(parsed.model)
     caller.check_model(model.name)
     return runtime, caller, raw, parsed, model
+
+
+class _ModelOnly(msgspec.Struct):
+    model: Any = None
+
+
+_model_decoder = msgspec.json.Decoder(_ModelOnly)
+
+
+def _named_model(raw: bytes) -> str | None:
+    """The ``model`` a body that failed validation named, when it named one as a string."""
+    try:
+        model = _model_decoder.decode(raw).model
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        return None
+    return model if isinstance(model, str) and model else None
 
 
 async def _replay(body: bytes) -> AsyncIterator[bytes]:
@@ -116,10 +137,12 @@ async def call_targets(
     """
     context: RequestContext = request.context
     attempted = Attempted()
+    router = runtime.router
+    affinity = router.affinity_of(model, request.scope["headers"])
     try:
         return await unless_disconnected(
             request.receive,
-            runtime.router.call(model, attempt, attempted, stream=stream),
+            router.call(model, attempt, attempted, stream=stream, affinity=affinity),
         )
     finally:
         context.provider = attempted.provider

@@ -24,7 +24,14 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 # The request headers any handler reads; the rest are never decoded.
 _READ = frozenset(
-    {b"authorization", b"x-api-key", b"content-length", b"cache-control", b"anthropic-beta"}
+    {
+        b"authorization",
+        b"x-api-key",
+        b"content-length",
+        b"cache-control",
+        b"anthropic-beta",
+        b"anthropic-version",
+    }
 )
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _JSON_TYPE = (b"content-type", b"application/json")

@@ -23,7 +23,7 @@ from fkllmproxy.server.runtime import RuntimeHolder
 __all__ = ["RequestMiddleware"]
 
 _log = get_logger("access")
-_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/metrics/prometheus"})
+_QUIET_PATHS = frozenset({"/", "/health", "/ready", "/metrics", "/metrics/prometheus"})
 _REFUSALS = frozenset({"rate_limit_exceeded", "invalid_api_key"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
@@ -144,6 +144,10 @@ def _log_request(scope: dict[str, Any], context: RequestContext, status: int) ->
     if context.usage is not None:
         extra["prompt_tokens"] = context.usage.prompt_tokens
         extra["completion_tokens"] = context.usage.completion_tokens
+        if context.usage.cached_tokens:
+            extra["cache_read_tokens"] = context.usage.cached_tokens
+        if context.usage.cache_write_tokens:
+            extra["cache_write_tokens"] = context.usage.cache_write_tokens
     if context.error_code is not None:
         extra["error"] = context.error_code
     _log.log(level, "request", extra=extra)
@@ -226,9 +230,12 @@ def _observe(
             if context.first_token_at is not None:
                 metrics.first_token(provider, context.first_token_at - context.started)
             if context.usage is not None:
-                metrics.tokens(
-                    provider, model, context.usage.prompt_tokens, context.usage.completion_tokens
-                )
+                counted = context.usage
+                metrics.tokens(provider, model, counted.prompt_tokens, counted.completion_tokens)
+                if counted.cached_tokens or counted.cache_write_tokens:
+                    metrics.cache_tokens(
+                        provider, model, counted.cached_tokens, counted.cache_write_tokens
+                    )
     ledger = holder.ledger
     if ledger is not None and sent is not None:
         usage = context.usage
@@ -243,6 +250,8 @@ def _observe(
             upstream_model=upstream,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            cache_read_tokens=usage.cached_tokens if usage else 0,
+            cache_write_tokens=usage.cache_write_tokens if usage else 0,
             latency_ms=round(seconds * 1000, 3),
             status=status,
         )

@@ -1,9 +1,14 @@
 """Anthropic's Messages API wire format: ``/v1/messages`` and ``/v1/messages/count_tokens``.
 
 Written from Anthropic's API reference: a key (``x-api-key``, or ``Authorization:
-Bearer`` as current SDKs send it) and ``anthropic-version`` required; unknown top-level fields, a ``system`` role, empty text blocks and tool
-results that do not answer the previous turn's ``tool_use`` rejected as the real API
-does; errors as ``{"type": "error", "error": {"type", "message"}, "request_id"}``;
+Bearer`` as current SDKs send it) and ``anthropic-version`` required; unknown top-level
+fields, empty text blocks and tool results that do not answer the previous turn's
+``tool_use`` rejected as the real API does. A ``system`` message inside ``messages``
+("mid-conversation system messages") is taken only by models that have the feature,
+which the fake, naming its models by behaviour, reads from the request's
+``anthropic-beta: mid-conversation-system-2026-04-07``; it then keeps the placement
+rules (not first; right after a user turn; last or followed by an assistant turn; never
+next to another system message) and holds text only, else a 400 as the API gives; errors as ``{"type": "error", "error": {"type", "message"}, "request_id"}``;
 streams as named SSE events (``message_start``, ``content_block_start``, ``ping``,
 ``content_block_delta``, ``content_block_stop``, ``message_delta``, ``message_stop``).
 Usage follows Anthropic's rule that ``input_tokens`` excludes cache reads.
@@ -11,6 +16,8 @@ Usage follows Anthropic's rule that ``input_tokens`` excludes cache reads.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import msgspec
@@ -82,13 +89,20 @@ class AnthropicFormat:
 
     def _usage(self, answer: Answer) -> dict[str, Any]:
         return {
-            "input_tokens": answer.input_tokens - answer.cached_tokens,
+            "input_tokens": answer.input_tokens - answer.cached_tokens - answer.cache_write_tokens,
             "output_tokens": answer.output_tokens,
-            "cache_creation_input_tokens": 0,
+            "cache_creation_input_tokens": answer.cache_write_tokens,
             "cache_read_input_tokens": answer.cached_tokens,
         }
 
     def _blocks(self, answer: Answer) -> list[dict[str, Any]]:
+        thinking = []
+        if answer.thinking:
+            signature = _signature(answer.thinking)
+            thinking = [{"type": "thinking", "thinking": answer.thinking, "signature": signature}]
+        return thinking + self._answer_blocks(answer)
+
+    def _answer_blocks(self, answer: Answer) -> list[dict[str, Any]]:
         if answer.tool_calls:
             return [
                 {
@@ -127,6 +141,13 @@ class AnthropicFormat:
             if block["type"] == "text":
                 opening: dict[str, Any] = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": piece} for piece in answer.text_pieces()]
+            elif block["type"] == "thinking":
+                # Streamed as the API streams thinking: the text, then its signature.
+                opening = {"type": "thinking", "thinking": ""}
+                deltas = [
+                    {"type": "thinking_delta", "thinking": block["thinking"]},
+                    {"type": "signature_delta", "signature": block["signature"]},
+                ]
             else:
                 opening = {**block, "input": {}}
                 arguments = _encode(block["input"]).decode()
@@ -183,6 +204,45 @@ def _check_headers(ex: Exchange) -> Invalid | None:
     return None
 
 
+def _signature(thought: str) -> str:
+    """The fake's seal on a thinking block: opaque base64, checkable when it comes back."""
+    return base64.b64encode(hashlib.sha256(b"fake-seal:" + thought.encode()).digest()).decode()
+
+
+def _check_thinking_turns(messages: list[Any], *, required: bool) -> None:
+    """Thinking sent back must carry the signature it was issued with; with thinking
+    ``enabled`` (where the model always thinks) the last assistant turn that used a tool
+    must also start with its thinking block, as the API requires. Adaptive thinking may
+    answer without thinking, so there a turn without one is fine."""
+    last_tool_turn = None
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        for number, block in enumerate(content):
+            if not isinstance(block, dict) or block.get("type") != "thinking":
+                continue
+            if block.get("signature") != _signature(str(block.get("thinking", ""))):
+                raise Invalid(
+                    f"messages.{index}.content.{number}: Invalid `signature` in `thinking` block"
+                )
+        if any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+            last_tool_turn = index
+    if not required or last_tool_turn is None:
+        return
+    first = messages[last_tool_turn]["content"][0]
+    if first.get("type") not in ("thinking", "redacted_thinking"):
+        raise Invalid(
+            f"messages.{last_tool_turn}.content.0.type: Expected `thinking` or "
+            f"`redacted_thinking`, but found `{first.get('type')}`. When `thinking` is enabled, "
+            "an assistant message with tool use must start with a thinking block."
+        )
+
+
+def _betas(ex: Exchange) -> str:
+    return ex.request.headers.get("anthropic-beta", "")
+
+
 def _block_text(block: dict[str, Any], where: str, prompt: Prompt) -> str:
     kind = block.get("type")
     if kind not in _BLOCK_TYPES:
@@ -214,7 +274,31 @@ def _block_text(block: dict[str, Any], where: str, prompt: Prompt) -> str:
     return ""
 
 
-def _read_messages(messages: Any, prompt: Prompt) -> None:
+_MID_CONVERSATION_SYSTEM = "mid-conversation-system-"
+
+
+def _check_system_message(messages: list[Any], index: int, content: Any) -> None:
+    """Anthropic's placement and content rules for a ``system`` entry of ``messages``."""
+    where = f"messages.{index}"
+    before = messages[index - 1].get("role") if index > 0 else None
+    after = messages[index + 1].get("role") if index + 1 < len(messages) else "assistant"
+    if index == 0:
+        raise Invalid(f"{where}: a system message cannot be the first message")
+    if before == "system" or after == "system":
+        raise Invalid(f"{where}: consecutive system messages are not allowed")
+    if before != "user":
+        raise Invalid(f"{where}: a system message must immediately follow a user message")
+    if after != "assistant":
+        raise Invalid(f"{where}: a system message must be last or followed by an assistant turn")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(blocks, list) or not blocks:
+        raise Invalid(f"{where}.content: Field required")
+    for number, block in enumerate(blocks):
+        if not isinstance(block, dict) or block.get("type") != "text" or not block.get("text"):
+            raise Invalid(f"{where}.content.{number}: system messages hold text blocks only")
+
+
+def _read_messages(messages: Any, prompt: Prompt, *, system_role: bool = False) -> None:
     if not isinstance(messages, list):
         raise Invalid("messages: Field required")
     if not messages:
@@ -224,6 +308,12 @@ def _read_messages(messages: Any, prompt: Prompt) -> None:
     for index, message in enumerate(messages):
         where = f"messages.{index}"
         role = message.get("role") if isinstance(message, dict) else None
+        if role == "system" and system_role:
+            _check_system_message(messages, index, message.get("content"))
+            content = message["content"]
+            said = [content] if isinstance(content, str) else [b["text"] for b in content]
+            prompt.input_text.append(" ".join(said))
+            continue
         if role == "system":
             raise Invalid(
                 'messages: Unexpected role "system". The Messages API accepts a top-level '
@@ -331,8 +421,11 @@ def _read_tools(tools: Any, choice: Any, prompt: Prompt) -> None:
         raise Invalid("tool_choice: Input tag found using 'type' does not match the expected tags")
 
 
-def read_request(body: Any, *, counting: bool = False) -> tuple[Prompt, bool]:
-    """Validate a Messages request as Anthropic does and extract the fake's ``Prompt``."""
+def read_request(body: Any, *, counting: bool = False, betas: str = "") -> tuple[Prompt, bool]:
+    """Validate a Messages request as Anthropic does and extract the fake's ``Prompt``.
+
+    ``betas`` is the request's ``anthropic-beta`` header.
+    """
     if not isinstance(body, dict):
         raise Invalid("There was an issue with the format of your request: invalid JSON body")
     allowed = _COUNT_FIELDS if counting else _KNOWN_FIELDS
@@ -351,7 +444,12 @@ def read_request(body: Any, *, counting: bool = False) -> tuple[Prompt, bool]:
             raise Invalid("max_tokens: Input should be greater than or equal to 1")
         prompt.max_tokens = limit
     _read_system(body.get("system"), prompt)
-    _read_messages(body.get("messages"), prompt)
+    system_role = _MID_CONVERSATION_SYSTEM in betas
+    _read_messages(body.get("messages"), prompt, system_role=system_role)
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        prompt.thinking = True
+        _check_thinking_turns(body["messages"], required=thinking["type"] == "enabled")
     _read_tools(body.get("tools"), body.get("tool_choice"), prompt)
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
@@ -367,7 +465,7 @@ async def messages(ex: Exchange) -> None:
         problem = _check_headers(ex)
         if problem:
             raise problem
-        prompt, stream = read_request(ex.json)
+        prompt, stream = read_request(ex.json, betas=_betas(ex))
     except Invalid as exc:
         await ex.send_json(exc.status, api.error_body(exc.status, exc.message))
         return
@@ -381,7 +479,7 @@ async def count_tokens_route(ex: Exchange) -> None:
         problem = _check_headers(ex)
         if problem:
             raise problem
-        prompt, _ = read_request(ex.json, counting=True)
+        prompt, _ = read_request(ex.json, counting=True, betas=_betas(ex))
     except Invalid as exc:
         await ex.send_json(exc.status, api.error_body(exc.status, exc.message))
         return

@@ -144,11 +144,13 @@ class GeminiFormat:
         return body
 
     def _parts(self, answer: Answer) -> list[dict[str, Any]]:
+        # A thought summary (asked for with thinkingConfig.includeThoughts) comes first.
+        thought = [{"text": answer.thinking, "thought": True}] if answer.thinking else []
         if answer.tool_calls:
-            return [
+            return thought + [
                 {"functionCall": {"name": c.name, "args": c.arguments}} for c in answer.tool_calls
             ]
-        return [{"text": answer.text}]
+        return [*thought, {"text": answer.text}]
 
     def _blocked_prompt(self, answer: Answer, prompt: Prompt) -> dict[str, Any]:
         usage = {"promptTokenCount": answer.input_tokens, "totalTokenCount": answer.input_tokens}
@@ -200,6 +202,10 @@ class GeminiFormat:
             return [frame(self._response(prompt, candidate, self._usage(answer)))]
         pieces = answer.text_pieces() or [""]
         frames = []
+        if answer.thinking:
+            thought = [{"text": answer.thinking, "thought": True}]
+            candidate = self._candidate(answer, thought, False)
+            frames.append(frame(self._response(prompt, candidate, self._usage(answer, 0))))
         produced = 0
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
@@ -395,6 +401,8 @@ def read_generate(body: Any, model: str) -> Prompt:
                 f"Invalid value at 'generation_config.max_output_tokens' (TYPE_INT32), {limit!r}"
             )
         prompt.max_tokens = limit
+    thinking = _get(config, "thinkingConfig") or {}
+    prompt.thinking = isinstance(thinking, dict) and _get(thinking, "includeThoughts") is True
     stops = _get(config, "stopSequences") or []
     if not isinstance(stops, list) or len(stops) > 5:
         raise Invalid(

@@ -90,6 +90,8 @@ class OpenAIFormat:
 
     def render(self, answer: Answer, prompt: Prompt) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+        if answer.thinking:  # as vLLM and DeepSeek return it (OpenAI itself returns none)
+            message["reasoning_content"] = answer.thinking
         if answer.tool_calls:
             ids = [self.next_id("call") for _ in answer.tool_calls]
             message["content"] = None
@@ -141,6 +143,8 @@ class OpenAIFormat:
             first["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": {}}]
             frames.append(b"data: " + _encode(first) + b"\n\n")
         add({"role": "assistant", "content": "", "refusal": None})
+        if answer.thinking:
+            add({"reasoning_content": answer.thinking})
         for index, call in enumerate(answer.tool_calls):
             arguments = _encode(call.arguments).decode()
             head = {"index": index, "id": self.next_id("call"), "type": "function"}
@@ -266,6 +270,7 @@ def read_chat(body: Any, model: str | None = None) -> tuple[Prompt, bool]:
         "json_schema",
     )
     prompt.include_usage = include_usage
+    prompt.thinking = body.get("reasoning_effort") not in (None, "none")
     return prompt, stream
 
 

@@ -20,7 +20,19 @@ A name (or a scripted step) is read by its prefix::
     latency-MS                wait MS before answering (adds to ``latency_ms``)
     tools                     call the first tool when tools are given
     tools-all                 call every tool given, in one turn
+    tool-NAME                 call the tool named NAME (any case) with its first
+                              parameter set to the last word of the user's text
+                              (``tool-read`` on "show me /tmp/a.txt" reads that file)
+    thinking                  when the request asks for thinking (Anthropic's
+                              ``thinking``, OpenAI's ``reasoning_effort``), reason
+                              first: a signed thinking block from Anthropic, the
+                              ``reasoning_content`` OpenAI-compatible hosts (vLLM,
+                              DeepSeek) return from OpenAI, a thought part from
+                              Gemini (with ``includeThoughts``); then act as ``tools``
     cached                    report half the prompt tokens as cached
+    cache-write               report half the prompt tokens as written to the prompt
+                              cache (Anthropic's cache_creation_input_tokens; the
+                              other APIs have no such count)
 
 Scripted steps use the same words; the ``fault-`` prefix may be left out there
 (``up.script("m", ["500", "429-retry-2", "ok"])``).
@@ -57,6 +69,7 @@ class Behaviour:
     """A parsed behaviour: ``kind`` plus the numbers some kinds take."""
 
     kind: str = "ok"
+    tool: str = ""  # the tool a ``tool-NAME`` behaviour calls, lower-case
     status: int = 0
     retry_after: int = 1
     delay_ms: int = 0
@@ -86,7 +99,10 @@ def parse_behaviour(name: str) -> Behaviour:
             return Behaviour(kind)
     if name.startswith("slow-stream"):
         return Behaviour("slow-stream", chunk_gap_ms=200)
-    for kind in ("cut-stream", "error-midstream", "tools-all", "tools", "cached"):
+    if name.startswith("tool-") and len(name) > 5:
+        return Behaviour("tool", tool=name[5:])
+    kinds = ("cut-stream", "error-midstream", "tools-all", "tools", "cached", "cache-write")
+    for kind in (*kinds, "thinking"):
         if name == kind or name.startswith(kind + "-"):
             return Behaviour(kind)
     return _OK
@@ -122,6 +138,7 @@ class Prompt:
     stop: list[str] = field(default_factory=list)
     json_mode: bool = False
     include_usage: bool = False  # OpenAI's stream_options.include_usage
+    thinking: bool = False  # the request asked the model to think first
 
 
 @dataclass(slots=True)
@@ -138,6 +155,8 @@ class Answer:
     cached_tokens: int = 0
     stop_sequence: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    cache_write_tokens: int = 0
+    thinking: str = ""  # the reasoning shown before the answer, when there is one
 
     def text_pieces(self) -> list[str]:
         """The text split into word pieces (leading space kept) for streaming."""
@@ -165,9 +184,15 @@ def plan_answer(prompt: Prompt, behaviour: Behaviour) -> Answer:
     input_tokens = max(1, sum(count_tokens(text) for text in prompt.input_text))
     cached = input_tokens // 2 if behaviour.kind == "cached" else 0
     calls = _tool_calls(prompt, behaviour)
+    thought = ""
+    if behaviour.kind == "thinking" and prompt.thinking:
+        thought = f"The user wrote {prompt.last_user_text!r}; answer it."
     if calls:
         out = sum(count_tokens(_args_words(call.arguments)) for call in calls)
-        return Answer("", "tool_calls", input_tokens, max(1, out), cached, tool_calls=calls)
+        out += count_tokens(thought)
+        answer = Answer("", "tool_calls", input_tokens, max(1, out), cached, tool_calls=calls)
+        answer.thinking = thought
+        return answer
     if prompt.tool_result is not None:
         text = f"tool said: {prompt.tool_result}".rstrip()
     elif prompt.json_mode:
@@ -182,7 +207,12 @@ def plan_answer(prompt: Prompt, behaviour: Behaviour) -> Answer:
     if prompt.max_tokens is not None and count_tokens(text) > prompt.max_tokens:
         text = " ".join(text.split()[: max(prompt.max_tokens, 0)])
         finish, stop_sequence = "length", None
-    return Answer(text, finish, input_tokens, count_tokens(text), cached, stop_sequence)
+    output = count_tokens(text) + count_tokens(thought)
+    answer = Answer(text, finish, input_tokens, output, cached, stop_sequence)
+    answer.thinking = thought
+    if behaviour.kind == "cache-write":
+        answer.cache_write_tokens = input_tokens // 2
+    return answer
 
 
 def _tool_calls(prompt: Prompt, behaviour: Behaviour) -> list[ToolCall]:
@@ -191,9 +221,14 @@ def _tool_calls(prompt: Prompt, behaviour: Behaviour) -> list[ToolCall]:
     if prompt.tool_choice.startswith("tool:"):
         wanted = prompt.tool_choice[5:]
         chosen = [tool for tool in prompt.tools if tool.name == wanted] or prompt.tools[:1]
+    elif behaviour.kind == "tool":
+        chosen = [tool for tool in prompt.tools if tool.name.lower() == behaviour.tool]
+        words = prompt.last_user_text.split()
+        argument = words[-1] if words else ""
+        return [ToolCall(tool.name, {tool.first_param: argument}) for tool in chosen[:1]]
     elif behaviour.kind == "tools-all":
         chosen = prompt.tools
-    elif behaviour.kind == "tools" or prompt.tool_choice == "required":
+    elif behaviour.kind in ("tools", "thinking") or prompt.tool_choice == "required":
         chosen = prompt.tools[:1]
     else:
         return []

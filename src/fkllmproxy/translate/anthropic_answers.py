@@ -5,6 +5,9 @@ Stop reasons: ``end_turn`` and ``stop_sequence`` <-> ``stop``, ``max_tokens`` (a
 ``refusal`` <-> ``content_filter``; ``pause_turn`` (server tools only) reads as ``stop``.
 OpenAI does not say which stop sequence ended a text, so ``stop`` becomes ``end_turn``.
 
+Reasoning text an OpenAI-compatible host returns (``reasoning_content`` or
+``reasoning``) becomes a leading ``thinking`` block with an empty signature.
+
 Usage: Anthropic counts ``input_tokens`` without the cache, OpenAI's ``prompt_tokens``
 includes it. So ``prompt_tokens = input + cache_read + cache_creation`` with
 ``cached_tokens = cache_read``, and back ``input = prompt - cached`` with
@@ -136,6 +139,10 @@ def messages_response_from_chat(body: bytes, *, provider: str, model: str) -> by
     reply = choice.message
     assert reply is not None
     content: list[dict[str, Any]] = []
+    reasoning = reply.reasoning_text
+    if reasoning:
+        # No signature: it is Anthropic's own seal, and no other provider has one.
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     if reply.content:
         content.append({"type": "text", "text": reply.content})
     if reply.refusal:

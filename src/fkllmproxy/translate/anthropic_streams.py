@@ -5,7 +5,8 @@ to send on; ``finish`` is called when the upstream stream ends and either closes
 translated stream properly or, if the provider stopped before its answer was complete,
 raises ``UpstreamUnavailable`` so the caller can end the client's stream with an error
 frame. An error the provider sends inside the stream raises the same way. Token counts
-are kept on the translator (``prompt_tokens``, ``completion_tokens``, ``cached_tokens``)
+are kept on the translator (``prompt_tokens``, ``completion_tokens``, ``cached_tokens``,
+and from Anthropic also ``cache_write_tokens``)
 as the stream reports them.
 """
 
@@ -40,8 +41,8 @@ def _cut_short(provider: str) -> UpstreamUnavailable:
 class MessagesStreamFromChat:
     """Anthropic events (``message_start`` ... ``message_stop``) from OpenAI chunks.
 
-    For ``/v1/messages`` clients answered by a provider of another kind. Text becomes a
-    text block, each tool call a ``tool_use`` block whose arguments stream as
+    For ``/v1/messages`` clients answered by a provider of another kind. Reasoning text
+    (``reasoning_content`` or ``reasoning``) becomes a thinking block, text a text block, each tool call a ``tool_use`` block whose arguments stream as
     ``input_json_delta``; usage (asked for with ``include_usage``) arrives in the closing
     ``message_delta``, since OpenAI reports it only at the end.
     """
@@ -58,6 +59,7 @@ class MessagesStreamFromChat:
         self._next_index = 0
         self._open: int | None = None  # index of the block still open
         self._text_block: int | None = None  # the open block, when it is text
+        self._thinking_block: int | None = None  # the open block, when it is thinking
         self._tool_blocks: dict[int, int] = {}  # OpenAI tool-call index -> block index
         self._finish: str | None = None
         self._refused = False
@@ -129,6 +131,12 @@ class MessagesStreamFromChat:
 
     def _delta(self, delta: AnswerMessage) -> list[bytes]:
         out: list[bytes] = []
+        reasoning = delta.reasoning_text
+        if reasoning:
+            if self._thinking_block is None:
+                out.extend(self._open_block({"type": "thinking", "thinking": "", "signature": ""}))
+                self._thinking_block = self._open
+            out.append(self._block_delta({"type": "thinking_delta", "thinking": reasoning}))
         for text, refusal in ((delta.content, False), (delta.refusal, True)):
             if text:
                 self._refused = self._refused or refusal
@@ -169,6 +177,7 @@ class MessagesStreamFromChat:
         if self._open is None:
             return []
         index, self._open, self._text_block = self._open, None, None
+        self._thinking_block = None
         return [sse_event("content_block_stop", {"type": "content_block_stop", "index": index})]
 
     def _block_delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
@@ -223,6 +232,7 @@ class ChatStreamFromMessages:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cached_tokens = 0
+        self.cache_write_tokens = 0
         self._id = "chatcmpl-proxy"
         self._usage = ResponseUsage()
         self._blocks: dict[int, tuple[str, int]] = {}  # block index -> (kind, tool index)
@@ -281,6 +291,7 @@ class ChatStreamFromMessages:
         self.prompt_tokens = counts["prompt_tokens"]
         self.completion_tokens = counts["completion_tokens"]
         self.cached_tokens = counts["prompt_tokens_details"]["cached_tokens"]
+        self.cache_write_tokens = self._usage.cache_creation_input_tokens or 0
 
     def _block_start(self, index: int, event: StreamEvent) -> list[bytes]:
         block = event.content_block

@@ -3,7 +3,9 @@
 Used when a ``/v1/messages`` client reaches a provider that is not Anthropic. Mapping:
 
 * ``system`` (string or text blocks) -> one leading ``system`` message (blocks joined
-  with a blank line).
+  with a blank line); a ``system`` message inside ``messages`` (Anthropic's
+  ``mid-conversation-system`` beta, which Claude Code uses) -> a ``system`` message in
+  the same place.
 * ``user`` blocks: text -> text, image (base64 or URL) -> ``image_url`` (data URL for
   base64), document (PDF base64) -> ``file``, plain-text document -> text.
   ``tool_result`` blocks -> ``tool`` messages placed before the user's other content, in
@@ -11,6 +13,11 @@ Used when a ``/v1/messages`` client reaches a provider that is not Anthropic. Ma
   ``tool`` messages carry text only. ``is_error`` results are prefixed ``Error:``.
 * ``assistant`` blocks: text -> ``content``, ``tool_use`` -> ``tool_calls`` (ids kept).
   Thinking blocks are dropped: the Chat API has no way to send reasoning back.
+* ``thinking`` -> ``reasoning_effort``: ``enabled`` by its ``budget_tokens`` (under
+  4096 ``low``, under 16384 ``medium``, else ``high``), ``adaptive`` by
+  ``output_config.effort`` (``max`` reads as ``high``; none given: ``medium``);
+  ``disabled`` or absent sends none. The Gemini providers turn ``reasoning_effort``
+  into their thinking budget.
 * ``max_tokens`` -> ``max_completion_tokens``; ``stop_sequences`` -> ``stop``;
   ``temperature``, ``top_p`` as they are; ``top_k`` is passed on as ``top_k``, which
   OpenAI-compatible hosts such as vLLM accept and OpenAI itself refuses with its own 400.
@@ -21,12 +28,11 @@ Used when a ``/v1/messages`` client reaches a provider that is not Anthropic. Ma
 
 Ignored, because they steer Anthropic's own machinery and not what the answer says:
 ``cache_control`` (prompt-cache hints; other providers cache by themselves),
-``thinking`` and ``output_config.effort`` (a reasoning budget: other providers reason
-as they do, and Claude Code sends one by default, so refusing it would lock Claude Code
-out of every other provider), ``context_management`` (server-side trimming of old tool
-results), ``service_tier``, ``speed`` and ``diagnostics``. Everything else that cannot
-be carried (server tools, ``container``, ``mcp_servers``, ``inference_geo``, unknown
-fields or block types) is a 400 naming the field and the provider.
+``output_config.effort`` without adaptive thinking, ``context_management``
+(server-side trimming of old tool results), ``service_tier``, ``speed`` and
+``diagnostics``. Everything else that cannot be carried (server tools, ``container``,
+``mcp_servers``, ``inference_geo``, unknown fields, roles or block types) is a 400
+naming the field and the provider.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ from fkllmproxy.wire.anthropic import (
 __all__ = ["chat_request_from_messages"]
 
 _CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 _BLOCK_TYPES: dict[type, str] = {
     ToolUseBlock: "tool_use",
     ThinkingBlock: "thinking",
@@ -107,6 +114,9 @@ def chat_request_from_messages(raw: bytes, *, provider: str) -> dict[str, Any]:
             body[name] = value
     if request.stop_sequences:
         body["stop"] = request.stop_sequences
+    effort = _reasoning_effort(request)
+    if effort is not None:
+        body["reasoning_effort"] = effort
     if request.metadata is not None and request.metadata.user_id:
         body["user"] = request.metadata.user_id
     if request.tools:
@@ -120,6 +130,21 @@ def chat_request_from_messages(raw: bytes, *, provider: str) -> dict[str, Any]:
             "json_schema": {"name": "output", "schema": output.format.schema, "strict": True},
         }
     return body
+
+
+def _reasoning_effort(request: StrictMessagesRequest) -> str | None:
+    """The OpenAI reasoning effort that matches the request's thinking setting."""
+    thinking = request.thinking
+    if thinking is None or thinking.type == "disabled":
+        return None
+    if thinking.type == "enabled":
+        budget = thinking.budget_tokens or 0
+        return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+    if thinking.type == "adaptive":
+        output = request.output_config
+        effort = output.effort if output is not None else None
+        return _EFFORTS.get(effort or "medium", "medium")
+    raise invalid("thinking.type", f"{thinking.type!r} is not one of enabled, adaptive, disabled")
 
 
 def _system_text(system: str | list[TextBlock] | None) -> str:
@@ -140,6 +165,8 @@ def _message(message: StrictMessage, where: str, provider: str) -> list[dict[str
     content = message.content
     if message.role == "assistant":
         return [_assistant(content, where, provider)]
+    if message.role == "system":
+        return [{"role": "system", "content": _system_message_text(content, where)}]
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     out: list[dict[str, Any]] = []
@@ -153,6 +180,21 @@ def _message(message: StrictMessage, where: str, provider: str) -> list[dict[str
     if parts or not out:
         out.append({"role": "user", "content": _collapse(parts)})
     return out
+
+
+def _system_message_text(content: str | list[Any], where: str) -> str:
+    """A ``system`` message inside ``messages``: text only, blocks joined as ``system`` is."""
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for index, block in enumerate(content):
+        if not isinstance(block, TextBlock):
+            kind = _BLOCK_TYPES.get(type(block), type(block).__name__)
+            raise invalid(
+                f"{where}.content[{index}].type", f"a system message cannot hold a {kind} block"
+            )
+        texts.append(block.text)
+    return "\n\n".join(text for text in texts if text)
 
 
 def _collapse(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:

@@ -21,7 +21,9 @@ The mapping, in short:
 - ``tools``/``tool_choice`` -> ``functionDeclarations`` (JSON Schema as given, through
   ``parametersJsonSchema``) and ``functionCallingConfig`` (auto/none/required/named).
 - Sampling and limits -> ``generationConfig``; ``response_format`` -> JSON MIME type
-  and ``responseJsonSchema``; ``reasoning_effort`` -> a thinking budget.
+  and ``responseJsonSchema``; ``reasoning_effort`` -> a thinking budget, and when the
+  caller wants the reasoning back (``include_thoughts``, for Anthropic clients that asked
+  for thinking) thought summaries, which come back as ``reasoning_content``.
 - Anything the client asked for that Gemini cannot do is a ``BadRequest`` naming the
   field and the provider: nothing is dropped silently.
 """
@@ -172,8 +174,13 @@ def _invalid(field: str, message: str) -> BadRequest:
     return BadRequest(f"Invalid value for '{field}': {message}.", param=field)
 
 
-def to_gemini(body: Mapping[str, Any], *, provider: str) -> GenerateContentRequest:
-    """The Gemini request for an OpenAI chat request body (already shape-checked)."""
+def to_gemini(
+    body: Mapping[str, Any], *, provider: str, include_thoughts: bool = False
+) -> GenerateContentRequest:
+    """The Gemini request for an OpenAI chat request body (already shape-checked).
+
+    ``include_thoughts`` asks a thinking model for its thought summaries as well.
+    """
     unsupported = _Unsupported(provider)
     _check_fields(body, unsupported)
     messages = body.get("messages")
@@ -193,7 +200,7 @@ def to_gemini(body: Mapping[str, Any], *, provider: str) -> GenerateContentReque
         system_instruction=Content(parts=system) if system else None,
         tools=tools,
         tool_config=tool_config,
-        generation_config=_generation_config(body, unsupported),
+        generation_config=_generation_config(body, unsupported, include_thoughts),
     )
 
 
@@ -488,7 +495,7 @@ def _convert_tool_choice(
 
 
 def _generation_config(
-    body: Mapping[str, Any], unsupported: _Unsupported
+    body: Mapping[str, Any], unsupported: _Unsupported, include_thoughts: bool = False
 ) -> GenerationConfig | None:
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -503,7 +510,9 @@ def _generation_config(
         if effort not in _THINKING_BUDGETS:
             allowed = ", ".join(_THINKING_BUDGETS)
             raise _invalid("reasoning_effort", f"expected one of {allowed}")
-        thinking = ThinkingConfig(thinking_budget=_THINKING_BUDGETS[effort])
+        budget = _THINKING_BUDGETS[effort]
+        thoughts = True if include_thoughts and budget else None
+        thinking = ThinkingConfig(thinking_budget=budget, include_thoughts=thoughts)
     config = GenerationConfig(
         stop_sequences=stop or None,
         response_mime_type=mime,
@@ -576,20 +585,24 @@ def _openai_usage(usage: UsageMetadata | None) -> dict[str, Any]:
     }
 
 
-def _split_parts(content: Content | None) -> tuple[str, list[dict[str, Any]]]:
-    """The visible text and the OpenAI tool calls of one candidate's parts."""
+def _split_parts(content: Content | None) -> tuple[str, list[dict[str, Any]], str]:
+    """The visible text, the OpenAI tool calls and the thought summaries of one
+    candidate's parts (thoughts come only when the request asked for them)."""
     if content is None:
-        return "", []
+        return "", [], ""
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
     for part in content.parts:
         if part.thought:
+            if part.text:
+                thoughts.append(part.text)
             continue
         if part.text:
             texts.append(part.text)
         elif part.function_call is not None:
             calls.append(_tool_call(part, len(calls)))
-    return "".join(texts), calls
+    return "".join(texts), calls, "".join(thoughts)
 
 
 def _tool_call(part: Part, index: int) -> dict[str, Any]:
@@ -617,7 +630,7 @@ def from_gemini(
         )
     choices = []
     for candidate in response.candidates:
-        text, calls = _split_parts(candidate.content)
+        text, calls, thoughts = _split_parts(candidate.content)
         for call in calls:
             del call["index"]
         message: dict[str, Any] = {
@@ -625,6 +638,8 @@ def from_gemini(
             "content": text if text or not calls else None,
             "refusal": None,
         }
+        if thoughts:  # the field OpenAI-compatible hosts use for reasoning text
+            message["reasoning_content"] = thoughts
         if calls:
             message["tool_calls"] = calls
         choices.append(
@@ -730,7 +745,9 @@ class StreamTranslator:
         if index not in self._calls:
             self._calls[index] = 0
             frames.append(self._delta(index, {"role": "assistant", "content": ""}))
-        text, calls = _split_parts(candidate.content)
+        text, calls, thoughts = _split_parts(candidate.content)
+        if thoughts:
+            frames.append(self._delta(index, {"reasoning_content": thoughts}))
         if text:
             frames.append(self._delta(index, {"content": text}))
         if calls:

@@ -3,8 +3,10 @@
 Two levels of strictness, because requests take two paths:
 
 * ``MessagesRequest`` checks what every ``/v1/messages`` call needs (model, max_tokens,
-  roles, content present) and accepts any content block, so that a request bound for
-  an Anthropic provider passes through untouched, new block types included.
+  messages with content) and accepts any role and any content block, so that a request
+  bound for an Anthropic provider passes through untouched, new roles (Claude Code's
+  ``system`` messages under the ``mid-conversation-system`` beta) and block types
+  included: what Anthropic refuses, Anthropic says so itself.
 * ``StrictMessagesRequest`` types every content block the proxy knows how to translate.
   It is decoded only when the request goes to a provider of another kind, and an unknown
   block type is then reported with the field path.
@@ -49,13 +51,14 @@ __all__ = [
     "strict_request_decoder",
 ]
 
-Role = Literal["user", "assistant"]
+# ``system`` inside ``messages`` is Anthropic's ``mid-conversation-system`` beta.
+Role = Literal["user", "assistant", "system"]
 
 # ---- requests: the lenient shape every call is checked against ----------------------
 
 
 class InputMessage(Struct, kw_only=True):
-    role: Role
+    role: str
     content: str | list[dict[str, Any]]
 
 

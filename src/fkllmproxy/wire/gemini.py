@@ -144,6 +144,7 @@ class ToolConfig(_Wire):
 
 class ThinkingConfig(_Wire):
     thinking_budget: int | None = None
+    include_thoughts: bool | None = None  # answer with thought summaries (``thought`` parts)
 
 
 class GenerationConfig(_Wire):

@@ -28,12 +28,23 @@ class AnswerToolCall(Struct, kw_only=True):
 
 
 class AnswerMessage(Struct, kw_only=True):
-    """``message`` of a completion or ``delta`` of a chunk."""
+    """``message`` of a completion or ``delta`` of a chunk.
+
+    ``reasoning_content`` (DeepSeek, vLLM, most OpenAI-compatible hosts) and
+    ``reasoning`` (OpenRouter, Ollama) are the model's reasoning text, where the host
+    returns it; OpenAI's own Chat API does not.
+    """
 
     role: str | None = None
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[AnswerToolCall] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+    @property
+    def reasoning_text(self) -> str | None:
+        return self.reasoning_content or self.reasoning
 
 
 class AnswerChoice(Struct, kw_only=True):
