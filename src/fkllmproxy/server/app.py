@@ -12,6 +12,7 @@ from fkllmproxy.server.admin_circuits import circuit_routes
 from fkllmproxy.server.anthropic_api import count_tokens, create_message, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.fast_routes import FastRoutes
+from fkllmproxy.server.gemini_api import GeminiRoutes
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
 from fkllmproxy.server.middleware import RequestMiddleware
@@ -83,5 +84,7 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             "/v1/messages": create_message,
         },
     )
-    app.asgi_handler = RequestMiddleware(fast)  # type: ignore[assignment]
+    # The Gemini API's paths carry the model and method in the path (``models/m:method``):
+    # GeminiRoutes parses them in front of the exact-path routes.
+    app.asgi_handler = RequestMiddleware(GeminiRoutes(fast, holder))  # type: ignore[assignment]
     return app
