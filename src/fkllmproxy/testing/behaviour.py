@@ -20,6 +20,9 @@ A name (or a scripted step) is read by its prefix::
     latency-MS                wait MS before answering (adds to ``latency_ms``)
     tools                     call the first tool when tools are given
     tools-all                 call every tool given, in one turn
+    call-NAME                 call the tool named NAME (the first one if none is) with
+                              the last word of the user's text (a path, say): agents
+                              put context before the prompt in the same turn
     cached                    report half the prompt tokens as cached
 
 Scripted steps use the same words; the ``fault-`` prefix may be left out there
@@ -61,6 +64,7 @@ class Behaviour:
     retry_after: int = 1
     delay_ms: int = 0
     chunk_gap_ms: int = 0
+    tool: str = ""
 
 
 _OK = Behaviour()
@@ -84,6 +88,8 @@ def parse_behaviour(name: str) -> Behaviour:
     for kind in ("reset", "hang", "nonjson", "safety-output", "safety"):
         if bare == kind or bare.startswith(kind + "-"):
             return Behaviour(kind)
+    if name.startswith("call-") and len(name) > 5:
+        return Behaviour("call", tool=name[5:])
     if name.startswith("slow-stream"):
         return Behaviour("slow-stream", chunk_gap_ms=200)
     for kind in ("cut-stream", "error-midstream", "tools-all", "tools", "cached"):
@@ -191,13 +197,18 @@ def _tool_calls(prompt: Prompt, behaviour: Behaviour) -> list[ToolCall]:
     if prompt.tool_choice.startswith("tool:"):
         wanted = prompt.tool_choice[5:]
         chosen = [tool for tool in prompt.tools if tool.name == wanted] or prompt.tools[:1]
+    elif behaviour.kind == "call":
+        chosen = [tool for tool in prompt.tools if tool.name == behaviour.tool] or prompt.tools[:1]
     elif behaviour.kind == "tools-all":
         chosen = prompt.tools
     elif behaviour.kind == "tools" or prompt.tool_choice == "required":
         chosen = prompt.tools[:1]
     else:
         return []
-    return [ToolCall(tool.name, {tool.first_param: prompt.last_user_text}) for tool in chosen]
+    value = prompt.last_user_text
+    if behaviour.kind == "call":
+        value = (value.split() or [""])[-1]
+    return [ToolCall(tool.name, {tool.first_param: value}) for tool in chosen]
 
 
 def _json_string(text: str) -> str:

@@ -259,8 +259,8 @@ def _user(
             raise unsupported(here, "a part kind the proxy does not translate")
     if not parts:
         return
-    if all(p["type"] == "text" for p in parts):
-        messages.append({"role": "user", "content": "".join(p["text"] for p in parts)})
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        messages.append({"role": "user", "content": parts[0]["text"]})
     else:
         messages.append({"role": "user", "content": parts})
 
