@@ -266,11 +266,17 @@ def _user(
 
 
 def _result_text(response: dict[str, Any] | None) -> str:
-    """A function's result as the tool message's text: ``{"output": s}`` is ``s``."""
+    """A function's result as the tool message's text.
+
+    ``{"output": s}`` (the Gemini CLI's and the API reference's convention) and
+    ``{"result": s}`` (the google-genai SDK's) are ``s``; anything else is its JSON.
+    """
     if not response:
         return ""
-    if len(response) == 1 and isinstance(response.get("output"), str):
-        return str(response["output"])
+    if len(response) == 1:
+        ((key, value),) = response.items()
+        if key in ("output", "result") and isinstance(value, str):
+            return value
     return _encode(response).decode()
 
 
@@ -307,17 +313,17 @@ def _convert_tools(
     for i, tool in enumerate(tools or ()):
         where = f"tools[{i}]"
         given = raw[i] if isinstance(raw, list) and i < len(raw) else {}
-        others = [name for name in given if name != "functionDeclarations"]
+        others = [name for name in given if name not in _DECLARATIONS]
         if others:
             raise unsupported(f"{where}.{others[0]}", "only functionDeclarations tools")
-        for k, declaration in enumerate(tool.function_declarations or ()):
+        for k, declaration in enumerate(tool.declarations):
             out.append(_function_tool(declaration, f"{where}.functionDeclarations[{k}]"))
     return out
 
 
 def _function_tool(declaration: InFunctionDeclaration, where: str) -> dict[str, Any]:
-    if declaration.parameters_json_schema is not None:
-        parameters = declaration.parameters_json_schema
+    if declaration.json_schema is not None:
+        parameters = declaration.json_schema
     elif declaration.parameters is not None:
         parameters = json_schema_of(declaration.parameters, f"{where}.parameters")
     else:
@@ -328,7 +334,8 @@ def _function_tool(declaration: InFunctionDeclaration, where: str) -> dict[str, 
     return {"type": "function", "function": function}
 
 
-_SCHEMA_DROP = frozenset({"propertyOrdering", "nullable", "example"})
+_DECLARATIONS = frozenset({"functionDeclarations", "function_declarations"})
+_SCHEMA_DROP = frozenset({"propertyOrdering", "property_ordering", "nullable", "example"})
 
 
 def json_schema_of(schema: Any, where: str) -> Any:
@@ -348,7 +355,7 @@ def json_schema_of(schema: Any, where: str) -> Any:
             }
         elif key == "items":
             out["items"] = json_schema_of(value, f"{where}.items")
-        elif key == "anyOf" and isinstance(value, list):
+        elif key in ("anyOf", "any_of") and isinstance(value, list):
             out["anyOf"] = [json_schema_of(s, f"{where}.anyOf[{n}]") for n, s in enumerate(value)]
         else:
             out[key] = value
@@ -541,7 +548,7 @@ def estimate_gemini_tokens(contents: list[InContent], extra: GenerateContentBody
         if extra.system_instruction is not None:
             turns.append(extra.system_instruction)
         if extra.tools:
-            chars += len(msgspec.json.encode(extra.tools))
+            chars += len(_encode(extra.tools))
     for content in turns:
         for part in content.parts:
             if part.text is not None:

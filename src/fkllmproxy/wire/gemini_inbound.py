@@ -83,16 +83,34 @@ class InContent(_In):
 
 
 class InFunctionDeclaration(_In):
-    """``parameters`` is Google's OpenAPI subset; ``parameters_json_schema`` plain JSON Schema."""
+    """``parameters`` is Google's OpenAPI subset; ``parameters_json_schema`` plain JSON Schema.
+
+    Protobuf JSON takes both spellings, and the google-genai SDK sends declarations as
+    it holds them (``parameters_json_schema``): both are read.
+    """
 
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
     parameters_json_schema: dict[str, Any] | None = None
+    parameters_json_schema_snake: dict[str, Any] | None = field(
+        default=None, name="parameters_json_schema"
+    )
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        return self.parameters_json_schema or self.parameters_json_schema_snake
 
 
 class InTool(_In):
     function_declarations: list[InFunctionDeclaration] | None = None
+    function_declarations_snake: list[InFunctionDeclaration] | None = field(
+        default=None, name="function_declarations"
+    )
+
+    @property
+    def declarations(self) -> list[InFunctionDeclaration]:
+        return self.function_declarations or self.function_declarations_snake or []
 
 
 class InThinkingConfig(_In):
