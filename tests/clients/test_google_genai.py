@@ -131,6 +131,7 @@ def test_function_calling_round_trip(
         "get_weather"
     ]
     first, second = calls(upstream)
+    assert "tools" in (first.json or {})
     if provider == "gem":
         assert second.json["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
     elif provider == "oai":
