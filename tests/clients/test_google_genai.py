@@ -65,7 +65,9 @@ def daemon(
 
 
 @pytest.fixture(params=["v1beta", "v1"])
-def client(request: pytest.FixtureRequest, daemon: RunningDaemon, upstream: FakeUpstream) -> genai.Client:
+def client(
+    request: pytest.FixtureRequest, daemon: RunningDaemon, upstream: FakeUpstream
+) -> genai.Client:
     upstream.clear()
     options = types.HttpOptions(base_url=daemon.url, api_version=request.param, timeout=30_000)
     return genai.Client(api_key=MASTER_KEY, http_options=options)
@@ -150,13 +152,18 @@ def test_json_schema_output(client: genai.Client, upstream: FakeUpstream, provid
     reply = client.models.generate_content(
         model=f"{provider}-ok",
         contents="structured",
-        config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=Echo),
+        config=types.GenerateContentConfig(
+            response_mime_type="application/json", response_schema=Echo
+        ),
     )
     assert isinstance(reply.parsed, Echo) and reply.parsed.echo == "structured"
     (seen,) = calls(upstream)
     if provider == "oai":
         assert seen.json["response_format"]["type"] == "json_schema"
-        assert seen.json["response_format"]["json_schema"]["schema"]["properties"]["echo"]["type"] == "string"
+        assert (
+            seen.json["response_format"]["json_schema"]["schema"]["properties"]["echo"]["type"]
+            == "string"
+        )
 
 
 @pytest.mark.parametrize("provider", ["gem", "oai"])
