@@ -75,8 +75,10 @@ def create_app(holder: RuntimeHolder) -> Litestar:
     # too. ``asgi_handler`` is the stack Litestar itself wraps (CORS, OpenTelemetry).
     # The hot API routes are answered by FastRoutes without entering Litestar's routing;
     # their Litestar routes stay registered for 405s on other methods and the route list.
+    # The Gemini API's paths carry the model and method in the path (``models/m:method``):
+    # GeminiRoutes parses them, behind the exact-path routes so those pay nothing for it.
     fast = FastRoutes(
-        app.asgi_handler,
+        GeminiRoutes(app.asgi_handler, holder),
         holder,
         {
             "/v1/chat/completions": complete_chat,
@@ -84,7 +86,5 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             "/v1/messages": create_message,
         },
     )
-    # The Gemini API's paths carry the model and method in the path (``models/m:method``):
-    # GeminiRoutes parses them in front of the exact-path routes.
-    app.asgi_handler = RequestMiddleware(GeminiRoutes(fast, holder))  # type: ignore[assignment]
+    app.asgi_handler = RequestMiddleware(fast)  # type: ignore[assignment]
     return app

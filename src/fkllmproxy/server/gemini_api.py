@@ -21,7 +21,7 @@ Routing and fallback are those of every route. Per target:
 
 Errors are Google's shape (``server/errors.py``); a failure after a stream has started
 ends it with an error element. ``GeminiRoutes`` is the ASGI router for these paths; it
-sits in front of ``FastRoutes`` and hands every other path on.
+sits between ``FastRoutes`` and Litestar and hands every other path on.
 """
 
 from __future__ import annotations
