@@ -391,6 +391,7 @@ class TestHostileHeadersAndPaths:
             [
                 "authorization",
                 "x-api-key",
+                "x-goog-api-key",
                 "content-type",
                 "x-request-id",
                 "content-encoding",

@@ -148,6 +148,10 @@ class MessagesCall:
         return _encode(data)
 
 
+# The Gemini API methods whose bodies may name the model too (it must match the URL's).
+_MODEL_IN_BODY = frozenset({"embedContent", "batchEmbedContents"})
+
+
 @dataclass(slots=True)
 class GeminiCall:
     """One Gemini API call forwarded untranslated (the inbound Gemini API to a Google
@@ -164,10 +168,11 @@ class GeminiCall:
     client_model: str | None = None
 
     def upstream_bytes(self) -> bytes:
-        if self.client_model == self.model or self.method != "batchEmbedContents":
+        if self.client_model == self.model or self.method not in _MODEL_IN_BODY:
             return self.raw
         data = msgspec.json.decode(self.raw)
-        for item in data.get("requests") or ():
+        items = data.get("requests") if self.method == "batchEmbedContents" else [data]
+        for item in items or ():
             if isinstance(item, dict) and "model" in item:
                 item["model"] = f"models/{self.model}"
         return _encode(data)
