@@ -469,3 +469,59 @@ class TestKeysModelsAndErrors:
         assert "models" in google.json()
         by_query = httpx.get(f"{daemon.url}/v1/models?key={MASTER_KEY}")
         assert "models" in by_query.json()
+
+
+class TestStreamsAndAccounting:
+    def test_passthrough_error_event_is_relayed(self, daemon: RunningDaemon) -> None:
+        """Google's own mid-stream error event reaches the client as Google sent it."""
+        reply = call(
+            daemon,
+            "gem-error-midstream",
+            "streamGenerateContent",
+            hello("a b c d"),
+            query="?alt=sse",
+        )
+        events = sse_events(reply.text)
+        assert events[0]["candidates"][0]["content"]["parts"][0]["text"]
+        assert events[-1]["error"]["status"] == "INTERNAL"
+
+    def test_array_stream_failure_still_closes_the_array(self, daemon: RunningDaemon) -> None:
+        """Without alt=sse a cut stream ends with an error element and a valid JSON array."""
+        reply = call(daemon, "oai-cut-stream", "streamGenerateContent", hello("a b c d e f"))
+        elements = reply.json()
+        assert elements[0]["candidates"][0]["content"]["parts"][0]["text"]
+        assert elements[-1]["error"]["code"] == 502
+        assert elements[-1]["error"]["status"] == "UNAVAILABLE"
+
+    def test_translated_array_stream(self, daemon: RunningDaemon) -> None:
+        reply = call(daemon, "claude-ok", "streamGenerateContent", hello("x y"))
+        elements = reply.json()
+        text = "".join(
+            p.get("text", "") for e in elements for p in e["candidates"][0]["content"]["parts"]
+        )
+        assert text == "echo: x y"
+
+    def test_vertex_embeddings_are_translated_to_predict(
+        self, daemon: RunningDaemon, up: FakeUpstream
+    ) -> None:
+        reply = call(daemon, "vtx-ok", "embedContent", {"content": {"parts": [{"text": "hi"}]}})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["embedding"]["values"]
+        assert model_requests(up)[0].path.endswith("/publishers/google/models/ok:predict")
+
+    def test_cached_tokens_and_usage_are_logged_and_counted(self, daemon: RunningDaemon) -> None:
+        for model in ("gem-cached", "oai-cached"):
+            reply = call(daemon, model, "generateContent", hello("one two three four"))
+            assert reply.status_code == 200, reply.text
+            usage = reply.json()["usageMetadata"]
+            assert usage["cachedContentTokenCount"] == usage["promptTokenCount"] // 2
+        lines = [
+            line for line in daemon.logs() if line.get("model") in ("gem-cached", "oai-cached")
+        ]
+        assert len(lines) >= 2 and all(line.get("provider") in ("gem", "oai") for line in lines)
+        assert all(line["prompt_tokens"] > 0 and line["completion_tokens"] > 0 for line in lines)
+        assert all(
+            line["path"] == "/v1beta/models/" + line["model"] + ":generateContent" for line in lines
+        )
+        metrics = httpx.get(f"{daemon.url}/metrics/prometheus").text
+        assert 'route="/v1beta/models/{model}:generateContent"' in metrics
