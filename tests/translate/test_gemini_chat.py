@@ -186,6 +186,13 @@ class TestRequest:
             translate({"contents": [user("x")], **data})
         assert field in caught.value.message and "'p (x)'" in caught.value.message
 
+    def test_unknown_part_fields_are_named(self) -> None:
+        part = {"inlineData": {"mimeType": "image/png", "data": "AA=="}, "videoMetadata": {}}
+        with pytest.raises(BadRequest, match=r"contents\[0\].parts\[0\].videoMetadata"):
+            translate({"contents": [{"role": "user", "parts": [part]}]})
+        with pytest.raises(BadRequest, match=r"contents\[0\].parts\[0\].executableCode"):
+            translate({"contents": [{"role": "model", "parts": [{"executableCode": {}}]}]})
+
     def test_media(self) -> None:
         png = {"inlineData": {"mimeType": "image/png", "data": "AAA="}}
         wav = {"inlineData": {"mimeType": "audio/wav", "data": "UklG"}}

@@ -75,6 +75,19 @@ _TOP_LEVEL = frozenset(
     }
 )
 _GENERATION = frozenset(InGenerationConfig.__struct_encode_fields__)
+_CONTENT = frozenset({"role", "parts"})
+_PART = frozenset(
+    {
+        "text",
+        "inlineData",
+        "fileData",
+        "functionCall",
+        "functionResponse",
+        "thought",
+        "thoughtSignature",
+    }
+)
+_TOOL_CONFIG = frozenset({"functionCallingConfig"})
 _OPENAI_TYPES = frozenset({"openai", "azure"})
 _AUDIO = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3"}
 
@@ -120,6 +133,8 @@ def chat_request_from_gemini(
     for name in data:
         if name not in _TOP_LEVEL:
             raise unsupported(name)
+    _check_turns(data.get("contents"), unsupported)
+    _check_keys(data.get("toolConfig"), _TOOL_CONFIG, "toolConfig", unsupported)
     messages: list[dict[str, Any]] = []
     if body.system_instruction is not None:
         text = _plain_text(body.system_instruction, "systemInstruction", unsupported)
@@ -142,6 +157,21 @@ def chat_request_from_gemini(
         generation = data.get("generationConfig")
         _generation(body.generation_config, generation, chat, provider_type, unsupported)
     return chat
+
+
+def _check_keys(obj: Any, allowed: frozenset[str], where: str, unsupported: _Unsupported) -> None:
+    for name in obj if isinstance(obj, Mapping) else ():
+        if name not in allowed:
+            raise unsupported(f"{where}.{name}")
+
+
+def _check_turns(contents: Any, unsupported: _Unsupported) -> None:
+    """Fields of turns and parts the typed decode skipped are refused by name, not lost."""
+    for i, content in enumerate(contents if isinstance(contents, list) else ()):
+        _check_keys(content, _CONTENT, f"contents[{i}]", unsupported)
+        parts = content.get("parts") if isinstance(content, Mapping) else None
+        for j, part in enumerate(parts if isinstance(parts, list) else ()):
+            _check_keys(part, _PART, f"contents[{i}].parts[{j}]", unsupported)
 
 
 def _plain_text(content: InContent, where: str, unsupported: _Unsupported) -> str:
