@@ -47,6 +47,12 @@ type = "vertex"
 base_url = "{url}"
 credentials_file = "{credentials}"
 
+[[providers]]
+name = "az"
+type = "azure"
+base_url = "{url}"
+api_key_env = "FAKE_AZURE_KEY"
+
 [[models]]
 name = "mock"
 targets = [{{ provider = "mock", model = "mock-1" }}]
@@ -63,7 +69,7 @@ BEHAVIOURS = ("ok", "tools", "cut-stream", "error-midstream", "fault-400", "cach
 MODELS = "".join(
     f'\n[[models]]\nname = "{provider}-{behaviour}"\n'
     f'targets = [{{ provider = "{provider}", model = "{behaviour}" }}]\n'
-    for provider in ("oai", "claude", "gem", "vtx")
+    for provider in ("oai", "claude", "gem", "vtx", "az")
     for behaviour in BEHAVIOURS
 )
 WEATHER = {
@@ -98,6 +104,7 @@ def daemon(
             "FAKE_OPENAI_KEY": "sk-upstream-openai",
             "FAKE_ANTHROPIC_KEY": "sk-ant-upstream",
             "FAKE_GOOGLE_KEY": "google-upstream-key",
+            "FAKE_AZURE_KEY": "azure-upstream-key",
         },
     ) as running:
         yield running
@@ -234,7 +241,7 @@ class TestPassthrough:
 
 
 class TestTranslated:
-    @pytest.mark.parametrize("provider", ["oai", "claude"])
+    @pytest.mark.parametrize("provider", ["oai", "claude", "az"])
     def test_text(self, daemon: RunningDaemon, up: FakeUpstream, provider: str) -> None:
         body = {
             **hello("Hi translated"),
@@ -252,7 +259,7 @@ class TestTranslated:
         assert usage["promptTokenCount"] > 0 and usage["candidatesTokenCount"] == 3
         assert usage["totalTokenCount"] == usage["promptTokenCount"] + 3
         (seen,) = model_requests(up)
-        if provider == "oai":
+        if provider in ("oai", "az"):
             assert seen.json["messages"][0] == {"role": "system", "content": "Be brief."}
             assert seen.json["max_tokens"] == 50 and "top_k" not in seen.json
         else:
@@ -416,7 +423,10 @@ class TestTranslated:
         assert model_requests(up)[0].json["input"] == ["hi"]
 
     def test_mock_answers(self, daemon: RunningDaemon) -> None:
-        reply = call(daemon, "mock", "generateContent", hello("Hello mock"))
+        """With what the Gemini CLI always sends: topK and a thinking budget."""
+        config = {"topK": 64, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 8192}}
+        body = {**hello("Hello mock"), "generationConfig": config}
+        reply = call(daemon, "mock", "generateContent", body)
         assert reply.status_code == 200, reply.text
         text = reply.json()["candidates"][0]["content"]["parts"][0]["text"]
         assert text == "This is the fkllmproxy mock. You said: Hello mock"
@@ -427,6 +437,7 @@ class TestKeysModelsAndErrors:
         url = f"{daemon.url}/v1beta/models/mock:generateContent?key={MASTER_KEY}"
         reply = httpx.post(url, json=hello(), timeout=20)
         assert reply.status_code == 200, reply.text
+        assert reply.headers["x-ratelimit-limit"] and reply.headers["x-request-id"]
         lines = [line for line in daemon.logs() if line.get("path", "").startswith("/v1beta/")]
         assert lines and all(MASTER_KEY not in json.dumps(line) for line in lines)
         assert MASTER_KEY not in "".join(daemon.stdout_lines())
