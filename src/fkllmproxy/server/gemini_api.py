@@ -14,8 +14,9 @@ Routing and fallback are those of every route. Per target:
 * a Google provider (``gemini``, ``vertex``) that has the method gets the client's
   bytes untouched (the model goes in the URL) and its answer or events go back as
   they come; its own refusals go back verbatim;
-* any other provider gets the request translated to OpenAI Chat (once, on the first
-  such target; ``translate/gemini_chat.py``) and its answer translated back
+* any other provider gets the request translated to OpenAI Chat for its type (the
+  body is read as plain data once, on the first such target; ``translate/gemini_chat.py``)
+  and its answer translated back
   (``translate/gemini_stream.py`` for streams); ``countTokens`` is estimated there and
   the embedding methods use the provider's embeddings.
 
