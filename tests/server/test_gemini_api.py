@@ -182,9 +182,16 @@ class TestPassthrough:
         assert seen.body == raw
         assert seen.headers["x-goog-api-key"] == "google-upstream-key"
 
-    def test_stream_sse_relays_events(self, daemon: RunningDaemon, up: FakeUpstream) -> None:
+    @pytest.mark.parametrize("provider", ["gem", "vtx"])
+    def test_stream_sse_relays_events(
+        self, daemon: RunningDaemon, up: FakeUpstream, provider: str
+    ) -> None:
         reply = call(
-            daemon, "gem-ok", "streamGenerateContent", hello("one two three"), query="?alt=sse"
+            daemon,
+            f"{provider}-ok",
+            "streamGenerateContent",
+            hello("one two three"),
+            query="?alt=sse",
         )
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("text/event-stream")
@@ -332,21 +339,26 @@ class TestTranslated:
         ]
         assert [c["args"] for c in calls] == [{"city": "Paris"}]
 
-    def test_json_schema_output(self, daemon: RunningDaemon, up: FakeUpstream) -> None:
+    @pytest.mark.parametrize("provider", ["oai", "claude"])
+    def test_json_schema_output(
+        self, daemon: RunningDaemon, up: FakeUpstream, provider: str
+    ) -> None:
         schema = {"type": "OBJECT", "properties": {"echo": {"type": "STRING"}}}
         body = {
             **hello("json please"),
             "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema},
         }
-        reply = call(daemon, "oai-ok", "generateContent", body)
+        reply = call(daemon, f"{provider}-ok", "generateContent", body)
         assert reply.status_code == 200, reply.text
+        (seen,) = model_requests(up)
+        expected = {"type": "object", "properties": {"echo": {"type": "string"}}}
+        if provider == "claude":
+            # The fake's Anthropic API does not model structured output: what it is sent.
+            assert seen.json["output_config"]["format"]["schema"] == expected
+            return
         text = reply.json()["candidates"][0]["content"]["parts"][0]["text"]
         assert json.loads(text) == {"echo": "json please"}
-        (seen,) = model_requests(up)
-        assert seen.json["response_format"]["json_schema"]["schema"] == {
-            "type": "object",
-            "properties": {"echo": {"type": "string"}},
-        }
+        assert seen.json["response_format"]["json_schema"]["schema"] == expected
 
     def test_thinking_becomes_reasoning_effort(
         self, daemon: RunningDaemon, up: FakeUpstream
@@ -360,24 +372,21 @@ class TestTranslated:
         assert call(daemon, "oai-ok", "generateContent", body).status_code == 200
         assert model_requests(up)[0].json["reasoning_effort"] == "medium"
 
-    def test_image_goes_as_a_data_url(self, daemon: RunningDaemon, up: FakeUpstream) -> None:
-        body = {
-            "contents": [
-                {
-                    "role": "user",
-                    "parts": [
-                        {"text": "What is this?"},
-                        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
-                    ],
-                }
-            ]
-        }
-        assert call(daemon, "oai-ok", "generateContent", body).status_code == 200
+    @pytest.mark.parametrize("provider", ["oai", "claude"])
+    def test_image_goes_as_a_data_url(
+        self, daemon: RunningDaemon, up: FakeUpstream, provider: str
+    ) -> None:
+        image = {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
+        body = {"contents": [{"role": "user", "parts": [{"text": "What is this?"}, image]}]}
+        reply = call(daemon, f"{provider}-ok", "generateContent", body)
+        assert reply.status_code == 200, reply.text
         content = model_requests(up)[0].json["messages"][0]["content"]
-        assert content[1] == {
-            "type": "image_url",
-            "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="},
-        }
+        if provider == "claude":
+            source = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+            assert content[1] == {"type": "image", "source": source}
+            return
+        url = "data:image/png;base64,iVBORw0KGgo="
+        assert content[1] == {"type": "image_url", "image_url": {"url": url}}
 
     def test_what_cannot_be_carried_is_a_named_400(self, daemon: RunningDaemon) -> None:
         video = {
