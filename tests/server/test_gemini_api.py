@@ -19,6 +19,14 @@ from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 from tests.conftest import MASTER_KEY, RunningDaemon
 
 CONFIG = """
+[cache]
+enabled = true
+
+[[models]]
+name = "gem-remembered"
+targets = [{{ provider = "gem", model = "ok" }}]
+cache = true
+
 [[providers]]
 name = "mock"
 type = "mock"
@@ -545,3 +553,13 @@ class TestStreamsAndAccounting:
         )
         metrics = httpx.get(f"{daemon.url}/metrics/prometheus").text
         assert 'route="/v1beta/models/{model}:generateContent"' in metrics
+
+    def test_cache_answers_the_same_request_once(
+        self, daemon: RunningDaemon, up: FakeUpstream
+    ) -> None:
+        raw = json.dumps(hello("remember me")).encode()
+        first = call(daemon, "gem-remembered", "generateContent", raw)
+        second = call(daemon, "gem-remembered", "generateContent", raw)
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content
+        assert len(model_requests(up)) == 1
