@@ -463,6 +463,9 @@ class TestKeysModelsAndErrors:
         wrong = call(daemon, "mock", "generateContent", hello(), headers={"x-goog-api-key": "nope"})
         assert wrong.status_code == 401 and wrong.json()["error"]["status"] == "UNAUTHENTICATED"
         assert wrong.json()["error"]["code"] == 401
+        missing = httpx.post(f"{daemon.url}/v1beta/models/mock:generateContent", json=hello())
+        assert missing.status_code == 401 and "x-goog-api-key" in missing.json()["error"]["message"]
+        assert missing.headers["www-authenticate"]
         unknown = call(daemon, "nope", "generateContent", hello())
         assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
         forbidden = call(

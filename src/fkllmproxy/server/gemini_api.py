@@ -36,7 +36,7 @@ import msgspec
 
 from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
-from fkllmproxy.errors import BadRequest, FkllmError, NotFound, UpstreamRejected
+from fkllmproxy.errors import BadRequest, FkllmError, NotFound, Unauthorized, UpstreamRejected
 from fkllmproxy.providers import (
     ChatRequest,
     Completion,
@@ -83,6 +83,10 @@ METHODS = (
     "batchEmbedContents",
 )
 _GENERATE = ("generateContent", "streamGenerateContent")
+_MISSING_KEY = (
+    "Missing API key: send 'x-goog-api-key: <key>' (GEMINI_API_KEY for the Gemini CLI), "
+    "the 'key' query parameter, or 'Authorization: Bearer <key>'."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,8 @@ class GeminiRoutes:
         try:
             reply = await _handle(request, scope["method"], route)
         except Exception as exc:
+            if isinstance(exc, Unauthorized) and exc.message.startswith("Missing API key"):
+                exc.message = _MISSING_KEY
             reply = reply_for_exception(exc, path, context, google=True)
         await send_reply(reply, receive, send, context, path)
 
