@@ -207,6 +207,9 @@ class UpstreamRejected(UpstreamError):
         super().__init__(message, provider=provider, upstream_status=status)
         self.status = status
         self.body = body
+        # Set when the client spoke the provider's own API: ``body`` is then already in
+        # the shape the client reads and may go back as it is.
+        self.same_api = False
         self.content_type = content_type
         if status == 401 or status == 403:
             self.error_type = "authentication_error"

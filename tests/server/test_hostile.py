@@ -27,14 +27,30 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from fkllmproxy.server import create_app
+from fkllmproxy.server.gemini_api import METHODS
 from tests.conftest import MASTER_KEY, MOCK_CONFIG, RunningDaemon
 
 SCALE = float(os.environ.get("FKLLM_FUZZ_SCALE", "1"))
 MAX_BODY = 256 * 1024
+# The Gemini API's routes are parsed in front of Litestar (server/gemini_api.py).
+GEMINI_ROUTES = [
+    *(
+        (f"/{version}/models/mock:{method}", "POST")
+        for version in ("v1beta", "v1")
+        for method in METHODS
+    ),
+    ("/v1beta/models", "GET"),
+    ("/v1beta/models/mock", "GET"),
+]
 ROUTES = sorted(
-    (route.path, method)
-    for route in create_app(None).routes  # type: ignore[arg-type]
-    for method in getattr(route, "methods", ())
+    [
+        *(
+            (route.path, method)
+            for route in create_app(None).routes  # type: ignore[arg-type]
+            for method in getattr(route, "methods", ())
+        ),
+        *GEMINI_ROUTES,
+    ]
 )
 BODY_ROUTES = [(path, method) for path, method in ROUTES if method == "POST"]
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -250,6 +266,107 @@ class TestHostileBodies:
         send(client, route[1], route[0], body, label="utf8")
 
 
+parts = st.lists(
+    st.dictionaries(
+        st.sampled_from(
+            ["text", "inlineData", "fileData", "functionCall", "functionResponse", "thought",
+             "thoughtSignature", "executableCode", "videoMetadata"]
+        ),
+        json_values,
+        max_size=3,
+    ),
+    max_size=3,
+)  # fmt: skip
+gemini_like = st.fixed_dictionaries(
+    {
+        "contents": st.lists(
+            st.fixed_dictionaries(
+                {"parts": parts | json_values},
+                optional={"role": st.sampled_from(["user", "model", "function"]) | json_values},
+            ),
+            max_size=3,
+        )
+        | json_values
+    },
+    optional={
+        name: json_values
+        for name in [
+            "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings",
+            "cachedContent", "content", "requests", "generateContentRequest",
+        ]
+    },
+)  # fmt: skip
+GEMINI_POSTS = [route for route in GEMINI_ROUTES if route[1] == "POST"]
+GEMINI_PROVIDED = ["mock", "models/mock", "nope", "", "mock:x", "%00", "a/b/c", "m" * 300]
+
+
+class TestHostileGemini:
+    """The Gemini API's routes: Google's error shape, never a 5xx."""
+
+    @given(route=st.sampled_from(GEMINI_POSTS), body=gemini_like)
+    @examples(120)
+    def test_wrong_types_and_shapes(self, client: httpx.Client, route: Any, body: Any) -> None:
+        response = send(client, route[1], route[0], msgspec.json.encode(body), label="gemini")
+        if response.status_code >= 400:
+            error = response.json()["error"]
+            assert error["code"] == response.status_code and isinstance(error["status"], str)
+
+    @given(
+        version=st.sampled_from(["v1beta", "v1"]),
+        model=st.sampled_from(GEMINI_PROVIDED) | st.text(max_size=30),
+        method=st.sampled_from(
+            [*METHODS, "fooBar", "", "generateContent:extra", "GENERATECONTENT"]
+        ),
+        http=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+        key_in_query=st.booleans(),
+    )
+    @examples(120)
+    def test_odd_methods_and_model_paths(
+        self,
+        client: httpx.Client,
+        version: str,
+        model: str,
+        method: str,
+        http: str,
+        key_in_query: bool,
+    ) -> None:
+        from urllib.parse import quote
+
+        target = f"/{version}/models/{quote(model, safe='/:')}:{method}"
+        headers = {"content-type": "application/json"}
+        if key_in_query:
+            target += f"?alt=sse&key={MASTER_KEY}"
+        else:
+            headers["x-goog-api-key"] = MASTER_KEY
+        request = client.build_request(
+            http, "/", headers=headers, content=b'{"contents": [{"parts": [{"text": "x"}]}]}'
+        )
+        request.extensions["target"] = target.encode()
+        response = client.send(request)
+        OUTCOMES[f"gemini-paths {response.status_code}"] += 1
+        assert response.status_code < 500, f"{http} {target}: {response.text[:200]}"
+        if response.status_code >= 400:
+            error = response.json()["error"]
+            assert error["status"] and error["message"] and error["code"] == response.status_code
+
+    def test_malformed_json_and_unknown_method(self, client: httpx.Client) -> None:
+        headers = {"x-goog-api-key": MASTER_KEY, "content-type": "application/json"}
+        for target, body in [
+            ("/v1beta/models/mock:generateContent", b"{not json"),
+            ("/v1beta/models/mock:generateContent", b'{"contents": "x"}'),
+            ("/v1beta/models/mock:generateContent", b'{"contents": [{"parts": [{"text": 5}]}]}'),
+            ("/v1/models/mock:batchEmbedContents", b'{"requests": {}}'),
+            ("/v1beta/models/mock:countTokens", b"[]"),
+            ("/v1beta/models/mock:doSomething", b"{}"),
+            ("/v1beta/models/nope:generateContent", b'{"contents": []}'),
+            ("/v1beta/cachedContents", b"{}"),
+        ]:
+            response = client.post(target, content=body, headers=headers)
+            assert 400 <= response.status_code < 500, (target, response.text)
+            error = response.json()["error"]
+            assert error["code"] == response.status_code and error["status"], (target, error)
+
+
 def _header_value(raw: bytes) -> bytes:
     """What httpx will send: visible bytes and obs-text, no edge whitespace (the raw
     socket test below sends the control characters it refuses)."""
@@ -274,6 +391,7 @@ class TestHostileHeadersAndPaths:
             [
                 "authorization",
                 "x-api-key",
+                "x-goog-api-key",
                 "content-type",
                 "x-request-id",
                 "content-encoding",

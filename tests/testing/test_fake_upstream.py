@@ -19,7 +19,13 @@ import httpx
 import openai
 import pytest
 
-from fkllmproxy.testing.behaviour import embedding_vector, parse_behaviour
+from fkllmproxy.testing.behaviour import (
+    Prompt,
+    ToolSpec,
+    embedding_vector,
+    parse_behaviour,
+    plan_answer,
+)
 from fkllmproxy.testing.fake_upstream import FakeUpstream
 from tests.conftest import free_port, wait_until
 
@@ -59,6 +65,17 @@ class TestBehaviourNames:
         behaviour = parse_behaviour(name)
         assert behaviour.kind == kind
         assert number in (0, behaviour.status, behaviour.chunk_gap_ms, behaviour.delay_ms)
+
+    def test_tool_names_the_tool(self) -> None:
+        """``tool-NAME`` calls that tool with the last word of the user's text."""
+        behaviour = parse_behaviour("tool-read_file")
+        assert (behaviour.kind, behaviour.tool) == ("tool", "read_file")
+        prompt = Prompt(model="m", last_user_text="context first /tmp/notes.txt")
+        prompt.tools = [ToolSpec("list_directory", "dir_path"), ToolSpec("read_file", "file_path")]
+        answer = plan_answer(prompt, behaviour)
+        assert [(c.name, c.arguments) for c in answer.tool_calls] == [
+            ("read_file", {"file_path": "/tmp/notes.txt"})
+        ]
 
     def test_429_retry_after(self) -> None:
         assert parse_behaviour("fault-429-retry-7").retry_after == 7

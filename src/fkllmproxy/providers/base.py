@@ -51,6 +51,8 @@ __all__ = [
     "ChatRequest",
     "Completion",
     "EmbeddingRequest",
+    "GeminiApiProvider",
+    "GeminiCall",
     "MessagesCall",
     "MessagesProvider",
     "Provider",
@@ -158,6 +160,36 @@ class MessagesCall:
         return _encode(data)
 
 
+# The Gemini API methods whose bodies may name the model too (it must match the URL's).
+_MODEL_IN_BODY = frozenset({"embedContent", "batchEmbedContents"})
+
+
+@dataclass(slots=True)
+class GeminiCall:
+    """One Gemini API call forwarded untranslated (the inbound Gemini API to a Google
+    provider): ``method`` is ``generateContent``, ``streamGenerateContent``,
+    ``countTokens``, ``embedContent`` or ``batchEmbedContents``; the model travels in
+    the URL, so the body goes up as sent except where Google wants the model inside
+    it too (each ``batchEmbedContents`` request) and the names differ.
+    """
+
+    raw: bytes
+    model: str
+    method: str
+    stream: bool = False
+    client_model: str | None = None
+
+    def upstream_bytes(self) -> bytes:
+        if self.client_model == self.model or self.method not in _MODEL_IN_BODY:
+            return self.raw
+        data = msgspec.json.decode(self.raw)
+        items = data.get("requests") if self.method == "batchEmbedContents" else [data]
+        for item in items or ():
+            if isinstance(item, dict) and "model" in item:
+                item["model"] = f"models/{self.model}"
+        return _encode(data)
+
+
 @dataclass(slots=True)
 class Completion:
     """A whole answer: OpenAI JSON bytes, ready to send."""
@@ -222,3 +254,19 @@ class MessagesProvider(Provider):
     @abc.abstractmethod
     async def count_tokens(self, call: MessagesCall) -> Completion:
         """Ask the provider to count the input tokens of ``call`` (``{"input_tokens": n}``)."""
+
+
+class GeminiApiProvider(Provider):
+    """A provider that speaks Google's Gemini API itself (the ``gemini`` and ``vertex`` types).
+
+    The inbound Gemini API uses ``gemini`` instead of translating through ``chat`` when
+    a target's provider is one of these and ``method`` is in ``gemini_methods``, so
+    Gemini clients get the provider's bytes untouched (``Completion.body`` is Google's
+    JSON, a stream's frames its SSE events).
+    """
+
+    gemini_methods: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    async def gemini(self, call: GeminiCall) -> Completion | StreamingCompletion:
+        """Send one Gemini API call as it is; raise an ``UpstreamError`` on failure."""

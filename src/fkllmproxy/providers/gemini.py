@@ -24,7 +24,8 @@ from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
     EmbeddingRequest,
-    Provider,
+    GeminiApiProvider,
+    GeminiCall,
     StreamingCompletion,
     Usage,
 )
@@ -71,17 +72,34 @@ def _usage(metadata: UsageMetadata | None) -> Usage:
     return Usage(*token_counts(metadata))
 
 
+def _native_usage(body: bytes) -> Usage:
+    """Usage of a whole Google answer (zeros for one without ``usageMetadata``)."""
+    try:
+        return _usage(decode_response(body).usage_metadata)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return Usage()
+
+
 def _event_data(frame: bytes) -> bytes | None:
     """The ``data`` of one SSE event (several ``data:`` lines join with newlines)."""
     lines = [line[5:].lstrip() for line in frame.split(b"\n") if line.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(GeminiApiProvider):
     """Gemini through the Gemini API; ``base_url`` is the host root, ``api_version`` v1beta."""
 
     type = "gemini"
     default_version = "v1beta"
+    gemini_methods = frozenset(
+        {
+            "generateContent",
+            "streamGenerateContent",
+            "countTokens",
+            "embedContent",
+            "batchEmbedContents",
+        }
+    )
 
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
         self.name = config.name
@@ -220,6 +238,50 @@ class GeminiProvider(Provider):
                 yield chunk
         except httpx.HTTPError as exc:
             raise map_exception(exc, self.name) from exc
+
+    # --- Gemini API clients: untouched ----------------------------------------------
+
+    async def gemini(self, call: GeminiCall) -> Completion | StreamingCompletion:
+        path = self.model_path(call.model, call.method)
+        content = call.upstream_bytes()
+        if not call.stream:
+            body = await self._post_whole(path, content)
+            return Completion(body=body, usage=_native_usage(body))
+        response = await self._post(path, content, stream=True, params=_SSE)
+        usage = Usage()
+        return StreamingCompletion(
+            chunks=self._relay_native(response, usage), aclose=response.aclose, usage=usage
+        )
+
+    async def _relay_native(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+        """Google's SSE frames as they arrive, reading usage on the way; a stream that
+        stops before a finish reason (and without an error event) raises."""
+        complete = False
+        try:
+            async for frame in iter_frames(response.aiter_raw()):
+                if b'"usageMetadata"' in frame or b'"error"' in frame:
+                    data = _event_data(frame)
+                    try:
+                        event = decode_response(data) if data else None
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        event = None
+                    if event is not None and event.usage_metadata is not None:
+                        counted = _usage(event.usage_metadata)
+                        usage.prompt_tokens = counted.prompt_tokens
+                        usage.completion_tokens = counted.completion_tokens
+                        usage.cached_tokens = counted.cached_tokens
+                    if event is not None and event.error is not None:
+                        complete = True
+                if b'"finishReason"' in frame or b'"blockReason"' in frame:
+                    complete = True
+                yield frame
+        except httpx.HTTPError as exc:
+            raise map_exception(exc, self.name) from exc
+        if not complete:
+            raise UpstreamUnavailable(
+                f"provider {self.name!r} ended the stream before the answer was complete",
+                provider=self.name,
+            )
 
     # --- embeddings -----------------------------------------------------------------
 

@@ -38,6 +38,8 @@ class VertexProvider(GeminiProvider):
 
     type = "vertex"
     default_version = "v1"
+    # Publisher models embed through ``:predict``: Gemini embedding calls are translated.
+    gemini_methods = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
         if not config.credentials_file:

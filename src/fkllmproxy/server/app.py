@@ -12,6 +12,7 @@ from fkllmproxy.server.admin_circuits import circuit_routes
 from fkllmproxy.server.anthropic_api import count_tokens, create_message, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.fast_routes import FastRoutes
+from fkllmproxy.server.gemini_api import GeminiRoutes
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
 from fkllmproxy.server.middleware import RequestMiddleware
@@ -77,8 +78,10 @@ def create_app(holder: RuntimeHolder) -> Litestar:
     # too. ``asgi_handler`` is the stack Litestar itself wraps (CORS, OpenTelemetry).
     # The hot API routes are answered by FastRoutes without entering Litestar's routing;
     # their Litestar routes stay registered for 405s on other methods and the route list.
+    # The Gemini API's paths carry the model and method in the path (``models/m:method``):
+    # GeminiRoutes parses them, behind the exact-path routes so those pay nothing for it.
     fast = FastRoutes(
-        app.asgi_handler,
+        GeminiRoutes(app.asgi_handler, holder),
         holder,
         {
             "/v1/chat/completions": complete_chat,

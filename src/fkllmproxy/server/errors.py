@@ -1,4 +1,5 @@
-"""Rendering errors: OpenAI's shape everywhere but ``/v1/messages`` (Anthropic's).
+"""Rendering errors: OpenAI's shape everywhere but ``/v1/messages`` (Anthropic's) and
+the Gemini API's paths (Google's: ``{"error": {"code", "message", "status"}}``).
 
 This is the one place a ``FkllmError`` becomes a response; nothing else formats errors.
 """
@@ -15,7 +16,15 @@ from fkllmproxy.errors import BadRequest, FkllmError, NotFound, UpstreamRejected
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.exchange import Reply
 
-__all__ = ["error_body", "error_reply", "exception_handlers", "render_error", "reply_for_exception"]
+__all__ = [
+    "error_body",
+    "error_reply",
+    "exception_handlers",
+    "google_error_body",
+    "is_google_path",
+    "render_error",
+    "reply_for_exception",
+]
 
 _encode = msgspec.json.Encoder().encode
 _log = get_logger("server")
@@ -35,8 +44,44 @@ _ANTHROPIC_TYPES = {
 }
 
 
+# Google's ``status`` names (google.rpc.Code) for our statuses.
+_GOOGLE_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
 def is_anthropic_path(path: str) -> bool:
     return path.startswith("/v1/messages")
+
+
+def is_google_path(path: str) -> bool:
+    """The Gemini API's paths: all of ``/v1beta/``, and ``/v1/models/{model}:{method}``."""
+    return path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path)
+
+
+def google_error_body(error: FkllmError) -> bytes:
+    """``error`` in Google's shape; a Google provider's own refusal goes back as it sent it."""
+    if isinstance(error, UpstreamRejected) and error.same_api:
+        try:
+            data: Any = msgspec.json.decode(error.body)
+        except msgspec.DecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return error.body
+    status = _GOOGLE_STATUSES.get(error.status)
+    if status is None:
+        status = "INTERNAL" if error.status >= 500 else "FAILED_PRECONDITION"
+    return _encode({"error": {"code": error.status, "message": error.message, "status": status}})
 
 
 def error_body(error: FkllmError, *, anthropic: bool) -> bytes:
@@ -71,10 +116,16 @@ def _upstream_message(error: UpstreamRejected) -> str:
     return error.message
 
 
-def error_reply(error: FkllmError, path: str) -> Reply:
-    """The answer for ``error`` on ``path``: its status, its body, its headers."""
+def error_reply(error: FkllmError, path: str, *, google: bool = False) -> Reply:
+    """The answer for ``error`` on ``path``: its status, its body, its headers.
+
+    ``google`` asks for Google's shape where the path alone does not say it (``GET
+    /v1/models`` from a Gemini client).
+    """
     if isinstance(error, UpstreamRejected):
         error.message = _upstream_message(error)
+    if google or is_google_path(path):
+        return Reply(error.status, google_error_body(error), error.headers)
     return Reply(error.status, error_body(error, anthropic=is_anthropic_path(path)), error.headers)
 
 
@@ -82,7 +133,7 @@ def render_error(error: FkllmError, path: str) -> Response[bytes]:
     return error_reply(error, path).to_response()
 
 
-def reply_for_exception(exc: Exception, path: str, context: Any) -> Reply:
+def reply_for_exception(exc: Exception, path: str, context: Any, *, google: bool = False) -> Reply:
     """What a handler's exception becomes; notes its code on the request ``context``.
 
     Our own errors carry their answer; a ``RecursionError`` can only come from the
@@ -97,11 +148,13 @@ def reply_for_exception(exc: Exception, path: str, context: Any) -> Reply:
         request_id = getattr(context, "request_id", None)
         _log.error("internal error", exc_info=exc, extra={"request_id": request_id})
         return error_reply(
-            FkllmError("Internal error in the proxy; the request id is in the logs."), path
+            FkllmError("Internal error in the proxy; the request id is in the logs."),
+            path,
+            google=google,
         )
     if context is not None:
         context.error_code = error.code
-    return error_reply(error, path)
+    return error_reply(error, path, google=google)
 
 
 def _fkllm_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -27,6 +27,7 @@ _READ = frozenset(
     {
         b"authorization",
         b"x-api-key",
+        b"x-goog-api-key",
         b"content-length",
         b"cache-control",
         b"anthropic-beta",
@@ -74,6 +75,8 @@ class Reply:
     status: int
     body: bytes | AsyncIterator[bytes]
     headers: dict[str, str] | None = None
+    # A streamed body that is not SSE (the Gemini API's streamed JSON array).
+    content_type: str | None = None
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """The response headers as ASGI wants them, in the order Litestar sends them."""
@@ -82,13 +85,15 @@ class Reply:
         if isinstance(self.body, bytes):
             raw.append(_JSON_TYPE)
             raw.append((b"content-length", str(len(self.body)).encode()))
+        elif self.content_type is not None:
+            raw.append((b"content-type", self.content_type.encode("latin-1")))
         else:
             raw.append(_SSE_TYPE)
         return raw
 
     def _named_headers(self) -> dict[str, str]:
         """The headers besides the content type and length (an SSE stream's own first)."""
-        if isinstance(self.body, bytes):
+        if isinstance(self.body, bytes) or self.content_type is not None:
             return self.headers or {}
         return {**_SSE_HEADERS, **self.headers} if self.headers else _SSE_HEADERS
 

@@ -24,7 +24,7 @@ from fkllmproxy.server.errors import reply_for_exception
 from fkllmproxy.server.exchange import ApiRequest, Receive, Reply
 from fkllmproxy.server.runtime import RuntimeHolder
 
-__all__ = ["FastRoutes", "HandlerCore"]
+__all__ = ["FastRoutes", "HandlerCore", "send_reply"]
 
 HandlerCore = Callable[[ApiRequest], Awaitable[Reply]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -63,6 +63,19 @@ class FastRoutes:
             await send({"type": "http.response.body", "body": reply.body, "more_body": False})
         else:
             await _stream(reply.body, receive, send, context, path)
+
+
+async def send_reply(
+    reply: Reply, receive: Receive, send: Send, context: RequestContext, path: str
+) -> None:
+    """Send ``reply`` as ``FastRoutes`` does, for the other ASGI routers in front of Litestar."""
+    await send(
+        {"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers()}
+    )
+    if isinstance(reply.body, bytes):
+        await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+    else:
+        await _stream(reply.body, receive, send, context, path)
 
 
 async def _stream(

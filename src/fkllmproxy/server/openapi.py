@@ -15,6 +15,7 @@ import msgspec
 from litestar import Response, get
 
 from fkllmproxy import __version__
+from fkllmproxy.wire.gemini_inbound import GenerateContentBody
 from fkllmproxy.wire.openai import ChatCompletionRequest, EmbeddingRequest
 
 __all__ = ["openapi_document", "openapi_json"]
@@ -45,9 +46,13 @@ def _json_body(ref: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    (chat, embed), components = msgspec.json.schema_components(
-        [ChatCompletionRequest, EmbeddingRequest], ref_template="#/components/schemas/{name}"
+    (chat, embed, generate), components = msgspec.json.schema_components(
+        [ChatCompletionRequest, EmbeddingRequest, GenerateContentBody],
+        ref_template="#/components/schemas/{name}",
     )
+    model_in_path = [
+        {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
     api_errors = (400, 401, 403, 404, 413, 429, 502, 503, 504)
     paths: dict[str, Any] = {
         "/v1/chat/completions": {
@@ -70,6 +75,22 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "summary": "The model names this key may use",
                 "security": _KEYED,
+                "responses": _responses(200, 401, 429),
+            }
+        },
+        "/v1beta/models/{model}:generateContent": {
+            "post": {
+                "summary": "Google's Gemini API (also :streamGenerateContent, :countTokens, ...)",
+                "security": [*_KEYED, {"googApiKey": []}],
+                "parameters": model_in_path,
+                "requestBody": _json_body(generate),
+                "responses": _responses(200, *api_errors),
+            }
+        },
+        "/v1beta/models": {
+            "get": {
+                "summary": "The models this key may use, in Google's shape",
+                "security": [*_KEYED, {"googApiKey": []}],
                 "responses": _responses(200, 401, 429),
             }
         },
@@ -99,6 +120,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "googApiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
             },
         },
     }

@@ -74,6 +74,7 @@ class Behaviour:
     retry_after: int = 1
     delay_ms: int = 0
     chunk_gap_ms: int = 0
+    tool: str = ""
 
 
 _OK = Behaviour()
