@@ -74,7 +74,6 @@ class Behaviour:
     retry_after: int = 1
     delay_ms: int = 0
     chunk_gap_ms: int = 0
-    tool: str = ""
 
 
 _OK = Behaviour()
