@@ -86,6 +86,10 @@ base_url = "{url}/v1"
 api_key_env = "FAKE_OPENAI_KEY"
 
 [[models]]
+name = "oai-noreason"
+targets = [{{ provider = "oai", model = "ok", reasoning = false }}]
+
+[[models]]
 name = "sticky"
 targets = [{{ provider = "oai", model = "ok", weight = 1 }}, {{ provider = "oai2", model = "ok", weight = 1 }}]
 
@@ -732,6 +736,17 @@ class TestClaudeCodeFidelity:
         assert response.status_code == 400
         message = response.json()["error"]["message"]
         assert "messages[0].content[0].source.type" in message and "'oai' (openai)" in message
+
+    def test_a_target_without_reasoning_gets_no_effort(
+        self, daemon: RunningDaemon, upstream: FakeUpstream
+    ) -> None:
+        """reasoning = false on a target: Claude Code's thinking is not sent to that model."""
+        upstream.clear()
+        body = {**CLAUDE_CODE_BODY, "model": "oai-noreason"}
+        response = post_messages(daemon, body)
+        assert response.status_code == 200, response.text
+        (seen,) = model_calls(upstream)
+        assert "reasoning_effort" not in seen.json
 
     def test_unknown_block_to_openai_is_a_400_naming_it(self, daemon: RunningDaemon) -> None:
         """A block type only Anthropic knows: 400 in Anthropic's shape naming path and provider."""

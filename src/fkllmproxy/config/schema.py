@@ -165,9 +165,14 @@ class ProviderConfig(_Section, frozen=True):
 
 
 class Target(_Section, frozen=True):
+    """One provider + upstream model of a model name. ``reasoning = false`` marks a model
+    that takes no reasoning setting (OpenAI's non-reasoning models refuse
+    ``reasoning_effort``): the thinking an Anthropic client asks for is not sent to it."""
+
     provider: Name
     model: Annotated[str, Meta(min_length=1)]
     weight: Annotated[float, Meta(gt=0)] | None = None
+    reasoning: bool = True
 
 
 class ModelConfig(_Section, frozen=True):

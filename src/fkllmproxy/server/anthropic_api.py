@@ -136,6 +136,8 @@ async def create_message(request: ApiRequest) -> Reply:
             )
             return await provider.messages(call)
         body = {**translation.for_provider(label), "model": target.model}
+        if not target.reasoning:
+            body.pop("reasoning_effort", None)  # the model takes no reasoning setting
         chat = ChatRequest(
             raw=None,
             model=target.model,
