@@ -72,7 +72,9 @@ async def admit(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestC
     limits = runtime.limits
     events = _events(request)
     try:
-        caller = runtime.auth.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+        caller = await runtime.auth.authenticate_request(
+            headers.get("authorization"), headers.get("x-api-key")
+        )
     except Unauthorized as exc:
         if events is not None:
             events.auth_failed()
