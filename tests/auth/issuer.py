@@ -107,11 +107,16 @@ class LocalIssuer:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def token(self, kid: str = "rsa-1", *, headers: dict[str, Any] | None = None, **claims: Any) -> str:
+    def token(
+        self, kid: str = "rsa-1", *, headers: dict[str, Any] | None = None, **claims: Any
+    ) -> str:
         """A token signed by ``kid`` (claims default to valid ones; ``None`` drops one)."""
         key = self.keys[kid]
         return jwt.encode(
-            self.claims(**claims), key.private, algorithm=key.alg, headers={"kid": kid, **(headers or {})}
+            self.claims(**claims),
+            key.private,
+            algorithm=key.alg,
+            headers={"kid": kid, **(headers or {})},
         )
 
     def unsigned_token(self, **claims: Any) -> str:

@@ -133,7 +133,9 @@ class TestUnknownKid:
             await asyncio.sleep(3600)
             return b""
 
-        cache = JwksCache("https://idp.example", None, refresh_secs=3600, fetch=hang, wait_secs=0.05)
+        cache = JwksCache(
+            "https://idp.example", None, refresh_secs=3600, fetch=hang, wait_secs=0.05
+        )
         assert not await cache.refetch()
         assert started.is_set()
         await cache.aclose()
@@ -156,7 +158,9 @@ class TestIssuerDown:
         """An unreachable issuer at start leaves no keys; the first try 30 s later finds them."""
         port = free_port()
         clock = Clock()
-        cache = JwksCache(f"http://127.0.0.1:{port}/realms/test", None, refresh_secs=3600, clock=clock)
+        cache = JwksCache(
+            f"http://127.0.0.1:{port}/realms/test", None, refresh_secs=3600, clock=clock
+        )
         assert await cache.refresh_if_due()
         assert not cache.loaded
         clock.now += 10

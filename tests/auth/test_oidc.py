@@ -41,7 +41,9 @@ def oidc_config(issuer: LocalIssuer, **overrides: Any) -> OidcConfig:
     return OidcConfig(issuer=issuer.issuer, audience=AUDIENCE, **overrides)
 
 
-async def loaded_verifier(issuer: LocalIssuer, clock: Clock | None = None, **overrides: Any) -> OidcVerifier:
+async def loaded_verifier(
+    issuer: LocalIssuer, clock: Clock | None = None, **overrides: Any
+) -> OidcVerifier:
     verifier = OidcVerifier(oidc_config(issuer, **overrides), clock=clock or Clock())
     await verifier.keys.refresh_if_due()
     return verifier
@@ -74,7 +76,9 @@ class TestVerify:
         assert reason_of(verifier, tampered(issuer.token("ec-1"))) == "bad signature"
         assert reason_of(verifier, issuer.token(nbf=now + 60)) == "token not yet valid (nbf)"
         assert reason_of(verifier, issuer.token(exp=None)) == "the token has no 'exp' claim"
-        assert reason_of(verifier, issuer.token(sub=None)).startswith("the token has no 'sub' claim")
+        assert reason_of(verifier, issuer.token(sub=None)).startswith(
+            "the token has no 'sub' claim"
+        )
         assert reason_of(verifier, "abc.def.ghi") == "malformed token"
 
     async def test_leeway_applies(self, issuer: LocalIssuer) -> None:
@@ -235,6 +239,7 @@ rate_limit = {{ capacity = 2, refill_per_second = 0.01 }}
 
 def daemon_config(issuer: str) -> str:
     return MOCK_CONFIG + OIDC_CONFIG.format(issuer=issuer, audience=AUDIENCE)
+
 
 CHAT = {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}
 
