@@ -327,3 +327,50 @@ class TestDaemon:
         assert "unreachable" in answer.json()["error"]["message"]
         assert httpx.get(lonely.url + "/health", timeout=5).status_code == 200
         assert any("could not be fetched" in json.dumps(line) for line in lonely.logs())
+
+    def test_ledger_and_metrics(
+        self, issuer: LocalIssuer, start_daemon: Any, tmp_path: Any
+    ) -> None:
+        """The usage ledger records the token's name; refused tokens count as auth failures."""
+        from tests.cli.test_cli import fkllm
+
+        ledger = tmp_path / "usage.sqlite3"
+        usage = f'\n[usage]\nenabled = true\npath = "{ledger}"\n'
+        daemon = start_daemon(daemon_config(issuer.issuer) + usage)
+        for _ in range(2):
+            assert chat(daemon, issuer.token(sub="grace")).status_code == 200
+        assert chat(daemon, issuer.token(aud="nope")).status_code == 401
+        metrics = httpx.get(daemon.url + "/metrics", timeout=5).json()
+        assert metrics["auth_failures"] == 1
+        assert daemon.stop() == 0
+        by_key = fkllm("usage", "--db", str(ledger), "--json")
+        assert by_key.returncode == 0, by_key.stderr
+        groups = {g["group"]: g["requests"] for g in json.loads(by_key.stdout)["groups"]}
+        assert groups["grace"] == 2
+
+    def test_reload_keeps_the_keys(self, issuer: LocalIssuer, start_daemon: Any) -> None:
+        """A reload while the issuer is down keeps the keys fetched before it."""
+        import signal
+
+        daemon = start_daemon(daemon_config(issuer.issuer))
+        assert chat(daemon, issuer.token(sub="heidi")).status_code == 200
+        issuer.stop()
+        daemon.signal(signal.SIGHUP)
+        assert wait_until(
+            lambda: any(line["msg"] == "configuration reloaded" for line in daemon.logs()), 15
+        )
+        assert chat(daemon, issuer.token("ec-1", sub="heidi", jti="r")).status_code == 200
+
+    def test_two_workers(self, issuer: LocalIssuer, start_daemon: Any, tmp_path: Any) -> None:
+        """With server.workers = 2 each worker fetches the keys and accepts tokens."""
+        runtime = tmp_path / "run"
+        runtime.mkdir()
+        daemon = start_daemon(
+            daemon_config(issuer.issuer),
+            args=["--workers", "2"],
+            env={"RUNTIME_DIRECTORY": str(runtime)},
+        )
+        for i in range(6):
+            answer = chat(daemon, issuer.token(sub="ivan", jti=str(i)))
+            assert answer.status_code == 200, answer.text
+        assert wait_until(lambda: issuer.jwks_hits >= 2, 10)
