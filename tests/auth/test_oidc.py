@@ -374,3 +374,10 @@ class TestDaemon:
             answer = chat(daemon, issuer.token(sub="ivan", jti=str(i)))
             assert answer.status_code == 200, answer.text
         assert wait_until(lambda: issuer.jwks_hits >= 2, 10)
+
+
+def test_a_jwt_is_never_the_master_key(issuer: LocalIssuer) -> None:
+    """is_master (health, metrics) answers False for any JWT, even before keys exist."""
+    auth = Authenticator(AuthConfig(master_key=MASTER_KEY), oidc=OidcVerifier(oidc_config(issuer)))
+    assert not auth.is_master(f"Bearer {issuer.token()}", None)
+    assert auth.is_master(f"Bearer {MASTER_KEY}", None)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fkllmproxy.config.schema import AuthConfig, ClientKey, KeyRateLimit
-from fkllmproxy.errors import Forbidden, Unauthorized
+from fkllmproxy.errors import Forbidden, IdentityProviderUnavailable, Unauthorized
 
 if TYPE_CHECKING:
     from fkllmproxy.auth.oidc import OidcVerifier
@@ -200,5 +200,5 @@ class Authenticator:
         """Whether these headers carry the master key (no error either way)."""
         try:
             return self.authenticate(authorization, x_api_key).is_master
-        except Unauthorized:
+        except (Unauthorized, IdentityProviderUnavailable):  # a JWT is never the master key
             return False
