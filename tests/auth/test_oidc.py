@@ -381,3 +381,16 @@ def test_a_jwt_is_never_the_master_key(issuer: LocalIssuer) -> None:
     auth = Authenticator(AuthConfig(master_key=MASTER_KEY), oidc=OidcVerifier(oidc_config(issuer)))
     assert not auth.is_master(f"Bearer {issuer.token()}", None)
     assert auth.is_master(f"Bearer {MASTER_KEY}", None)
+
+
+async def test_a_token_cannot_pass_for_a_key(issuer: LocalIssuer) -> None:
+    """A name claim equal to a client key's name (or 'master') is refused: it would share
+    that key's bucket and its lines in the logs and the ledger."""
+    from fkllmproxy.config.schema import ClientKey
+
+    verifier = await loaded_verifier(issuer)
+    team = ClientKey(name="team-a", key_sha256="0" * 64)
+    Authenticator(AuthConfig(master_key=MASTER_KEY, keys=[team]), oidc=verifier)
+    for name in ("team-a", "master"):
+        assert reason_of(verifier, issuer.token(sub=name)) == "the 'sub' claim names a client key"
+    assert verifier.verify(issuer.token(sub="team-b")).name == "team-b"

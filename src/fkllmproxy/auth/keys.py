@@ -127,6 +127,9 @@ class Authenticator:
         # No master key and no client keys: nobody is asked for a key (loopback only,
         # or with allow_unauthenticated; the config loader enforces that).
         self.required = self._master is not None or bool(self._keys) or oidc is not None
+        if oidc is not None:  # a token must not pass for a key in logs, limits, the ledger
+            names = {caller.name for caller in self._keys.values()}
+            oidc.reserve({ANONYMOUS.name, _MASTER.name, _MASTER_PREVIOUS.name, *names})
 
     def _grace_end(self, config: AuthConfig, previous: Authenticator | None) -> float:
         if self._previous is None:

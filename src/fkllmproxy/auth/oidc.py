@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import jwt
@@ -120,6 +120,13 @@ class OidcVerifier:
         self._groups = config.groups
         self._remembered: dict[str, tuple[Caller, float]] = {}
         self._remembered_version = self.keys.version
+        self._reserved: frozenset[str] = frozenset()
+
+    def reserve(self, names: Iterable[str]) -> None:
+        """Refuse tokens whose name claim is one of ``names`` (the client keys' names and
+        ``master``): a token must not be counted, limited and logged as a key."""
+        self._reserved = frozenset(names)
+        self._remembered.clear()
 
     def start(self) -> None:
         """Fetch the keys in the background from now on (inside the event loop)."""
@@ -198,6 +205,8 @@ class OidcVerifier:
             raise InvalidToken(f"the token has no {config.name_claim!r} claim (a string)")
         if len(name) > _MAX_NAME or not name.isprintable():
             raise InvalidToken(f"the {config.name_claim!r} claim is not a usable name")
+        if name in self._reserved:
+            raise InvalidToken(f"the {config.name_claim!r} claim names a client key")
         groups = _strings(claims.get(config.groups_claim)) if self._groups else frozenset()
         matched = [group for group in self._groups if group.claim_value in groups]
         models: frozenset[str] = frozenset()
