@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import ipaddress
 import math
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -81,12 +82,29 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
+_tls: ssl.SSLContext | None = None
+
+
+async def _tls_context() -> ssl.SSLContext:
+    """The TLS context for the issuer, made once in a thread: loading the CA bundle
+    takes tens of milliseconds, which the event loop must not spend."""
+    global _tls
+    if _tls is None:
+        import httpx
+
+        _tls = await asyncio.to_thread(httpx.create_ssl_context)
+    return _tls
+
+
 async def http_get(url: str, limit_secs: float) -> bytes:
     """GET ``url`` with httpx (no redirects: the issuer names its own URLs)."""
     import httpx
 
+    tls = await _tls_context()
     try:
-        async with httpx.AsyncClient(timeout=limit_secs, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            timeout=limit_secs, follow_redirects=False, verify=tls
+        ) as client:
             response = await client.get(url, headers={"accept": "application/json"})
     except httpx.HTTPError as exc:
         raise JwksError(f"{url}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
