@@ -205,3 +205,29 @@ class TestParsing:
         assert is_trusted_url("http://127.0.0.1:8080/jwks") and is_trusted_url("http://[::1]/k")
         assert not is_trusted_url("http://a.example/jwks")
         assert not is_trusted_url("ftp://127.0.0.1/jwks")
+
+
+class TestAdopt:
+    async def test_a_reload_keeps_fetched_keys(self, issuer: LocalIssuer) -> None:
+        """A new cache for the same issuer takes over the keys and the refresh schedule."""
+        clock = Clock()
+        old = cache_for(issuer, clock)
+        await old.refresh_if_due()
+        new = cache_for(issuer, clock)
+        new.adopt(old)
+        assert new.kids == old.kids and not new.due()
+
+    async def test_nothing_fetched_yet_means_fetch_now(self, issuer: LocalIssuer) -> None:
+        """Adopting a cache that has no keys (its first fetch failed or runs) changes
+        nothing: the new one fetches at once; another issuer's keys are never taken."""
+        clock = Clock()
+        empty = cache_for(issuer, clock)
+        empty._last_attempt = clock.now
+        fresh = cache_for(issuer, clock)
+        fresh.adopt(empty)
+        assert fresh.due()
+        loaded = cache_for(issuer, clock)
+        await loaded.refresh_if_due()
+        other = JwksCache("https://other.example", None, refresh_secs=3600, clock=clock)
+        other.adopt(loaded)
+        assert not other.loaded

@@ -234,7 +234,8 @@ class JwksCache:
     def adopt(self, previous: JwksCache) -> None:
         """Take over the keys ``previous`` fetched (a reload with the same issuer), so a
         reload while the issuer is down keeps the cached keys working."""
-        if (previous.issuer, previous._configured_url) != (self.issuer, self._configured_url):
+        same = (previous.issuer, previous._configured_url) == (self.issuer, self._configured_url)
+        if not same or previous._keys is None:  # nothing to keep: fetch at once
             return
         self._keys = previous._keys
         self._prepared = dict(previous._prepared)

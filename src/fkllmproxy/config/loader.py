@@ -454,6 +454,7 @@ def _check_oidc(oidc: OidcConfig, models: set[str], problems: _Problems) -> None
 
 
 def _is_trusted_url(url: str) -> bool:
+    # The rule of ``auth.jwks.is_trusted_url``, restated (config imports nothing of ours).
     scheme, sep, rest = url.partition("://")
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
     host = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
