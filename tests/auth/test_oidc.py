@@ -279,11 +279,22 @@ class TestDaemon:
             assert answer.json()["error"]["message"] == f"Invalid bearer token: {reason}."
             assert answer.headers["www-authenticate"].startswith("Bearer")
         assert chat(daemon, MASTER_KEY).status_code == 200  # keys work alongside
+        anthropic = httpx.post(  # Anthropic's route and error shape, the token in x-api-key
+            daemon.url + "/v1/messages",
+            json={"model": "mock", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]},
+            headers={"x-api-key": bad["token expired"], "anthropic-version": "2023-06-01"},
+            timeout=10,
+        )
+        assert anthropic.status_code == 401
+        assert anthropic.json()["error"] == {
+            "type": "authentication_error",
+            "message": "Invalid bearer token: token expired.",
+        }
 
         def logged() -> list[dict[str, Any]]:
             return [line for line in daemon.logs() if line.get("msg") == "request"]
 
-        assert wait_until(lambda: len(logged()) >= 10, timeout=10)
+        assert wait_until(lambda: len(logged()) >= 11, timeout=10)
         clients = [line.get("client") for line in logged() if line.get("status") == 200]
         assert clients[:2] == ["alice", "erin"]
         loaded = [line for line in daemon.logs() if line["msg"] == "OIDC signing keys loaded"]
