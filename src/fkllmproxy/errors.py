@@ -21,6 +21,7 @@ API shape (OpenAI or Anthropic)::
         ├── ShuttingDown            503 the drain deadline ended the request
         └── UpstreamTimeout         504 the provider did not answer in time
     StateStoreUnavailable           503 shared state (Redis) down and [state] on_failure = "closed"
+    IdentityProviderUnavailable     503 a JWT arrived and the OIDC issuer's keys were never fetched
 
 Nothing here imports the rest of the package, so every layer may raise these.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigError",
     "FkllmError",
     "Forbidden",
+    "IdentityProviderUnavailable",
     "NoProviderAvailable",
     "NotFound",
     "PayloadTooLarge",
@@ -250,6 +252,26 @@ class StateStoreUnavailable(FkllmError):
     status = 503
     error_type = "api_error"
     code = "state_unavailable"
+
+
+class IdentityProviderUnavailable(FkllmError):
+    """Raised for a JWT while the OIDC issuer's signing keys have never been fetched.
+
+    Not the client's fault (the issuer was unreachable since start): a 503 with
+    ``Retry-After``, so clients retry rather than drop their token.
+    """
+
+    status = 503
+    error_type = "api_error"
+    code = "identity_provider_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
 
 
 class UpstreamTimeout(UpstreamError):

@@ -199,3 +199,89 @@ class TestValidation:
 def test_schema_defaults_construct() -> None:
     """The schema builds with no input, so defaults are self-consistent."""
     assert msgspec.convert({}, Config).server.port == 4000
+
+
+OIDC = """
+[auth.oidc]
+issuer = "https://login.example.com/realms/main"
+audience = "fkllmproxy"
+"""
+
+
+class TestOidc:
+    def test_defaults(self, tmp_path: Path) -> None:
+        """[auth.oidc] needs only issuer and audience; the rest has the contract's defaults."""
+        oidc = load_config(config_path=write(tmp_path, MOCK + OIDC), environ={}).config.auth.oidc
+        assert oidc is not None
+        assert oidc.algorithms == ["RS256", "ES256"]
+        assert (oidc.leeway_secs, oidc.name_claim, oidc.jwks_refresh_secs) == (60, "sub", 3600)
+        assert (oidc.jwks_url, oidc.models_claim, oidc.groups_claim) == (None, None, "groups")
+
+    def test_env_names_reach_the_nested_table(self, tmp_path: Path) -> None:
+        """APP_AUTH__OIDC__* set every plain key, even with no [auth.oidc] in the file."""
+        oidc = load_config(
+            config_path=write(tmp_path, MOCK),
+            environ={
+                "APP_AUTH__OIDC__ISSUER": "https://idp.example.com/",
+                "APP_AUTH__OIDC__AUDIENCE": "proxy",
+                "APP_AUTH__OIDC__ALGORITHMS": '["ES256"]',
+                "APP_AUTH__OIDC__LEEWAY_SECS": "5",
+            },
+        ).config.auth.oidc
+        assert oidc is not None
+        assert (oidc.issuer, oidc.audience, oidc.algorithms, oidc.leeway_secs) == (
+            "https://idp.example.com/",
+            "proxy",
+            ["ES256"],
+            5,
+        )
+
+    def test_every_problem_at_once_with_path_and_env_name(self, tmp_path: Path) -> None:
+        """HS256, a plain-http issuer, an unknown group model and a missing audience are
+        all reported together, each with its field path and env name (or the file)."""
+        text = MOCK + (
+            "[auth.oidc]\nissuer = 'http://idp.example.com'\nalgorithms = ['RS256', 'HS256']\n"
+            "[[auth.oidc.groups]]\nclaim_value = 'eng'\nmodels = ['nope']\n"
+        )
+        problems = problems_of(config_path=write(tmp_path, text), environ={})
+        joined = "\n".join(problems)
+        assert "auth.oidc.audience (APP_AUTH__OIDC__AUDIENCE): got nothing" in joined
+        assert 'auth.oidc.algorithms (APP_AUTH__OIDC__ALGORITHMS): got ["RS256","HS256"]' in joined
+        assert "allowed: RS256, RS384" in joined and "EdDSA" in joined
+        problems = problems_of(
+            config_path=write(
+                tmp_path,
+                text.replace(", 'HS256'", "").replace(
+                    "[auth.oidc]\n", "[auth.oidc]\naudience = 'a'\n"
+                ),
+            ),
+            environ={},
+        )
+        assert any(
+            p.startswith("auth.oidc.issuer (APP_AUTH__OIDC__ISSUER): got 'http://idp.example.com'")
+            and "https://" in p
+            for p in problems
+        )
+        assert any(
+            p.startswith("auth.oidc.groups[0].models (set in the config file)") for p in problems
+        )
+
+    def test_budget_keys_are_not_accepted_yet(self, tmp_path: Path) -> None:
+        """A group's budget_usd is refused (not silently ignored) until budgets exist."""
+        text = MOCK + OIDC + "[[auth.oidc.groups]]\nclaim_value = 'eng'\nbudget_usd = 5\n"
+        problems = problems_of(config_path=write(tmp_path, text), environ={})
+        assert any("auth.oidc.groups[0].budget_usd" in p and "unknown key" in p for p in problems)
+
+    def test_oidc_alone_may_listen_beyond_loopback(self, tmp_path: Path) -> None:
+        """With [auth.oidc] every caller needs a token: no master key is required."""
+        text = MOCK + OIDC + "[server]\nhost = '0.0.0.0'\n"
+        assert load_config(config_path=write(tmp_path, text), environ={}).config.auth.oidc
+
+    def test_a_table_is_not_an_env_value(self, tmp_path: Path) -> None:
+        """APP_AUTH__OIDC (a table) and APP_AUTH__OIDC__GROUPS (a list of tables) are unknown."""
+        problems = problems_of(
+            config_path=write(tmp_path, MOCK),
+            environ={"APP_AUTH__OIDC": "{}", "APP_AUTH__OIDC__GROUPS": "[]"},
+        )
+        assert any(p.startswith("APP_AUTH__OIDC: unknown setting") for p in problems)
+        assert any(p.startswith("APP_AUTH__OIDC__GROUPS: unknown setting") for p in problems)

@@ -15,14 +15,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fkllmproxy.config.schema import AuthConfig, ClientKey, KeyRateLimit
-from fkllmproxy.errors import Forbidden, Unauthorized
+from fkllmproxy.errors import Forbidden, IdentityProviderUnavailable, Unauthorized
 
-__all__ = ["ANONYMOUS", "Authenticator", "Caller", "key_digest", "presented_key"]
+if TYPE_CHECKING:
+    from fkllmproxy.auth.oidc import OidcVerifier
+
+__all__ = [
+    "ANONYMOUS",
+    "Authenticator",
+    "Caller",
+    "key_digest",
+    "looks_like_jwt",
+    "presented_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,7 @@ class Caller:
 
 
 ANONYMOUS = Caller(name="anonymous")
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _MASTER = Caller(name="master", is_master=True)
 _MASTER_PREVIOUS = Caller(name="master-previous", is_master=True)
 
@@ -52,6 +65,21 @@ _MASTER_PREVIOUS = Caller(name="master-previous", is_master=True)
 def key_digest(key: str) -> bytes:
     """The SHA-256 of a key as sent (``printf %s KEY | sha256sum`` gives its hex)."""
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+
+
+def looks_like_jwt(key: str) -> bool:
+    """Whether ``key`` has the shape of a compact JWS: ``header.payload.signature`` in
+    base64url (the signature may be empty, as in an ``alg: none`` token, refused later)."""
+    return _JWT_SHAPE.fullmatch(key) is not None
+
+
+def _required_key(authorization: str | None, x_api_key: str | None) -> str:
+    key = presented_key(authorization, x_api_key)
+    if key is None:
+        raise Unauthorized(
+            "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
+        )
+    return key
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
@@ -71,6 +99,7 @@ class Authenticator:
     ``extra_keys`` are client keys from elsewhere than the config file (the key store);
     ``previous`` is the authenticator being replaced, so a reload does not restart the
     grace of a previous master key that has no ``rotated_at``. ``clock`` is wall time.
+    ``oidc`` verifies presented keys shaped like a JWT that are no configured key.
     """
 
     def __init__(
@@ -80,8 +109,10 @@ class Authenticator:
         extra_keys: Iterable[ClientKey] = (),
         previous: Authenticator | None = None,
         clock: Callable[[], float] = time.time,
+        oidc: OidcVerifier | None = None,
     ) -> None:
         self._clock = clock
+        self.oidc = oidc
         self._master = key_digest(config.master_key) if config.master_key else None
         self._previous = (
             key_digest(config.previous_master_key) if config.previous_master_key else None
@@ -95,7 +126,10 @@ class Authenticator:
             )
         # No master key and no client keys: nobody is asked for a key (loopback only,
         # or with allow_unauthenticated; the config loader enforces that).
-        self.required = self._master is not None or bool(self._keys)
+        self.required = self._master is not None or bool(self._keys) or oidc is not None
+        if oidc is not None:  # a token must not pass for a key in logs, limits, the ledger
+            names = {caller.name for caller in self._keys.values()}
+            oidc.reserve({ANONYMOUS.name, _MASTER.name, _MASTER_PREVIOUS.name, *names})
 
     def _grace_end(self, config: AuthConfig, previous: Authenticator | None) -> float:
         if self._previous is None:
@@ -106,20 +140,53 @@ class Authenticator:
             return previous._previous_until
         return self._clock() + config.previous_key_grace_secs
 
+    def start(self) -> None:
+        """Start fetching the OIDC issuer's keys, if any (inside the event loop)."""
+        if self.oidc is not None:
+            self.oidc.start()
+
+    async def aclose(self) -> None:
+        if self.oidc is not None:
+            await self.oidc.aclose()
+
     @property
     def key_count(self) -> int:
         """How many client keys (besides the master key) this authenticator knows."""
         return len(self._keys)
 
     def authenticate(self, authorization: str | None, x_api_key: str | None) -> Caller:
-        """The caller for these headers; ``Unauthorized`` if the key is missing or wrong."""
+        """The caller for these headers; ``Unauthorized`` if the key is missing or wrong.
+
+        A JWT is checked against the issuer keys cached so far (``authenticate_request``
+        may also fetch them again).
+        """
         if not self.required:
             return ANONYMOUS
-        key = presented_key(authorization, x_api_key)
-        if key is None:
-            raise Unauthorized(
-                "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
-            )
+        key = _required_key(authorization, x_api_key)
+        caller = self._known(key)
+        if caller is not None:
+            return caller
+        if self.oidc is not None and looks_like_jwt(key):
+            return self.oidc.verify(key)
+        raise Unauthorized("Invalid API key.")
+
+    async def authenticate_request(
+        self, authorization: str | None, x_api_key: str | None
+    ) -> Caller:
+        """``authenticate``, but a JWT signed with a key not cached yet may wait (briefly,
+        and at most once per 30 s for everyone) for the issuer's keys to be fetched again."""
+        if self.oidc is None or not self.required:
+            return self.authenticate(authorization, x_api_key)
+        key = _required_key(authorization, x_api_key)
+        caller = self._known(key)
+        if caller is not None:
+            return caller
+        if looks_like_jwt(key):
+            return await self.oidc.verify_fresh(key)
+        raise Unauthorized("Invalid API key.")
+
+    def _known(self, key: str) -> Caller | None:
+        """The master key's or a client key's caller; ``None`` for any other key."""
         digest = key_digest(key)
         if self._master is not None and hmac.compare_digest(digest, self._master):
             return _MASTER
@@ -130,11 +197,11 @@ class Authenticator:
             if self._clock() < self._previous_until:
                 return _MASTER_PREVIOUS
             raise Unauthorized("Invalid API key (a master key that was rotated out).")
-        raise Unauthorized("Invalid API key.")
+        return None
 
     def is_master(self, authorization: str | None, x_api_key: str | None) -> bool:
         """Whether these headers carry the master key (no error either way)."""
         try:
             return self.authenticate(authorization, x_api_key).is_master
-        except Unauthorized:
+        except (Unauthorized, IdentityProviderUnavailable):  # a JWT is never the master key
             return False

@@ -17,13 +17,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
 from fkllmproxy.config.credentials import DEFAULT_KEY_ENV, credential_providers
 from fkllmproxy.config.envfile import read_env_file
-from fkllmproxy.config.schema import SECRET_FIELDS, Config
+from fkllmproxy.config.schema import SECRET_FIELDS, Config, OidcConfig
 from fkllmproxy.errors import ConfigError
 
 __all__ = [
@@ -40,6 +40,8 @@ DEFAULT_ENV_FILE = Path("/etc/fkllmproxy/env")
 ENV_PREFIX = "APP_"
 _LIST_SECTIONS = frozenset({"providers", "models", "pricing"})
 _FILE_ONLY = "set in the config file"
+# Lists of tables inside a section: only a config file can write those.
+_FILE_ONLY_LISTS = frozenset({("auth", "keys"), ("auth", "oidc", "groups")})
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def env_name(path: tuple[str | int, ...]) -> str:
     """The ``APP_`` variable that sets ``path``, or a note that only the file can."""
     if any(isinstance(part, int) for part in path) or (path and path[0] in _LIST_SECTIONS):
         return _FILE_ONLY
-    if len(path) == 2 and path[:2] == ("auth", "keys"):
+    if tuple(path) in _FILE_ONLY_LISTS:
         return _FILE_ONLY
     return ENV_PREFIX + "__".join(str(part).upper() for part in path)
 
@@ -100,7 +102,7 @@ _MISSING = object()
 def _unwrap(tp: Any) -> Any:
     """Strip ``Annotated`` and ``| None`` to find a Struct or ``list[Struct]`` inside."""
     origin = get_origin(tp)
-    if origin is not None and str(origin).endswith("Annotated"):
+    if origin is Annotated:
         return _unwrap(get_args(tp)[0])
     if origin is Union or (origin is not None and "UnionType" in str(origin)):
         inner = [a for a in get_args(tp) if a is not type(None)]
@@ -163,7 +165,10 @@ def _check(value: Any, tp: Any, path: tuple[str | int, ...], problems: _Problems
     try:
         return msgspec.to_builtins(msgspec.convert(value, tp, strict=False))
     except msgspec.ValidationError as exc:
-        choices = get_args(_unwrap(tp)) if get_origin(_unwrap(tp)) is Literal else ()
+        inner = _unwrap(tp)
+        if get_origin(inner) is list:  # a list of choices: say which are allowed
+            inner = _unwrap(get_args(inner)[0])
+        choices = get_args(inner) if get_origin(inner) is Literal else ()
         allowed = f"allowed: {', '.join(map(str, choices))}" if choices else _allowed(exc)
         problems.add(path, value, allowed)
         return _MISSING
@@ -184,13 +189,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"config file {path}: TOML syntax error: {exc}"]) from None
 
 
-def _schema_section(name: str) -> Any:
-    for info in msgspec.structs.fields(Config):
-        if info.encode_name == name:
-            return info
-    return None
-
-
 def _apply_env(
     data: dict[str, Any],
     environ: Mapping[str, str],
@@ -201,16 +199,9 @@ def _apply_env(
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX):
             continue
-        parts = name[len(ENV_PREFIX) :].lower().split("__")
-        section = _schema_section(parts[0])
-        struct = _struct_type(section.type) if section else None
-        if len(parts) != 2 or struct is None:
-            problems.note(_unknown_env(name))
-            continue
-        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
-        key = parts[1]
-        info = fields.get(key)
-        if info is None or _list_item_struct(info.type) is not None:
+        parts = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+        info = _env_field(parts)
+        if info is None:
             problems.note(_unknown_env(name))
             continue
         value: Any = environ[name]
@@ -218,21 +209,50 @@ def _apply_env(
             try:
                 value = msgspec.json.decode(value)
             except msgspec.DecodeError:
-                problems.add((parts[0], key), value, "expected a JSON list or object")
+                problems.add(parts, value, "expected a JSON list or object")
                 continue
-        data.setdefault(parts[0], {})[key] = value
-        sources[(parts[0], key)] = name
+        table = data
+        for part in parts[:-1]:  # a table the file did not have is made (e.g. [auth.oidc])
+            inner = table.get(part)
+            if not isinstance(inner, dict):
+                inner = table[part] = {}
+            table = inner
+        table[parts[-1]] = value
+        sources[parts] = name
 
 
-def _known_env_names() -> list[str]:
-    names = []
-    for section in msgspec.structs.fields(Config):
-        struct = _struct_type(section.type)
+def _env_field(parts: tuple[str, ...]) -> Any:
+    """The schema field that ``APP_A__B[__C]`` names, or ``None`` if it names none.
+
+    Each part but the last names a section (a table, such as ``auth.oidc``); the last a
+    plain value. Tables and lists of tables are for the config file.
+    """
+    struct: type[msgspec.Struct] | None = Config
+    info = None
+    for part in parts:
         if struct is None:
-            continue
-        for info in msgspec.structs.fields(struct):
-            if _list_item_struct(info.type) is None:
-                names.append(env_name((section.encode_name, info.encode_name)))
+            return None
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        info = fields.get(part)
+        if info is None:
+            return None
+        struct = _struct_type(info.type)
+    if len(parts) < 2 or info is None or struct is not None:
+        return None
+    return None if _list_item_struct(info.type) is not None else info
+
+
+def _known_env_names(
+    struct: type[msgspec.Struct] = Config, path: tuple[str, ...] = ()
+) -> list[str]:
+    names = []
+    for info in msgspec.structs.fields(struct):
+        inner = _struct_type(info.type)
+        where = (*path, info.encode_name)
+        if inner is not None:
+            names.extend(_known_env_names(inner, where))
+        elif path and _list_item_struct(info.type) is None:
+            names.append(env_name(where))
     return names
 
 
@@ -398,7 +418,9 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
         )
 
     auth = config.auth
-    open_door = not auth.master_key and not auth.keys
+    if auth.oidc is not None:
+        _check_oidc(auth.oidc, models, problems)
+    open_door = not auth.master_key and not auth.keys and auth.oidc is None
     if open_door and not auth.allow_unauthenticated and not _is_loopback(config.server.host):
         problems.add(
             ("server", "host"),
@@ -407,6 +429,40 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
             "(or auth.allow_unauthenticated = true)",
         )
     return msgspec.structs.replace(config, providers=providers)
+
+
+def _check_oidc(oidc: OidcConfig, models: set[str], problems: _Problems) -> None:
+    """The issuer and key URLs are https (plain http on loopback only, for tests and a
+    local issuer); group names are unique and name configured models."""
+    for key in ("issuer", "jwks_url"):
+        url = getattr(oidc, key)
+        if url is not None and not _is_trusted_url(url):
+            problems.add(
+                ("auth", "oidc", key),
+                url,
+                "expected an https:// URL (http:// only to a loopback address)",
+            )
+    values = [group.claim_value for group in oidc.groups]
+    for value in {v for v in values if values.count(v) > 1}:
+        problems.note(f"auth.oidc.groups: the claim_value {value!r} is used more than once")
+    for i, group in enumerate(oidc.groups):
+        for allowed in group.models:
+            if allowed not in models:
+                problems.add(
+                    ("auth", "oidc", "groups", i, "models"), allowed, "no model has that name"
+                )
+
+
+def _is_trusted_url(url: str) -> bool:
+    # The rule of ``auth.jwks.is_trusted_url``, restated (config imports nothing of ours).
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]
+    if not sep or not host:
+        return False
+    if scheme == "https":
+        return True
+    return scheme == "http" and (host == "localhost" or _is_loopback(host))
 
 
 def load_config(

@@ -24,6 +24,8 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "ModelConfig",
+    "OidcConfig",
+    "OidcGroup",
     "PriceConfig",
     "ProviderConfig",
     "RateLimitConfig",
@@ -73,6 +75,38 @@ class ClientKey(_Section, frozen=True):
     rate_limit: KeyRateLimit | None = None
 
 
+# Asymmetric algorithms only: with an HMAC algorithm allowed, a token "signed" with the
+# issuer's public key as the secret would pass. ``none`` is never allowed.
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+
+
+class OidcGroup(_Section, frozen=True):
+    """What callers whose token lists ``claim_value`` in its groups claim may do."""
+
+    claim_value: Annotated[str, Meta(min_length=1)]
+    models: list[str] = field(default_factory=list)
+    rate_limit: KeyRateLimit | None = None
+
+
+class OidcConfig(_Section, frozen=True):
+    """Tokens from an OpenID Connect issuer, accepted as client identities (JWTs)."""
+
+    issuer: Annotated[str, Meta(min_length=1)]
+    audience: Annotated[str, Meta(min_length=1)]
+    jwks_url: str | None = None
+    algorithms: Annotated[list[JwtAlgorithm], Meta(min_length=1)] = field(
+        default_factory=lambda: ["RS256", "ES256"]
+    )
+    leeway_secs: NonNegativeFloat = 60.0
+    name_claim: Annotated[str, Meta(min_length=1)] = "sub"
+    models_claim: Annotated[str, Meta(min_length=1)] | None = None
+    groups_claim: Annotated[str, Meta(min_length=1)] = "groups"
+    jwks_refresh_secs: Annotated[float, Meta(ge=60)] = 3600.0
+    groups: list[OidcGroup] = field(default_factory=list)
+
+
 class AuthConfig(_Section, frozen=True):
     master_key: str | None = None
     previous_master_key: str | None = None
@@ -80,6 +114,7 @@ class AuthConfig(_Section, frozen=True):
     rotated_at: Annotated[datetime, Meta(tz=True)] | None = None
     allow_unauthenticated: bool = False
     keys: list[ClientKey] = field(default_factory=list)
+    oidc: OidcConfig | None = None
 
 
 class RateLimitConfig(_Section, frozen=True):

@@ -92,8 +92,16 @@ def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
         "env_file": str(loaded.env_file) if loaded.env_file else None,
         "providers": [f"{p.name}:{p.type}" for p in config.providers],
         "models": [m.name for m in config.models],
-        "auth": "keys" if not (config.auth.master_key is None and not config.auth.keys) else "off",
+        "auth": _auth_mode(config),
     }
+
+
+def _auth_mode(config: Any) -> str:
+    auth = config.auth
+    keys = auth.master_key is not None or bool(auth.keys)
+    if auth.oidc is None:
+        return "keys" if keys else "off"
+    return "keys+oidc" if keys else "oidc"
 
 
 def start_ledger(config: Any) -> UsageLedger | None:
@@ -165,6 +173,7 @@ class Daemon:
             register_secrets(secret_values(loaded.config))
             runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
             self.holder.runtime = runtime
+            runtime.auth.start()
             self._reload_ledger(old.config, loaded.config)
             self._spawn(self._retire(old, keep_state=runtime.state is old.state))
             _log.info("configuration reloaded", extra=_startup_fields(loaded))
@@ -230,6 +239,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
 
+        self.holder.runtime.auth.start()  # the OIDC issuer's keys, off the request path
         serving = loop.create_task(server.serve())
         await asyncio.sleep(0)
         running = type(asyncio.get_running_loop()).__module__.split(".")[0]

@@ -193,6 +193,7 @@ def worker_app() -> Any:
         holder.close_observers()
         _log.info("worker stopped", extra={"pid": os.getpid()})
 
+    app.on_startup.append(holder.runtime.auth.start)  # the OIDC issuer's keys, if any
     app.on_shutdown.append(flush)
     _log.info("worker started", extra={"pid": os.getpid()})
     return app

@@ -75,7 +75,7 @@ async def admit(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestC
         # Gemini clients send their key as ``x-goog-api-key`` (or ``?key=``, which the
         # Gemini API routes move into that header before admission).
         x_api_key = headers.get("x-api-key") or headers.get("x-goog-api-key")
-        caller = runtime.auth.authenticate(headers.get("authorization"), x_api_key)
+        caller = await runtime.auth.authenticate_request(headers.get("authorization"), x_api_key)
     except Unauthorized as exc:
         if events is not None:
             events.auth_failed()

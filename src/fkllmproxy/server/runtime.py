@@ -13,6 +13,7 @@ from typing import Any
 
 from fkllmproxy import __version__
 from fkllmproxy.auth import AccessEvents, Authenticator
+from fkllmproxy.auth.oidc import OidcVerifier
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.config.schema import ClientKey
 from fkllmproxy.observability.metrics import Metrics, process_metrics
@@ -70,6 +71,7 @@ class Runtime:
         return dict(self.router.breakers.states())
 
     async def aclose(self, *, keep_state: bool = False) -> None:
+        await self.auth.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         if not keep_state:
@@ -157,11 +159,23 @@ def build_runtime(
             config.auth,
             extra_keys=extra_keys,
             previous=previous.auth if previous is not None else None,
+            oidc=_oidc_verifier(config, previous),
         ),
         state=state,
         limits=share,
         cache=cache,
     )
+
+
+def _oidc_verifier(config: Config, previous: Runtime | None) -> OidcVerifier | None:
+    """The JWT verifier for ``[auth.oidc]``; on reload it keeps the keys fetched so far."""
+    if config.auth.oidc is None:
+        return None
+    verifier = OidcVerifier(config.auth.oidc)
+    before = previous.auth.oidc if previous is not None else None
+    if before is not None:
+        verifier.keys.adopt(before.keys)
+    return verifier
 
 
 def _export_circuit_changes(router: Router) -> None:
