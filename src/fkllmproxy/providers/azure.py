@@ -69,6 +69,10 @@ class AzureProvider(OpenAIProvider):
             chunks=self._relay(response, usage), aclose=response.aclose, usage=usage
         )
 
+    def _responses_path(self, model: str) -> str:
+        # The Responses API lives under Azure's v1 path; the model (deployment) is in the body.
+        return "/openai/v1/responses"
+
     async def embeddings(self, request: EmbeddingRequest) -> Completion:
         path = self._path(request.model, "embeddings")
         body = await self._post_whole(path, request.upstream_bytes())

@@ -31,6 +31,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
+from fkllmproxy.providers.responses import ResponsesCall, read_responses_usage, relay_events
 from fkllmproxy.providers.sse import parse_usage, read_usage_frame
 
 __all__ = ["OpenAIProvider"]
@@ -132,6 +133,21 @@ class OpenAIProvider(Provider):
         content = request.upstream_bytes()
         body = await self._post_whole("/embeddings", content)
         return Completion(body=body, usage=self._checked_usage(body))
+
+    def _responses_path(self, model: str) -> str:
+        return "/responses"
+
+    async def responses(self, call: ResponsesCall) -> Completion | StreamingCompletion:
+        """``/v1/responses`` passed through (``providers/responses.py``); bytes both ways."""
+        path = self._responses_path(call.model)
+        content = call.upstream_bytes()
+        if not call.stream:
+            body = await self._post_whole(path, content)
+            return Completion(body=body, usage=read_responses_usage(body))
+        response = await self._post(path, content, stream=True)
+        usage = Usage()
+        chunks = relay_events(response, usage, self.name)
+        return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
 
     async def aclose(self) -> None:
         await self.client.aclose()

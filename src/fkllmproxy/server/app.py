@@ -23,6 +23,7 @@ from fkllmproxy.server.openai_api import (
     list_models,
 )
 from fkllmproxy.server.openapi import openapi_json
+from fkllmproxy.server.responses_api import create_response, responses, retrieve_response
 from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["create_app"]
@@ -58,6 +59,8 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             metrics_prometheus,
             messages,
             count_tokens,
+            responses,
+            retrieve_response,
             *circuit_routes,
         ],
         exception_handlers=exception_handlers,
@@ -81,6 +84,7 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             "/v1/chat/completions": complete_chat,
             "/v1/embeddings": embed,
             "/v1/messages": create_message,
+            "/v1/responses": create_response,
         },
     )
     app.asgi_handler = RequestMiddleware(fast)  # type: ignore[assignment]
