@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from fkllmproxy.testing import _anthropic, _google, _openai
+from fkllmproxy.testing import _anthropic, _google, _openai, _responses
 from fkllmproxy.testing._flow import Exchange
 
 __all__ = ["ROUTES", "Handler"]
@@ -21,6 +21,10 @@ async def _openai_chat(ex: Exchange, _: re.Match[str]) -> None:
 
 async def _openai_embeddings(ex: Exchange, _: re.Match[str]) -> None:
     await _openai.embeddings(ex, _openai.OPENAI)
+
+
+async def _openai_responses(ex: Exchange, _: re.Match[str]) -> None:
+    await _responses.responses(ex)
 
 
 async def _openai_models(ex: Exchange, _: re.Match[str]) -> None:
@@ -79,6 +83,7 @@ _GOOGLE_METHODS = (
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/chat/completions"), _openai_chat),
     ("POST", re.compile(r"/v1/embeddings"), _openai_embeddings),
+    ("POST", re.compile(r"/v1/responses"), _openai_responses),
     ("GET", re.compile(r"/v1/models"), _openai_models),
     ("POST", re.compile(r"/v1/messages"), _anthropic_messages),
     ("POST", re.compile(r"/v1/messages/count_tokens"), _anthropic_count),
