@@ -17,10 +17,18 @@ import httpx
 import msgspec
 
 from fkllmproxy.errors import UpstreamUnavailable
-from fkllmproxy.providers.base import Provider, Usage
+from fkllmproxy.providers.base import Provider, Usage, _decode_object
 from fkllmproxy.providers.http import map_exception
 
-__all__ = ["ResponsesCall", "has_responses_api", "read_responses_usage", "relay_events"]
+__all__ = [
+    "ResponsesCall",
+    "decode_object",
+    "has_responses_api",
+    "read_responses_usage",
+    "relay_events",
+]
+
+decode_object = _decode_object  # the client's body as plain data; BadRequest when it is not
 
 _encode = msgspec.json.Encoder().encode
 # The events that end a Responses stream; one must have come before the body ends.
@@ -46,7 +54,7 @@ class ResponsesCall:
     def upstream_bytes(self) -> bytes:
         if self.body is None and self.client_model == self.model:
             return self.raw
-        data = self.body if self.body is not None else msgspec.json.decode(self.raw)
+        data = self.body if self.body is not None else decode_object(self.raw)
         return _encode({**data, "model": self.model})
 
 

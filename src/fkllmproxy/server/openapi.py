@@ -16,6 +16,7 @@ from litestar import Response, get
 
 from fkllmproxy import __version__
 from fkllmproxy.wire.openai import ChatCompletionRequest, EmbeddingRequest
+from fkllmproxy.wire.responses import ResponsesRequest
 
 __all__ = ["openapi_document", "openapi_json"]
 
@@ -45,8 +46,9 @@ def _json_body(ref: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    (chat, embed), components = msgspec.json.schema_components(
-        [ChatCompletionRequest, EmbeddingRequest], ref_template="#/components/schemas/{name}"
+    (chat, embed, responses), components = msgspec.json.schema_components(
+        [ChatCompletionRequest, EmbeddingRequest, ResponsesRequest],
+        ref_template="#/components/schemas/{name}",
     )
     api_errors = (400, 401, 403, 404, 413, 429, 502, 503, 504)
     paths: dict[str, Any] = {
@@ -64,6 +66,29 @@ def openapi_document() -> dict[str, Any]:
                 "security": _KEYED,
                 "requestBody": _json_body(embed),
                 "responses": _responses(200, *api_errors),
+            }
+        },
+        "/v1/responses": {
+            "post": {
+                "summary": "OpenAI Responses (stream: true for typed events)",
+                "security": _KEYED,
+                "requestBody": _json_body(responses),
+                "responses": _responses(200, *api_errors),
+            }
+        },
+        "/v1/responses/{response_id}": {
+            "get": {
+                "summary": "A stored response, for the key that created it",
+                "security": _KEYED,
+                "parameters": [
+                    {
+                        "name": "response_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": _responses(200, 401, 404, 429),
             }
         },
         "/v1/models": {

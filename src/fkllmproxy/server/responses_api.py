@@ -30,7 +30,7 @@ from litestar import Request, Response, get, post
 from fkllmproxy.config import Target
 from fkllmproxy.errors import BadRequest, FkllmError, NotFound
 from fkllmproxy.providers import ChatRequest, Completion, Provider, StreamingCompletion
-from fkllmproxy.providers.responses import ResponsesCall, has_responses_api
+from fkllmproxy.providers.responses import ResponsesCall, decode_object, has_responses_api
 from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
@@ -93,9 +93,7 @@ class _Conversation:
     @property
     def data(self) -> dict[str, Any]:
         if self._data is None:
-            data = msgspec.json.decode(self.raw)
-            assert isinstance(data, dict)  # the typed decode at the door checked it
-            self._data = data
+            self._data = decode_object(self.raw)
         return self._data
 
     def items(self) -> list[Any]:
