@@ -22,9 +22,10 @@ from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 from tests.conftest import MASTER_KEY, RunningDaemon
 
 OTHER_KEY = "sk-team-b-responses-000001"
-PROVIDERS = ("oai", "native", "claude", "gem")
+PROVIDERS = ("oai", "native", "az", "claude", "gem")
+NATIVE = ("native", "az")  # the providers with the Responses API: passed through
 BEHAVIOURS = ("ok", "tools", "cut-stream", "error-midstream")
-UPSTREAM_MODEL = {"oai": "{b}", "native": "{b}", "claude": "{b}", "gem": "{b}"}
+UPSTREAM_MODEL = dict.fromkeys(PROVIDERS, "{b}")
 
 CONFIG = f"""
 [[auth.keys]]
@@ -46,6 +47,13 @@ name = "native"
 type = "openai"
 base_url = "{{url}}/v1"
 api_key = "sk-upstream-openai"
+responses_api = true
+
+[[providers]]
+name = "az"
+type = "azure"
+base_url = "{{url}}"
+api_key = "azure-key"
 responses_api = true
 
 [[providers]]
@@ -74,6 +82,7 @@ MODELS = "".join(
 UPSTREAM_PATH = {
     "oai": "/v1/chat/completions",
     "native": "/v1/responses",
+    "az": "/openai/v1/responses",
     "claude": "/v1/messages",
     "gem": None,  # /v1beta/models/{model}:generateContent
 }
@@ -142,7 +151,7 @@ class TestEveryProvider:
                 {"role": "system", "content": "Be brief."},
                 {"role": "user", "content": "Hello there"},
             ]
-        if provider == "native":
+        if provider in NATIVE:
             assert response.model == "ok"  # the provider's own bytes
             assert seen.json == {
                 "model": "ok",
@@ -178,7 +187,7 @@ class TestEveryProvider:
         assert final.output_text == "echo: Hi stream"
         assert final.usage is not None and final.usage.output_tokens == 3
         (request,) = model_requests(upstream)
-        if provider in ("oai", "native"):
+        if provider in ("oai", *NATIVE):
             assert request.json["stream"] is True
 
     def test_function_tool_round_trip_with_previous_response_id(
@@ -207,7 +216,7 @@ class TestEveryProvider:
             assert messages[0] == {"role": "user", "content": "Paris"}
             assert messages[1]["tool_calls"][0]["id"] == call.call_id
             assert messages[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
-        if provider == "native":
+        if provider in NATIVE:
             assert last.json["previous_response_id"] == first.id  # the provider continues it
 
     def test_function_tool_round_trip_with_full_input(
@@ -297,9 +306,29 @@ class TestEveryProvider:
             assert reply.status_code == 200
             last = events(reply.text)[-1]
             assert last["type"] in ("response.failed", "error"), (behaviour, last)
-            if provider != "native":
+            if provider not in NATIVE:
                 assert last["type"] == "response.failed"
                 assert last["response"]["status"] == "failed"
+
+
+def test_usage_is_logged_for_every_shape(daemon: RunningDaemon, client: openai.OpenAI) -> None:
+    """Token counts reach the request log line, translated or passed through, streamed or not."""
+    for model in ("oai-ok", "native-ok"):
+        client.responses.create(model=model, input="count these words")
+        list(client.responses.create(model=model, input="count these words", stream=True))
+    lines = [
+        line
+        for line in daemon.logs()
+        if line.get("path") == "/v1/responses" and line.get("model") in ("oai-ok", "native-ok")
+    ]
+    shapes = {(line["model"], line["stream"]) for line in lines if line.get("prompt_tokens")}
+    assert shapes == {
+        ("oai-ok", False),
+        ("oai-ok", True),
+        ("native-ok", False),
+        ("native-ok", True),
+    }
+    assert all(line.get("completion_tokens") == 4 for line in lines[-4:])
 
 
 class TestStore:

@@ -173,8 +173,9 @@ async def create_response(request: ApiRequest) -> Reply:
         context.usage = result.usage
         body = result.body
         if not shape["native"]:
-            envelope = response_envelope(conversation.data, model=parsed.model, response_id="")
-            envelope["id"] = new_id("resp")
+            envelope = response_envelope(
+                conversation.data, model=parsed.model, response_id=new_id("resp")
+            )
             body = _encode(response_from_chat(body, provider=shape["provider"], envelope=envelope))
         if result.status == 200:
             await keep.save(body)
@@ -190,8 +191,9 @@ async def create_response(request: ApiRequest) -> Reply:
             error_frame=keep.error_event,
         )
     else:
-        envelope = response_envelope(conversation.data, model=parsed.model, response_id="")
-        envelope["id"] = new_id("resp")
+        envelope = response_envelope(
+            conversation.data, model=parsed.model, response_id=new_id("resp")
+        )
         translator = ResponsesStreamFromChat(provider=shape["provider"], envelope=envelope)
         events = _translated_events(result.chunks, translator, keep)
         frames = relay_stream(

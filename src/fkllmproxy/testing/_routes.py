@@ -45,9 +45,12 @@ async def _azure(ex: Exchange, match: re.Match[str]) -> None:
         }
         await ex.send_json(401, msgspec.json.encode(body))
         return
-    if not ex.request.query.get("api-version"):
+    if match.re is not _AZURE_RESPONSES and not ex.request.query.get("api-version"):
         body = {"error": {"code": "404", "message": "Resource not found"}}
         await ex.send_json(404, msgspec.json.encode(body))
+        return
+    if match.re is _AZURE_RESPONSES:
+        await _responses.responses(ex)  # the v1 path: no api-version, model in the body
         return
     deployment, operation = match.group(1), match.group(2)
     if operation == "chat/completions":
@@ -76,6 +79,8 @@ async def _token(ex: Exchange, _: re.Match[str]) -> None:
     await _google.token(ex)
 
 
+_AZURE_RESPONSES = re.compile(r"/openai/v1/responses")
+
 _GOOGLE_METHODS = (
     "generateContent|streamGenerateContent|embedContent|batchEmbedContents|countTokens|predict"
 )
@@ -101,4 +106,5 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)"),
         _azure,
     ),
+    ("POST", _AZURE_RESPONSES, _azure),
 ]
