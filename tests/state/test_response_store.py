@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import httpx
 import msgspec
 
 from fkllmproxy.state.memory import MemoryState
 from fkllmproxy.state.response_store import ResponseStore, StoredResponse
+from tests.conftest import MASTER_KEY
+from tests.state.conftest import RedisServer
 
 
 class Clock:
@@ -71,3 +75,38 @@ def test_a_record_larger_than_the_bound_is_not_kept() -> None:
         assert await store.load("big", "a") is None
 
     asyncio.run(go())
+
+
+def test_two_daemons_on_one_redis_share_stored_responses(
+    start_daemon: Any, redis_server: RedisServer
+) -> None:
+    """Created on one daemon, read and continued on another; other keys still see nothing."""
+    config = f"""
+[state]
+backend = "redis"
+url = "{redis_server.url}"
+key_prefix = "responses-test:"
+
+[[providers]]
+name = "mock"
+type = "mock"
+
+[[models]]
+name = "mock"
+targets = [{{ provider = "mock", model = "mock-1" }}]
+"""
+    a, b = start_daemon(config), start_daemon(config)
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    created = httpx.post(
+        a.url + "/v1/responses", headers=headers, json={"model": "mock", "input": "one"}, timeout=10
+    ).json()
+    fetched = httpx.get(b.url + f"/v1/responses/{created['id']}", headers=headers, timeout=10)
+    assert fetched.status_code == 200 and fetched.json()["id"] == created["id"]
+    follow = httpx.post(
+        b.url + "/v1/responses",
+        headers=headers,
+        json={"model": "mock", "input": "two", "previous_response_id": created["id"]},
+        timeout=10,
+    )
+    assert follow.status_code == 200
+    assert follow.json()["previous_response_id"] == created["id"]
