@@ -31,7 +31,6 @@ from fkllmproxy.config import Target
 from fkllmproxy.errors import BadRequest, FkllmError, NotFound
 from fkllmproxy.providers import ChatRequest, Completion, Provider, StreamingCompletion
 from fkllmproxy.providers.responses import ResponsesCall, decode_object, has_responses_api
-from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
@@ -298,12 +297,43 @@ async def _keep_completed(frame: bytes, keep: _Keeper) -> None:
 async def _translated_events(
     chunks: AsyncIterator[bytes], translator: ResponsesStreamFromChat, keep: _Keeper
 ) -> AsyncIterator[bytes]:
-    async for frame in iter_frames(chunks):
-        for event in translator.feed(frame):
-            yield event
-    for event in translator.finish():
-        yield event
+    """The events for each upstream chunk as soon as it came, sent together in one write
+    (a chat chunk becomes several events; one send each would cost more than translating)."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
+            continue
+        *frames, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+        out, failure = _translate(translator, frames)
+        if out:
+            yield out
+        if failure is not None:
+            raise failure
+    out, failure = _translate(translator, [buffer] if buffer.strip() else [])
+    if out:
+        yield out
+    if failure is not None:
+        raise failure
+    tail = translator.finish()
+    if tail:
+        yield b"".join(tail)
     await keep.save(_encode(translator.response))
+
+
+def _translate(
+    translator: ResponsesStreamFromChat, frames: list[bytes]
+) -> tuple[bytes, FkllmError | None]:
+    """The events for ``frames``, and the failure that stopped them (the events before it
+    are still sent, so the client's sequence numbers have no gap)."""
+    out: list[bytes] = []
+    try:
+        for frame in frames:
+            if frame:
+                out.extend(translator.feed(frame + b"\n\n"))
+    except FkllmError as exc:
+        return b"".join(out), exc
+    return b"".join(out), None
 
 
 @get("/v1/responses/{response_id:str}")
