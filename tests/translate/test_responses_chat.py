@@ -250,3 +250,32 @@ class TestAnswer:
     def test_unreadable_answer_is_an_upstream_failure(self) -> None:
         with pytest.raises(UpstreamUnavailable):
             response_from_chat(b"[]", provider=P, envelope=self.envelope())
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+            "input[0].content[0].image_url",
+        ),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_file", "file_url": "https://x/a.pdf"}],
+                    }
+                ]
+            },
+            "input[0].content[0].file_url",
+        ),
+    ],
+)
+def test_values_that_cannot_work_are_a_400_naming_the_field(
+    data: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        chat(**{"input": "x", **data})
+    assert refused.value.param == field

@@ -38,6 +38,8 @@ from fkllmproxy.translate._common import (
     bad_answer,
     decode_json,
     encode_json,
+    invalid,
+    missing,
     unsupported,
     validation_error,
 )
@@ -124,7 +126,7 @@ def chat_request_from_responses(data: dict[str, Any], *, provider: str) -> dict[
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
     assert not isinstance(request.input, str)
-    _conversation(request.input or [], messages)
+    _conversation(request.input or [], messages, provider)
     body: dict[str, Any] = {"model": request.model, "messages": messages}
     if request.stream:
         body["stream"] = True
@@ -140,6 +142,8 @@ def chat_request_from_responses(data: dict[str, Any], *, provider: str) -> dict[
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
     choice = request.tool_choice
+    if choice is not None and not request.tools and choice not in ("auto", "none"):
+        raise invalid("tool_choice", "a tool must be chosen from 'tools', and there are none")
     if choice is not None and (request.tools or choice == "none"):
         if isinstance(choice, str):
             body["tool_choice"] = choice
@@ -166,10 +170,11 @@ def _check_tool_types(tools: Any, provider: str) -> None:
             raise unsupported(f"tools[{index}].type = {kind!r}", provider, why)
 
 
-def _conversation(items: list[Any], messages: list[dict[str, Any]]) -> None:
-    for item in items:
+def _conversation(items: list[Any], messages: list[dict[str, Any]], provider: str) -> None:
+    for index, item in enumerate(items):
+        where = f"input[{index}]"
         if isinstance(item, MessageItem):
-            messages.extend(_message(item))
+            messages.extend(_message(item, where, provider))
         elif isinstance(item, FunctionCallItem):
             call = {
                 "id": item.call_id,
@@ -182,31 +187,33 @@ def _conversation(items: list[Any], messages: list[dict[str, Any]]) -> None:
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif isinstance(item, FunctionCallOutputItem):
-            messages.extend(_tool_output(item))
+            messages.extend(_tool_output(item, where, provider))
         else:
             assert isinstance(item, ReasoningItem)  # no Chat form: dropped
 
 
-def _message(item: MessageItem) -> list[dict[str, Any]]:
+def _message(item: MessageItem, where: str, provider: str) -> list[dict[str, Any]]:
     role = "system" if item.role in ("system", "developer") else item.role
     if isinstance(item.content, str):
         return [{"role": role, "content": item.content}]
-    parts = [_part(part) for part in item.content]
+    parts = [_part(part, f"{where}.content[{i}]", provider) for i, part in enumerate(item.content)]
     if role != "user" or all(part["type"] == "text" for part in parts):
         text = "".join(part.get("text", "") for part in parts)
         return [{"role": role, "content": text}]
     return [{"role": role, "content": parts}]
 
 
-def _part(part: Any) -> dict[str, Any]:
+def _part(part: Any, where: str, provider: str) -> dict[str, Any]:
     if isinstance(part, InputText | OutputText):
         return {"type": "text", "text": part.text}
     if isinstance(part, OutputRefusal):
         return {"type": "text", "text": part.refusal}
     if isinstance(part, InputImage):
-        image: dict[str, Any] = {"url": part.image_url or ""}
-        if part.file_id and not part.image_url:
-            return {"type": "file", "file": {"file_id": part.file_id}}
+        if not part.image_url:
+            if part.file_id:
+                return {"type": "file", "file": {"file_id": part.file_id}}
+            raise missing(f"{where}.image_url")
+        image: dict[str, Any] = {"url": part.image_url}
         if part.detail in ("low", "high", "auto"):
             image["detail"] = part.detail
         return {"type": "image_url", "image_url": image}
@@ -217,15 +224,17 @@ def _part(part: Any) -> dict[str, Any]:
         file["filename"] = part.filename or "file"
     elif part.file_id is not None:
         file["file_id"] = part.file_id
+    elif part.file_url is not None:
+        raise unsupported(f"{where}.file_url", provider, "send the file inline as file_data")
     else:
-        file["file_data"] = part.file_url or ""
+        raise missing(f"{where}.file_data")
     return {"type": "file", "file": file}
 
 
-def _tool_output(item: FunctionCallOutputItem) -> list[dict[str, Any]]:
+def _tool_output(item: FunctionCallOutputItem, where: str, provider: str) -> list[dict[str, Any]]:
     if isinstance(item.output, str):
         return [{"role": "tool", "tool_call_id": item.call_id, "content": item.output}]
-    parts = [_part(part) for part in item.output]
+    parts = [_part(part, f"{where}.output[{i}]", provider) for i, part in enumerate(item.output)]
     text = "".join(part["text"] for part in parts if part["type"] == "text")
     out: list[dict[str, Any]] = [{"role": "tool", "tool_call_id": item.call_id, "content": text}]
     attachments = [part for part in parts if part["type"] != "text"]
