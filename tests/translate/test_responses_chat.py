@@ -132,6 +132,7 @@ class TestRequest:
             "tool_choice": {"type": "function", "function": {"name": "f"}},
             "response_format": {"type": "json_object"},
             "reasoning_effort": "low",
+            "prompt_cache_key": "abc",
         }
 
     def test_json_schema_format(self) -> None:

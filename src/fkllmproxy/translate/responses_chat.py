@@ -15,7 +15,8 @@ provider reached through the Chat Completions hub). Request mapping:
 * ``tools`` (type ``function``) -> function tools; ``tool_choice`` as it is (a function
   choice becomes ``{"type": "function", "function": {"name"}}``);
   ``parallel_tool_calls`` with tools; ``max_output_tokens`` -> ``max_completion_tokens``;
-  ``temperature``, ``top_p``, ``user`` as they are; ``text.format`` ``json_object`` /
+  ``temperature``, ``top_p``, ``user``, ``prompt_cache_key``, ``safety_identifier``,
+  ``service_tier`` as they are (Chat Completions has the same fields); ``text.format`` ``json_object`` /
   ``json_schema`` -> ``response_format``; ``reasoning.effort`` -> ``reasoning_effort``.
 * ``metadata``, ``store`` and ``previous_response_id`` are the proxy's own business
   (echoed in the ``response``, kept by the store), never sent up; ``include`` asks for
@@ -133,7 +134,14 @@ def chat_request_from_responses(data: dict[str, Any], *, provider: str) -> dict[
         body["stream_options"] = {"include_usage": True}
     if request.max_output_tokens is not None:
         body["max_completion_tokens"] = request.max_output_tokens
-    for name in ("temperature", "top_p", "user"):
+    for name in (
+        "temperature",
+        "top_p",
+        "user",
+        "prompt_cache_key",
+        "safety_identifier",
+        "service_tier",
+    ):
         value = getattr(request, name)
         if value is not None:
             body[name] = value

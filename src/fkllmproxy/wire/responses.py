@@ -192,9 +192,8 @@ class StrictResponsesRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything a Responses request may hold when it is translated to Chat Completions.
 
     Hints that steer OpenAI's own service and change nothing in the answer are accepted
-    and not carried: ``client_metadata`` (the Codex CLI's), ``prompt_cache_key``,
-    ``prompt_cache_retention``, ``service_tier``, ``safety_identifier``, ``truncation``,
-    ``stream_options``, ``reasoning.summary``, ``text.verbosity``.
+    and not carried: ``client_metadata`` (the Codex CLI's), ``prompt_cache_retention``,
+    ``truncation``, ``stream_options``, ``reasoning.summary``, ``text.verbosity``.
     """
 
     model: str
@@ -214,11 +213,11 @@ class StrictResponsesRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     metadata: dict[str, str] | None = None
     user: str | None = None
     include: list[str] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    service_tier: str | None = None
     # hints (see the docstring)
     client_metadata: dict[str, Any] | None = None
-    prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
-    service_tier: str | None = None
-    safety_identifier: str | None = None
     truncation: Literal["auto", "disabled"] | None = None
     stream_options: _StreamOptions | None = None
