@@ -23,6 +23,7 @@ from fkllmproxy.providers.base import (
 )
 from fkllmproxy.providers.http import TransportFactory, build_client
 from fkllmproxy.providers.openai import OpenAIProvider
+from fkllmproxy.providers.responses import configured_responses_api
 from fkllmproxy.providers.sse import read_usage
 
 __all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
@@ -52,6 +53,7 @@ class AzureProvider(OpenAIProvider):
             config, transport, base_url=config.base_url.rstrip("/"), headers=headers
         )
         self._total = config.timeout_secs
+        self.responses_api = configured_responses_api(config)
 
     def _path(self, deployment: str, operation: str) -> str:
         name = quote(deployment, safe="")

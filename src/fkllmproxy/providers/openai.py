@@ -31,7 +31,12 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
-from fkllmproxy.providers.responses import ResponsesCall, read_responses_usage, relay_events
+from fkllmproxy.providers.responses import (
+    ResponsesCall,
+    configured_responses_api,
+    read_responses_usage,
+    relay_events,
+)
 from fkllmproxy.providers.sse import parse_usage, read_usage_frame
 
 __all__ = ["OpenAIProvider"]
@@ -58,6 +63,7 @@ class OpenAIProvider(Provider):
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.client = build_client(config, transport, base_url=base_url, headers=headers)
         self._total = config.timeout_secs
+        self.responses_api = configured_responses_api(config)
 
     async def _post(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
         response = await post(

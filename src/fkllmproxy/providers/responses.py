@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers.base import Provider, Usage, _decode_object
 from fkllmproxy.providers.http import map_exception
 
 __all__ = [
     "ResponsesCall",
+    "configured_responses_api",
     "decode_object",
     "has_responses_api",
     "read_responses_usage",
@@ -60,16 +62,17 @@ class ResponsesCall:
 
 def has_responses_api(provider: Provider) -> bool:
     """Whether ``/v1/responses`` passes through to ``provider`` instead of being translated."""
-    if provider.type not in ("openai", "azure"):
+    return getattr(provider, "responses_api", False) is True
+
+
+def configured_responses_api(config: ProviderConfig) -> bool:
+    """``responses_api`` when set; else true only for an ``openai`` provider of api.openai.com
+    (or with no ``base_url``, which means it). Worked out once, when the provider is built."""
+    if config.responses_api is not None:
+        return config.responses_api
+    if config.type != "openai":
         return False
-    config = getattr(provider, "config", None)
-    flag = getattr(config, "responses_api", None)
-    if flag is not None:
-        return bool(flag)
-    base_url = getattr(config, "base_url", None)
-    if provider.type == "azure":
-        return False
-    return base_url is None or urlsplit(base_url).hostname == "api.openai.com"
+    return config.base_url is None or urlsplit(config.base_url).hostname == "api.openai.com"
 
 
 class _UsageDetails(msgspec.Struct):
