@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 
 import openai
+import pydantic
 import pytest
 
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
@@ -48,6 +49,10 @@ def client(daemon: RunningDaemon, upstream: FakeUpstream) -> openai.OpenAI:
 
 def last_sent(upstream: FakeUpstream) -> RecordedRequest:
     return [r for r in upstream.requests if r.method == "POST"][-1]
+
+
+class Echo(pydantic.BaseModel):
+    echo: str
 
 
 @pytest.mark.parametrize("provider", ["oai", "native", "gem"])
@@ -120,3 +125,8 @@ class TestResponsesCreate:
         sent = last_sent(upstream)
         if provider == "gem":
             assert sent.json["generationConfig"]["responseMimeType"] == "application/json"
+
+    def test_parse_into_a_pydantic_model(self, client: openai.OpenAI, provider: str) -> None:
+        """responses.parse: the SDK builds the strict schema and reads the answer back."""
+        parsed = client.responses.parse(model=f"{provider}-ok", input="typed", text_format=Echo)
+        assert parsed.output_parsed == Echo(echo="typed")
