@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.payloads import chat_request
+from bench.payloads import chat_request, responses_request
 from bench.targets import MASTER_KEY, fkllm_config
 from bench.upstream import Nginx
 
@@ -52,7 +52,9 @@ def _scope(path: str, body: bytes) -> dict[str, Any]:
     }
 
 
-async def _drive(app: Any, body: bytes, requests: int, concurrency: int) -> list[int]:
+async def _drive(
+    app: Any, body: bytes, requests: int, concurrency: int, path: str = "/v1/chat/completions"
+) -> list[int]:
     statuses: list[int] = []
 
     async def one() -> None:
@@ -70,7 +72,7 @@ async def _drive(app: Any, body: bytes, requests: int, concurrency: int) -> list
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
 
-        await app(_scope("/v1/chat/completions", body), receive, send)
+        await app(_scope(path, body), receive, send)
 
     async def worker(count: int) -> None:
         for _ in range(count):
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sort", default="tottime", help="cProfile sort key (cumulative, ...)")
     parser.add_argument("--kind", default="json", help="json, sse, paced, slow, slow_sse")
     parser.add_argument(
+        "--api", default="chat", choices=["chat", "responses"], help="the client's API"
+    )
+    parser.add_argument(
         "--mock",
         action="store_true",
         help="answer from memory (httpx.MockTransport): the Python hot path alone, no sockets",
@@ -131,12 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             # The SSE kinds answer streams: ask for one, or the provider rightly refuses
             # an event stream where it expects a JSON completion (502).
             streamed = args.kind in ("sse", "paced", "slow_sse")
-            body = chat_request(f"bench-{args.kind}", stream=streamed)
+            payload = responses_request if args.api == "responses" else chat_request
+            body = payload(f"bench-{args.kind}", stream=streamed)
+            path = "/v1/responses" if args.api == "responses" else "/v1/chat/completions"
 
             async def run() -> tuple[float, float, list[int]]:
                 runtime = build_runtime(loaded, transport=_mock_factory() if args.mock else None)
                 app = create_app(RuntimeHolder(runtime))
-                await _drive(app, body, 200, args.concurrency)  # warm-up: pools, caches
+                await _drive(app, body, 200, args.concurrency, path)  # warm-up: pools, caches
                 profiler = cProfile.Profile() if args.profile else None
                 if profiler:
                     profiler.enable()
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu, wall, statuses = float("inf"), float("inf"), []
                 for _ in range(args.batches):
                     c0, w0 = time.process_time(), time.perf_counter()
-                    done = await _drive(app, body, batch, args.concurrency)
+                    done = await _drive(app, body, batch, args.concurrency, path)
                     c1, w1 = time.process_time(), time.perf_counter()
                     statuses += done
                     cpu = min(cpu, (c1 - c0) / len(done))

@@ -12,6 +12,7 @@ import json
 __all__ = [
     "SSE_CHUNKS",
     "chat_request",
+    "responses_request",
     "completion_body",
     "sse_body",
     "sse_frames",
@@ -63,6 +64,22 @@ def chat_request(model: str, *, stream: bool = False) -> bytes:
         ],
         "max_tokens": 64,
         "temperature": 0.2,
+    }
+    if stream:
+        body["stream"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def responses_request(model: str, *, stream: bool = False) -> bytes:
+    """The same turn as ``chat_request`` as a Responses API request (``store: false``)."""
+    body: dict[str, object] = {
+        "model": model,
+        "instructions": "You are a concise assistant. Answer in one sentence.",
+        "input": "Explain in plain words what an API gateway adds in front of a "
+        "language model service, and what it costs in latency.",
+        "max_output_tokens": 64,
+        "temperature": 0.2,
+        "store": False,
     }
     if stream:
         body["stream"] = True

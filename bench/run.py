@@ -89,7 +89,7 @@ def build_targets(names: list[str], variants: list[str]) -> list[Target]:
 def _run_load(
     target: Target, scenario: Scenario, duration: float, warmup: float, workdir: Path
 ) -> dict[str, Any]:
-    endpoint = target.endpoint(scenario.kind)
+    endpoint = target.endpoint(scenario.kind).for_api(scenario.api)
     body = endpoint.body(stream=scenario.stream)
     headers = {"content-type": "application/json", **endpoint.headers}
     timeout = 30.0 if scenario.group == "slow" else 10.0
@@ -137,7 +137,7 @@ def _run_load(
 
 
 def _run_sequential(target: Target, scenario: Scenario, duration: float) -> dict[str, Any]:
-    endpoint = target.endpoint(scenario.kind)
+    endpoint = target.endpoint(scenario.kind).for_api(scenario.api)
     body = endpoint.body(stream=scenario.stream)
     measure_streams(endpoint.url, body, endpoint.headers, count=5, max_seconds=5)
     before = sample_tree(target.pid)
@@ -184,7 +184,8 @@ def measure_target(
         entry["load_before"] = os.getloadavg()
         peak = idle.rss_mib
         for scenario in scenarios:
-            problem = check_endpoint(target.endpoint(scenario.kind), stream=scenario.stream)
+            endpoint = target.endpoint(scenario.kind).for_api(scenario.api)
+            problem = check_endpoint(endpoint, stream=scenario.stream)
             if problem is not None:
                 _say(f"{target.name} {scenario.id}: wrong answer, not measured: {problem}")
                 entry["scenarios"][scenario.id] = {"failed": problem}

@@ -24,6 +24,7 @@ class Scenario:
     count: int = 0
     group: str = "fixed"
     ideal_s: float = 0.0  # for slow upstreams: how long one request takes at best
+    api: str = "chat"  # the client's API: "chat" (Chat Completions) or "responses"
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -31,6 +32,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("json_c16", "fixed completion, c=16", "json", False, "load", 16),
     Scenario("json_c64", "fixed completion, c=64", "json", False, "load", 64),
     Scenario("sse_c16", "fixed 20-chunk stream, c=16", "sse", True, "load", 16),
+    Scenario(
+        "responses_sse_c16",
+        "Responses stream from a 20-chunk chat stream, c=16",
+        "sse",
+        True,
+        "load",
+        16,
+        api="responses",
+    ),
     Scenario(
         "ttfb_sse", "stream, one at a time", "sse", True, "sequential", count=400, group="stream"
     ),

@@ -22,10 +22,10 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench.payloads import chat_request
+from bench.payloads import chat_request, responses_request
 from bench.upstream import Nginx, free_port
 
 __all__ = [
@@ -58,9 +58,20 @@ class Endpoint:
     url: str
     headers: dict[str, str]
     model: str
+    api: str = "chat"
+    gateway: bool = True  # False for the upstream itself (direct)
 
     def body(self, *, stream: bool) -> bytes:
+        if self.api == "responses":
+            return responses_request(self.model, stream=stream)
         return chat_request(self.model, stream=stream)
+
+    def for_api(self, api: str) -> Endpoint:
+        """The same endpoint for a client speaking ``api``; the upstream itself (direct)
+        speaks only Chat Completions, so it stays the baseline: the upstream's own cost."""
+        if api == "chat" or not self.gateway:
+            return self
+        return replace(self, url=self.url.replace("/chat/completions", "/responses"), api=api)
 
 
 def check_endpoint(endpoint: Endpoint, *, stream: bool, timeout: float = 30.0) -> str | None:
@@ -82,7 +93,10 @@ def check_endpoint(endpoint: Endpoint, *, stream: bool, timeout: float = 30.0) -
         return f"{type(exc).__name__}: {exc}"
     finally:
         conn.close()
-    expect = b"[DONE]" if stream else b"chat.completion"
+    if endpoint.api == "responses":
+        expect = b"response.completed" if stream else b'"object":"response"'
+    else:
+        expect = b"[DONE]" if stream else b"chat.completion"
     if response.status != 200 or expect not in data:
         return f"status {response.status}: {data[:300]!r}"
     return None
@@ -206,6 +220,7 @@ class DirectTarget(Target):
             f"{self.upstream.url(kind)}/chat/completions",
             {"authorization": f"Bearer {UPSTREAM_KEY}"},
             f"bench-{kind}",
+            gateway=False,
         )
 
     def stop(self) -> None:

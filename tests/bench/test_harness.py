@@ -267,3 +267,18 @@ class TestAgainstRealNginx:
         )
         assert timing.errors == 0, timing.sample_error
         assert timing.total_ms[0] >= 450
+
+
+def test_the_responses_row_sends_a_responses_stream_to_gateways_only() -> None:
+    """responses_sse_c16: gateways get POST /v1/responses; direct stays the upstream's chat."""
+    from bench.targets import Endpoint
+
+    (scenario,) = select(["responses_sse_c16"])
+    assert scenario.api == "responses" and scenario.stream
+    gateway = Endpoint("http://127.0.0.1:1/v1/chat/completions", {}, "bench-sse")
+    moved = gateway.for_api(scenario.api)
+    assert moved.url == "http://127.0.0.1:1/v1/responses"
+    body = moved.body(stream=True)
+    assert b'"input"' in body and b'"stream":true' in body and b'"messages"' not in body
+    direct = Endpoint("http://127.0.0.1:2/v1/chat/completions", {}, "bench-sse", gateway=False)
+    assert direct.for_api(scenario.api) == direct

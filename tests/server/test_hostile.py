@@ -175,6 +175,41 @@ chat_like = st.fixed_dictionaries(
     {"model": st.just("mock") | json_values, "messages": messages | json_values},
     optional={name: json_values for name in FIELDS},
 )
+item_types = st.sampled_from(
+    ["message", "function_call", "function_call_output", "reasoning", "web_search_call"]
+)
+part_types = st.sampled_from(["input_text", "input_image", "input_file", "output_text", "refusal"])
+responses_items = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": item_types | json_values,
+            "role": roles,
+            "content": st.lists(
+                st.fixed_dictionaries(
+                    {"type": part_types | json_values},
+                    optional={"text": json_values, "image_url": json_values},
+                ),
+                max_size=3,
+            )
+            | json_values,
+            "call_id": json_values,
+            "name": json_values,
+            "arguments": json_values,
+            "output": json_values,
+        },
+    ),
+    max_size=4,
+)
+RESPONSES_FIELDS = [
+    "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
+    "temperature", "top_p", "text", "reasoning", "metadata", "user", "include", "store",
+    "previous_response_id", "stream", "truncation", "background",
+]  # fmt: skip
+responses_like = st.fixed_dictionaries(
+    {"model": st.just("mock") | json_values, "input": responses_items | json_values},
+    optional={name: json_values for name in RESPONSES_FIELDS},
+)
 ABSURD_NUMBERS = [
     "1e999", "-1e999", "NaN", "Infinity", "-0", "1" + "0" * 400, "-" + "9" * 5000,
     "1e-999", "0x10", "01", "1.", ".5", "+1", "1e", "4294967296", "18446744073709551616",
@@ -201,6 +236,12 @@ class TestHostileBodies:
     @examples(150)
     def test_wrong_types_and_shapes(self, client: httpx.Client, route: Any, body: Any) -> None:
         send(client, route[1], route[0], msgspec.json.encode(body), label="shapes")
+
+    @given(body=responses_like)
+    @examples(150)
+    def test_responses_items_of_every_shape(self, client: httpx.Client, body: Any) -> None:
+        """POST /v1/responses with items, parts and fields of any type: a 4xx, never a 5xx."""
+        send(client, "POST", "/v1/responses", msgspec.json.encode(body), label="responses")
 
     @given(
         route=st.sampled_from(BODY_ROUTES),

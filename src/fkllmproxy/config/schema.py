@@ -29,6 +29,7 @@ __all__ = [
     "PriceConfig",
     "ProviderConfig",
     "RateLimitConfig",
+    "ResponsesConfig",
     "RetryConfig",
     "RoutingConfig",
     "ServerConfig",
@@ -179,6 +180,13 @@ class UsageConfig(_Section, frozen=True):
     flush_interval_secs: PositiveFloat = 1.0
 
 
+class ResponsesConfig(_Section, frozen=True):
+    """``[responses]``: how long stored ``/v1/responses`` answers are kept, and how many bytes."""
+
+    ttl_secs: PositiveFloat = 3600.0
+    max_stored_bytes: PositiveInt = 64 * MIB
+
+
 class ProviderConfig(_Section, frozen=True):
     name: Name
     type: ProviderType
@@ -197,6 +205,9 @@ class ProviderConfig(_Section, frozen=True):
     credentials_file: str | None = None
     default_max_tokens: PositiveInt = 4096
     mock_latency_ms: NonNegativeFloat = 0.0
+    # openai/azure: whether the provider has the Responses API (/v1/responses passes
+    # through); absent: true when base_url's host is api.openai.com.
+    responses_api: bool | None = None
 
 
 class Target(_Section, frozen=True):
@@ -245,6 +256,7 @@ class Config(_Section, frozen=True):
     state: StateConfig = field(default_factory=StateConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     providers: list[ProviderConfig] = field(default_factory=list)
     models: list[ModelConfig] = field(default_factory=list)
     pricing: list[PriceConfig] = field(default_factory=list)

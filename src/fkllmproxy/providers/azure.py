@@ -23,6 +23,7 @@ from fkllmproxy.providers.base import (
 )
 from fkllmproxy.providers.http import TransportFactory, build_client
 from fkllmproxy.providers.openai import OpenAIProvider
+from fkllmproxy.providers.responses import configured_responses_api
 from fkllmproxy.providers.sse import read_usage
 
 __all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
@@ -52,6 +53,7 @@ class AzureProvider(OpenAIProvider):
             config, transport, base_url=config.base_url.rstrip("/"), headers=headers
         )
         self._total = config.timeout_secs
+        self.responses_api = configured_responses_api(config)
 
     def _path(self, deployment: str, operation: str) -> str:
         name = quote(deployment, safe="")
@@ -68,6 +70,10 @@ class AzureProvider(OpenAIProvider):
         return StreamingCompletion(
             chunks=self._relay(response, usage), aclose=response.aclose, usage=usage
         )
+
+    def _responses_path(self, model: str) -> str:
+        # The Responses API lives under Azure's v1 path; the model (deployment) is in the body.
+        return "/openai/v1/responses"
 
     async def embeddings(self, request: EmbeddingRequest) -> Completion:
         path = self._path(request.model, "embeddings")

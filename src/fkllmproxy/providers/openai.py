@@ -31,6 +31,12 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
+from fkllmproxy.providers.responses import (
+    ResponsesCall,
+    configured_responses_api,
+    read_responses_usage,
+    relay_events,
+)
 from fkllmproxy.providers.sse import parse_usage, read_usage_frame
 
 __all__ = ["OpenAIProvider"]
@@ -57,6 +63,7 @@ class OpenAIProvider(Provider):
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.client = build_client(config, transport, base_url=base_url, headers=headers)
         self._total = config.timeout_secs
+        self.responses_api = configured_responses_api(config)
 
     async def _post(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
         response = await post(
@@ -132,6 +139,21 @@ class OpenAIProvider(Provider):
         content = request.upstream_bytes()
         body = await self._post_whole("/embeddings", content)
         return Completion(body=body, usage=self._checked_usage(body))
+
+    def _responses_path(self, model: str) -> str:
+        return "/responses"
+
+    async def responses(self, call: ResponsesCall) -> Completion | StreamingCompletion:
+        """``/v1/responses`` passed through (``providers/responses.py``); bytes both ways."""
+        path = self._responses_path(call.model)
+        content = call.upstream_bytes()
+        if not call.stream:
+            body = await self._post_whole(path, content)
+            return Completion(body=body, usage=read_responses_usage(body))
+        response = await self._post(path, content, stream=True)
+        usage = Usage()
+        chunks = relay_events(response, usage, self.name)
+        return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -24,6 +24,7 @@ from fkllmproxy.server.openai_api import (
     list_models,
 )
 from fkllmproxy.server.openapi import openapi_json
+from fkllmproxy.server.responses_api import create_response, responses, retrieve_response
 from fkllmproxy.server.root import root, root_head
 from fkllmproxy.server.runtime import RuntimeHolder
 
@@ -62,6 +63,8 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             count_tokens,
             root,
             root_head,
+            responses,
+            retrieve_response,
             *circuit_routes,
         ],
         exception_handlers=exception_handlers,
@@ -87,6 +90,7 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             "/v1/chat/completions": complete_chat,
             "/v1/embeddings": embed,
             "/v1/messages": create_message,
+            "/v1/responses": create_response,
         },
     )
     app.asgi_handler = RequestMiddleware(fast)  # type: ignore[assignment]

@@ -17,6 +17,7 @@ from litestar import Response, get
 from fkllmproxy import __version__
 from fkllmproxy.wire.gemini_inbound import GenerateContentBody
 from fkllmproxy.wire.openai import ChatCompletionRequest, EmbeddingRequest
+from fkllmproxy.wire.responses import ResponsesRequest
 
 __all__ = ["openapi_document", "openapi_json"]
 
@@ -46,8 +47,8 @@ def _json_body(ref: dict[str, Any]) -> dict[str, Any]:
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    (chat, embed, generate), components = msgspec.json.schema_components(
-        [ChatCompletionRequest, EmbeddingRequest, GenerateContentBody],
+    (chat, embed, generate, responses), components = msgspec.json.schema_components(
+        [ChatCompletionRequest, EmbeddingRequest, GenerateContentBody, ResponsesRequest],
         ref_template="#/components/schemas/{name}",
     )
     model_in_path = [
@@ -69,6 +70,29 @@ def openapi_document() -> dict[str, Any]:
                 "security": _KEYED,
                 "requestBody": _json_body(embed),
                 "responses": _responses(200, *api_errors),
+            }
+        },
+        "/v1/responses": {
+            "post": {
+                "summary": "OpenAI Responses (stream: true for typed events)",
+                "security": _KEYED,
+                "requestBody": _json_body(responses),
+                "responses": _responses(200, *api_errors),
+            }
+        },
+        "/v1/responses/{response_id}": {
+            "get": {
+                "summary": "A stored response, for the key that created it",
+                "security": _KEYED,
+                "parameters": [
+                    {
+                        "name": "response_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": _responses(200, 401, 404, 429),
             }
         },
         "/v1/models": {

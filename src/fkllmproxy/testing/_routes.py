@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from fkllmproxy.testing import _anthropic, _google, _openai
+from fkllmproxy.testing import _anthropic, _google, _openai, _responses
 from fkllmproxy.testing._flow import Exchange
 
 __all__ = ["ROUTES", "Handler"]
@@ -21,6 +21,10 @@ async def _openai_chat(ex: Exchange, _: re.Match[str]) -> None:
 
 async def _openai_embeddings(ex: Exchange, _: re.Match[str]) -> None:
     await _openai.embeddings(ex, _openai.OPENAI)
+
+
+async def _openai_responses(ex: Exchange, _: re.Match[str]) -> None:
+    await _responses.responses(ex)
 
 
 async def _openai_models(ex: Exchange, _: re.Match[str]) -> None:
@@ -41,9 +45,12 @@ async def _azure(ex: Exchange, match: re.Match[str]) -> None:
         }
         await ex.send_json(401, msgspec.json.encode(body))
         return
-    if not ex.request.query.get("api-version"):
+    if match.re is not _AZURE_RESPONSES and not ex.request.query.get("api-version"):
         body = {"error": {"code": "404", "message": "Resource not found"}}
         await ex.send_json(404, msgspec.json.encode(body))
+        return
+    if match.re is _AZURE_RESPONSES:
+        await _responses.responses(ex)  # the v1 path: no api-version, model in the body
         return
     deployment, operation = match.group(1), match.group(2)
     if operation == "chat/completions":
@@ -72,6 +79,8 @@ async def _token(ex: Exchange, _: re.Match[str]) -> None:
     await _google.token(ex)
 
 
+_AZURE_RESPONSES = re.compile(r"/openai/v1/responses")
+
 _GOOGLE_METHODS = (
     "generateContent|streamGenerateContent|embedContent|batchEmbedContents|countTokens|predict"
 )
@@ -79,6 +88,7 @@ _GOOGLE_METHODS = (
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/chat/completions"), _openai_chat),
     ("POST", re.compile(r"/v1/embeddings"), _openai_embeddings),
+    ("POST", re.compile(r"/v1/responses"), _openai_responses),
     ("GET", re.compile(r"/v1/models"), _openai_models),
     ("POST", re.compile(r"/v1/messages"), _anthropic_messages),
     ("POST", re.compile(r"/v1/messages/count_tokens"), _anthropic_count),
@@ -96,4 +106,5 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         re.compile(r"/openai/deployments/([^/]+)/(chat/completions|embeddings)"),
         _azure,
     ),
+    ("POST", _AZURE_RESPONSES, _azure),
 ]

@@ -58,10 +58,15 @@ class PromptTokensDetails(Struct, kw_only=True):
     cached_tokens: int | None = None
 
 
+class CompletionTokensDetails(Struct, kw_only=True):
+    reasoning_tokens: int | None = None
+
+
 class AnswerUsage(Struct, kw_only=True):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
 
 
 class AnswerError(Struct, kw_only=True):

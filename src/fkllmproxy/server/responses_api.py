@@ -1,0 +1,350 @@
+"""The OpenAI Responses API: ``POST /v1/responses`` and ``GET /v1/responses/{id}``.
+
+Routing and fallback are the same as for chat completions. Per target:
+
+* an ``openai`` / ``azure`` provider with the Responses API (``providers/responses.py``)
+  gets the client's bytes (model aside) and its answer, JSON or events, goes back
+  untouched;
+* any other provider gets the request translated to Chat Completions
+  (``translate/responses_chat.py``, done once) and its answer translated into a
+  ``response`` object or typed Responses events (``translate/responses_stream.py``).
+
+``store`` (default true) keeps the answer in the state backend
+(``state/response_store.py``) for the key that made it: ``previous_response_id`` then
+continues the conversation (the stored items are put before the new input; a response
+that the same pass-through provider made is left for it to continue itself), and the GET
+returns it. An unknown, expired or foreign id is a 400 naming ``previous_response_id``
+(404 for the GET). Errors use OpenAI's shape; a failure after a stream started ends it
+with ``response.failed`` (translated) or an ``error`` event (passed through).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+
+from fkllmproxy.config import Target
+from fkllmproxy.errors import BadRequest, FkllmError, NotFound
+from fkllmproxy.providers import ChatRequest, Completion, Provider, StreamingCompletion
+from fkllmproxy.providers.responses import ResponsesCall, decode_object, has_responses_api
+from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
+from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
+from fkllmproxy.server.gate import admit
+from fkllmproxy.server.openai_api import relay_stream
+from fkllmproxy.server.runtime import Runtime
+from fkllmproxy.state import StateBackend
+from fkllmproxy.state.response_store import ResponseStore, StoredResponse
+from fkllmproxy.translate._common import provider_label
+from fkllmproxy.translate.responses_chat import (
+    chat_request_from_responses,
+    input_items,
+    new_id,
+    response_envelope,
+    response_from_chat,
+)
+from fkllmproxy.translate.responses_stream import ResponsesStreamFromChat, event_frame
+from fkllmproxy.wire.responses import ResponsesRequest, responses_request_decoder
+
+__all__ = ["create_response", "responses", "retrieve_response"]
+
+_encode = msgspec.json.Encoder().encode
+_stores: weakref.WeakKeyDictionary[StateBackend, ResponseStore] = weakref.WeakKeyDictionary()
+
+
+class _Id(msgspec.Struct):
+    id: str = ""
+
+
+_id_decoder = msgspec.json.Decoder(_Id)
+_COMPLETED = b'"response.completed"'
+
+
+def _store(runtime: Runtime) -> ResponseStore:
+    """The store on the runtime's state backend (one per backend, kept across reloads)."""
+    store = _stores.get(runtime.state)
+    if store is None:
+        store = _stores[runtime.state] = ResponseStore(runtime.state)
+    return store
+
+
+def _not_found(response_id: str) -> BadRequest:
+    error = BadRequest(
+        f"Previous response with id '{response_id}' not found.", param="previous_response_id"
+    )
+    error.code = "previous_response_not_found"
+    return error
+
+
+class _Conversation:
+    """The request as plain data and the whole conversation, worked out once when needed."""
+
+    def __init__(self, raw: bytes, previous: StoredResponse | None) -> None:
+        self.raw = raw
+        self.previous = previous
+        self._data: dict[str, Any] | None = None
+        self._items: list[Any] | None = None
+        self._chat: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = decode_object(self.raw)
+        return self._data
+
+    def items(self) -> list[Any]:
+        """Every input item: the stored conversation and its output first, then the new input."""
+        if self._items is None:
+            items: list[Any] = []
+            if self.previous is not None:
+                items.extend(msgspec.json.decode(self.previous.history))
+                response = msgspec.json.decode(self.previous.response)
+                items.extend(response.get("output") or [])
+            items.extend(input_items(self.data.get("input")))
+            self._items = items
+        return self._items
+
+    def expanded(self) -> dict[str, Any]:
+        """The request with the stored conversation spelled out, for a provider that lacks it."""
+        body = {**self.data, "input": self.items()}
+        body.pop("previous_response_id", None)
+        return body
+
+    def chat_for(self, provider: str) -> dict[str, Any]:
+        if self._chat is None:
+            self._chat = chat_request_from_responses(self.expanded(), provider=provider)
+        return self._chat
+
+
+@post("/v1/responses", status_code=200)
+async def responses(request: Request[Any, Any, Any]) -> Response[Any]:
+    return (await create_response(ApiRequest.of(request))).to_response()
+
+
+async def create_response(request: ApiRequest) -> Reply:
+    """``POST /v1/responses``."""
+    runtime, caller, raw, parsed, model = await accept(request, responses_request_decoder)
+    context = request.context
+    stream = bool(parsed.stream)
+    context.stream = stream
+    store = _store(runtime)
+    previous: StoredResponse | None = None
+    if parsed.previous_response_id is not None:
+        previous = await store.load(parsed.previous_response_id, caller.name)
+        if previous is None:
+            raise _not_found(parsed.previous_response_id)
+    conversation = _Conversation(raw, previous)
+
+    cache = runtime.cache
+    plan, hit = await consult_cache(
+        request, runtime, model, caller.name, raw, namespace="responses:" + model.name
+    )
+    if hit is not None:
+        return hit
+
+    shape: dict[str, Any] = {}
+
+    async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
+        label = provider_label(provider.name, provider.type)
+        if has_responses_api(provider):
+            shape.update(native=True, provider=provider.name)
+            same = previous is None or previous.provider == provider.name
+            body = None if same else conversation.expanded()
+            call = ResponsesCall(raw, target.model, stream, parsed.model, body)
+            return await provider.responses(call)  # type: ignore[attr-defined]
+        shape.update(native=False, provider=label)
+        chat = ChatRequest(
+            raw=None,
+            model=target.model,
+            stream=stream,
+            client_model=parsed.model,
+            include_usage=stream,
+            parsed={**conversation.chat_for(label), "model": target.model},
+        )
+        return await provider.chat(chat)
+
+    result = await call_targets(request, runtime, model, attempt, stream=stream)
+    keep = _Keeper(runtime, store, caller.name, parsed, conversation, shape)
+    if isinstance(result, Completion):
+        context.usage = result.usage
+        body = result.body
+        if not shape["native"]:
+            envelope = response_envelope(
+                conversation.data, model=parsed.model, response_id=new_id("resp")
+            )
+            body = _encode(response_from_chat(body, provider=shape["provider"], envelope=envelope))
+        if result.status == 200:
+            await keep.save(body)
+            if cache is not None and plan is not None and plan.store_key:
+                await cache.store_body(plan.store_key, body)
+        return json_reply(body, result.status, plan.headers if plan else None)
+    if shape["native"]:
+        frames = relay_stream(
+            StreamingCompletion(
+                _native_events(result.chunks, keep), aclose=result.aclose, usage=result.usage
+            ),
+            context,
+            error_frame=keep.error_event,
+        )
+    else:
+        envelope = response_envelope(
+            conversation.data, model=parsed.model, response_id=new_id("resp")
+        )
+        translator = ResponsesStreamFromChat(provider=shape["provider"], envelope=envelope)
+        events = _translated_events(result.chunks, translator, keep)
+        frames = relay_stream(
+            StreamingCompletion(events, aclose=result.aclose, usage=result.usage),
+            context,
+            error_frame=translator.failed,
+        )
+    if cache is not None and plan is not None and plan.store_key:
+        frames = cache.recording(plan.store_key, frames, _COMPLETED)
+    return sse_reply(frames, plan.headers if plan else None)
+
+
+class _Keeper:
+    """Saves a finished response for its key, unless the request said ``store: false``."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: ResponseStore,
+        owner: str,
+        parsed: ResponsesRequest,
+        conversation: _Conversation,
+        shape: dict[str, Any],
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.owner = owner
+        self.enabled = parsed.store is not False
+        self.conversation = conversation
+        self.shape = shape
+        self.events = 0  # frames relayed, for the sequence number of an error event
+
+    async def save(self, response: bytes) -> None:
+        if not self.enabled:
+            return
+        try:
+            response_id = _id_decoder.decode(response).id
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        if not response_id:
+            return
+        provider = self.shape["provider"] if self.shape.get("native") else None
+        record = StoredResponse(
+            owner=self.owner,
+            response=msgspec.Raw(response),
+            history=msgspec.Raw(_encode(self.conversation.items())),
+            provider=provider,
+        )
+        settings = self.runtime.config.responses
+        await self.store.save(
+            response_id, record, ttl_secs=settings.ttl_secs, max_bytes=settings.max_stored_bytes
+        )
+
+    def error_event(self, error: FkllmError) -> bytes:
+        """The ``error`` event that ends a passed-through stream broken after its start."""
+        payload = {
+            "type": "error",
+            "sequence_number": self.events,
+            "code": error.code,
+            "message": error.message,
+            "param": error.param,
+        }
+        return b"\n\n" + event_frame(payload)
+
+
+class _Completed(msgspec.Struct):
+    response: msgspec.Raw | None = None
+
+
+_completed_decoder = msgspec.json.Decoder(_Completed)
+
+
+async def _native_events(chunks: AsyncIterator[bytes], keep: _Keeper) -> AsyncIterator[bytes]:
+    """The provider's bytes as they come; its final ``response`` is kept when storing."""
+    pending = b""
+    async for chunk in chunks:
+        yield chunk
+        keep.events += chunk.count(b"\n\n")
+        if not keep.enabled:
+            continue
+        pending += chunk
+        if b"\n\n" not in pending:
+            continue
+        *frames, pending = pending.replace(b"\r\n", b"\n").split(b"\n\n")
+        for frame in frames:
+            if _COMPLETED in frame:
+                await _keep_completed(frame, keep)
+
+
+async def _keep_completed(frame: bytes, keep: _Keeper) -> None:
+    for line in frame.split(b"\n"):
+        if line.startswith(b"data:"):
+            try:
+                event = _completed_decoder.decode(line[5:].strip())
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return
+            if event.response is not None:
+                await keep.save(bytes(event.response))
+            return
+
+
+async def _translated_events(
+    chunks: AsyncIterator[bytes], translator: ResponsesStreamFromChat, keep: _Keeper
+) -> AsyncIterator[bytes]:
+    """The events for each upstream chunk as soon as it came, sent together in one write
+    (a chat chunk becomes several events; one send each would cost more than translating)."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
+            continue
+        *frames, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+        out, failure = _translate(translator, frames)
+        if out:
+            yield out
+        if failure is not None:
+            raise failure
+    out, failure = _translate(translator, [buffer] if buffer.strip() else [])
+    if out:
+        yield out
+    if failure is not None:
+        raise failure
+    tail = translator.finish()
+    if tail:
+        yield b"".join(tail)
+    await keep.save(_encode(translator.response))
+
+
+def _translate(
+    translator: ResponsesStreamFromChat, frames: list[bytes]
+) -> tuple[bytes, FkllmError | None]:
+    """The events for ``frames``, and the failure that stopped them (the events before it
+    are still sent, so the client's sequence numbers have no gap)."""
+    out: list[bytes] = []
+    try:
+        for frame in frames:
+            if frame:
+                out.extend(translator.feed(frame + b"\n\n"))
+    except FkllmError as exc:
+        return b"".join(out), exc
+    return b"".join(out), None
+
+
+@get("/v1/responses/{response_id:str}")
+async def retrieve_response(request: Request[Any, Any, Any], response_id: str) -> Response[Any]:
+    """``GET /v1/responses/{id}``: a stored response, for the key that created it."""
+    view = ApiRequest.of(request)
+    runtime = view.holder.runtime
+    caller, _ = await admit(view, runtime)
+    record = await _store(runtime).load(response_id, caller.name)
+    if record is None:
+        error = NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        error.code = "response_not_found"
+        raise error
+    return json_reply(bytes(record.response)).to_response()
