@@ -31,6 +31,7 @@ __all__ = [
     "ServerConfig",
     "StateConfig",
     "Target",
+    "UiConfig",
     "UsageConfig",
 ]
 
@@ -136,6 +137,13 @@ class UsageConfig(_Section, frozen=True):
     flush_interval_secs: PositiveFloat = 1.0
 
 
+class UiConfig(_Section, frozen=True):
+    """The web console under ``/ui/`` (server/ui): on by default, signed in with the master key."""
+
+    enabled: bool = True
+    session_hours: Annotated[float, Meta(gt=0, le=720)] = 12.0
+
+
 class ProviderConfig(_Section, frozen=True):
     name: Name
     type: ProviderType
@@ -192,6 +200,7 @@ class Config(_Section, frozen=True):
     state: StateConfig = field(default_factory=StateConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     providers: list[ProviderConfig] = field(default_factory=list)
     models: list[ModelConfig] = field(default_factory=list)
     pricing: list[PriceConfig] = field(default_factory=list)

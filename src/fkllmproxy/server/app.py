@@ -24,6 +24,7 @@ from fkllmproxy.server.openai_api import (
 )
 from fkllmproxy.server.openapi import openapi_json
 from fkllmproxy.server.runtime import RuntimeHolder
+from fkllmproxy.server.ui import Console, ui_routes
 
 __all__ = ["create_app"]
 
@@ -59,9 +60,10 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             messages,
             count_tokens,
             *circuit_routes,
+            *ui_routes,
         ],
         exception_handlers=exception_handlers,
-        state=State({"holder": holder}),
+        state=State({"holder": holder, "console": Console(holder)}),
         openapi_config=None,
         logging_config=None,
         request_max_body_size=None,
