@@ -296,7 +296,7 @@ def bar_chart(lines: Sequence[UsageLine], label: str, limit: int = 30) -> Html:
         f"{esc(label.lower())}</figcaption>"
         f'<svg role="img" aria-labelledby="usage-chart-title" class="bars" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
-        f'{"".join(bars)}</svg></figure>'
+        f"{''.join(bars)}</svg></figure>"
     )
 
 
