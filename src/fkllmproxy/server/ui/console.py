@@ -37,7 +37,9 @@ SECURITY_HEADERS = {
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
+    # form posts, and the origin check below needs the real one.
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 HTML = "text/html; charset=utf-8"

@@ -171,7 +171,7 @@ def keys_body(
         f'<form method="post" action="/ui/keys" class="grid">{_csrf_field(csrf)}'
         '<label for="key-name">Name</label>'
         '<input id="key-name" name="name" required maxlength="128" '
-        'pattern="[A-Za-z0-9._:/@+\\-]+" aria-describedby="key-name-hint">'
+        'autocomplete="off" aria-describedby="key-name-hint">'
         '<span class="hint" id="key-name-hint">Shown in logs, metrics and the ledger; '
         "letters, digits and . _ : / @ + -</span>"
         '<label for="key-models">Models</label>'
