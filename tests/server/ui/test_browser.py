@@ -126,7 +126,7 @@ def test_the_whole_console(
         assert chat(daemon).status_code == 200
     expect(page.locator("#total_requests")).to_have_text("3", timeout=20_000)
     assert page.locator("#updated").inner_text() != before
-    expect(page.locator("#chart-rps polyline")).to_have_count(1, timeout=20_000)
+    expect(page.locator("#chart-rps").locator("polyline, circle")).to_have_count(1, timeout=20_000)
     page.screenshot(path=screenshots / "overview.png", full_page=True)
 
     # Providers: a failing provider's circuit opens; Reset circuit closes it.

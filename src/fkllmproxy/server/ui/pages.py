@@ -79,7 +79,7 @@ def overview_body(data: Mapping[str, Any]) -> Html:
     charts = "".join(
         f'<figure class="chart"><figcaption id="chart-{key}-title">{esc(title)}</figcaption>'
         f'<svg id="chart-{key}" role="img" aria-labelledby="chart-{key}-title" '
-        f'viewBox="0 0 320 120" preserveAspectRatio="none"></svg></figure>'
+        f'viewBox="0 0 320 120"></svg></figure>'
         for key, title in CHARTS
     )
     return Html(

@@ -45,12 +45,14 @@
   function draw(svg, points, lines, format) {
     if (!svg) return;
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    var W = 320, H = 120, top = 14, bottom = 108, left = 2, right = 318;
+    var top = 16, bottom = 106, left = 2, right = 318;
     var now = points.length ? points[points.length - 1].t : Date.now() / 1000;
     var max = 0;
     points.forEach(function (p) { lines.forEach(function (l) { var v = p[l.key]; if (v > max) max = v; }); });
     if (max <= 0) max = 1;
-    function x(t) { return left + (right - left) * (1 - (now - t) / HOUR); }
+    // The hour once it is full; until then the time since the first sample (a minute at least).
+    var span = points.length ? Math.max(60, Math.min(HOUR, now - points[0].t)) : HOUR;
+    function x(t) { return left + (right - left) * (1 - (now - t) / span); }
     function y(v) { return bottom - (bottom - top) * (v / max); }
     [0, 0.5, 1].forEach(function (f) {
       var g = document.createElementNS(SVG, "line");
@@ -60,15 +62,26 @@
       svg.appendChild(g);
     });
     var label = document.createElementNS(SVG, "text");
-    label.setAttribute("x", left + 2); label.setAttribute("y", 11);
+    label.setAttribute("x", left + 2); label.setAttribute("y", 12);
     label.setAttribute("class", "axis");
     label.textContent = "max " + format(max);
     svg.appendChild(label);
+    var since = document.createElementNS(SVG, "text");
+    since.setAttribute("x", left + 2); since.setAttribute("y", 119);
+    since.setAttribute("class", "axis");
+    since.textContent = "last " + Math.round(span / 60) + " min";
+    svg.appendChild(since);
     var legend = [];
     lines.forEach(function (l, i) {
       var d = points.filter(function (p) { return p[l.key] !== null && p[l.key] !== undefined; })
         .map(function (p) { return x(p.t).toFixed(1) + "," + y(p[l.key]).toFixed(1); });
-      if (d.length) {
+      if (d.length === 1) {
+        var dot = document.createElementNS(SVG, "circle");
+        var xy = d[0].split(",");
+        dot.setAttribute("cx", xy[0]); dot.setAttribute("cy", xy[1]); dot.setAttribute("r", 2.5);
+        dot.setAttribute("class", "dot s" + i);
+        svg.appendChild(dot);
+      } else if (d.length) {
         var line = document.createElementNS(SVG, "polyline");
         line.setAttribute("points", d.join(" "));
         line.setAttribute("class", "line s" + i);
@@ -78,7 +91,7 @@
       legend.push(l.label + " " + (last === null || last === undefined ? "-" : format(last)));
       if (lines.length > 1) {
         var t = document.createElementNS(SVG, "text");
-        t.setAttribute("x", right - 2 - (lines.length - 1 - i) * 62); t.setAttribute("y", 11);
+        t.setAttribute("x", right - 2 - (lines.length - 1 - i) * 40); t.setAttribute("y", 12);
         t.setAttribute("text-anchor", "end"); t.setAttribute("class", "axis s" + i);
         t.textContent = l.label;
         svg.appendChild(t);
