@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,21 @@ class Console:
         self.clock = clock
         self.series = Series()
         self._keys: tuple[bytes, SessionKeys] | None = None
+        self._snapshot: tuple[float, dict[str, Any]] | None = None
+
+    async def snapshot(
+        self, take: Callable[[RuntimeHolder], Awaitable[dict[str, Any]]], max_age: float = 2.0
+    ) -> dict[str, Any]:
+        """The metrics snapshot, shared by the sampler and every open page for ``max_age``
+        seconds: ten open tabs cost one snapshot per poll interval, not ten."""
+        now = time.monotonic()
+        if self._snapshot is None or now - self._snapshot[0] > max_age:
+            self._snapshot = (now, await take(self.holder))
+        return self._snapshot[1]
+
+    def forget_snapshot(self) -> None:
+        """After a change (a circuit reset) the next page reads the numbers afresh."""
+        self._snapshot = None
 
     def session_keys(self) -> SessionKeys | None:
         """The keys for the master key in force; ``None`` when there is none."""

@@ -131,4 +131,6 @@ def usage_csv(lines: list[UsageLine], by: str) -> bytes:
 
 def _csv_safe(text: str) -> str:
     """A cell a spreadsheet will not run as a formula (a model name is client input)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if text != "-" and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text

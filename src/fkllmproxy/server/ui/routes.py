@@ -181,11 +181,13 @@ async def logout(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 async def _snapshot(holder: RuntimeHolder) -> dict[str, Any]:
-    """``/metrics``' snapshot (every worker's totals; file reads off the loop)."""
+    """``/metrics``' snapshot (every worker's totals), taken in a thread.
+
+    It sorts thousands of recent latencies and may read every worker's files: tens of
+    milliseconds on a busy machine, which would stall the API's requests on the loop.
+    """
     holder.metrics.sync_providers(provider_states(holder))
     uptime = time.time() - holder.started
-    if holder.metrics.directory is None:
-        return holder.metrics.snapshot(uptime=uptime)
     return await asyncio.to_thread(holder.metrics.snapshot, uptime=uptime)
 
 
@@ -195,8 +197,8 @@ def _ledger_file(holder: RuntimeHolder) -> Any:
 
 async def _overview(console: Console, since: float) -> dict[str, Any]:
     holder = console.holder
-    console.series.start(lambda: _snapshot(holder))
-    snapshot = await _snapshot(holder)
+    console.series.start(lambda: console.snapshot(_snapshot))
+    snapshot = await console.snapshot(_snapshot)
     points = console.series.rates(since)
     latest = console.series.rates(0.0)[-1:] if console.series.points else []
     path = _ledger_file(holder)
@@ -251,10 +253,12 @@ async def overview_data(request: Request[Any, Any, Any]) -> Response[bytes]:
 # -- providers --------------------------------------------------------------------------
 
 
-async def _provider_rows(holder: RuntimeHolder) -> list[dict[str, Any]]:
-    snapshot = await _snapshot(holder)
+async def _provider_rows(console: Console) -> list[dict[str, Any]]:
+    holder = console.holder
+    snapshot = await console.snapshot(_snapshot)
     seen = snapshot.get("providers") or {}
     runtime = holder.runtime
+    several = holder.metrics.directory is not None
     rows = []
     for breaker in runtime.router.breakers:
         recent = seen.get(breaker.name) or {}
@@ -264,7 +268,7 @@ async def _provider_rows(holder: RuntimeHolder) -> list[dict[str, Any]]:
                 "name": breaker.name,
                 "type": getattr(provider, "type", ""),
                 # With several workers the snapshot's is the worst of them.
-                "circuit": recent.get("circuit") or breaker.state,
+                "circuit": (recent.get("circuit") if several else None) or breaker.state,
                 "consecutive_failures": breaker.consecutive_failures,
                 "recent_error_rate": recent.get("recent_error_rate"),
                 "latency_ms": recent.get("latency_ms") or {},
@@ -278,14 +282,14 @@ async def providers(request: Request[Any, Any, Any]) -> Response[bytes]:
     visit = await signed_in(request)
     if visit is None:
         return redirect(_TO_LOGIN)
-    rows = await _provider_rows(visit.console.holder)
+    rows = await _provider_rows(visit.console)
     return _render(visit, "providers", "Providers", pages.providers_body(rows, visit.csrf))
 
 
 @get("/ui/api/providers")
 async def providers_data(request: Request[Any, Any, Any]) -> Response[bytes]:
     visit = await _api_visit(request)
-    return _json({"providers": await _provider_rows(visit.console.holder)})
+    return _json({"providers": await _provider_rows(visit.console)})
 
 
 @post("/ui/providers/reset", status_code=200)
@@ -297,12 +301,13 @@ async def reset_provider(request: Request[Any, Any, Any]) -> Response[bytes]:
     name = form.get("provider", "")
     try:
         breaker = reset_provider_circuit(visit.runtime, name, via="console")
+        visit.console.forget_snapshot()
         message = notice(f"The circuit of {name!r} is now {breaker.state.replace('_', '-')}.",
                          "success")  # fmt: skip
         status = 200
     except NotFound as exc:
         message, status = notice(exc.message, "error"), 404
-    rows = await _provider_rows(visit.console.holder)
+    rows = await _provider_rows(visit.console)
     body = pages.providers_body(rows, visit.csrf)
     return _render(visit, "providers", "Providers", body, status, message)
 
