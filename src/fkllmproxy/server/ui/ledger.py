@@ -1,7 +1,9 @@
 """What the console reads from the usage ledger: spend per key, cost today, usage tables.
 
-Read-only SQLite queries on the file the daemon writes (``observability.usage``), run in
-a thread by the callers so a slow disk never blocks the event loop. The ledger is off
+Read-only SQLite queries on the daily rollups of the file the daemon writes
+(``observability.usage``: a row per UTC day, key, model and provider), so a page costs
+the same on a ledger of months as on one of minutes; callers run them in a thread so a
+slow disk never blocks the event loop. The ledger is off
 by default (``[usage] enabled``); every function here answers "nothing" when it is off
 or has no file yet, and the pages say so.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fkllmproxy.observability.usage import LedgerError, UsageLine, summarize
+from fkllmproxy.observability.usage import LedgerError, UsageLine, summarize_days
 
 __all__ = [
     "KeyActivity",
@@ -57,12 +59,18 @@ def _read(path: Path | None, query: str, args: Sequence[Any]) -> list[Any]:
         connection.close()
 
 
+def day_of(moment: float) -> str:
+    """The UTC date of ``moment`` as the rollups spell it (``YYYY-MM-DD``)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(moment))
+
+
 def cost_since(path: Path | None, since: float) -> tuple[float | None, int]:
-    """Estimated cost and tokens of the requests since ``since``."""
+    """Estimated cost and tokens of the requests on the UTC days from ``since``'s on."""
     rows = _read(
         path,
-        "SELECT SUM(cost_usd), SUM(prompt_tokens + completion_tokens) FROM usage WHERE ts >= ?",
-        (since,),
+        "SELECT SUM(cost_usd), SUM(prompt_tokens + completion_tokens) FROM usage_daily"
+        " WHERE day >= ?",
+        (day_of(since),),
     )
     if not rows:
         return None, 0
@@ -74,8 +82,8 @@ def key_activity(path: Path | None) -> dict[str, KeyActivity]:
     """Per key name: requests, estimated spend and the last time it was used (all time)."""
     rows = _read(
         path,
-        "SELECT key_name, COUNT(*), SUM(cost_usd), MAX(ts) FROM usage"
-        " WHERE key_name IS NOT NULL GROUP BY key_name",
+        "SELECT key_name, SUM(requests), SUM(cost_usd), MAX(last_ts) FROM usage_daily"
+        " WHERE key_name != '-' GROUP BY key_name",
         (),
     )
     return {
@@ -89,11 +97,12 @@ def key_activity(path: Path | None) -> dict[str, KeyActivity]:
 
 
 def usage_lines(path: Path | None, by: str, since: float) -> list[UsageLine]:
-    """``fkllm usage`` totals per group; empty when there is no ledger (yet)."""
+    """``fkllm usage`` totals per group over the UTC days from ``since``'s on (0: all);
+    empty when there is no ledger (yet)."""
     if path is None:
         return []
     try:
-        return summarize(path, by=by, since=since)
+        return summarize_days(path, by=by, since_day=day_of(since) if since else "")
     except LedgerError:
         return []
 

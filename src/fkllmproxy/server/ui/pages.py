@@ -22,7 +22,8 @@ __all__ = [
     "usage_body",
 ]
 
-PERIODS = (("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"),
+# Calendar days (UTC), as the ledger's daily rollups count them; today included.
+PERIODS = (("1d", "Today (UTC)"), ("7d", "Last 7 days"), ("30d", "Last 30 days"),
            ("90d", "Last 90 days"), ("all", "All time"))  # fmt: skip
 GROUPS = (("key", "Key"), ("model", "Model"), ("provider", "Provider"), ("day", "Day (UTC)"))
 CHARTS = (

@@ -50,7 +50,7 @@ __all__ = ["ui_routes"]
 _log = get_logger("console")
 _encode = msgspec.json.Encoder().encode
 _LOGIN_BUCKET = (10, 0.1)  # ten attempts, then one more every ten seconds, per client IP
-_PERIOD_SECS = {"24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400, "90d": 90 * 86_400}
+_PERIOD_DAYS = {"1d": 1, "7d": 7, "30d": 30, "90d": 90}
 _ASSET_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -457,9 +457,10 @@ def _usage_query(request: Request[Any, Any, Any]) -> tuple[str, str, float]:
     period = request.query_params.get("since") or "30d"
     if by not in GROUPINGS:
         by = "key"
-    if period != "all" and period not in _PERIOD_SECS:
+    if period != "all" and period not in _PERIOD_DAYS:
         period = "30d"
-    since = 0.0 if period == "all" else time.time() - _PERIOD_SECS[period]
+    days = _PERIOD_DAYS.get(period, 0)
+    since = ledger.start_of_day() - (days - 1) * 86_400 if days else 0.0
     return by, period, since
 
 
