@@ -8,6 +8,7 @@ fails here. Each page is also screenshotted (see ``screenshots`` in conftest.py)
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, RunningDaemon, wait_until
+from tests.conftest import MASTER_KEY, RunningDaemon, free_port, wait_until
 
 CONFIG = """
 [usage]
@@ -61,8 +62,6 @@ output_per_mtok = 2.0
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    from tests.conftest import free_port
-
     tmp = tmp_path_factory.mktemp("console")
     config = CONFIG.format(ledger=tmp / "usage.sqlite3", state=tmp, dead=free_port())
     with RunningDaemon(tmp, config) as running:
@@ -210,11 +209,8 @@ def test_the_whole_console(
 
 
 def _ledger_has(daemon: RunningDaemon, name: str) -> bool:
-    answer = httpx.get(daemon.url + "/metrics", timeout=5)
-    import sqlite3
-
-    del answer
-    path = Path(str(daemon.config_path.parent / "usage.sqlite3"))
+    """Whether the ledger has written a row for the key ``name`` yet."""
+    path = daemon.config_path.parent / "usage.sqlite3"
     if not path.exists():
         return False
     with sqlite3.connect(path) as db:

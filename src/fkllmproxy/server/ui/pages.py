@@ -213,7 +213,16 @@ def keys_body(
         )
     listing = table(
         "Client keys",
-        ("Name", "Models", "Rate limit", "Requests", "Spend (USD)", "Last used", "Created", ""),
+        (
+            "Name",
+            "Models",
+            "Rate limit",
+            "Requests",
+            "Spend (USD)",
+            "Last used",
+            "Created",
+            "Action",
+        ),
         rows,
         id="keys",
         empty="No client keys yet.",
