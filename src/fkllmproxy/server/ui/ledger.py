@@ -21,14 +21,7 @@ from typing import Any
 
 from fkllmproxy.observability.usage import LedgerError, UsageLine, summarize_days
 
-__all__ = [
-    "KeyActivity",
-    "cost_since",
-    "key_activity",
-    "start_of_day",
-    "usage_csv",
-    "usage_lines",
-]
+__all__ = ["KeyActivity", "cost_since", "key_activity", "start_of_day", "usage_csv", "usage_lines"]
 
 
 @dataclass(frozen=True, slots=True)

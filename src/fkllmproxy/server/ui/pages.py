@@ -13,14 +13,7 @@ from typing import Any
 from fkllmproxy.observability.usage import UsageLine
 from fkllmproxy.server.ui.html import Html, esc, join, table
 
-__all__ = [
-    "PERIODS",
-    "config_body",
-    "keys_body",
-    "overview_body",
-    "providers_body",
-    "usage_body",
-]
+__all__ = ["PERIODS", "config_body", "keys_body", "overview_body", "providers_body", "usage_body"]
 
 # Calendar days (UTC), as the ledger's daily rollups count them; today included.
 PERIODS = (("1d", "Today (UTC)"), ("7d", "Last 7 days"), ("30d", "Last 30 days"),
