@@ -23,7 +23,11 @@ def _config_page(visit: Visit, status: int = 200, message: Html | None = None) -
     holder = visit.console.holder
     runtime = holder.runtime
     loaded = runtime.loaded
-    text = tomli_w.dumps(_without_none(redacted(runtime.config)))
+    data = _without_none(redacted(runtime.config))
+    # tomli_w writes short arrays of tables inline, ahead of every section: put the
+    # prices last, where a config file has them.
+    prices = data.pop("pricing", None)
+    text = tomli_w.dumps(data) + ("\n" + tomli_w.dumps({"pricing": prices}) if prices else "")
     server = runtime.config.server
     facts = [
         ("Config file", str(loaded.config_path) if loaded.config_path else "none (defaults)"),
