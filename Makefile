@@ -58,7 +58,8 @@ format: venv
 # platform and Python version, pinned to the versions installed in $(VENV) (what the
 # tests ran against). It unpacks itself on first run into $$SHIV_ROOT (default ~/.shiv;
 # the systemd unit points it at its CacheDirectory). Rebuilt only when sources change.
-DIST_SOURCES := pyproject.toml README.md $(shell find src -type f -name '*.py' -o -type f -name '*.typed')
+DIST_SOURCES := pyproject.toml README.md $(shell find src -type f -name '*.py' -o -type f -name '*.typed') \
+	$(shell find src/fkllmproxy/server/ui/templates src/fkllmproxy/server/ui/static -type f)
 
 dist: dist/fkllmproxy
 

@@ -14,6 +14,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -47,6 +48,10 @@ def test_is_one_executable_file(program: Path) -> None:
     assert any(n.startswith("site-packages/granian/") and n.endswith(".so") for n in names)
     assert any(n.startswith("site-packages/msgspec/") and n.endswith(".so") for n in names)
     assert "site-packages/fkllmproxy/cli/__init__.py" in names
+    # So do the web console's package data (templates and static files).
+    for data in ("templates/layout.html", "templates/login.html", "static/console.js",
+                 "static/console.css"):  # fmt: skip
+        assert f"site-packages/fkllmproxy/server/ui/{data}" in names
 
 
 def test_serves_a_chat_completion_with_bare_python3(
@@ -70,6 +75,9 @@ def test_serves_a_chat_completion_with_bare_python3(
             model="mock", messages=[{"role": "user", "content": "hi"}], stream=True
         )
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        login = httpx.get(run.url + "/ui/login", timeout=10)
+        assert login.status_code == 200 and "Master key" in login.text
+        assert httpx.get(run.url + "/ui/static/console.js", timeout=10).status_code == 200
     finally:
         assert run.stop() == 0, run.stderr_text()
     # It unpacked itself where SHIV_ROOT said, nowhere else.

@@ -16,6 +16,7 @@ from fkllmproxy.observability.usage import (
     PriceTable,
     UsageLedger,
     summarize,
+    summarize_days,
 )
 from tests.conftest import MOCK_CONFIG
 
@@ -190,3 +191,50 @@ class TestCachePricing:
         with sqlite3.connect(path) as db:
             found = db.execute("SELECT cache_read_tokens, cache_write_tokens FROM usage").fetchall()
         assert found == [(7, 3)]
+
+
+class TestDailyRollups:
+    def test_rollups_agree_with_the_rows(self, tmp_path: Path) -> None:
+        """Every grouping read from usage_daily equals the same grouping of the raw rows."""
+        path = tmp_path / "usage.sqlite3"
+        prices = PriceTable([PriceConfig(model="gpt-4o-mini", input_per_mtok=1.0)])
+        ledger = UsageLedger(path, flush_interval=0.01, prices=prices)
+        for i in range(30):
+            record(
+                ledger,
+                request_id=f"r{i}",
+                key_name=None if i % 5 == 0 else f"team-{i % 3}",
+                model="gpt" if i % 2 else "other",
+                upstream_model="gpt-4o-mini" if i % 2 else "unpriced",
+                status=502 if i % 7 == 0 else 200,
+                latency_ms=float(i),
+            )
+        ledger.close()
+        for by in ("key", "model", "provider", "day"):
+            assert summarize_days(path, by=by) == summarize(path, by=by), by
+
+    def test_an_older_ledger_is_rolled_up_when_opened(self, tmp_path: Path) -> None:
+        """A file written before the rollups existed gets them, from its rows, once."""
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=0.01, prices=PriceTable([]))
+        for i in range(5):
+            record(ledger, request_id=f"r{i}")
+        ledger.close()
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TABLE usage_daily")
+        UsageLedger(path, flush_interval=0.01, prices=PriceTable([])).close()
+        UsageLedger(path, flush_interval=0.01, prices=PriceTable([])).close()  # not twice
+        (line,) = summarize_days(path, by="key")
+        assert (line.group, line.requests, line.prompt_tokens) == ("team-a", 5, 5000)
+
+    def test_only_the_days_asked_for(self, tmp_path: Path) -> None:
+        """``since_day`` keeps the UTC days from that date on."""
+        path = tmp_path / "usage.sqlite3"
+        UsageLedger(path, flush_interval=0.01, prices=PriceTable([])).close()
+        with sqlite3.connect(path) as db:
+            db.executemany(
+                "INSERT INTO usage_daily VALUES (?, 'k', 'm', 'p', 1, 0, 1, 1, NULL, 5.0, 0)",
+                [("2026-01-01",), ("2026-01-02",), ("2026-01-03",)],
+            )
+        lines = summarize_days(path, by="day", since_day="2026-01-02")
+        assert [line.group for line in lines] == ["2026-01-02", "2026-01-03"]

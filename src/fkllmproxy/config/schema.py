@@ -35,6 +35,7 @@ __all__ = [
     "ServerConfig",
     "StateConfig",
     "Target",
+    "UiConfig",
     "UsageConfig",
 ]
 
@@ -187,6 +188,13 @@ class ResponsesConfig(_Section, frozen=True):
     max_stored_bytes: PositiveInt = 64 * MIB
 
 
+class UiConfig(_Section, frozen=True):
+    """The web console under ``/ui/`` (server/ui): on by default, signed in with the master key."""
+
+    enabled: bool = True
+    session_hours: Annotated[float, Meta(gt=0, le=720)] = 12.0
+
+
 class ProviderConfig(_Section, frozen=True):
     name: Name
     type: ProviderType
@@ -257,6 +265,7 @@ class Config(_Section, frozen=True):
     cache: CacheConfig = field(default_factory=CacheConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     providers: list[ProviderConfig] = field(default_factory=list)
     models: list[ModelConfig] = field(default_factory=list)
     pricing: list[PriceConfig] = field(default_factory=list)

@@ -7,6 +7,11 @@ no lock held beyond the deque's own). A writer thread wakes every
 waits for that flush, so a clean stop loses nothing. With several workers each one
 writes to the same file; SQLite's WAL mode and a busy timeout let them take turns.
 
+Each flush also adds its rows to ``usage_daily``, one row per UTC day, key, model and
+provider, in the same transaction: the console's pages read those rollups, so a page
+view costs a few hundred rows however many months of requests the ledger holds. A
+ledger written before the rollups existed is rolled up once, when the daemon opens it.
+
 Cost is an estimate from the ``[[pricing]]`` table: USD per million prompt and
 completion tokens (prompt-cache reads and writes at their own prices when the table
 gives them), looked up by provider and upstream model, then upstream model, then the
@@ -35,6 +40,7 @@ __all__ = [
     "ledger_path",
     "open_ledger",
     "summarize",
+    "summarize_days",
 ]
 
 _log = get_logger("usage")
@@ -61,6 +67,38 @@ _ADDED_COLUMNS = {
     "cache_read_tokens": "INTEGER NOT NULL DEFAULT 0",  # prompt-cache reads (in prompt_tokens)
     "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",  # prompt-cache writes (in prompt_tokens)
 }
+DAILY_SCHEMA = """
+CREATE TABLE usage_daily (
+    day TEXT NOT NULL,                -- UTC date, YYYY-MM-DD
+    key_name TEXT NOT NULL,           -- '-' for requests without a key name
+    model TEXT NOT NULL,              -- '-' when none
+    provider TEXT NOT NULL,           -- '-' when none
+    requests INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_usd REAL,                    -- NULL while nothing in the group was priced
+    latency_ms_sum REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    PRIMARY KEY (day, key_name, model, provider)
+) WITHOUT ROWID;
+INSERT INTO usage_daily
+    SELECT date(ts, 'unixepoch'), COALESCE(key_name, '-'), COALESCE(model, '-'),
+           COALESCE(provider, '-'), COUNT(*), SUM(status >= 400), SUM(prompt_tokens),
+           SUM(completion_tokens), SUM(cost_usd), SUM(latency_ms), MAX(ts)
+    FROM usage GROUP BY 1, 2, 3, 4;
+"""
+_UPSERT_DAILY = (
+    "INSERT INTO usage_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (day, key_name, model, provider) DO UPDATE SET"
+    " requests = requests + excluded.requests, failed = failed + excluded.failed,"
+    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"
+    " cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd"
+    " ELSE COALESCE(cost_usd, 0) + excluded.cost_usd END,"
+    " latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,"
+    " last_ts = MAX(last_ts, excluded.last_ts)"
+)
 _INSERT = (
     "INSERT INTO usage (ts, request_id, key_name, model, provider, upstream_model,"
     " prompt_tokens, completion_tokens, latency_ms, status, cost_usd,"
@@ -147,9 +185,48 @@ def _connect(path: Path) -> sqlite3.Connection:
         for name, declaration in _ADDED_COLUMNS.items():
             if name not in present:
                 connection.execute(f"ALTER TABLE usage ADD COLUMN {name} {declaration}")
+        _add_rollups(connection)
     except (OSError, sqlite3.Error) as exc:
         raise LedgerError(f"cannot open the usage ledger {path}: {exc}") from None
     return connection
+
+
+def _add_rollups(connection: sqlite3.Connection) -> None:
+    """Create ``usage_daily`` from the rows so far, once (workers take turns on the lock)."""
+    exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_daily'"
+    if connection.execute(exists).fetchone():
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if not connection.execute(exists).fetchone():
+            for statement in DAILY_SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def _daily(batch: list[Row]) -> list[tuple[Any, ...]]:
+    """A batch of rows summed per UTC day, key, model and provider (for the upsert)."""
+    groups: dict[tuple[str, str, str, str], list[Any]] = {}
+    for ts, _, key, model, provider, _, prompt, completion, latency, status, cost in batch:
+        day = time.strftime("%Y-%m-%d", time.gmtime(ts))
+        group = groups.get((day, key or "-", model or "-", provider or "-"))
+        if group is None:
+            group = groups[(day, key or "-", model or "-", provider or "-")] = [
+                0, 0, 0, 0, None, 0.0, ts,
+            ]  # fmt: skip
+        group[0] += 1
+        group[1] += status >= 400
+        group[2] += prompt
+        group[3] += completion
+        if cost is not None:
+            group[4] = (group[4] or 0.0) + cost
+        group[5] += latency
+        group[6] = max(group[6], ts)
+    return [(*names, *sums) for names, sums in groups.items()]
 
 
 class UsageLedger:
@@ -234,6 +311,7 @@ class UsageLedger:
         try:
             with self._connection:
                 self._connection.executemany(_INSERT, batch)
+                self._connection.executemany(_UPSERT_DAILY, _daily(batch))
         except sqlite3.Error as exc:
             # Keep the rows for the next round: a locked or full disk may clear.
             pending.extendleft(reversed(batch))
@@ -296,6 +374,52 @@ def summarize(path: Path, *, by: str = "key", since: float | None = None) -> lis
     try:
         with connection:
             rows: Sequence[Any] = connection.execute(query, (since or 0.0,)).fetchall()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot read the usage ledger {path}: {exc}") from None
+    finally:
+        connection.close()
+    return [
+        UsageLine(
+            group=str(row[0]),
+            requests=int(row[1]),
+            failed=int(row[2] or 0),
+            prompt_tokens=int(row[3] or 0),
+            completion_tokens=int(row[4] or 0),
+            cost_usd=None if row[5] is None else round(float(row[5]), 6),
+            avg_latency_ms=None if row[6] is None else round(float(row[6]), 3),
+        )
+        for row in rows
+    ]
+
+
+DAILY_GROUPINGS: dict[str, str] = {
+    "key": "key_name",
+    "model": "model",
+    "provider": "provider",
+    "day": "day",
+}
+
+
+def summarize_days(path: Path, *, by: str = "key", since_day: str = "") -> list[UsageLine]:
+    """``summarize`` from the daily rollups: totals per group of the UTC days from
+    ``since_day`` (``YYYY-MM-DD``; empty: all), reading a row per day and group."""
+    if by not in DAILY_GROUPINGS:
+        raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(DAILY_GROUPINGS)}")
+    if not path.exists():
+        raise LedgerError(f"no usage ledger at {path}")
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot open the usage ledger {path}: {exc}") from None
+    column = DAILY_GROUPINGS[by]
+    query = (
+        f"SELECT {column} AS grp, SUM(requests), SUM(failed), SUM(prompt_tokens),"
+        " SUM(completion_tokens), SUM(cost_usd), SUM(latency_ms_sum) / SUM(requests)"
+        " FROM usage_daily WHERE day >= ? GROUP BY grp ORDER BY grp"
+    )
+    try:
+        with connection:
+            rows: Sequence[Any] = connection.execute(query, (since_day,)).fetchall()
     except sqlite3.Error as exc:
         raise LedgerError(f"cannot read the usage ledger {path}: {exc}") from None
     finally:

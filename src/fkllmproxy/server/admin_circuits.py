@@ -19,7 +19,7 @@ from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.routing.breaker import CircuitBreaker
 from fkllmproxy.server.runtime import Runtime, RuntimeHolder
 
-__all__ = ["circuit_routes", "list_circuits", "reset_circuit"]
+__all__ = ["circuit_routes", "list_circuits", "reset_circuit", "reset_provider_circuit"]
 
 _encode = msgspec.json.Encoder().encode
 _log = get_logger("admin")
@@ -60,9 +60,13 @@ async def list_circuits(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _json({"circuits": [_describe(b, runtime) for b in runtime.router.breakers]})
 
 
-@post("/admin/circuits/{provider:str}/reset", status_code=200)
-async def reset_circuit(request: Request[Any, Any, Any], provider: str) -> Response[bytes]:
-    runtime = _master_runtime(request)
+def reset_provider_circuit(
+    runtime: Runtime, provider: str, *, via: str = "admin"
+) -> CircuitBreaker:
+    """Close ``provider``'s circuit now and log it; ``NotFound`` naming the providers if unknown.
+
+    The one place a circuit is reset by hand: the admin API and the web console both call it.
+    """
     breakers = runtime.router.breakers
     if provider not in breakers:
         known = ", ".join(b.name for b in breakers)
@@ -73,9 +77,15 @@ async def reset_circuit(request: Request[Any, Any, Any], provider: str) -> Respo
     breaker = breakers.reset(provider)
     _log.warning(
         "circuit reset by an operator",
-        extra={"provider": provider, "previous": previous, "state": breaker.state},
+        extra={"provider": provider, "previous": previous, "state": breaker.state, "via": via},
     )
-    return _json(_describe(breaker, runtime))
+    return breaker
+
+
+@post("/admin/circuits/{provider:str}/reset", status_code=200)
+async def reset_circuit(request: Request[Any, Any, Any], provider: str) -> Response[bytes]:
+    runtime = _master_runtime(request)
+    return _json(_describe(reset_provider_circuit(runtime, provider), runtime))
 
 
 circuit_routes = [list_circuits, reset_circuit]

@@ -27,6 +27,7 @@ from fkllmproxy.server.openapi import openapi_json
 from fkllmproxy.server.responses_api import create_response, responses, retrieve_response
 from fkllmproxy.server.root import root, root_head
 from fkllmproxy.server.runtime import RuntimeHolder
+from fkllmproxy.server.ui import Console, ui_routes
 
 __all__ = ["create_app"]
 
@@ -66,9 +67,10 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             responses,
             retrieve_response,
             *circuit_routes,
+            *ui_routes,
         ],
         exception_handlers=exception_handlers,
-        state=State({"holder": holder}),
+        state=State({"holder": holder, "console": Console(holder)}),
         openapi_config=None,
         logging_config=None,
         request_max_body_size=None,

@@ -4,7 +4,7 @@ the request's metrics and usage-ledger row.
 Raw ASGI rather than a framework middleware, because it sits on every request and
 costs only a dict entry and a wrapped ``send``. Probes and scrapes (``/health``,
 ``/ready``, ``/metrics``) are logged at DEBUG and left out of the request metrics, so
-watching the proxy does not change its numbers.
+watching the proxy does not change its numbers; so is the web console (``/ui``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ __all__ = ["RequestMiddleware"]
 
 _log = get_logger("access")
 _QUIET_PATHS = frozenset({"/", "/health", "/ready", "/metrics", "/metrics/prometheus"})
+# The web console is not API traffic: never in the request metrics; its polls and
+# static files are logged at DEBUG like the probes.
+_CONSOLE = "/ui"
+_CONSOLE_QUIET = ("/ui/api/", "/ui/static/")
 _REFUSALS = frozenset({"rate_limit_exceeded", "invalid_api_key"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
@@ -64,7 +68,8 @@ class RequestMiddleware:
                 return message
 
         holder: RuntimeHolder = scope["app"].state.holder
-        watched = scope["path"] not in _QUIET_PATHS
+        path = scope["path"]
+        watched = path not in _QUIET_PATHS and not path.startswith(_CONSOLE)
         observed = watched and holder.runtime.config.metrics.enabled
         if observed:
             holder.metrics.request_started()
@@ -124,7 +129,8 @@ def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
 
 def _log_request(scope: dict[str, Any], context: RequestContext, status: int) -> None:
     path = scope["path"]
-    level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
+    quiet = path in _QUIET_PATHS or path.startswith(_CONSOLE_QUIET)
+    level = logging.DEBUG if quiet else logging.INFO
     if not _log.isEnabledFor(level):
         return
     extra: dict[str, Any] = {

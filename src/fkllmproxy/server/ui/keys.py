@@ -1,0 +1,158 @@
+"""The Keys page: the key store of ``fkllm keys`` with spend from the ledger; create, revoke."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+
+from fkllmproxy.auth import Authenticator
+from fkllmproxy.auth.store import KeyStore, store_keys, store_path
+from fkllmproxy.config.schema import KeyRateLimit
+from fkllmproxy.errors import ConfigError
+from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.server.runtime import RuntimeHolder
+from fkllmproxy.server.ui import ledger, pages
+from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render
+from fkllmproxy.server.ui.console import Visit, redirect, signed_in
+from fkllmproxy.server.ui.html import Html, notice
+
+__all__ = ["create_key", "keys", "revoke_key"]
+
+_log = get_logger("console")
+
+
+def _store(visit: Visit) -> KeyStore:
+    return KeyStore(store_path(visit.runtime.config.state.directory))
+
+
+async def _keys_page(visit: Visit, *, status: int = 200, message: Html | None = None,
+                     created: tuple[str, str] | None = None) -> Response[bytes]:  # fmt: skip
+    config = visit.runtime.config
+    holder = visit.console.holder
+    try:
+        stored = await asyncio.to_thread(_store(visit).list)
+    except ConfigError as exc:
+        stored = []
+        message = notice(f"The key store cannot be read: {'; '.join(exc.problems)}", "error")
+    activity = await asyncio.to_thread(ledger.key_activity, ledger_file(holder))
+    rows = []
+    configured = {k.name for k in config.auth.keys}
+    for key in config.auth.keys:
+        rows.append(_key_row(key.name, "config", key.models, key.rate_limit, None, activity))
+    for entry in stored:
+        if entry.name in configured:
+            continue
+        limit = entry.as_client_key().rate_limit
+        rows.append(_key_row(entry.name, "store", entry.models, limit, entry.created_at, activity))
+    models = [m.name for m in config.models]
+    body = pages.keys_body(
+        rows, visit.csrf, models, created=created, ledger=holder.ledger is not None
+    )
+    return render(visit, "keys", "Keys", body, status, message)
+
+
+def _key_row(name: str, source: str, models: list[str], limit: KeyRateLimit | None,
+             created: float | None, activity: dict[str, ledger.KeyActivity]) -> dict[str, Any]:  # fmt: skip
+    seen = activity.get(name)
+    return {
+        "name": name,
+        "source": source,
+        "models": models,
+        "limit": f"{limit.capacity} burst, {limit.refill_per_second:g}/s" if limit else "default",
+        "requests": seen.requests if seen else 0,
+        "spend": seen.cost_usd if seen else None,
+        "last_used": seen.last_used if seen else None,
+        "created": created,
+    }
+
+
+@get("/ui/keys")
+async def keys(request: Request[Any, Any, Any]) -> Response[bytes]:
+    visit = await signed_in(request)
+    if visit is None:
+        return redirect(TO_LOGIN)
+    return await _keys_page(visit)
+
+
+def _apply_keys(holder: RuntimeHolder) -> str | None:
+    """Let the key store's keys in now (single process); else say how to apply them."""
+    if holder.reloader is None:
+        return (
+            "This daemon runs several workers: apply the change to all of them with "
+            "'systemctl reload fkllmproxy' (SIGHUP)."
+        )
+    runtime = holder.runtime
+    runtime.auth = Authenticator(
+        runtime.config.auth, extra_keys=store_keys(runtime.config), previous=runtime.auth
+    )
+    return None
+
+
+def _limit_from(form: dict[str, str]) -> KeyRateLimit | None:
+    capacity = form.get("capacity", "").strip()
+    refill = form.get("refill_per_second", "").strip()
+    if not capacity and not refill:
+        return None
+    if not capacity or not refill:
+        raise ValueError("give both Burst and Refill per second, or neither")
+    try:
+        return msgspec.convert(
+            {"capacity": capacity, "refill_per_second": refill}, KeyRateLimit, strict=False
+        )
+    except msgspec.ValidationError:
+        raise ValueError(
+            "Burst must be a whole number of at least 1 and Refill per second a number above 0"
+        ) from None
+
+
+@post("/ui/keys", status_code=200)
+async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
+    checked = await change(request)
+    if isinstance(checked, Response):
+        return checked
+    visit, form = checked
+    name = form.get("name", "").strip()
+    models = [m.strip() for m in form.get("models", "").split(",") if m.strip()]
+    try:
+        limit = _limit_from(form)
+    except ValueError as exc:
+        return await _keys_page(visit, status=400, message=notice(f"Not created: {exc}.", "error"))
+    if name in {k.name for k in visit.runtime.config.auth.keys}:
+        message = notice(f"Not created: the config file already has a key named {name!r}.",
+                         "error")  # fmt: skip
+        return await _keys_page(visit, status=409, message=message)
+    try:
+        key = await asyncio.to_thread(_store(visit).create, name, models, limit)
+    except ConfigError as exc:
+        message = notice(f"Not created: {'; '.join(exc.problems)}.", "error")
+        return await _keys_page(visit, status=400, message=message)
+    _log.info("client key created in the console", extra={"key_name": name, "models": models})
+    pending = _apply_keys(visit.console.holder)
+    return await _keys_page(
+        visit, created=(name, key), message=notice(pending, "info") if pending else None
+    )
+
+
+@post("/ui/keys/revoke", status_code=200)
+async def revoke_key(request: Request[Any, Any, Any]) -> Response[bytes]:
+    checked = await change(request)
+    if isinstance(checked, Response):
+        return checked
+    visit, form = checked
+    name = form.get("name", "")
+    try:
+        removed = await asyncio.to_thread(_store(visit).revoke, name)
+    except ConfigError as exc:
+        message = notice(f"Not revoked: {'; '.join(exc.problems)}.", "error")
+        return await _keys_page(visit, status=400, message=message)
+    if not removed:
+        return await _keys_page(
+            visit, status=404, message=notice(f"No stored key named {name!r}.", "error")
+        )
+    _log.warning("client key revoked in the console", extra={"key_name": name})
+    pending = _apply_keys(visit.console.holder)
+    text = f"Key {name!r} revoked." + (f" {pending}" if pending else " It no longer works.")
+    return await _keys_page(visit, message=notice(text, "success"))
