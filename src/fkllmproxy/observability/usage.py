@@ -211,7 +211,7 @@ def _add_rollups(connection: sqlite3.Connection) -> None:
 def _daily(batch: list[Row]) -> list[tuple[Any, ...]]:
     """A batch of rows summed per UTC day, key, model and provider (for the upsert)."""
     groups: dict[tuple[str, str, str, str], list[Any]] = {}
-    for ts, _, key, model, provider, _, prompt, completion, latency, status, cost in batch:
+    for ts, _, key, model, provider, _, prompt, completion, latency, status, cost, *_ in batch:
         day = time.strftime("%Y-%m-%d", time.gmtime(ts))
         group = groups.get((day, key or "-", model or "-", provider or "-"))
         if group is None:
