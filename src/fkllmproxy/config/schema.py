@@ -154,6 +154,12 @@ class ProviderConfig(_Section, frozen=True):
     credentials_file: str | None = None
     default_max_tokens: PositiveInt = 4096
     mock_latency_ms: NonNegativeFloat = 0.0
+    # Bounds on what the provider may send back (providers/limits.py says why).
+    max_response_head_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024
+    max_response_headers: Annotated[int, Meta(ge=8)] = 100
+    max_response_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * MIB
+    max_stream_line_bytes: Annotated[int, Meta(ge=1024)] = 4 * MIB
+    max_stream_bytes: Annotated[int, Meta(ge=1024)] = 256 * MIB
 
 
 class Target(_Section, frozen=True):
