@@ -32,6 +32,9 @@ WHOLE_ROWS = [
     "gzip-bomb",
     "big-header",
     "many-headers",
+    "empty-object",
+    "choices-not-list",
+    "not-json",
     "reset-after-head",
 ]
 STREAM_ROWS = ["long-line", "stream-flood", "gzip-bomb", "big-header", "many-headers"]
