@@ -49,7 +49,8 @@ async def accept(
     """
     runtime = request.holder.runtime
     caller, context = await admit(request, runtime)
-    raw = await read_body(request, runtime.config.server.max_request_size)
+    server = runtime.config.server
+    raw = await read_body(request, server.max_request_size, server.body_timeout_secs)
     parsed = decode_body(raw, decoder)
     context.model = parsed.model
     model = runtime.router.resolve(parsed.model)
