@@ -134,7 +134,7 @@ class CacheConfig(_Section, frozen=True):
 class UsageConfig(_Section, frozen=True):
     enabled: bool = False
     path: str | None = None
-    flush_interval_secs: PositiveFloat = 1.0
+    flush_interval_secs: PositiveFloat = 0.1
 
 
 class ProviderConfig(_Section, frozen=True):
