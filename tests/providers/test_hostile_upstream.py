@@ -21,7 +21,7 @@ AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 KIB = 1024
 MIB = 1024 * KIB
 BODY_LIMIT = 1 * MIB
-LINE_LIMIT = 256 * KIB
+EVENT_LIMIT = 256 * KIB
 STREAM_LIMIT = 2 * MIB
 WAIT = 30.0  # a bound on every client wait, far above what any row needs
 RSS_BOUND_MIB = 96  # generous: the unbounded daemon grew by gigabytes on these rows
@@ -70,7 +70,7 @@ timeout_secs = 4.0
 max_response_head_bytes = 65536
 max_response_headers = 100
 max_response_body_bytes = {BODY_LIMIT}
-max_stream_line_bytes = {LINE_LIMIT}
+max_stream_event_bytes = {EVENT_LIMIT}
 max_stream_bytes = {STREAM_LIMIT}
 
 [[providers]]

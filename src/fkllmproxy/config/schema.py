@@ -159,7 +159,7 @@ class ProviderConfig(_Section, frozen=True):
     max_response_head_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024
     max_response_headers: Annotated[int, Meta(ge=8)] = 100
     max_response_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * MIB
-    max_stream_line_bytes: Annotated[int, Meta(ge=1024)] = 4 * MIB
+    max_stream_event_bytes: Annotated[int, Meta(ge=1024)] = 4 * MIB
     max_stream_bytes: Annotated[int, Meta(ge=1024)] = 256 * MIB
 
 

@@ -10,8 +10,8 @@ or an event-stream line that never ends. Each of those is bounded here, per prov
   line and headers, enforced by the transport while it parses them;
 - ``max_response_body_bytes`` (32 MiB): a whole (non-streamed) answer or error body,
   refused up front on its ``Content-Length`` and counted while it is read;
-- ``max_stream_line_bytes`` (4 MiB): one line of an event stream (an SSE ``data:``
-  line carries one whole event, so this bounds an event);
+- ``max_stream_event_bytes`` (4 MiB): one event of a stream, up to its blank line (a
+  ``data:`` line that never ends is an event that never ends);
 - ``max_stream_bytes`` (256 MiB): a whole stream.
 
 Passing one is an upstream failure like any other (``UpstreamUnavailable``: the next
@@ -56,7 +56,7 @@ class ResponseLimits:
     head_bytes: int = 64 * 1024
     headers: int = 100
     body_bytes: int = 32 * 1024 * 1024
-    line_bytes: int = 4 * 1024 * 1024
+    event_bytes: int = 4 * 1024 * 1024
     stream_bytes: int = 256 * 1024 * 1024
 
     @classmethod
@@ -65,7 +65,7 @@ class ResponseLimits:
             head_bytes=provider.max_response_head_bytes,
             headers=provider.max_response_headers,
             body_bytes=provider.max_response_body_bytes,
-            line_bytes=provider.max_stream_line_bytes,
+            event_bytes=provider.max_stream_event_bytes,
             stream_bytes=provider.max_stream_bytes,
         )
 
@@ -143,13 +143,14 @@ async def read_bounded(response: httpx.Response, limit: int, provider: str) -> b
 
 
 class BoundedStream(httpx.AsyncByteStream):
-    """A streamed body that fails once a line or the whole passes its provider's limits.
+    """A streamed body that fails once an event or the whole passes its provider's limits.
 
-    Counting costs a ``rfind`` per chunk: the length of the line still open is the
-    bytes since the last newline seen.
+    An event is what runs up to a blank line (so a line that never ends is an event
+    that never ends). Counting costs two ``rfind`` per chunk: the open event's length
+    is the bytes since the last blank line seen.
     """
 
-    __slots__ = ("_inner", "_limits", "_line", "_provider", "_total")
+    __slots__ = ("_event", "_inner", "_limits", "_newline", "_provider", "_total")
 
     _inner: httpx.AsyncByteStream  # what a transport's ``handle_async_request`` gives
 
@@ -157,22 +158,29 @@ class BoundedStream(httpx.AsyncByteStream):
         self._inner = inner
         self._limits = limits
         self._provider = provider
-        self._line = 0
+        self._event = 0
         self._total = 0
+        self._newline = False  # the last chunk ended with a newline
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         limits = self._limits
         async for chunk in self._inner:
             size = len(chunk)
             self._total += size
-            newline = chunk.rfind(b"\n")
-            self._line = self._line + size if newline < 0 else size - newline - 1
-            if self._line > limits.line_bytes:
+            end = max(chunk.rfind(b"\n\n"), chunk.rfind(b"\n\r\n"))
+            if end >= 0:
+                self._event = size - end - 2
+            elif self._newline and chunk[:1] == b"\n":  # the blank line split across chunks
+                self._event = size - 1
+            else:
+                self._event += size
+            self._newline = chunk[-1:] == b"\n"
+            if self._event > limits.event_bytes:
                 await self.aclose()
                 raise _refused(
                     self._provider,
-                    f"sent an event-stream line over the {limits.line_bytes} bytes of"
-                    " max_stream_line_bytes",
+                    f"sent a stream event (or line) over the {limits.event_bytes} bytes of"
+                    " max_stream_event_bytes",
                     200,
                 )
             if self._total > limits.stream_bytes:
