@@ -103,13 +103,16 @@ class _Watch:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=18990)
+    parser.add_argument("--transport", choices=["h1", "aiohttp", "httpx"], default="h1")
     args = parser.parse_args(argv)
     with HostileUpstream(flood_bytes=1024 * 1024 * 1024, bomb_bytes=2 * 1024**3) as hostile:
+        hostile.prepare_bomb()
         tmp = Path(tempfile.mkdtemp())
         config = tmp / "config.toml"
         config.write_text(_config(hostile.base_url))
         env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
         env["APP_AUTH__MASTER_KEY"] = MASTER
+        env["APP_SERVER__HTTP_TRANSPORT"] = args.transport
         command = [sys.executable, "-m", "fkllmproxy", "serve", "--config", str(config),
                    "--port", str(args.port)]  # fmt: skip
         daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)

@@ -87,3 +87,19 @@ async def test_anthropic_messages_refuse_a_200_that_is_not_a_message(body: bytes
     with pytest.raises(UpstreamUnavailable, match="not a Message"):
         await provider.messages(MessagesCall(raw=b'{"model": "m"}', model="m", client_model="m"))
     await provider.aclose()
+
+
+async def test_azure_chat_refuses_a_200_that_is_not_a_completion() -> None:
+    """Azure is OpenAI's format behind another path: the same check."""
+
+    def transport(_: ProviderConfig) -> httpx.AsyncBaseTransport:
+        return httpx.MockTransport(lambda request: httpx.Response(200, content=b"{}"))
+
+    config = ProviderConfig(name="az", type="azure", api_key="k", base_url="https://r.example")
+    provider = build_provider(config, transport)
+    request = ChatRequest(
+        raw=b'{"model": "d", "messages": []}', model="d", stream=False, client_model="d"
+    )
+    with pytest.raises(UpstreamUnavailable, match="not an answer"):
+        await provider.chat(request)
+    await provider.aclose()

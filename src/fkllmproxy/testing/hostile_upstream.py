@@ -116,6 +116,11 @@ class HostileUpstream:
             "ok": self._ok,
         }
 
+    def prepare_bomb(self) -> None:
+        """Build the gzip bomb now (seconds for gigabytes) rather than on its first request."""
+        if self._bomb is None:
+            self._bomb = gzip_bomb(self._bomb_bytes)
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
