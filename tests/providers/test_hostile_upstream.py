@@ -209,8 +209,24 @@ def test_invalid_utf8_in_a_stream_is_relayed_as_it_came(daemon: RunningDaemon) -
 
 
 def test_memory_is_back_near_where_it_started(daemon: RunningDaemon, baseline: float) -> None:
-    """After every row (module order: this runs last), RSS is within the bound."""
+    """After every whole-answer row once more, RSS is within the bound and /health answers."""
     for row in WHOLE_ROWS:
         chat(daemon, row)
     assert rss_mib(daemon.pid) - baseline < RSS_BOUND_MIB
     assert httpx.get(daemon.url + "/health", timeout=5).status_code == 200
+
+
+def test_bad_answers_count_against_the_circuit(
+    tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream
+) -> None:
+    """Limit breaches and non-answers are provider failures: the circuit opens on them."""
+    config = _config(hostile.base_url).replace(
+        "failure_threshold = 100000", "failure_threshold = 2\ntimeout_secs = 600"
+    )
+    with RunningDaemon(tmp_path_factory.mktemp("circuit"), config) as d:
+        assert chat(d, "fallback-empty-object").status_code == 200
+        assert chat(d, "fallback-huge-length").status_code == 200
+        health = httpx.get(d.url + "/health", headers=AUTH, timeout=WAIT).json()
+        circuits = {p["name"]: p["circuit"] for p in health["providers"]}
+        assert circuits == {"hostile": "open", "healthy": "closed"}
+        assert chat(d, "fallback-ok").status_code == 200  # straight to the healthy target
