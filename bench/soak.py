@@ -55,6 +55,9 @@ def _config(base_url: str) -> str:
             f' model = "{row}" }}, {{ provider = "healthy", model = "m" }}]\n'
         )
     return f"""
+[rate_limit]
+enabled = false
+
 [circuit_breaker]
 failure_threshold = 100000
 
