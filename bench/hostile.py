@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         env["APP_SERVER__HTTP_TRANSPORT"] = args.transport
         command = [sys.executable, "-m", "fkllmproxy", "serve", "--config", str(config),
                    "--port", str(args.port)]  # fmt: skip
-        daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+        daemon = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         url = f"http://127.0.0.1:{args.port}"
         try:
             deadline = time.monotonic() + 30
@@ -126,15 +128,23 @@ def main(argv: list[str] | None = None) -> int:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             headers = {"authorization": f"Bearer {MASTER}"}
-            print("| upstream answers | what the client got | RSS before → peak → after (MiB) | slowest /health |")
+            print(
+                "| upstream answers | what the client got | RSS before → peak → after (MiB) | slowest /health |"
+            )
             print("|---|---|---|---|")
             for row, stream, label in ROWS:
                 hostile.flood_bytes = FLOOD.get(row, 1024 * 1024 * 1024)
                 before = _rss_mib(daemon.pid)
-                body = {"model": row, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+                body = {
+                    "model": row,
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "stream": stream,
+                }
                 with _Watch(url, daemon.pid) as watch:
                     started = time.perf_counter()
-                    answer = httpx.post(url + "/v1/chat/completions", json=body, headers=headers, timeout=120)
+                    answer = httpx.post(
+                        url + "/v1/chat/completions", json=body, headers=headers, timeout=120
+                    )
                     took = time.perf_counter() - started
                 time.sleep(1.0)
                 after = _rss_mib(daemon.pid)

@@ -107,9 +107,15 @@ def _client_loop(url: str, stop: threading.Event, outcomes: collections.Counter[
     with httpx.Client(timeout=60) as client:
         while not stop.is_set():
             model, stream, hang_up = rng.choice(MIX)
-            body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            body = {
+                "model": model,
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": stream,
+            }
             try:
-                with client.stream("POST", url + "/v1/chat/completions", json=body, headers=headers) as r:
+                with client.stream(
+                    "POST", url + "/v1/chat/completions", json=body, headers=headers
+                ) as r:
                     if hang_up:
                         next(r.iter_raw(), None)
                         outcomes["hung up"] += 1
@@ -138,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         env["APP_AUTH__MASTER_KEY"] = MASTER
         command = [sys.executable, "-m", "fkllmproxy", "serve", "--config", str(config),
                    "--port", str(args.port)]  # fmt: skip
-        daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+        daemon = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         url = f"http://127.0.0.1:{args.port}"
         stop = threading.Event()
         outcomes: collections.Counter[str] = collections.Counter()
@@ -181,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
           f" {samples[-1][1]:.1f} at the end; slope {slope:+.2f} MB/h (limit {args.max_slope})")  # fmt: skip
     print(f"/health failures: {health_failures}")
     unexpected = {
-        k: v for k, v in outcomes.items() if k.startswith("good ") and k != "good 200"
-        or k.startswith("hostile ") and k not in ("hostile 200 cut", "hostile 502")
+        k: v
+        for k, v in outcomes.items()
+        if (k.startswith("good ") and k != "good 200")
+        or (k.startswith("hostile ") and k not in ("hostile 200 cut", "hostile 502"))
     }
     ok = slope <= args.max_slope and health_failures == 0 and not unexpected
     if unexpected:
