@@ -93,3 +93,13 @@ bench-setup: venv
 
 bench: bench-setup
 	$(BENCH_PY) -m bench.run $(BENCH_ARGS)
+
+# Reliability (docs/reliability.md): ten minutes of mixed traffic with hostile-upstream
+# faults, failing above 5 MB/h of RSS growth; and issue 14's table at full size.
+SOAK_ARGS ?=
+.PHONY: soak hostile-table
+soak: venv
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+hostile-table: venv
+	$(BIN)/python -m bench.hostile

@@ -40,6 +40,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "RequestTimeout",
     "ShuttingDown",
     "StateStoreUnavailable",
     "Unauthorized",
@@ -130,6 +131,14 @@ class PayloadTooLarge(ClientError):
     status = 413
     error_type = "request_too_large"
     code = "request_too_large"
+
+
+class RequestTimeout(ClientError):
+    """Raised when a request body is not received within ``server.body_timeout_secs``."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class RateLimited(ClientError):

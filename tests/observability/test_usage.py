@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +19,7 @@ from fkllmproxy.observability.usage import (
     summarize,
     summarize_days,
 )
-from tests.conftest import MOCK_CONFIG
+from tests.conftest import MOCK_CONFIG, wait_until
 
 
 def record(ledger: UsageLedger, **fields: object) -> None:
@@ -238,3 +239,91 @@ class TestDailyRollups:
             )
         lines = summarize_days(path, by="day", since_day="2026-01-02")
         assert [line.group for line in lines] == ["2026-01-02", "2026-01-03"]
+
+
+def count_rows(path: Path) -> int:
+    """Rows committed so far, read the way ``fkllm usage`` reads a live ledger."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM usage").fetchone()[0])
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        db.close()
+
+
+class TestPromptWrites:
+    def test_a_row_is_written_without_waiting_for_close(self, tmp_path: Path) -> None:
+        """The first row queued wakes the writer: it is on disk while the ledger runs."""
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=0.01, prices=PriceTable([]))
+        try:
+            record(ledger)
+            assert wait_until(lambda: count_rows(path) == 1, timeout=10)
+            record(ledger, request_id="r2")
+            record(ledger, request_id="r3")
+            assert wait_until(lambda: count_rows(path) == 3, timeout=10)
+        finally:
+            ledger.close()
+
+    def test_a_failing_write_keeps_its_rows_and_logs_once(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A write refused (the table gone read-only) is retried; the rows land after."""
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=0.01, prices=PriceTable([]))
+        with sqlite3.connect(path) as db:  # make every insert fail until the trigger goes
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'full'); END"
+            )
+        try:
+            for i in range(3):
+                record(ledger, request_id=f"r{i}")
+            assert wait_until(lambda: "write failed" in caplog.text, timeout=10)
+            with sqlite3.connect(path) as db:
+                db.execute("DROP TRIGGER refuse")
+            assert wait_until(lambda: count_rows(path) == 3, timeout=10)
+        finally:
+            ledger.close()
+        assert caplog.text.count("write failed") == 1
+
+
+class TestCrash:
+    def test_sigkill_keeps_every_row_written_and_the_next_start_recovers(
+        self, start_daemon: Any, tmp_path: Path
+    ) -> None:
+        """A real daemon, real traffic, a real SIGKILL: every row it wrote is there, the
+        WAL is replayed, and a new daemon appends to the same file."""
+        path = tmp_path / "usage.sqlite3"
+        config = MOCK_CONFIG + f'\n[usage]\nenabled = true\npath = "{path}"\n'
+        daemon = start_daemon(config)
+
+        def one(i: int) -> int:
+            return httpx.post(
+                daemon.url + "/v1/chat/completions",
+                headers=daemon.headers(),
+                json={"model": "mock", "messages": [{"role": "user", "content": f"n {i}"}]},
+            ).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(one, range(300))) == [200] * 300
+        # Written within flush_interval_secs of each answer: the bound is for a slow CI.
+        assert wait_until(lambda: count_rows(path) == 300, timeout=10)
+        daemon.signal(signal.SIGKILL)
+        daemon.process.wait(10)
+        assert count_rows(path) == 300
+
+        again = start_daemon(config)
+        assert one_more(again) == 200
+        assert again.stop() == 0
+        assert count_rows(path) == 301
+
+
+def one_more(daemon: Any) -> int:
+    return httpx.post(
+        daemon.url + "/v1/chat/completions",
+        headers=daemon.headers(),
+        json={"model": "mock", "messages": [{"role": "user", "content": "again"}]},
+    ).status_code

@@ -61,6 +61,7 @@ class ServerConfig(_Section, frozen=True):
     backlog: Annotated[int, Meta(ge=16)] = 4096
     backpressure: Annotated[int, Meta(ge=16)] = 16384
     drain_timeout_secs: NonNegativeFloat = 30.0
+    body_timeout_secs: PositiveFloat = 30.0
     http_transport: Literal["aiohttp", "h1", "httpx"] = "h1"
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
@@ -178,7 +179,7 @@ class CacheConfig(_Section, frozen=True):
 class UsageConfig(_Section, frozen=True):
     enabled: bool = False
     path: str | None = None
-    flush_interval_secs: PositiveFloat = 1.0
+    flush_interval_secs: PositiveFloat = 0.1
 
 
 class ResponsesConfig(_Section, frozen=True):
@@ -216,6 +217,12 @@ class ProviderConfig(_Section, frozen=True):
     # openai/azure: whether the provider has the Responses API (/v1/responses passes
     # through); absent: true when base_url's host is api.openai.com.
     responses_api: bool | None = None
+    # Bounds on what the provider may send back (providers/limits.py says why).
+    max_response_head_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024
+    max_response_headers: Annotated[int, Meta(ge=8)] = 100
+    max_response_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * MIB
+    max_stream_event_bytes: Annotated[int, Meta(ge=1024)] = 4 * MIB
+    max_stream_bytes: Annotated[int, Meta(ge=1024)] = 256 * MIB
 
 
 class Target(_Section, frozen=True):

@@ -171,6 +171,11 @@ class Metrics:
             "Requests refused with 401 (missing or wrong key).",
             registry=own,
         )
+        self._usage_dropped = Counter(
+            "fkllm_usage_rows_dropped_total",
+            "Usage-ledger rows dropped because the writer fell too far behind (disk full, read-only).",
+            registry=own,
+        )
         self._cache_hits = Counter(
             "fkllm_cache_hits_total",
             "Requests answered from the response cache, by model.",
@@ -289,6 +294,9 @@ class Metrics:
             self._child(("ch", model), self._cache_hits, model).inc()
         else:
             self._child(("cm", model), self._cache_misses, model).inc()
+
+    def usage_rows_dropped(self, count: int) -> None:
+        self._usage_dropped.inc(count)
 
     def rate_limited(self) -> None:
         self._rate_limited.inc()

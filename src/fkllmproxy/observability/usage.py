@@ -1,11 +1,21 @@
 """The usage ledger: one SQLite row per completed model request, written off the request path.
 
-A request only appends a tuple to an in-memory queue (``UsageLedger.record``: no I/O,
-no lock held beyond the deque's own). A writer thread wakes every
-``usage.flush_interval_secs`` and inserts whatever has queued up in one transaction.
-``close`` (called on shutdown, after the server has drained) wakes it a last time and
-waits for that flush, so a clean stop loses nothing. With several workers each one
-writes to the same file; SQLite's WAL mode and a busy timeout let them take turns.
+A request only appends a tuple to an in-memory queue (``UsageLedger.record``: no I/O;
+the first row into an empty queue also sets an event). A writer thread woken by that
+event waits ``usage.flush_interval_secs`` (default 0.1 s) so the rows of a busy moment
+share one transaction, then inserts them and commits with ``synchronous=FULL`` (the
+WAL is fsynced: at most ten fsyncs a second at the default, none on the event loop).
+So a row is on disk within ``flush_interval_secs`` plus one commit of its request
+finishing, and that is all a SIGKILL, an OOM kill or a power loss can cost; SQLite
+replays its WAL when the file is next opened. ``close`` (on shutdown, after the
+drain) cuts the wait short and flushes, so a clean stop loses nothing.
+
+A write that fails (disk full, a read-only file, a lock held too long) keeps the rows
+queued and is retried every second; it is logged once, when it starts failing, and
+once when writing works again. Rows beyond ``MAX_PENDING`` are dropped, oldest first,
+and counted in ``fkllm_usage_rows_dropped_total``; requests never wait for the disk.
+With several workers each one writes to the same file; SQLite's WAL mode and a busy
+timeout let them take turns.
 
 Each flush also adds its rows to ``usage_daily``, one row per UTC day, key, model and
 provider, in the same transaction: the console's pages read those rollups, so a page
@@ -31,6 +41,7 @@ from typing import Any, Literal
 
 from fkllmproxy.config.schema import Config, PriceConfig
 from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.observability.metrics import process_metrics
 
 __all__ = [
     "GROUPINGS",
@@ -106,6 +117,7 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 MAX_PENDING = 200_000  # beyond this the writer is hopelessly behind: drop the oldest
+_RETRY_SECS = 1.0  # after a failed write, how soon the next try comes
 _BUSY_TIMEOUT_MS = 10_000
 
 Row = tuple[
@@ -179,7 +191,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA synchronous=FULL")  # a commit survives a power loss
         connection.executescript(SCHEMA)
         present = {row[1] for row in connection.execute("PRAGMA table_info(usage)")}
         for name, declaration in _ADDED_COLUMNS.items():
@@ -239,6 +251,8 @@ class UsageLedger:
         self._connection = _connect(path)  # fail at start, not in the thread
         self._pending: collections.deque[Row] = collections.deque()
         self._dropped = 0
+        self._failing = False
+        self._wake = threading.Event()  # set by the first row queued into an empty queue
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fkllm-usage", daemon=True)
         self._thread.start()
@@ -286,12 +300,21 @@ class UsageLedger:
                 cache_write_tokens,
             )
         )
-        if len(pending) > MAX_PENDING:
+        if len(pending) == 1:
+            self._wake.set()
+        elif len(pending) > MAX_PENDING:
             pending.popleft()
             self._dropped += 1
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        stop = self._stop
+        while not stop.is_set():
+            # Rows queued while this thread writes are left for the next round (the
+            # queue was not empty, so nothing set the event): after a failure, or when
+            # rows remain, come back without waiting to be woken.
+            self._wake.wait(_RETRY_SECS if self._failing or self._pending else None)
+            self._wake.clear()
+            stop.wait(self._interval)  # let a burst share one commit; close cuts it short
             self._flush()
         self._flush()
         self._connection.close()
@@ -308,6 +331,7 @@ class UsageLedger:
             _log.warning(
                 "usage ledger fell behind; oldest records dropped", extra={"dropped": dropped}
             )
+            process_metrics().usage_rows_dropped(dropped)
         try:
             with self._connection:
                 self._connection.executemany(_INSERT, batch)
@@ -315,14 +339,21 @@ class UsageLedger:
         except sqlite3.Error as exc:
             # Keep the rows for the next round: a locked or full disk may clear.
             pending.extendleft(reversed(batch))
-            _log.error(
-                "usage ledger write failed; will retry",
-                extra={"path": str(self.path), "error": str(exc), "pending": len(pending)},
-            )
+            if not self._failing:
+                self._failing = True
+                _log.error(
+                    "usage ledger write failed; rows stay queued and the write is retried",
+                    extra={"path": str(self.path), "error": str(exc), "pending": len(pending)},
+                )
+            return
+        if self._failing:
+            self._failing = False
+            _log.warning("usage ledger writes again", extra={"path": str(self.path)})
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything still queued, then stop the writer (idempotent)."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 

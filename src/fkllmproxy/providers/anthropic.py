@@ -71,7 +71,18 @@ class _Event(msgspec.Struct):
     message: _UsageHolder | None = None
 
 
-_usage_decoder = msgspec.json.Decoder(_UsageHolder)
+class _Block(msgspec.Struct):
+    """Any content block (its fields skipped)."""
+
+
+class _Message(msgspec.Struct):
+    """The shape a whole Message must have to be an answer (providers/answers.py)."""
+
+    content: list[_Block]
+    usage: ResponseUsage | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_Message)
 _event_decoder = msgspec.json.Decoder(_Event)
 
 
@@ -94,11 +105,14 @@ def _merge_usage(found: ResponseUsage | None, seen: ResponseUsage, usage: Usage)
 
 
 def _message_usage(body: bytes, label: str) -> Usage:
-    """Usage of a whole Message; an answer that is not a JSON object is a bad answer."""
+    """Usage of a whole Message; a body without a ``content`` list is not an answer."""
     try:
         found = _usage_decoder.decode(body).usage
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        raise UpstreamUnavailable(f"provider {label} sent an unreadable answer") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        reason = str(exc).split(" - at ", 1)[0][:120]
+        raise UpstreamUnavailable(
+            f"provider {label} answered 200 with a body that is not a Message ({reason})"
+        ) from None
     usage = Usage()
     _merge_usage(found, ResponseUsage(), usage)
     return usage

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import ConfigError
+from fkllmproxy.providers.answers import chat_answer_usage, embeddings_answer_usage
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -24,7 +25,6 @@ from fkllmproxy.providers.base import (
 from fkllmproxy.providers.http import TransportFactory, build_client
 from fkllmproxy.providers.openai import OpenAIProvider
 from fkllmproxy.providers.responses import configured_responses_api
-from fkllmproxy.providers.sse import read_usage
 
 __all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
 
@@ -64,7 +64,7 @@ class AzureProvider(OpenAIProvider):
         content = request.upstream_bytes()
         if not request.stream:
             body = await self._post_whole(path, content)
-            return Completion(body=body, usage=read_usage(body))
+            return Completion(body=body, usage=self._checked_usage(body, chat_answer_usage))
         response = await self._post(path, content, stream=True)
         usage = Usage()
         return StreamingCompletion(
@@ -78,4 +78,4 @@ class AzureProvider(OpenAIProvider):
     async def embeddings(self, request: EmbeddingRequest) -> Completion:
         path = self._path(request.model, "embeddings")
         body = await self._post_whole(path, request.upstream_bytes())
-        return Completion(body=body, usage=read_usage(body))
+        return Completion(body=body, usage=self._checked_usage(body, embeddings_answer_usage))

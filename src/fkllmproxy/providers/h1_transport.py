@@ -24,6 +24,8 @@ Exceptions, as httpx's own transport would choose them:
   ``ConnectTimeout`` (as with aiohttp's transport: the provider was not reached);
 - the upstream closed the connection before answering, sent something that is not an
   HTTP response, or ended a body early: ``RemoteProtocolError``;
+- its response head passed ``max_head_bytes`` or ``max_headers``: ``AnswerTooLarge``
+  (a ``RemoteProtocolError``; providers/limits.py), the connection closed at once;
 - the connection was reset: ``ReadError``;
 - no byte for ``read`` seconds: ``ReadTimeout``.
 
@@ -46,6 +48,8 @@ from typing import Any
 import httptools
 import httpx
 
+from fkllmproxy.providers.limits import AnswerTooLarge
+
 __all__ = ["H1Transport"]
 
 _DNS_TTL_SECS = 300.0  # how long an origin's looked-up addresses are reused
@@ -66,6 +70,7 @@ class _Connection(asyncio.Protocol):
         "chunks",
         "complete",
         "error",
+        "head_seen",
         "headers",
         "idle_since",
         "in_use",
@@ -83,6 +88,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        self.head_seen = 0  # bytes received for the answer before its head was complete
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
@@ -97,10 +103,23 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        head = self._head
+        if not head:
+            self.head_seen += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(httpx.RemoteProtocolError(f"not an HTTP response from upstream: {exc}"))
+            self.close()
+            return
+        if not head and not self._head and self.head_seen > self.pool.owner.max_head_bytes:
+            # Checked per read, so the parser holds at most one read past the bound.
+            limit = self.pool.owner.max_head_bytes
+            self._fail(
+                AnswerTooLarge(
+                    f"sent a response head over the {limit} bytes of max_response_head_bytes"
+                )
+            )
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,7 +145,12 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        headers = self.headers
+        if len(headers) >= self.pool.owner.max_headers:
+            limit = self.pool.owner.max_headers
+            self._fail(AnswerTooLarge(f"sent more than {limit} headers (max_response_headers)"))
+            raise _StopParsing  # the parser gives up on this answer; data_received closes
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -176,6 +200,7 @@ class _Connection(asyncio.Protocol):
         self._head = False
         self.status = 0
         self.headers = []
+        self.head_seen = 0
         self.chunks.clear()
         self.buffered = 0
         self.complete = False
@@ -220,6 +245,10 @@ class _Connection(asyncio.Protocol):
         self.broken = True
         if self.transport is not None:
             self.transport.close()
+
+
+class _StopParsing(Exception):
+    """Raised in a parser callback to make httptools stop (it wraps it in its own error)."""
 
 
 class _Pool:
@@ -417,9 +446,18 @@ class _Body(httpx.AsyncByteStream):
 class H1Transport(httpx.AsyncBaseTransport):
     """One provider's upstream connections (see the module docstring for what and why)."""
 
-    def __init__(self, *, max_connections: int, keepalive_secs: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        keepalive_secs: float = 30.0,
+        max_head_bytes: int = 64 * 1024,
+        max_headers: int = 100,
+    ) -> None:
         self.max_connections = max_connections
         self.keepalive_secs = keepalive_secs
+        self.max_head_bytes = max_head_bytes
+        self.max_headers = max_headers
         self._pools: dict[tuple[bytes, bytes, int | None], _Pool] = {}
         self.open = 0  # connections open or being opened, idle ones included
         self._waiters: deque[asyncio.Future[None]] = deque()

@@ -23,6 +23,14 @@ from fkllmproxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from fkllmproxy.providers.limits import (
+    AnswerTooLarge,
+    BoundedStream,
+    ResponseLimits,
+    check_encoding,
+    is_identity,
+    read_bounded,
+)
 
 __all__ = [
     "TransportFactory",
@@ -53,7 +61,12 @@ def default_transport(kind: str) -> TransportFactory:
         if kind == "h1":
             from fkllmproxy.providers.h1_transport import H1Transport
 
-            return H1Transport(max_connections=provider.max_connections, keepalive_secs=30.0)
+            return H1Transport(
+                max_connections=provider.max_connections,
+                keepalive_secs=30.0,
+                max_head_bytes=provider.max_response_head_bytes,
+                max_headers=provider.max_response_headers,
+            )
         limits = httpx.Limits(
             max_connections=provider.max_connections,
             max_keepalive_connections=provider.max_connections,
@@ -78,6 +91,11 @@ class UpstreamClient:
     ``httpx.Request`` takes with the least work. The transport
     keeps its whole job: pooling, the timeouts in the request's ``timeout`` extension,
     and mapping its errors to httpx's exceptions.
+
+    What comes back is held to ``limits`` (providers/limits.py): a whole body is read
+    raw and bounded (httpx's ``aread`` would inflate a compressed one on the loop), a
+    streamed one is wrapped to count its lines and size, and a compressed 2xx answer
+    is refused.
     """
 
     def __init__(
@@ -87,8 +105,12 @@ class UpstreamClient:
         base_url: str,
         headers: httpx.Headers,
         timeout: httpx.Timeout,
+        limits: ResponseLimits | None = None,
+        name: str = "upstream",
     ) -> None:
         self.transport = transport
+        self.limits = limits or ResponseLimits()
+        self.name = name
         self.base_url = base_url.rstrip("/")
         self.headers = headers
         self.timeout = timeout
@@ -147,12 +169,20 @@ class UpstreamClient:
         """The transport's response; read to the end and closed unless ``stream``."""
         response = await self.transport.handle_async_request(request)
         response.request = request
-        if not stream:
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
+        try:
+            if response.status_code >= 300:  # an error: read now, whether streamed or not
+                await read_bounded(response, self.limits.body_bytes, self.name)
+                if not is_identity(response):
+                    response._content = b""  # we relay bytes as they are: these can't be
+            else:
+                check_encoding(response, self.name)
+                if stream:
+                    response.stream = BoundedStream(response.stream, self.limits, self.name)
+                else:
+                    await read_bounded(response, self.limits.body_bytes, self.name)
+        except BaseException:
+            await response.aclose()
+            raise
         return response
 
     async def aclose(self) -> None:
@@ -184,6 +214,8 @@ def build_client(
         base_url=base_url,
         headers=httpx.Headers({**preset, **headers, **provider.headers}),
         timeout=timeout,
+        limits=ResponseLimits.of(provider),
+        name=provider.name,
     )
 
 
@@ -209,9 +241,17 @@ async def post(
 
 
 async def read_error_body(response: httpx.Response) -> bytes:
-    """An error response's body, read and the response closed; empty if it can't be read."""
+    """An error response's body, read and the response closed; empty if it can't be read.
+
+    ``UpstreamClient.send`` has already read it, held to the provider's limits (empty
+    when compressed: we asked for identity and relay bodies as they are).
+    """
     try:
-        return await response.aread()
+        if hasattr(response, "_content"):
+            return response.content
+        if not is_identity(response):
+            return b""
+        return await read_bounded(response, ResponseLimits().body_bytes, "upstream")
     except Exception:
         return b""
     finally:
@@ -233,6 +273,10 @@ async def whole_body(answer: Awaitable[httpx.Response], *, total: float, provide
 
 def map_exception(exc: Exception, provider: str) -> UpstreamError:
     """The upstream error a transport exception means, with a message safe to show."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, AnswerTooLarge):  # our own words, naming the limit
+        return UpstreamUnavailable(f"provider {provider!r} {exc}", provider=provider)
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return UpstreamTimeout(f"provider {provider!r} timed out", provider=provider)
     if isinstance(exc, (httpx.ConnectTimeout, httpx.ConnectError)):

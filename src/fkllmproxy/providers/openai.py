@@ -6,7 +6,7 @@ provider's bytes come back untouched, streamed chunk by chunk as they arrive.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import msgspec
@@ -14,6 +14,7 @@ import msgspec
 from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
+from fkllmproxy.providers.answers import chat_answer_usage, embeddings_answer_usage
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -37,7 +38,7 @@ from fkllmproxy.providers.responses import (
     read_responses_usage,
     relay_events,
 )
-from fkllmproxy.providers.sse import parse_usage, read_usage_frame
+from fkllmproxy.providers.sse import read_usage_frame
 
 __all__ = ["OpenAIProvider"]
 
@@ -82,20 +83,22 @@ class OpenAIProvider(Provider):
         content = request.upstream_bytes()
         if not request.stream:
             body = await self._post_whole("/chat/completions", content)
-            return Completion(body=body, usage=self._checked_usage(body))
+            return Completion(body=body, usage=self._checked_usage(body, chat_answer_usage))
         response = await self._post("/chat/completions", content, stream=True)
         usage = Usage()
         return StreamingCompletion(
             chunks=self._relay(response, usage), aclose=response.aclose, usage=usage
         )
 
-    def _checked_usage(self, body: bytes) -> Usage | None:
-        """The answer's usage; a 200 whose body is not a JSON object is a failed attempt."""
+    def _checked_usage(self, body: bytes, read: Callable[[bytes], Usage | None]) -> Usage | None:
+        """The answer's usage; a 200 whose body is not an answer (providers/answers.py)
+        is a failed attempt, so the next target is tried."""
         try:
-            return parse_usage(body)
-        except msgspec.DecodeError:
+            return read(body)
+        except msgspec.DecodeError as exc:
+            reason = str(exc).split(" - at ", 1)[0][:120]
             raise UpstreamUnavailable(
-                f"provider {self.name!r} answered 200 with a body that is not a JSON completion",
+                f"provider {self.name!r} answered 200 with a body that is not an answer ({reason})",
                 provider=self.name,
                 upstream_status=200,
             ) from None
@@ -138,7 +141,7 @@ class OpenAIProvider(Provider):
     async def embeddings(self, request: EmbeddingRequest) -> Completion:
         content = request.upstream_bytes()
         body = await self._post_whole("/embeddings", content)
-        return Completion(body=body, usage=self._checked_usage(body))
+        return Completion(body=body, usage=self._checked_usage(body, embeddings_answer_usage))
 
     def _responses_path(self, model: str) -> str:
         return "/responses"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TypeVar
 
 import msgspec
 
-from fkllmproxy.errors import BadRequest, ClientDisconnected, PayloadTooLarge
+from fkllmproxy.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from fkllmproxy.server.body_deadline import body_deadlines
 from fkllmproxy.server.exchange import ApiRequest
 
 __all__ = ["TOO_DEEP", "decode_body", "read_body"]
@@ -16,11 +18,37 @@ T = TypeVar("T")
 TOO_DEEP = "Request body is nested too deeply to be processed."
 
 
-async def read_body(request: ApiRequest, limit: int) -> bytes:
-    """The whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
+async def read_body(request: ApiRequest, limit: int, deadline_secs: float | None = None) -> bytes:
+    """The whole body, refusing with 413 as soon as it passes ``limit`` bytes.
+
+    A body not read in full within ``deadline_secs`` is a 408 (server/body_deadline.py).
+    One that ends before its declared length, or whose chunked framing is broken (the
+    server reports both as the client's disconnect), is a 400, as nginx answers it:
+    a client that is really gone reads nothing either way.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    if deadline_secs is None:
+        return await _read(request, limit)
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines = body_deadlines()
+    deadlines.watch(task, deadline_secs)
+    try:
+        return await _read(request, limit)
+    except asyncio.CancelledError:
+        if deadlines.done(task):
+            task.uncancel()
+            raise RequestTimeout(
+                f"The request body was not received within {deadline_secs:g} s (body_timeout_secs)."
+            ) from None
+        raise
+    finally:
+        deadlines.done(task)
+
+
+async def _read(request: ApiRequest, limit: int) -> bytes:
     receive = request.receive
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body"):
@@ -31,8 +59,11 @@ async def read_body(request: ApiRequest, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        if message["type"] != "http.request":  # http.disconnect: nobody to answer
-            raise ClientDisconnected("The client closed the connection while sending the body.")
+        if message["type"] != "http.request":  # http.disconnect: truncated or malformed
+            raise BadRequest(
+                "The request body could not be read: it ended before its declared length"
+                " or its chunked framing is malformed."
+            )
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

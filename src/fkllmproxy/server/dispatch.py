@@ -50,7 +50,8 @@ async def accept(
     """
     runtime = request.holder.runtime
     caller, context = await admit(request, runtime)
-    raw = await read_body(request, runtime.config.server.max_request_size)
+    server = runtime.config.server
+    raw = await read_body(request, server.max_request_size, server.body_timeout_secs)
     try:
         parsed = decode_body(raw, decoder)
     except BadRequest:

@@ -18,6 +18,7 @@ from typing import Any
 from fkllmproxy.observability.logging import get_logger, request_id_var
 from fkllmproxy.observability.tracing import finish_request, start_request
 from fkllmproxy.server.context import RequestContext
+from fkllmproxy.server.host import host_is_valid, refuse_bad_host
 from fkllmproxy.server.runtime import RuntimeHolder
 
 __all__ = ["RequestMiddleware"]
@@ -99,8 +100,9 @@ class RequestMiddleware:
         # runtime's providers only once its last request is done.
         runtime = scope["app"].state.holder.runtime
         runtime.in_flight += 1
+        app = self.app if host_is_valid(scope["headers"]) else refuse_bad_host
         try:
-            await self.app(scope, receive, send_with_headers)
+            await app(scope, receive, send_with_headers)
         except asyncio.CancelledError:
             # Once a stream's last byte is out, only Litestar's disconnect listener is
             # still waiting in receive(); Granian cancels that wait when it stops, which
