@@ -11,7 +11,7 @@ help:
 	@echo "make run    install into $(VENV) and start the proxy on the mock provider (port $(PORT))"
 	@echo "make test   install into $(VENV) and run the test suite"
 	@echo "make lint   ruff check, ruff format --check and mypy"
-	@echo "make dist   build dist/fkllmproxy, one executable file that needs only python3"
+	@echo "make dist   build dist/fkllmproxy (one executable, no Python needed on the host) and dist/SHA256SUMS"
 	@echo "make install  (as root) install the program, the systemd unit, /etc/fkllmproxy/{env,config.toml}"
 
 $(BIN)/python:
@@ -53,22 +53,46 @@ format: venv
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
 
-# The single-file program: a shiv zipapp carrying every dependency's wheel for this
-# platform and Python version, pinned to the versions installed in $(VENV) (what the
-# tests ran against). It unpacks itself on first run into $$SHIV_ROOT (default ~/.shiv;
-# the systemd unit points it at its CacheDirectory). Rebuilt only when sources change.
-DIST_SOURCES := pyproject.toml README.md $(shell find src -type f -name '*.py' -o -type f -name '*.typed')
+# The single-file program: it needs no Python on the host, only glibc (docs/operations.md,
+# "The program file"). PyInstaller freezes the daemon with its own CPython into a
+# one-directory build; deploy/pack.py appends that directory, compressed, to a small C
+# launcher (deploy/launcher.c) that unpacks it once into a cache directory named after its
+# digest and execs it in place (same PID). Everything is installed from the hash-pinned
+# locks (requirements.lock: what ships; requirements-build.lock: the freezer) into a
+# build-only virtualenv, with --require-hashes. Rebuilt only when a source or lock changes.
+# dist/SHA256SUMS and dist/fkllmproxy.cdx.json (a CycloneDX SBOM) come with it.
+BUILD_PYTHON ?= $(PYTHON)
+BUILD_VENV := build/venv
+DIST_SOURCES := pyproject.toml README.md requirements.lock requirements-build.lock \
+	deploy/entry.py deploy/launcher.c deploy/pack.py \
+	$(shell find src -type f -name '*.py' -o -type f -name '*.typed')
+PYI_EXCLUDES := faker polyfactory tkinter
 
-dist: dist/fkllmproxy
+dist: dist/fkllmproxy dist/SHA256SUMS
 
-dist/fkllmproxy: $(DIST_SOURCES) | $(VENV)/.installed
+$(BUILD_VENV)/.installed: requirements.lock requirements-build.lock
+	rm -rf $(BUILD_VENV)
+	$(BUILD_PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+		--no-deps --only-binary :all: -r requirements.lock -r requirements-build.lock
+	touch $@
+
+build/launcher: deploy/launcher.c
+	mkdir -p build
+	$(CC) -O2 -Wall -Wextra -Wno-format-truncation -o $@ $< -Wl,-Bstatic -lz -Wl,-Bdynamic
+	strip $@
+
+dist/fkllmproxy: $(DIST_SOURCES) build/launcher | $(BUILD_VENV)/.installed
 	mkdir -p build dist
-	$(BIN)/python -m pip freeze --exclude-editable > build/constraints.txt
-	$(BIN)/shiv --console-script fkllmproxy --output-file $@.tmp --reproducible --compressed \
-		--python "/usr/bin/env $$($(BIN)/python -c 'import sys; print("python%d.%d" % sys.version_info[:2])')" \
-		--quiet . --constraint build/constraints.txt
-	mv -f $@.tmp $@
+	$(BUILD_VENV)/bin/pyinstaller --onedir --noconfirm --clean --log-level ERROR --strip --debug noarchive \
+		--name fkllmproxy --paths src --collect-submodules fkllmproxy \
+		$(addprefix --exclude-module ,$(PYI_EXCLUDES)) \
+		--distpath build/frozen --workpath build/pyinstaller --specpath build deploy/entry.py
+	$(BUILD_VENV)/bin/python deploy/pack.py build/launcher build/frozen/fkllmproxy $@ >/dev/null
 	@echo "built $@ ($$(du -h $@ | cut -f1))"
+
+dist/SHA256SUMS: dist/fkllmproxy
+	cd dist && sha256sum fkllmproxy > SHA256SUMS
 
 # `sudo make install`; DESTDIR, PREFIX, SYSCONFDIR, UNITDIR and SYSUSERSDIR are honoured.
 install: dist
