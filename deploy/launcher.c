@@ -175,6 +175,10 @@ static void cache_root(char *out, size_t size) {
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
     int n;
+    if (explicit && explicit[0] != '\0' && explicit[0] != '/') {
+        errno = 0;
+        die("FKLLMPROXY_CACHE must be an absolute path, not", explicit);
+    }
     if (explicit && explicit[0] == '/') n = snprintf(out, size, "%s", explicit);
     else if (xdg && xdg[0] == '/') n = snprintf(out, size, "%s/fkllmproxy", xdg);
     else if (home && home[0] == '/') n = snprintf(out, size, "%s/.cache/fkllmproxy", home);

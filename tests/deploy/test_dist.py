@@ -144,6 +144,18 @@ def test_a_file_without_its_archive_says_so(dist_binary: Path, tmp_path: Path) -
     assert result.stderr.startswith("fkllmproxy: this file carries no program")
 
 
+def test_a_relative_cache_path_is_refused(dist_binary: Path, tmp_path: Path) -> None:
+    """FKLLMPROXY_CACHE=relative/path is an error naming it, not a silent other place."""
+    result = subprocess.run(
+        [str(dist_binary), "--version"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={"FKLLMPROXY_CACHE": "cache", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 71
+    assert "FKLLMPROXY_CACHE must be an absolute path, not cache" in result.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / ".cache").exists()
+
+
 def _next_release(program: Path, cache: Path, destination: Path, version: str) -> None:
     """A rebuilt program reporting another version: a stand-in for the next release.
 
