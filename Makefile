@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 RUN_DIR := .run
 PORT ?= 4000
 
-.PHONY: help venv run test lint format typecheck clean dist install image
+.PHONY: help venv run test lint format typecheck clean dist install image audit lock
 
 help:
 	@echo "make run    install into $(VENV) and start the proxy on the mock provider (port $(PORT))"
 	@echo "make test   install into $(VENV) and run the test suite"
 	@echo "make lint   ruff check, ruff format --check and mypy"
 	@echo "make dist   build dist/fkllmproxy (one executable, no Python needed on the host) and dist/SHA256SUMS"
+	@echo "make image  build the container image (podman or buildah; deploy/Containerfile)"
+	@echo "make audit  pip-audit the lock of what ships (needs the network)"
 	@echo "make install  (as root) install the program, the systemd unit, /etc/fkllmproxy/{env,config.toml}"
 
 $(BIN)/python:
@@ -68,7 +70,7 @@ DIST_SOURCES := pyproject.toml README.md requirements.lock requirements-build.lo
 	$(shell find src -type f -name '*.py' -o -type f -name '*.typed')
 PYI_EXCLUDES := faker polyfactory tkinter
 
-dist: dist/fkllmproxy dist/SHA256SUMS
+dist: dist/fkllmproxy dist/fkllmproxy.cdx.json dist/SHA256SUMS
 
 $(BUILD_VENV)/.installed: requirements.lock requirements-build.lock
 	rm -rf $(BUILD_VENV)
@@ -92,8 +94,36 @@ dist/fkllmproxy: $(DIST_SOURCES) build/launcher | $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/python deploy/pack.py build/launcher build/frozen/fkllmproxy $@ >/dev/null
 	@echo "built $@ ($$(du -h $@ | cut -f1))"
 
-dist/SHA256SUMS: dist/fkllmproxy
-	cd dist && sha256sum fkllmproxy > SHA256SUMS
+# CycloneDX: the locked Python packages (with their hashes), then what the lock cannot
+# name (CPython, PyInstaller, the Debian packages of the bundled libraries): deploy/sbom.py.
+dist/fkllmproxy.cdx.json: dist/fkllmproxy deploy/sbom.py
+	$(BUILD_VENV)/bin/cyclonedx-py requirements --pyproject pyproject.toml --mc-type application \
+		--output-reproducible --of JSON -o $@.tmp requirements.lock 2>/dev/null
+	$(BUILD_VENV)/bin/python deploy/sbom.py $@.tmp dist/fkllmproxy build/frozen/fkllmproxy
+	mv -f $@.tmp $@
+
+# Check on the server before installing: cd DIR && sha256sum -c SHA256SUMS
+dist/SHA256SUMS: dist/fkllmproxy dist/fkllmproxy.cdx.json
+	cd dist && sha256sum fkllmproxy fkllmproxy.cdx.json > SHA256SUMS
+
+# Re-pin: requirements.lock from pyproject.toml at the versions this virtualenv has (what
+# the tests ran against), requirements-build.lock from requirements-build.in; both with
+# every file's SHA-256. Review the diff like code.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes \
+	--python-version $$($(BIN)/python -c 'import platform; print(platform.python_version())') \
+	--python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line
+lock: venv
+	mkdir -p build
+	$(BIN)/python -m pip freeze --exclude-editable > build/constraints.txt
+	$(UV_COMPILE) -c build/constraints.txt -o requirements.lock pyproject.toml
+	$(UV_COMPILE) -o requirements-build.lock requirements-build.in
+
+# Known vulnerabilities in what ships: pip-audit against the lock (asks the package
+# index's vulnerability data, so it needs the network). An accepted finding goes into
+# deploy/audit-accepted.txt as "ID  reason, who, until when"; it is then ignored.
+audit: venv
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip --progress-spinner off \
+		-r requirements.lock $$(sed -e 's/#.*//' deploy/audit-accepted.txt | awk 'NF {print "--ignore-vuln", $$1}')
 
 # The container image (deploy/Containerfile, FROM scratch): podman or buildah builds it
 # from the root file system deploy/rootfs.sh assembles; no base image is pulled.
@@ -101,6 +131,11 @@ IMAGE ?= fkllmproxy
 IMAGE_TOOL ?= $(shell command -v podman || command -v buildah)
 image: dist
 	sh deploy/rootfs.sh build/image/rootfs dist/fkllmproxy
+	mkdir -p build/image/rootfs/usr/share/doc/fkllmproxy
+	cp dist/fkllmproxy.cdx.json build/image/sbom.cdx.json
+	$(BUILD_VENV)/bin/python deploy/sbom.py build/image/sbom.cdx.json dist/fkllmproxy \
+		build/frozen/fkllmproxy --image
+	cp build/image/sbom.cdx.json build/image/rootfs/usr/share/doc/fkllmproxy/sbom.cdx.json
 	@[ -n "$(IMAGE_TOOL)" ] || { echo "make image: needs podman or buildah (Debian packages)"; exit 1; }
 	$(IMAGE_TOOL) build -f deploy/Containerfile \
 		-t $(IMAGE):$$($(BUILD_VENV)/bin/python -c 'import re; print(re.search(r"__version__ = \"(.+)\"", open("src/fkllmproxy/__init__.py").read())[1])') build/image
