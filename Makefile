@@ -20,8 +20,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+# The runtime dependencies at the versions requirements.lock pins (what the binary ships),
+# so the tests run against exactly those; test and dev tools resolve freely.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e 's/ *#.*//' -e '/^ *$$/d' requirements.lock \
+		> $(VENV)/runtime-constraints.txt
+	$(BIN)/python -m pip install -q -e '.[dev]' -c $(VENV)/runtime-constraints.txt
 	touch $@
 
 venv: $(VENV)/.installed
