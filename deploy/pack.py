@@ -1,12 +1,13 @@
 """Join the launcher and a PyInstaller one-directory build into one executable file.
 
-    python deploy/pack.py LAUNCHER BUILD_DIR OUTPUT
+    python deploy/pack.py [--level N] LAUNCHER BUILD_DIR OUTPUT
 
 The output is LAUNCHER's bytes, then BUILD_DIR as a zlib stream of records (what
 ``deploy/launcher.c`` unpacks), then a trailer: ``FKLLMPK1``, the archive's offset and
 length (little-endian u64) and its SHA-256 in hex, which names the directory the launcher
 unpacks into. Entries are written in sorted order with their permission bits only (no
-owners, no times), so the same build gives the same file.
+owners, no times), so the same build gives the same file. ``--level`` is zlib's (9, the
+default, for releases; the tests pack stand-in releases faster with 1).
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ def _entries(root: Path) -> Iterator[tuple[bytes, int, bytes, Path | None]]:
                 raise SystemExit(f"pack: {path} is neither a file, a directory nor a link")
 
 
-def pack(launcher: Path, build: Path, output: Path) -> str:
+def pack(launcher: Path, build: Path, output: Path, level: int = 9) -> str:
     """Write output; returns the archive's SHA-256."""
     if not (build / "fkllmproxy").is_file():
         raise SystemExit(f"pack: {build} has no fkllmproxy program (not a PyInstaller onedir)")
-    compressor = zlib.compressobj(9)
+    compressor = zlib.compressobj(level)
     digest = hashlib.sha256()
     temporary = output.with_name(output.name + ".tmp")
     with temporary.open("wb") as out:
@@ -83,6 +84,10 @@ def pack(launcher: Path, build: Path, output: Path) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    arguments = sys.argv[1:]
+    level = 9
+    if arguments[:1] == ["--level"] and len(arguments) > 1:
+        level, arguments = int(arguments[1]), arguments[2:]
+    if len(arguments) != 3:
         raise SystemExit(__doc__)
-    print(pack(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
+    print(pack(Path(arguments[0]), Path(arguments[1]), Path(arguments[2]), level))

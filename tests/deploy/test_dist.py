@@ -176,7 +176,7 @@ def _next_release(program: Path, cache: Path, destination: Path, version: str) -
     launcher = destination.parent / "launcher"
     launcher.write_bytes(program.read_bytes()[: trailer(program)[0]])
     subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "pack.py"), str(launcher), str(tree),
+        [sys.executable, str(REPO / "deploy" / "pack.py"), "--level", "1", str(launcher), str(tree),
          str(destination)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
