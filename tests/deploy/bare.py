@@ -3,7 +3,7 @@
 The process gets an empty environment except ``PATH=/usr/bin:/bin``, ``HOME`` and
 ``FKLLMPROXY_CACHE`` (where it unpacks, as the unit's CacheDirectory), runs from a
 directory holding only its config, and is started by executing the file itself.
-Tests share one cache per module: the first start unpacks ~75 MB, and a directory is
+Tests share one cache per module: the first start unpacks ~100 MB, and a directory is
 named after the build's digest, so different builds never share one.
 """
 
@@ -66,7 +66,7 @@ class BareRun:
         return Path(self.stderr.name).read_text(errors="replace")
 
     def wait_healthy(self, timeout: float = 90.0) -> dict[str, object]:
-        """The /health answer once it comes (the first run unpacks ~75 MB first)."""
+        """The /health answer once it comes (the first run unpacks ~100 MB first)."""
 
         def healthy() -> bool:
             if self.process.poll() is not None:
