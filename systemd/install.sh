@@ -35,6 +35,18 @@ if [ ! -f "$BINARY" ]; then
     exit 1
 fi
 
+# 0. A build comes with SHA256SUMS (make dist): refuse a program that does not match it.
+sums="$(dirname "$BINARY")/SHA256SUMS"
+if [ -f "$sums" ]; then
+    expected=$(awk -v name="$(basename "$BINARY")" '$2 == name || $2 == "*" name { print $1 }' "$sums")
+    actual=$(sha256sum "$BINARY" | cut -d' ' -f1)
+    if [ -z "$expected" ] || [ "$expected" != "$actual" ]; then
+        say "install: $BINARY does not match $sums; not installing it (rebuild or copy it again)" >&2
+        exit 1
+    fi
+    say "checked $BINARY against $sums"
+fi
+
 # 1. The program. An older, different one is kept for rollback.
 install -d -m 0755 "$DESTDIR$PREFIX/bin"
 if [ -f "$DESTDIR$bin_path" ] && ! cmp -s "$BINARY" "$DESTDIR$bin_path"; then

@@ -1,10 +1,10 @@
-"""Running the single-file program the way a server would: a bare python3, nothing else.
+"""Running the single-file program the way a server would: nothing but the file and libc.
 
 The process gets an empty environment except ``PATH=/usr/bin:/bin``, ``HOME`` and
-``SHIV_ROOT`` (where it unpacks, as the unit's CacheDirectory), runs from a directory
-holding only its config, and is started by executing the file itself (its shebang).
-Tests share one ``SHIV_ROOT`` per session: unpacking takes seconds, and a directory is
-named after the file and its build id, so different builds never share one.
+``FKLLMPROXY_CACHE`` (where it unpacks, as the unit's CacheDirectory), runs from a
+directory holding only its config, and is started by executing the file itself.
+Tests share one cache per module: the first start unpacks ~100 MB, and a directory is
+named after the build's digest, so different builds never share one.
 """
 
 from __future__ import annotations
@@ -18,16 +18,6 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port, wait_until
-
-
-def system_python_for(binary: Path) -> Path | None:
-    """The interpreter the file's shebang names, if the system has it in /usr/bin or /bin."""
-    shebang = binary.read_bytes()[:100].split(b"\n", 1)[0].decode()
-    name = shebang.split()[-1]
-    for directory in ("/usr/bin", "/bin"):
-        if os.access(f"{directory}/{name}", os.X_OK):
-            return Path(directory, name)
-    return None
 
 
 class BareRun:
@@ -54,7 +44,7 @@ class BareRun:
         self.environ = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(workdir / "home"),
-            "SHIV_ROOT": str(cache),
+            "FKLLMPROXY_CACHE": str(cache),
             **(env or {}),
         }
         command = [*(prefix or []), str(program), "serve", "--config", "config.toml",
@@ -76,7 +66,7 @@ class BareRun:
         return Path(self.stderr.name).read_text(errors="replace")
 
     def wait_healthy(self, timeout: float = 90.0) -> dict[str, object]:
-        """The /health answer once it comes (the first run unpacks ~70 MB first)."""
+        """The /health answer once it comes (the first run unpacks ~100 MB first)."""
 
         def healthy() -> bool:
             if self.process.poll() is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -131,6 +132,18 @@ def test_other_prefixes_are_written_into_the_unit(tmp_path: Path, program: Path)
     assert "ExecStart=/opt/fk/bin/fkllmproxy serve" in unit
     assert "EnvironmentFile=/srv/etc/fkllmproxy/env" in unit
     assert (root / "opt/fk/bin/fkllmproxy").exists() and (root / "srv/etc/fkllmproxy/env").exists()
+
+
+def test_a_program_not_matching_its_sha256sums_is_refused(tmp_path: Path, program: Path) -> None:
+    """dist/SHA256SUMS beside the program: a mismatch installs nothing and says why."""
+    (program.parent / "SHA256SUMS").write_text(f"{'0' * 64}  fkllmproxy\n")
+    env = {**os.environ, "DESTDIR": str(tmp_path / "root"), "BINARY": str(program)}
+    result = subprocess.run(["sh", str(INSTALL)], capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and "does not match" in result.stderr
+    assert not (tmp_path / "root/usr/local/bin/fkllmproxy").exists()
+    digest = hashlib.sha256(program.read_bytes()).hexdigest()
+    (program.parent / "SHA256SUMS").write_text(f"{digest}  fkllmproxy\n")
+    assert "checked" in install(tmp_path / "root", program).stdout
 
 
 def test_missing_program_says_to_build_it(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import MASTER_KEY, REPO
-from tests.deploy.bare import BareRun, system_python_for
+from tests.deploy.bare import BareRun
 
 pytestmark = pytest.mark.timeout(900)  # may build the program first
 
@@ -73,8 +73,6 @@ def test_daemon_serves_inside_the_units_sandbox(
     seccomp_sandbox: list[str], dist_binary: Path, tmp_path: Path, cache: Path, workers: str
 ) -> None:
     """Start, chat (plain and streamed), reload, drain and stop inside the sandbox."""
-    if system_python_for(dist_binary) is None:
-        pytest.skip("the system has no interpreter for the built program")
     sandbox = [*file_system_sandbox(cache), *seccomp_sandbox]
     # A worker still starting when SIGTERM comes waits out the drain grace: keep it short.
     run = BareRun(

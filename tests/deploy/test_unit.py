@@ -75,7 +75,7 @@ class TestContract:
         """SQLite files go where the config's default points; the program unpacks in cache."""
         assert f"/var/lib/{one('StateDirectory')}" == StateConfig().directory
         assert one("CacheDirectory") == "fkllmproxy"
-        assert "SHIV_ROOT=%C/fkllmproxy" in SERVICE["Environment"]
+        assert "FKLLMPROXY_CACHE=%C/fkllmproxy" in SERVICE["Environment"]
 
     def test_runs_as_the_user_sysusers_creates(self) -> None:
         declared = SYSUSERS.read_text().split("\nu ", 1)[1].split()[0]
