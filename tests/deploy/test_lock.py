@@ -9,6 +9,7 @@ dependency fails the build instead of landing in the binary.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import re
 import shutil
@@ -66,8 +67,20 @@ def test_lock_covers_every_runtime_dependency_within_its_range() -> None:
         assert requirement.specifier.contains(locked[name][0], prereleases=True), (
             f"{name}=={locked[name][0]} is outside {requirement.specifier}: run make lock"
         )
-        for extra in requirement.extras:  # redis[hiredis]
-            assert canonicalize_name(extra) in locked
+        for extra in requirement.extras:  # redis[hiredis], pyjwt[crypto]
+            for pulled in _pulled_by_extra(requirement.name, extra):
+                assert pulled in locked, f"{pulled} ({spec}) is missing: run make lock"
+
+
+def _pulled_by_extra(distribution: str, extra: str) -> list[str]:
+    """The packages ``distribution[extra]`` adds, from its installed metadata."""
+    pulled = []
+    for line in importlib.metadata.requires(distribution) or []:
+        requirement = Requirement(line)
+        if requirement.marker is not None and requirement.marker.evaluate({"extra": extra}):
+            pulled.append(canonicalize_name(requirement.name))
+    assert pulled, f"{distribution}[{extra}] adds nothing: is the extra misspelt?"
+    return pulled
 
 
 def test_lock_is_what_the_tests_run_against() -> None:

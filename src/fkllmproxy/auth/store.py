@@ -67,6 +67,15 @@ def store_path(directory: str | Path) -> Path:
     return Path(directory) / STORE_FILE
 
 
+def _exists(path: Path) -> bool:
+    """Whether the store exists; a directory the process may not search is a config error
+    naming it (``Path.exists`` raises ``PermissionError`` there rather than saying no)."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise ConfigError([f"key store {path}: cannot be read ({exc.strerror})"]) from None
+
+
 class KeyStore:
     """The SQLite file of client keys. Opened per use: the CLI and the daemon share it."""
 
@@ -75,9 +84,9 @@ class KeyStore:
 
     @contextlib.contextmanager
     def _connect(self, *, create: bool) -> Iterator[sqlite3.Connection]:
-        if not create and not self.path.exists():
+        if not create and not _exists(self.path):
             raise FileNotFoundError(self.path)
-        fresh = not self.path.exists()
+        fresh = not _exists(self.path)
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +176,7 @@ def store_keys(config: Config) -> list[ClientKey]:
     A stored name that ``[[auth.keys]]`` also uses is left out: the config file wins.
     """
     path = store_path(config.state.directory)
-    if not path.exists():
+    if not _exists(path):
         return []
     configured = {key.name for key in config.auth.keys}
     return [k.as_client_key() for k in KeyStore(path).list() if k.name not in configured]
