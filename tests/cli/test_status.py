@@ -166,3 +166,36 @@ class TestExitCodes:
         result = fkllm("status", "--url", degraded_server + "/elsewhere")
         assert result.returncode == 2
         assert "is not fkllmproxy" in result.stderr
+
+
+class TestWatchInterrupt:
+    def test_ctrl_c_swallowed_mid_refresh_still_stops_the_screen(self, tmp_path: Any) -> None:
+        """A SIGINT landing where its KeyboardInterrupt is swallowed (as in a finalizer,
+        which Python reports as "Exception ignored" and carries on) still ends --watch."""
+        import io
+        from pathlib import Path
+
+        from rich.console import Console
+
+        from fkllmproxy.cli.locate import DaemonAddress
+        from fkllmproxy.cli.status import _watch
+
+        rounds: list[int] = []
+
+        def refresh(address: DaemonAddress) -> dict[str, Any]:
+            rounds.append(len(rounds))
+            if len(rounds) == 2:
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    signal.sigtimedwait([], 0)  # let the handler run here, inside the try
+                except BaseException:
+                    pass
+            assert len(rounds) < 6, "--watch went on refreshing after Ctrl-C"
+            return {"url": address.url, "status": "unreachable", "error": "x", "notes": []}
+
+        address = DaemonAddress(url="http://127.0.0.1:9", key=None, usage_path=Path(tmp_path))
+        console = Console(file=io.StringIO(), force_terminal=False)
+        report = _watch(address, console, 0.2, gather_report=refresh)
+        assert report["status"] == "unreachable"
+        assert len(rounds) == 2
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -144,24 +146,60 @@ def status(
     raise typer.Exit(EXIT_CODES.get(report["status"], 1))
 
 
-def _watch(address: DaemonAddress, console: Console, interval: float) -> dict[str, Any]:
-    """Redraw in place on a terminal; elsewhere (a pipe, a log) print one screen per round."""
+class _Interrupt:
+    """Ctrl-C noted as a flag that the refresh loop reads between rounds.
+
+    Letting SIGINT raise ``KeyboardInterrupt`` wherever it lands is not enough for a
+    loop: raised inside a finalizer (a response or socket collected during a refresh)
+    Python prints "Exception ignored" and carries on, and the screen kept refreshing
+    until it was killed. A flag set by the handler cannot be swallowed.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, waking early (within 0.05 s) once Ctrl-C was pressed."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+
+def _watch(
+    address: DaemonAddress,
+    console: Console,
+    interval: float,
+    gather_report: Callable[[DaemonAddress], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Redraw in place on a terminal; elsewhere (a pipe, a log) print one screen per round.
+
+    Runs until Ctrl-C (SIGINT) and returns the last report.
+    """
     from rich.live import Live
 
-    report = gather(address)
+    refresh = gather_report or gather
+    interrupt = _Interrupt()
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
+        report = refresh(address)
         if not console.is_terminal:
-            while True:
+            while not interrupt.requested:
                 console.print(render(report, live=True))
                 console.print()
                 console.file.flush()
-                time.sleep(interval)
-                report = gather(address)
+                interrupt.sleep(interval)
+                if not interrupt.requested:
+                    report = refresh(address)
+            return report
         with Live(render(report, live=True), console=console, auto_refresh=False) as screen:
-            while True:
-                time.sleep(interval)
-                report = gather(address)
-                screen.update(render(report, live=True), refresh=True)
-    except KeyboardInterrupt:
-        pass
-    return report
+            while not interrupt.requested:
+                interrupt.sleep(interval)
+                if not interrupt.requested:
+                    report = refresh(address)
+                    screen.update(render(report, live=True), refresh=True)
+        return report
+    finally:
+        signal.signal(signal.SIGINT, previous)
