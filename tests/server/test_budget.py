@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import RunningDaemon, prometheus_samples, sample_sum
+from tests.state.conftest import redis_server  # noqa: F401  (the fixture)
 
 KEY = "sk-budget-test-key-0001"
 PRICE_OUT = 0.001  # USD per completion token (output_per_mtok = 1000); input is free
@@ -158,3 +159,96 @@ def test_concurrent_requests_overshoot_by_at_most_the_in_flight(
     total = spent(daemon)
     assert budget <= total <= budget + in_flight * ESTIMATE
     assert abs(total - sum(cost(r) for r in responses if r.status_code == 200)) < 1e-9
+
+
+def test_two_workers_share_one_budget(start_daemon: Any, tmp_path: Path) -> None:
+    """With --workers 2 on the memory backend the budget is not doubled: both workers
+    draw on one spend (new connections spread over both)."""
+    daemon = start_daemon(config(tmp_path, budget=0.05), args=["--workers", "2"])
+    allowed, refused = spend_until_refused([daemon])
+    assert_stopped_at_budget(daemon, allowed, refused, 0.05)
+
+
+def test_two_daemons_on_one_redis_share_one_budget(
+    start_daemon: Any, tmp_path: Path, redis_server: Any
+) -> None:
+    """Two daemons on one redis-server stop together at one budget, and a restart keeps it."""
+    state = f'backend = "redis"\nurl = "{redis_server.url}"\nkey_prefix = "budget-test:"'
+    a = start_daemon(config(tmp_path / "a", budget=0.05, state=state))
+    b = start_daemon(config(tmp_path / "b", budget=0.05, state=state))
+    allowed, refused = spend_until_refused([a, b])
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    total = sum(cost(r) for r in allowed)
+    assert total >= 0.05
+    assert total - cost(allowed[-1]) < 0.05
+    assert chat(a).status_code == chat(b).status_code == 429
+    a.stop()
+    again = start_daemon(config(tmp_path / "a", budget=0.05, state=state))
+    assert chat(again).json()["error"]["code"] == "budget_exceeded"
+
+
+def test_a_restart_rebuilds_spend_from_the_ledger(start_daemon: Any, tmp_path: Path) -> None:
+    """The memory backend starts from the usage ledger's spend: a restart is no way out."""
+    first = start_daemon(config(tmp_path, budget=0.05))
+    spend_until_refused([first])
+    first.stop()
+    second = start_daemon(config(tmp_path, budget=0.05))
+    refused = chat(second)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    # A larger budget after the restart leaves exactly the difference.
+    second.stop()
+    third = start_daemon(config(tmp_path, budget=10.0))
+    left = float(chat(third).headers["x-fkllm-budget-remaining-usd"])
+    assert 9.9 < left < 9.96
+
+
+def test_every_route_refuses_in_its_own_shape(start_daemon: Any, tmp_path: Path) -> None:
+    """A spent budget is 429 with Retry-After on the OpenAI, Anthropic, Responses and
+    Gemini routes, each in its API's error shape."""
+    daemon = start_daemon(config(tmp_path, budget=0.05))
+    spend_until_refused([daemon])
+    auth = {"authorization": f"Bearer {KEY}"}
+    messages = [{"role": "user", "content": "hi"}]
+    calls = {
+        "/v1/chat/completions": {"model": "mock", "messages": messages},
+        "/v1/messages": {"model": "mock", "max_tokens": 10, "messages": messages},
+        "/v1/responses": {"model": "mock", "input": "hi"},
+    }
+    for path, body in calls.items():
+        response = httpx.post(daemon.url + path, headers=auth, json=body, timeout=10)
+        assert response.status_code == 429, path
+        assert int(response.headers["retry-after"]) > 0
+        error = response.json()["error"]
+        if path == "/v1/messages":
+            assert response.json()["type"] == "error"
+            assert error["type"] == "rate_limit_error"
+            assert "Budget exceeded" in error["message"]
+        else:
+            assert error["code"] == "budget_exceeded"
+    gemini = httpx.post(
+        daemon.url + "/v1beta/models/mock:generateContent",
+        headers={"x-goog-api-key": KEY},
+        json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+        timeout=10,
+    )
+    assert gemini.status_code == 429
+    assert int(gemini.headers["retry-after"]) > 0
+    assert gemini.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert "Budget exceeded" in gemini.json()["error"]["message"]
+
+
+def test_tokens_per_minute_refuses_after_real_usage(start_daemon: Any, tmp_path: Path) -> None:
+    """A key's tokens per minute are counted on the real usage of the calls it made:
+    once they are used up, the next call gets 429 rate_limit_exceeded with Retry-After."""
+    daemon = start_daemon(config(tmp_path, budget=None, tpm=20))
+    first = chat(daemon, "a few words to use up the tokens of this minute quickly")
+    assert first.status_code == 200
+    used = first.json()["usage"]["total_tokens"]
+    assert used >= 20
+    refused = chat(daemon)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert "Tokens per minute" in refused.json()["error"]["message"]
+    assert int(refused.headers["retry-after"]) >= 1
