@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 
 from tests.conftest import RunningDaemon, prometheus_samples, sample_sum
-from tests.state.conftest import redis_server  # noqa: F401  (the fixture)
 
 KEY = "sk-budget-test-key-0001"
 PRICE_OUT = 0.001  # USD per completion token (output_per_mtok = 1000); input is free
