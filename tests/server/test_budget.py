@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,28 @@ def test_tokens_per_minute_refuses_after_real_usage(start_daemon: Any, tmp_path:
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
     assert "Tokens per minute" in refused.json()["error"]["message"]
     assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_a_stream_is_settled_at_its_real_cost(start_daemon: Any, tmp_path: Path) -> None:
+    """A streamed answer's usage is what the budget is charged, before its last byte."""
+    daemon = start_daemon(config(tmp_path, budget=10.0, tpm=1000))
+    with httpx.stream(
+        "POST",
+        daemon.url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {KEY}"},
+        json={
+            "model": "mock",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "stream this please"}],
+        },
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["x-fkllm-budget-remaining-usd"] == "10.000000"
+        text = response.read().decode()
+    usage_line = next(line for line in text.splitlines() if '"usage":{' in line)
+    completion = json.loads(usage_line.removeprefix("data: "))["usage"]["completion_tokens"]
+    assert abs(spent(daemon) - completion * PRICE_OUT) < 1e-9
+    left = float(chat(daemon).headers["x-fkllm-budget-remaining-usd"])
+    assert abs(left - (10.0 - completion * PRICE_OUT)) < 1e-6
