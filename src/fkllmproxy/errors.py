@@ -30,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequest",
+    "BudgetExceeded",
     "ClientDisconnected",
     "ClientError",
     "ConfigError",
@@ -155,6 +156,13 @@ class RateLimited(ClientError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
+
+
+class BudgetExceeded(RateLimited):
+    """Raised when a key (or OIDC group) has spent its budget for the period; retry
+    when the period ends."""
+
+    code = "budget_exceeded"
 
 
 class ClientDisconnected(ClientError):

@@ -405,3 +405,41 @@ async def test_a_token_cannot_pass_for_a_key(issuer: LocalIssuer) -> None:
     for name in ("team-a", "master"):
         assert reason_of(verifier, issuer.token(sub=name)) == "the 'sub' claim names a client key"
     assert verifier.verify(issuer.token(sub="team-b")).name == "team-b"
+
+
+BUDGET_CONFIG = """
+[[pricing]]
+model = "mock-1"
+input_per_mtok = 0
+output_per_mtok = 1000
+
+[auth.oidc]
+issuer = "{issuer}"
+audience = "{audience}"
+
+[[auth.oidc.groups]]
+claim_value = "team"
+models = ["mock"]
+budget_usd = 0.02
+budget_period = "day"
+"""
+
+
+def test_a_group_budget_is_shared_by_its_members(issuer: LocalIssuer, start_daemon: Any) -> None:
+    """Members of a budgeted group draw on one spend: once two of them have spent it,
+    a third is refused too (429 budget_exceeded), and a token of no group is not."""
+    config = MOCK_CONFIG + BUDGET_CONFIG.format(issuer=issuer.issuer, audience=AUDIENCE)
+    daemon = start_daemon(config)
+    statuses = []
+    for i in range(40):
+        token = issuer.token(sub=("ann", "bob")[i % 2], groups=["team"], jti=f"n{i}")
+        answer = chat(daemon, token)
+        statuses.append(answer.status_code)
+        if answer.status_code != 200:
+            break
+    assert statuses[-1] == 429 and statuses.count(200) >= 2
+    refused = chat(daemon, issuer.token(sub="cy", groups=["team"]))
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    assert "'group:team'" in refused.json()["error"]["message"]
+    assert chat(daemon, issuer.token(sub="dee")).status_code == 200

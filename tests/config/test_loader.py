@@ -266,11 +266,14 @@ class TestOidc:
             p.startswith("auth.oidc.groups[0].models (set in the config file)") for p in problems
         )
 
-    def test_budget_keys_are_not_accepted_yet(self, tmp_path: Path) -> None:
-        """A group's budget_usd is refused (not silently ignored) until budgets exist."""
+    def test_a_budgeted_group_needs_prices(self, tmp_path: Path) -> None:
+        """A group's budget over models without a [[pricing]] entry is refused, by field."""
         text = MOCK + OIDC + "[[auth.oidc.groups]]\nclaim_value = 'eng'\nbudget_usd = 5\n"
         problems = problems_of(config_path=write(tmp_path, text), environ={})
-        assert any("auth.oidc.groups[0].budget_usd" in p and "unknown key" in p for p in problems)
+        assert any(
+            p.startswith("auth.oidc.groups[0].budget_usd") and "without a price" in p
+            for p in problems
+        )
 
     def test_oidc_alone_may_listen_beyond_loopback(self, tmp_path: Path) -> None:
         """With [auth.oidc] every caller needs a token: no master key is required."""

@@ -31,10 +31,35 @@ __all__ = [
     "ANONYMOUS",
     "Authenticator",
     "Caller",
+    "UsageLimits",
     "key_digest",
     "looks_like_jwt",
     "presented_key",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLimits:
+    """A caller's budget and tokens per minute (server/budget.py enforces them).
+
+    ``budget_name`` is whose spend it is: the key's name, or ``group:<claim_value>``
+    for an OIDC group's budget, which its members share.
+    """
+
+    budget_name: str
+    budget_usd: float | None = None
+    budget_period: str = "month"
+    tokens_per_minute: int | None = None
+
+
+def usage_limits(
+    name: str, budget_usd: float | None, budget_period: str, tokens_per_minute: int | None
+) -> UsageLimits | None:
+    """The limits to carry, or ``None`` when there are none (the request path checks
+    only that one attribute)."""
+    if budget_usd is None and tokens_per_minute is None:
+        return None
+    return UsageLimits(name, budget_usd, budget_period, tokens_per_minute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +70,7 @@ class Caller:
     is_master: bool = False
     models: frozenset[str] = frozenset()
     rate_limit: KeyRateLimit | None = None
+    limits: UsageLimits | None = None
 
     def check_model(self, model: str) -> None:
         """Raise ``Forbidden`` unless this caller may use ``model``."""
@@ -122,7 +148,14 @@ class Authenticator:
         for key in (*config.keys, *extra_keys):
             self._keys.setdefault(
                 bytes.fromhex(key.key_sha256),
-                Caller(name=key.name, models=frozenset(key.models), rate_limit=key.rate_limit),
+                Caller(
+                    name=key.name,
+                    models=frozenset(key.models),
+                    rate_limit=key.rate_limit,
+                    limits=usage_limits(
+                        key.name, key.budget_usd, key.budget_period, key.tokens_per_minute
+                    ),
+                ),
             )
         # No master key and no client keys: nobody is asked for a key (loopback only,
         # or with allow_unauthenticated; the config loader enforces that).

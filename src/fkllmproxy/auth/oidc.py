@@ -38,8 +38,8 @@ from fkllmproxy.auth.jwks import (
     KeysUnavailable,
     http_get,
 )
-from fkllmproxy.auth.keys import Caller, looks_like_jwt
-from fkllmproxy.config.schema import KeyRateLimit, OidcConfig
+from fkllmproxy.auth.keys import Caller, UsageLimits, looks_like_jwt, usage_limits
+from fkllmproxy.config.schema import KeyRateLimit, OidcConfig, OidcGroup
 from fkllmproxy.errors import IdentityProviderUnavailable, Unauthorized
 
 __all__ = ["NO_MODELS", "InvalidToken", "OidcVerifier", "UnknownSigningKey", "looks_like_jwt"]
@@ -218,7 +218,7 @@ class OidcVerifier:
         rate_limit: KeyRateLimit | None = next(
             (group.rate_limit for group in matched if group.rate_limit is not None), None
         )
-        return Caller(name=name, models=models, rate_limit=rate_limit)
+        return Caller(name=name, models=models, rate_limit=rate_limit, limits=_limits(matched))
 
     def _remember(self, token: str, caller: Caller, claims: dict[str, Any]) -> None:
         exp = claims.get("exp")
@@ -227,6 +227,17 @@ class OidcVerifier:
         if len(self._remembered) >= _MAX_REMEMBERED:
             del self._remembered[next(iter(self._remembered))]  # the oldest
         self._remembered[token] = (caller, float(exp) + self.config.leeway_secs)
+
+
+def _limits(matched: list[OidcGroup]) -> UsageLimits | None:
+    """The first matching group's budget (shared by the group: its spend is counted
+    under ``group:<claim_value>``) and the first one's tokens per minute (per member)."""
+    budgeted = next((group for group in matched if group.budget_usd is not None), None)
+    tpm = next((g.tokens_per_minute for g in matched if g.tokens_per_minute is not None), None)
+    if budgeted is None:
+        return usage_limits("", None, "month", tpm)
+    name = f"group:{budgeted.claim_value}"
+    return usage_limits(name, budgeted.budget_usd, budgeted.budget_period, tpm)
 
 
 def _strings(value: Any) -> frozenset[str]:

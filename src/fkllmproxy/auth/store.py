@@ -29,6 +29,12 @@ __all__ = ["KEY_PREFIX", "KeyStore", "StoredKey", "store_keys", "store_path"]
 
 STORE_FILE = "keys.sqlite3"
 KEY_PREFIX = "sk-fkllm-"
+# Added with budgets: a store written before gets them on open.
+_ADDED_COLUMNS = {
+    "budget_usd": "REAL",
+    "budget_period": "TEXT NOT NULL DEFAULT 'month'",
+    "tokens_per_minute": "INTEGER",
+}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     name TEXT PRIMARY KEY,
@@ -51,6 +57,9 @@ class StoredKey:
     capacity: int | None
     refill_per_second: float | None
     created_at: float
+    budget_usd: float | None = None
+    budget_period: str = "month"
+    tokens_per_minute: int | None = None
 
     def as_client_key(self) -> ClientKey:
         limit = (
@@ -59,7 +68,13 @@ class StoredKey:
             else None
         )
         return ClientKey(
-            name=self.name, key_sha256=self.key_sha256, models=self.models, rate_limit=limit
+            name=self.name,
+            key_sha256=self.key_sha256,
+            models=self.models,
+            rate_limit=limit,
+            budget_usd=self.budget_usd,
+            budget_period=self.budget_period,  # type: ignore[arg-type]  # checked at create
+            tokens_per_minute=self.tokens_per_minute,
         )
 
 
@@ -98,6 +113,10 @@ class KeyStore:
                 self._restrict()
             with connection:
                 connection.execute(_SCHEMA)
+                present = {row[1] for row in connection.execute("PRAGMA table_info(keys)")}
+                for column, declaration in _ADDED_COLUMNS.items():
+                    if column not in present:
+                        connection.execute(f"ALTER TABLE keys ADD COLUMN {column} {declaration}")
                 yield connection
         except sqlite3.Error as exc:
             raise ConfigError([f"key store {self.path}: {exc}"]) from None
@@ -111,7 +130,16 @@ class KeyStore:
             owner = self.path.parent.stat()
             os.chown(self.path, owner.st_uid, owner.st_gid)
 
-    def create(self, name: str, models: list[str], rate_limit: KeyRateLimit | None = None) -> str:
+    def create(
+        self,
+        name: str,
+        models: list[str],
+        rate_limit: KeyRateLimit | None = None,
+        *,
+        budget_usd: float | None = None,
+        budget_period: str = "month",
+        tokens_per_minute: int | None = None,
+    ) -> str:
         """Make a new key called ``name``; returns the key itself (never stored)."""
         try:  # the same name rules as [[auth.keys]]
             msgspec.convert({"name": name, "key_sha256": "0" * 64}, ClientKey)
@@ -119,12 +147,27 @@ class KeyStore:
             raise ConfigError(
                 [f"key name {name!r}: use 1 to 128 letters, digits and . _ : / @ + -"]
             ) from None
+        try:  # and the same budget rules
+            msgspec.convert(
+                {
+                    "name": name,
+                    "key_sha256": "0" * 64,
+                    "budget_usd": budget_usd,
+                    "budget_period": budget_period,
+                    "tokens_per_minute": tokens_per_minute,
+                },
+                ClientKey,
+            )
+        except msgspec.ValidationError as exc:
+            raise ConfigError([f"key {name!r}: {exc}"]) from None
         key = KEY_PREFIX + secrets.token_hex(32)
         digest = key_digest(key).hex()
         with self._connect(create=True) as db:
             try:
                 db.execute(
-                    "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO keys (name, key_sha256, models, capacity, refill_per_second,"
+                    " created_at, budget_usd, budget_period, tokens_per_minute)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         name,
                         digest,
@@ -132,6 +175,9 @@ class KeyStore:
                         rate_limit.capacity if rate_limit else None,
                         rate_limit.refill_per_second if rate_limit else None,
                         time.time(),
+                        budget_usd,
+                        budget_period,
+                        tokens_per_minute,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -143,8 +189,9 @@ class KeyStore:
         try:
             with self._connect(create=False) as db:
                 rows = db.execute(
-                    "SELECT name, key_sha256, models, capacity, refill_per_second, created_at "
-                    "FROM keys ORDER BY created_at, name"
+                    "SELECT name, key_sha256, models, capacity, refill_per_second, created_at,"
+                    " budget_usd, budget_period, tokens_per_minute"
+                    " FROM keys ORDER BY created_at, name"
                 ).fetchall()
         except FileNotFoundError:
             return []
@@ -156,6 +203,9 @@ class KeyStore:
                 capacity=row[3],
                 refill_per_second=row[4],
                 created_at=row[5],
+                budget_usd=row[6],
+                budget_period=row[7] or "month",
+                tokens_per_minute=row[8],
             )
             for row in rows
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -15,12 +16,15 @@ from typing import Annotated
 import msgspec
 import typer
 
-from fkllmproxy.auth.store import KeyStore, store_path
+from fkllmproxy.auth.store import KeyStore, StoredKey, store_path
 from fkllmproxy.cli.app import app, fail
 from fkllmproxy.cli.options import ConfigOption, EnvFileOption
 from fkllmproxy.config import load_config
+from fkllmproxy.config.loader import unpriced_models
 from fkllmproxy.config.schema import KeyRateLimit, StateConfig
 from fkllmproxy.errors import ConfigError
+from fkllmproxy.observability.usage import LedgerError, ledger_path, spend_by_day
+from fkllmproxy.state.budgets import period_bounds
 
 __all__ = ["keys_app"]
 
@@ -66,6 +70,17 @@ def create(
         float | None,
         typer.Option("--refill-per-second", min=0.000001, help="This key's own refill rate"),
     ] = None,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option("--budget-usd", min=0.000001, help="Spend allowed per period, USD [none]"),
+    ] = None,
+    budget_period: Annotated[
+        str, typer.Option("--budget-period", help="day, week (from Monday) or month, in UTC")
+    ] = "month",
+    tokens_per_minute: Annotated[
+        int | None,
+        typer.Option("--tokens-per-minute", min=1, help="Prompt + completion tokens a minute"),
+    ] = None,
     state_dir: StateDirOption = None,
     config: ConfigOption = None,
     env_file: EnvFileOption = None,
@@ -80,8 +95,17 @@ def create(
     )
     allowed = [m.strip() for m in models.split(",") if m.strip()]
     store = _store(state_dir, config, env_file)
+    if budget_usd is not None:
+        _check_prices(allowed, config, env_file)
     try:
-        key = store.create(name, allowed, limit)
+        key = store.create(
+            name,
+            allowed,
+            limit,
+            budget_usd=budget_usd,
+            budget_period=budget_period,
+            tokens_per_minute=tokens_per_minute,
+        )
     except ConfigError as exc:
         fail(f"cannot create the key: {'; '.join(exc.problems)}", 1)
     sys.stdout.write(key + "\n")
@@ -105,6 +129,7 @@ def list_keys(
         rows = store.list()
     except ConfigError as exc:
         fail(f"cannot read the key store: {'; '.join(exc.problems)}", 1)
+    spend = _period_spend(rows, state_dir, config, env_file)
     if as_json:
         data = [
             {
@@ -117,6 +142,15 @@ def list_keys(
                     else None
                 ),
                 "created_at": _when(k.created_at),
+                "budget_usd": k.budget_usd,
+                "budget_period": k.budget_period,
+                "tokens_per_minute": k.tokens_per_minute,
+                "spent_usd": round(spend.get(k.name, 0.0), 6) if k.budget_usd else None,
+                "left_usd": (
+                    round(max(0.0, k.budget_usd - spend.get(k.name, 0.0)), 6)
+                    if k.budget_usd
+                    else None
+                ),
             }
             for k in rows
         ]
@@ -127,8 +161,16 @@ def list_keys(
         return
     for k in rows:
         limit = f"{k.capacity} burst, {k.refill_per_second}/s" if k.capacity else "default"
+        budget = "budget: none"
+        if k.budget_usd is not None:
+            spent = spend.get(k.name, 0.0)
+            budget = (
+                f"budget: ${k.budget_usd:.2f}/{k.budget_period}, spent ${spent:.6f}, "
+                f"left ${max(0.0, k.budget_usd - spent):.6f}"
+            )
+        tpm = f"\ttokens/min: {k.tokens_per_minute}" if k.tokens_per_minute else ""
         sys.stdout.write(
-            f"{k.name}\tmodels: {', '.join(k.models) or 'all'}\tlimit: {limit}\t"
+            f"{k.name}\tmodels: {', '.join(k.models) or 'all'}\tlimit: {limit}\t{budget}{tpm}\t"
             f"created {_when(k.created_at)}\tsha256 {k.key_sha256[:12]}...\n"
         )
 
@@ -149,6 +191,49 @@ def revoke(
     if not removed:
         fail(f"no key named {name!r} in {store.path}", 1)
     sys.stderr.write(f"fkllm: key {name!r} revoked; apply with 'systemctl reload fkllmproxy'.\n")
+
+
+def _check_prices(models: list[str], config: str | None, env_file: str | None) -> None:
+    """Refuse a budget over models without a price, when the config can be read."""
+    try:
+        loaded = load_config(config_path=config, env_file=env_file).config
+    except ConfigError:
+        return
+    missing = unpriced_models(loaded, models)
+    if missing:
+        fail(
+            "cannot create the key: a budgeted key may use models without a price: "
+            f"add [[pricing]] for {', '.join(repr(m) for m in missing)}",
+            1,
+        )
+
+
+def _period_spend(
+    rows: list[StoredKey], state_dir: Path | None, config: str | None, env_file: str | None
+) -> dict[str, float]:
+    """Each budgeted key's spend this period, from the usage ledger's daily rollups."""
+    budgeted = [k for k in rows if k.budget_usd is not None]
+    if not budgeted:
+        return {}
+    try:
+        loaded = load_config(config_path=config, env_file=env_file).config
+        path = ledger_path(loaded)
+    except ConfigError:
+        directory = state_dir or os.environ.get("APP_STATE__DIRECTORY") or StateConfig().directory
+        path = Path(directory) / "usage.sqlite3"
+    now = time.time()
+    starts = {k.name: period_bounds(k.budget_period, now)[0] for k in budgeted}
+    first = datetime.fromtimestamp(min(starts.values()), UTC).strftime("%Y-%m-%d")
+    try:
+        by_day = spend_by_day(path, first)
+    except LedgerError:
+        return {}
+    spend: dict[str, float] = {}
+    for (name, day), cost in by_day.items():
+        start = starts.get(name)
+        if start is not None and day >= datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"):
+            spend[name] = spend.get(name, 0.0) + cost
+    return spend
 
 
 def _when(timestamp: float) -> str:

@@ -420,6 +420,7 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
     auth = config.auth
     if auth.oidc is not None:
         _check_oidc(auth.oidc, models, problems)
+    _check_budgets(config, problems)
     open_door = not auth.master_key and not auth.keys and auth.oidc is None
     if open_door and not auth.allow_unauthenticated and not _is_loopback(config.server.host):
         problems.add(
@@ -429,6 +430,48 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
             "(or auth.allow_unauthenticated = true)",
         )
     return msgspec.structs.replace(config, providers=providers)
+
+
+def unpriced_models(config: Config, allowed: list[str]) -> list[str]:
+    """The models among ``allowed`` (empty: all) with a target the ``[[pricing]]`` table
+    cannot price (the lookup of ``observability.usage.PriceTable``, restated)."""
+    prices = {(p.provider, p.model) for p in config.pricing}
+
+    def priced(provider: str, upstream: str, name: str) -> bool:
+        return any((who, what) in prices for what in (upstream, name) for who in (provider, None))
+
+    names = set(allowed)
+    return [
+        model.name
+        for model in config.models
+        if (not names or model.name in names)
+        and not all(priced(t.provider, t.model, model.name) for t in model.targets)
+    ]
+
+
+def _check_budgets(config: Config, problems: _Problems) -> None:
+    """A budget is only as good as its prices: every model a budgeted key or group may
+    use needs a ``[[pricing]]`` entry for each of its targets."""
+    owners: list[tuple[tuple[str | int, ...], float | None, list[str]]] = [
+        (("auth", "keys", i, "budget_usd"), key.budget_usd, key.models)
+        for i, key in enumerate(config.auth.keys)
+    ]
+    if config.auth.oidc is not None:
+        owners += [
+            (("auth", "oidc", "groups", i, "budget_usd"), group.budget_usd, group.models)
+            for i, group in enumerate(config.auth.oidc.groups)
+        ]
+    for path, budget, allowed in owners:
+        if budget is None:
+            continue
+        missing = unpriced_models(config, allowed)
+        if missing:
+            problems.add(
+                path,
+                budget,
+                "a budgeted key may use models without a price: add [[pricing]] for "
+                + ", ".join(repr(m) for m in missing),
+            )
 
 
 def _check_oidc(oidc: OidcConfig, models: set[str], problems: _Problems) -> None:

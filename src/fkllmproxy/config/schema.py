@@ -71,11 +71,18 @@ class KeyRateLimit(_Section, frozen=True):
     refill_per_second: PositiveFloat
 
 
+# Budgets (server/budget.py): calendar periods in UTC, a week starting on Monday.
+BudgetPeriod = Literal["day", "week", "month"]
+
+
 class ClientKey(_Section, frozen=True):
     name: Name
     key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
     models: list[str] = field(default_factory=list)
     rate_limit: KeyRateLimit | None = None
+    budget_usd: PositiveFloat | None = None
+    budget_period: BudgetPeriod = "month"
+    tokens_per_minute: PositiveInt | None = None
 
 
 # Asymmetric algorithms only: with an HMAC algorithm allowed, a token "signed" with the
@@ -91,6 +98,9 @@ class OidcGroup(_Section, frozen=True):
     claim_value: Annotated[str, Meta(min_length=1)]
     models: list[str] = field(default_factory=list)
     rate_limit: KeyRateLimit | None = None
+    budget_usd: PositiveFloat | None = None  # shared by every member of the group
+    budget_period: BudgetPeriod = "month"
+    tokens_per_minute: PositiveInt | None = None  # per member, like rate_limit
 
 
 class OidcConfig(_Section, frozen=True):

@@ -196,6 +196,22 @@ class Metrics:
             registry=own,
             multiprocess_mode="livemax",
         )
+        # Spend is shared by the workers (state/budgets.py), so each one's latest reading
+        # is the same number, give or take the calls in flight: the largest is the newest.
+        self._budget_spent = Gauge(
+            "fkllm_budget_spent_usd",
+            "Spend this budget period per budgeted key (or OIDC group: group:<name>).",
+            ["client"],
+            registry=own,
+            multiprocess_mode="livemax",
+        )
+        self._budget_limit = Gauge(
+            "fkllm_budget_limit_usd",
+            "The budget for the period per budgeted key (or OIDC group).",
+            ["client"],
+            registry=own,
+            multiprocess_mode="livemax",
+        )
         self._in_flight = Gauge(
             "fkllm_in_flight_requests",
             "Requests being answered right now (streams included).",
@@ -297,6 +313,11 @@ class Metrics:
 
     def usage_rows_dropped(self, count: int) -> None:
         self._usage_dropped.inc(count)
+
+    def budget(self, client: str, spent: float, limit: float) -> None:
+        """Set ``client``'s spend this period and its budget."""
+        self._child(("bs", client), self._budget_spent, client).set(spent)
+        self._child(("bl", client), self._budget_limit, client).set(limit)
 
     def rate_limited(self) -> None:
         self._rate_limited.inc()

@@ -50,6 +50,7 @@ __all__ = [
     "UsageLedger",
     "ledger_path",
     "open_ledger",
+    "spend_by_day",
     "summarize",
     "summarize_days",
 ]
@@ -149,6 +150,20 @@ class PriceTable:
         for price in prices:
             self._prices[(price.provider, price.model)] = price
 
+    def find(
+        self, provider: str | None, upstream_model: str | None, model: str | None
+    ) -> PriceConfig | None:
+        """The price that applies: provider and upstream model, upstream model, then the
+        model name the client sent (with and without the provider)."""
+        price = None
+        if upstream_model is not None:
+            price = self._prices.get((provider, upstream_model)) or self._prices.get(
+                (None, upstream_model)
+            )
+        if price is None and model is not None:
+            price = self._prices.get((provider, model)) or self._prices.get((None, model))
+        return price
+
     def cost(
         self,
         provider: str | None,
@@ -162,13 +177,7 @@ class PriceTable:
         """USD for one request; the cache tokens are part of ``prompt_tokens``."""
         if not self._prices:
             return None
-        price = None
-        if upstream_model is not None:
-            price = self._prices.get((provider, upstream_model)) or self._prices.get(
-                (None, upstream_model)
-            )
-        if price is None and model is not None:
-            price = self._prices.get((provider, model)) or self._prices.get((None, model))
+        price = self.find(provider, upstream_model, model)
         if price is None:
             return None
         total = prompt_tokens * price.input_per_mtok + completion_tokens * price.output_per_mtok
@@ -429,6 +438,26 @@ DAILY_GROUPINGS: dict[str, str] = {
     "provider": "provider",
     "day": "day",
 }
+
+
+def spend_by_day(path: Path, since_day: str) -> dict[tuple[str, str], float]:
+    """Cost per (key name, UTC day) from the daily rollups since ``since_day``: what
+    budgets start from when the daemon starts (one query, before any request)."""
+    if not path.exists():
+        return {}
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = connection.execute(
+                "SELECT key_name, day, SUM(cost_usd) FROM usage_daily"
+                " WHERE day >= ? AND cost_usd IS NOT NULL GROUP BY key_name, day",
+                (since_day,),
+            ).fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot read the usage ledger {path}: {exc}") from None
+    return {(str(row[0]), str(row[1])): float(row[2]) for row in rows}
 
 
 def summarize_days(path: Path, *, by: str = "key", since_day: str = "") -> list[UsageLine]:

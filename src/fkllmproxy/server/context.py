@@ -8,9 +8,13 @@ writes the request log line from it. It lives in the ASGI scope under ``"fkllm"`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fkllmproxy.auth import Decision
 from fkllmproxy.providers import Usage
+
+if TYPE_CHECKING:
+    from fkllmproxy.server.budget import Reservation
 
 __all__ = ["RequestContext"]
 
@@ -29,3 +33,5 @@ class RequestContext:
     stream: bool = False
     first_token_at: float | None = None  # perf_counter of the first streamed chunk
     cache: str | None = None  # "hit" or "miss" when the response cache was consulted
+    budget: Reservation | None = None  # a budgeted caller's hold, settled at the end
+    budget_left: float | None = None  # for x-fkllm-budget-remaining-usd

@@ -20,6 +20,7 @@ from fkllmproxy.errors import BadRequest
 from fkllmproxy.providers import Provider
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.budget import reserve
 from fkllmproxy.server.cache import CachePlan, plan_cache
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.disconnect import unless_disconnected
@@ -60,6 +61,8 @@ async def accept(
     context.model = parsed.model
     model = runtime.router.resolve(parsed.model)
     caller.check_model(model.name)
+    if caller.limits is not None:
+        await reserve(runtime.budgets, caller, context, model, raw)
     return runtime, caller, raw, parsed, model
 
 

@@ -6,6 +6,7 @@ from fkllmproxy.auth import Caller
 from fkllmproxy.auth.events import AccessEvents
 from fkllmproxy.errors import Forbidden, RateLimited, StateStoreUnavailable, Unauthorized
 from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.server.budget import check as check_budget
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.exchange import ApiRequest
 from fkllmproxy.server.runtime import RateShare, Runtime
@@ -97,6 +98,8 @@ async def admit(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestC
     if limits is not None:
         bucket = caller.name if runtime.auth.required else _caller_ip(request)
         await _take(runtime, limits, bucket, caller, context, events)
+    if caller.limits is not None:
+        await check_budget(runtime.budgets, caller, context)
     return caller, context
 
 

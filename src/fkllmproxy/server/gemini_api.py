@@ -48,6 +48,7 @@ from fkllmproxy.providers import (
 )
 from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.server.body import decode_body, read_body
+from fkllmproxy.server.budget import reserve
 from fkllmproxy.server.dispatch import call_targets, consult_cache
 from fkllmproxy.server.errors import google_error_body, reply_for_exception
 from fkllmproxy.server.exchange import ApiRequest, Receive, Reply, json_reply, sse_reply
@@ -217,6 +218,8 @@ async def _accept(
     context.model = name
     model = runtime.router.resolve(name)
     caller.check_model(model.name)
+    if caller.limits is not None:
+        await reserve(runtime.budgets, caller, context, model, raw)
     return runtime, caller, raw, parsed, model
 
 

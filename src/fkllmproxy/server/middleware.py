@@ -17,6 +17,7 @@ from typing import Any
 
 from fkllmproxy.observability.logging import get_logger, request_id_var
 from fkllmproxy.observability.tracing import finish_request, start_request
+from fkllmproxy.server.budget import HEADER as BUDGET_HEADER
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.host import host_is_valid, refuse_bad_host
 from fkllmproxy.server.runtime import RuntimeHolder
@@ -83,6 +84,8 @@ class RequestMiddleware:
                 headers.append((b"x-request-id", request_id))
                 if context.rate is not None:
                     headers.extend(context.rate.headers())
+                if context.budget_left is not None:
+                    headers.append((BUDGET_HEADER, b"%.6f" % context.budget_left))
                 if state["unread_body"]:
                     # Answered before the body was read (401, 413, a GET with a body):
                     # the rest of it is still on the wire, so this connection cannot
@@ -90,6 +93,9 @@ class RequestMiddleware:
                     # and its next request meets a closed socket.
                     headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
+            elif context.budget is not None and not message.get("more_body"):
+                # Settled before the last byte: the caller's next request sees this cost.
+                await _settle_safely(holder, context)
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 state["logged"] = True
@@ -111,6 +117,8 @@ class RequestMiddleware:
                 raise
         finally:
             runtime.in_flight -= 1
+            if context.budget is not None:
+                await _settle_safely(holder, context)
             if not state["logged"]:
                 # The client went away or the stream broke before the last byte.
                 status = state["status"] or 499
@@ -118,6 +126,17 @@ class RequestMiddleware:
                     context.error_code = "client_disconnected"
                 _log_request(scope, context, status)
                 _observe_safely(holder, scope, context, status, observed, span)
+
+
+async def _settle_safely(holder: RuntimeHolder, context: RequestContext) -> None:
+    """Settle the request's budget hold; a fault in that never breaks the answer."""
+    runtime = holder.runtime
+    if runtime.budgets is None:
+        return
+    try:
+        await runtime.budgets.settle(context, runtime.router.models)
+    except Exception:
+        _log.exception("settling the request's budget failed")
 
 
 def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:

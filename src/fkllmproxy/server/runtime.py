@@ -22,6 +22,7 @@ from fkllmproxy.observability.usage import UsageLedger
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
 from fkllmproxy.routing.shared_circuits import SharedCircuits
+from fkllmproxy.server.budget import Budgets, build_budgets
 from fkllmproxy.server.cache import ResponseCache
 from fkllmproxy.state import StateBackend, build_state
 from fkllmproxy.state.base import CircuitParams
@@ -58,6 +59,7 @@ class Runtime:
     state: StateBackend
     limits: RateShare | None
     cache: ResponseCache | None
+    budgets: Budgets | None = None
     # Requests that started on this runtime and have not finished (the middleware
     # counts them), so a reload closes the old providers only once they are done.
     in_flight: int = 0
@@ -133,10 +135,9 @@ def build_runtime(
     config = loaded.config
     factory = transport or default_transport(config.server.http_transport)
     providers = {p.name: build_provider(p, factory) for p in config.providers}
-    if previous is not None and _same_state(previous.config, config):
-        state = previous.state
-    else:
-        state = build_state(config)
+    same_state = previous is not None and _same_state(previous.config, config)
+    state = previous.state if previous is not None and same_state else build_state(config)
+    extra_keys = list(extra_keys)
     limits = config.rate_limit
     divisor = config.server.workers if config.state.backend == "memory" else 1
     share = (
@@ -164,6 +165,13 @@ def build_runtime(
         state=state,
         limits=share,
         cache=cache,
+        budgets=build_budgets(
+            config,
+            state,
+            [*config.auth.keys, *extra_keys],
+            previous=previous.budgets if previous is not None else None,
+            same_state=same_state,
+        ),
     )
 
 

@@ -181,6 +181,12 @@ class RedisState(StateBackend):
             if row[0] not in (b"", "")
         }
 
+    def budgets(self) -> Any:
+        """Budgets and token buckets on this Redis (state/budgets.py)."""
+        from fkllmproxy.state.budgets import RedisBudgets
+
+        return RedisBudgets(self._redis, self._prefix)
+
     async def ping(self) -> None:
         await self._run(self._redis.ping())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import msgspec
@@ -10,9 +11,11 @@ from litestar import Request, Response, get, post
 
 from fkllmproxy.auth import Authenticator
 from fkllmproxy.auth.store import KeyStore, store_keys, store_path
-from fkllmproxy.config.schema import KeyRateLimit
-from fkllmproxy.errors import ConfigError
+from fkllmproxy.config.loader import unpriced_models
+from fkllmproxy.config.schema import ClientKey, KeyRateLimit
+from fkllmproxy.errors import ConfigError, FkllmError
 from fkllmproxy.observability.logging import get_logger
+from fkllmproxy.server.budget import build_budgets
 from fkllmproxy.server.runtime import RuntimeHolder
 from fkllmproxy.server.ui import ledger, pages
 from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render
@@ -41,12 +44,15 @@ async def _keys_page(visit: Visit, *, status: int = 200, message: Html | None = 
     rows = []
     configured = {k.name for k in config.auth.keys}
     for key in config.auth.keys:
-        rows.append(_key_row(key.name, "config", key.models, key.rate_limit, None, activity))
+        row = _key_row(key.name, "config", key.models, key.rate_limit, None, activity)
+        rows.append({**row, "budget": await _budget(visit, key)})
     for entry in stored:
         if entry.name in configured:
             continue
-        limit = entry.as_client_key().rate_limit
-        rows.append(_key_row(entry.name, "store", entry.models, limit, entry.created_at, activity))
+        client = entry.as_client_key()
+        row = _key_row(entry.name, "store", entry.models, client.rate_limit, entry.created_at,
+                       activity)  # fmt: skip
+        rows.append({**row, "budget": await _budget(visit, client)})
     models = [m.name for m in config.models]
     body = pages.keys_body(
         rows, visit.csrf, models, created=created, ledger=holder.ledger is not None
@@ -69,6 +75,35 @@ def _key_row(name: str, source: str, models: list[str], limit: KeyRateLimit | No
     }
 
 
+async def _budget(visit: Visit, key: ClientKey) -> str:
+    """The key's budget, its spend this period and what is left (from the live budgets)."""
+    if key.budget_usd is None:
+        return "none"
+    text = f"${key.budget_usd:.2f}/{key.budget_period}"
+    budgets = visit.runtime.budgets
+    limits = budgets.limits.get(key.name) if budgets is not None else None
+    if budgets is None or limits is None:
+        return f"{text} (applies after a reload)"
+    try:
+        spend = await budgets.read(limits)
+    except FkllmError:
+        return f"{text} (spend unavailable)"
+    left = max(0.0, key.budget_usd - spend.spent)
+    return f"{text}: spent ${spend.spent:.4f}, left ${left:.4f}"
+
+
+def _budget_from(form: dict[str, str]) -> dict[str, Any]:
+    """The create form's budget fields as ``KeyStore.create`` takes them."""
+    amount = form.get("budget_usd", "").strip()
+    if not amount:
+        return {}
+    try:
+        value = float(amount)
+    except ValueError:
+        raise ValueError("Budget must be a number of US dollars above 0") from None
+    return {"budget_usd": value, "budget_period": form.get("budget_period", "month")}
+
+
 @get("/ui/keys")
 async def keys(request: Request[Any, Any, Any]) -> Response[bytes]:
     visit = await signed_in(request)
@@ -85,8 +120,14 @@ def _apply_keys(holder: RuntimeHolder) -> str | None:
             "'systemctl reload fkllmproxy' (SIGHUP)."
         )
     runtime = holder.runtime
-    runtime.auth = Authenticator(
-        runtime.config.auth, extra_keys=store_keys(runtime.config), previous=runtime.auth
+    extra = store_keys(runtime.config)
+    runtime.auth = Authenticator(runtime.config.auth, extra_keys=extra, previous=runtime.auth)
+    runtime.budgets = build_budgets(
+        runtime.config,
+        runtime.state,
+        [*runtime.config.auth.keys, *extra],
+        previous=runtime.budgets,
+        same_state=True,
     )
     return None
 
@@ -118,6 +159,13 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
     models = [m.strip() for m in form.get("models", "").split(",") if m.strip()]
     try:
         limit = _limit_from(form)
+        spend = _budget_from(form)
+        missing = unpriced_models(visit.runtime.config, models) if spend else []
+        if missing:
+            raise ValueError(
+                "a budgeted key may use models without a price: add [[pricing]] for "
+                + ", ".join(repr(m) for m in missing)
+            )
     except ValueError as exc:
         return await _keys_page(visit, status=400, message=notice(f"Not created: {exc}.", "error"))
     if name in {k.name for k in visit.runtime.config.auth.keys}:
@@ -125,7 +173,9 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
                          "error")  # fmt: skip
         return await _keys_page(visit, status=409, message=message)
     try:
-        key = await asyncio.to_thread(_store(visit).create, name, models, limit)
+        key = await asyncio.to_thread(
+            functools.partial(_store(visit).create, name, models, limit, **spend)
+        )
     except ConfigError as exc:
         message = notice(f"Not created: {'; '.join(exc.problems)}.", "error")
         return await _keys_page(visit, status=400, message=message)

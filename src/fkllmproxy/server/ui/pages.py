@@ -180,6 +180,15 @@ def keys_body(
         'step="any" aria-describedby="key-limit-hint">'
         '<span class="hint" id="key-limit-hint">Its own rate limit: give both or neither '
         "(neither: the default limits).</span>"
+        '<label for="key-budget">Budget (USD)</label>'
+        '<input id="key-budget" name="budget_usd" type="number" min="0.000001" step="any" '
+        'aria-describedby="key-budget-hint">'
+        '<label for="key-period">Budget period</label>'
+        '<select id="key-period" name="budget_period" aria-describedby="key-budget-hint">'
+        '<option value="month">month</option><option value="week">week</option>'
+        '<option value="day">day</option></select>'
+        '<span class="hint" id="key-budget-hint">Spend allowed per calendar period (UTC, '
+        "weeks from Monday); empty: no budget. Its models need prices.</span>"
         '<button type="submit">Create key</button></form></section>'
     )
     rows = []
@@ -197,6 +206,7 @@ def keys_body(
                 key["name"],
                 ", ".join(key["models"]) or "all",
                 key["limit"],
+                key.get("budget", "none"),
                 f"{key['requests']:,}",
                 money(key["spend"]),
                 when(key["last_used"]),
@@ -210,6 +220,7 @@ def keys_body(
             "Name",
             "Models",
             "Rate limit",
+            "Budget",
             "Requests",
             "Spend (USD)",
             "Last used",
