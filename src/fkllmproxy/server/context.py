@@ -29,3 +29,4 @@ class RequestContext:
     stream: bool = False
     first_token_at: float | None = None  # perf_counter of the first streamed chunk
     cache: str | None = None  # "hit" or "miss" when the response cache was consulted
+    replayed: Usage | None = None  # a cache hit's tokens, as the answer it replays had them
