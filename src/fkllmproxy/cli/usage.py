@@ -79,6 +79,8 @@ def usage(
             "by": by,
             "since": start,
             "groups": [dataclasses.asdict(line) for line in lines],
+            # Neither is a measurement: prices from [[pricing]], energy from tokens.
+            "estimates": ["cost_usd", "energy_wh"],
         }
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(payload)).decode() + "\n")
         return

@@ -9,6 +9,8 @@ ones as the exact SSE bytes the client got, and only when they completed cleanly
 An entry is its body behind one byte saying JSON or SSE; entries stored with the
 answer's token counts (lower-case marker, then two little-endian uint32) let a hit say
 what it avoided (``fkllm_energy_saved_joules``). Entries without them still replay.
+The entry format is part of the key (``_FORMAT``), so during a rolling upgrade on a
+shared Redis an older daemon never reads an entry it cannot parse (it misses instead).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _JSON, _SSE = b"J", b"S"
 _JSON_COUNTED, _SSE_COUNTED = b"j", b"s"  # followed by the answer's token counts
 _TOKENS = struct.Struct("<II")
 _MAX_TOKENS = 0xFFFFFFFF
+_FORMAT = b"\0entry-v2"  # bumped whenever the stored value's layout changes
 _MAX_VALUE_BYTES = 4 * 1024 * 1024
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
@@ -56,7 +59,7 @@ class ResponseCache:
         canonical = _encode_sorted(msgspec.json.decode(raw))
         scope = "*" if self._shared else caller
         digest = hashlib.sha256(canonical)
-        digest.update(b"\0" + model.encode() + b"\0" + scope.encode())
+        digest.update(b"\0" + model.encode() + b"\0" + scope.encode() + _FORMAT)
         return digest.hexdigest()
 
     async def lookup(self, key: str) -> CachedAnswer | None:
