@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_DIR := .run
 PORT ?= 4000
 
-.PHONY: help venv run test lint format typecheck clean dist install image audit lock
+.PHONY: help venv run test lint format typecheck clean dist install image audit lock loadtest
 
 help:
 	@echo "make run    install into $(VENV) and start the proxy on the mock provider (port $(PORT))"
@@ -15,6 +15,7 @@ help:
 	@echo "make image  build the container image (podman or buildah; deploy/Containerfile)"
 	@echo "make audit  pip-audit the lock of what ships (needs the network)"
 	@echo "make install  (as root) install the program, the systemd unit, /etc/fkllmproxy/{env,config.toml}"
+	@echo "make loadtest  Locust against a running proxy (FKLLM_BASE_URL, FKLLM_MODEL, FKLLM_PROMPT, FKLLM_API_KEY; USERS, SPAWN_RATE, DURATION)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -179,3 +180,12 @@ soak: venv
 
 hostile-table: venv
 	$(BIN)/python -m bench.hostile
+
+# The Locust scenario of examples/loadtest against a proxy that is already running
+# (e.g. `make run` in another terminal, then FKLLM_API_KEY from .run/env).
+USERS ?= 10
+SPAWN_RATE ?= 5
+DURATION ?= 30s
+loadtest: venv
+	$(BIN)/locust -f examples/loadtest/locustfile.py --headless \
+		-u $(USERS) -r $(SPAWN_RATE) -t $(DURATION) --only-summary

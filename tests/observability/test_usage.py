@@ -234,7 +234,7 @@ class TestDailyRollups:
         UsageLedger(path, flush_interval=0.01, prices=PriceTable([])).close()
         with sqlite3.connect(path) as db:
             db.executemany(
-                "INSERT INTO usage_daily VALUES (?, 'k', 'm', 'p', 1, 0, 1, 1, NULL, 5.0, 0)",
+                "INSERT INTO usage_daily VALUES (?, 'k', 'm', 'p', 1, 0, 1, 1, NULL, 5.0, 0, NULL)",
                 [("2026-01-01",), ("2026-01-02",), ("2026-01-03",)],
             )
         lines = summarize_days(path, by="day", since_day="2026-01-02")

@@ -121,3 +121,47 @@ def test_messages_answers_and_streams_are_cached_apart_from_chat(start_daemon: A
         json={"model": "cached", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]},
     )
     assert chat.headers["x-fkllm-cache"] == "miss"
+
+
+class TestEntries:
+    """What a cache entry keeps: the answer, and its token counts for the energy saved."""
+
+    async def test_an_answer_replays_with_the_tokens_it_was_stored_with(self) -> None:
+        """Whole and streamed answers come back byte for byte, with their token counts."""
+        from fkllmproxy.config.schema import CacheConfig
+        from fkllmproxy.providers import Usage
+        from fkllmproxy.server.cache import ResponseCache
+        from fkllmproxy.state.memory import MemoryState
+
+        cache = ResponseCache(MemoryState(), CacheConfig(enabled=True))
+        await cache.store_body("whole", b'{"a":1}', Usage(prompt_tokens=7, completion_tokens=70))
+
+        async def frames() -> Any:
+            yield b"data: {}\n\n"
+            yield b"data: [DONE]\n\n"
+
+        counted = Usage(prompt_tokens=5, completion_tokens=50)
+        async for _ in cache.recording("stream", frames(), b"[DONE]", lambda: counted):
+            pass
+        whole, streamed = await cache.lookup("whole"), await cache.lookup("stream")
+        assert whole is not None and streamed is not None
+        assert (whole.body, whole.streamed, whole.prompt_tokens, whole.completion_tokens) == (
+            b'{"a":1}', False, 7, 70,
+        )  # fmt: skip
+        assert (streamed.body, streamed.streamed, streamed.completion_tokens) == (
+            b"data: {}\n\ndata: [DONE]\n\n", True, 50,
+        )  # fmt: skip
+
+    async def test_an_entry_without_token_counts_still_replays(self) -> None:
+        """An entry stored without counts (or in the previous layout) replays with zeros."""
+        from fkllmproxy.config.schema import CacheConfig
+        from fkllmproxy.server.cache import ResponseCache
+        from fkllmproxy.state.memory import MemoryState
+
+        state = MemoryState()
+        cache = ResponseCache(state, CacheConfig(enabled=True))
+        await cache.store_body("k", b'{"b":2}')
+        await state.cache_set("old", b"S" + b"data: [DONE]\n\n", 60)
+        plain, old = await cache.lookup("k"), await cache.lookup("old")
+        assert plain is not None and (plain.body, plain.prompt_tokens) == (b'{"b":2}', 0)
+        assert old is not None and (old.body, old.streamed) == (b"data: [DONE]\n\n", True)

@@ -19,6 +19,7 @@ from fkllmproxy.cli import (  # noqa: F401 - registers commands
     metrics,
     rotate_key,
     serve,
+    smoke,
     status,
     usage,
 )

@@ -22,7 +22,7 @@ from fkllmproxy.errors import ConfigError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DaemonAddress", "Unreachable", "fetch", "locate"]
+__all__ = ["DaemonAddress", "Unreachable", "fetch", "locate", "reason"]
 
 _DEFAULT_HOST = "127.0.0.1"
 _DEFAULT_PORT = 4000
@@ -117,7 +117,8 @@ def locate(
     )
 
 
-def _reason(error: httpx.HTTPError) -> str:
+def reason(error: httpx.HTTPError) -> str:
+    """Why an exchange failed, in a few words (\"connection refused\")."""
     import httpx
 
     if isinstance(error, httpx.ConnectError):
@@ -138,6 +139,6 @@ def fetch(address: DaemonAddress, path: str, timeout: float = 5.0) -> httpx.Resp
     try:
         return httpx.get(address.url + path, headers=headers, timeout=timeout, trust_env=False)
     except httpx.HTTPError as exc:
-        raise Unreachable(f"cannot reach fkllmproxy at {address.url} ({_reason(exc)})") from None
+        raise Unreachable(f"cannot reach fkllmproxy at {address.url} ({reason(exc)})") from None
     except (httpx.InvalidURL, ValueError) as exc:  # a malformed --url
         raise Unreachable(f"cannot use the address {address.url!r}: {exc}") from None

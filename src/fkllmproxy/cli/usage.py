@@ -61,7 +61,7 @@ def usage(
         ),
     ] = None,
 ) -> None:
-    """Summarise the usage ledger: requests, tokens, estimated cost and latency per group."""
+    """Summarise the usage ledger: requests, tokens, estimated cost and energy, latency per group."""
     if by not in GROUPINGS:
         fail(f"--by {by!r} is not one of: {', '.join(GROUPINGS)}", 2)
     try:
@@ -79,6 +79,8 @@ def usage(
             "by": by,
             "since": start,
             "groups": [dataclasses.asdict(line) for line in lines],
+            # Neither is a measurement: prices from [[pricing]], energy from tokens.
+            "estimates": ["cost_usd", "energy_wh"],
         }
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(payload)).decode() + "\n")
         return
@@ -95,6 +97,7 @@ def usage(
         "Prompt",
         "Completion",
         "Cost USD",
+        "Est. Wh",
         "Avg latency",
     ):
         table.add_column(title, justify="left" if title == by.capitalize() else "right")
@@ -106,6 +109,7 @@ def usage(
             count(line.prompt_tokens),
             count(line.completion_tokens),
             "-" if line.cost_usd is None else f"{line.cost_usd:.4f}",
+            "-" if line.energy_wh is None else f"{line.energy_wh:,.3f}",
             milliseconds(line.avg_latency_ms),
         )
     console = Console()
@@ -113,3 +117,8 @@ def usage(
         console.print(f"No requests in the ledger {path}" + (" since then." if since else "."))
         return
     console.print(table)
+    console.print(
+        "Energy is an estimate from tokens and per-model coefficients (good to a factor of"
+        " about ten), not a measurement.",
+        style="dim",
+    )

@@ -190,6 +190,10 @@ class UsageConfig(_Section, frozen=True):
     enabled: bool = False
     path: str | None = None
     flush_interval_secs: PositiveFloat = 0.1
+    # The energy estimate's coefficients for models without their own in [[pricing]]:
+    # Wh per 1,000 tokens (see observability/energy.py for where the defaults come from).
+    energy_wh_per_1k_prompt: NonNegativeFloat = 0.05
+    energy_wh_per_1k_completion: NonNegativeFloat = 0.5
 
 
 class ResponsesConfig(_Section, frozen=True):
@@ -267,6 +271,9 @@ class PriceConfig(_Section, frozen=True):
     provider: Name | None = None
     cache_read_per_million: NonNegativeFloat | None = None
     cache_write_per_million: NonNegativeFloat | None = None
+    # The energy estimate for this model, Wh per 1,000 tokens (absent: the [usage] defaults).
+    energy_wh_per_1k_prompt: NonNegativeFloat | None = None
+    energy_wh_per_1k_completion: NonNegativeFloat | None = None
 
 
 class Config(_Section, frozen=True):

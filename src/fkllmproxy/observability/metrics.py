@@ -49,6 +49,8 @@ OUTCOMES = ("success", "error", "timeout", "rate_limited", "rejected")
 _PROVIDER_OK = frozenset({"success", "rejected"})
 
 REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+# Joules: a short answer of a small model is a few J, a long agent turn tens of kJ.
+ENERGY_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 50_000, 100_000)
 FIRST_TOKEN_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60)
 RECENT_SECS = 300.0  # "recent" error rate of a provider: the last five minutes
 _PROCESS_REFRESH_SECS = 5.0
@@ -159,6 +161,22 @@ class Metrics:
             "Tokens the providers reported, by provider, model and kind (prompt, completion;"
             " cache_read and cache_write, prompt-cache tokens also counted in prompt).",
             ["provider", "model", "kind"],
+            registry=own,
+        )
+        self._energy = Histogram(
+            "fkllm_energy_joules",
+            "Estimated energy of each answered request (an estimate from its tokens and the"
+            " model's Wh per 1,000 tokens, not a measurement), by provider and model.",
+            ["provider", "model"],
+            buckets=ENERGY_BUCKETS,
+            registry=own,
+        )
+        self._energy_saved = Histogram(
+            "fkllm_energy_saved_joules",
+            "Estimated energy a response-cache hit avoided (the estimate of the answer it"
+            " replayed), by model.",
+            ["model"],
+            buckets=ENERGY_BUCKETS,
             registry=own,
         )
         self._rate_limited = Counter(
@@ -303,6 +321,14 @@ class Metrics:
             self._child(
                 ("k", provider, model, "cw"), self._tokens, provider, model, "cache_write"
             ).inc(write)
+
+    def energy(self, provider: str, model: str, joules: float) -> None:
+        """One answered request's estimated energy."""
+        self._child(("e", provider, model), self._energy, provider, model).observe(joules)
+
+    def energy_saved(self, model: str, joules: float) -> None:
+        """What one cache hit avoided: the estimated energy of the answer it replayed."""
+        self._child(("es", model), self._energy_saved, model).observe(joules)
 
     def cache_lookup(self, model: str, *, hit: bool) -> None:
         """Count one response-cache lookup for ``model`` (a configured name)."""

@@ -22,6 +22,10 @@ provider, in the same transaction: the console's pages read those rollups, so a 
 view costs a few hundred rows however many months of requests the ledger holds. A
 ledger written before the rollups existed is rolled up once, when the daemon opens it.
 
+Energy is an estimate too (``energy_wh``, see ``observability/energy.py``): the
+request's tokens times its model's Wh per 1,000 prompt and completion tokens, worked
+out by the middleware (a dict lookup and two multiplications) and passed in.
+
 Cost is an estimate from the ``[[pricing]]`` table: USD per million prompt and
 completion tokens (prompt-cache reads and writes at their own prices when the table
 gives them), looked up by provider and upstream model, then upstream model, then the
@@ -78,7 +82,9 @@ CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 _ADDED_COLUMNS = {
     "cache_read_tokens": "INTEGER NOT NULL DEFAULT 0",  # prompt-cache reads (in prompt_tokens)
     "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",  # prompt-cache writes (in prompt_tokens)
+    "energy_wh": "REAL",  # estimated Wh of the answer (observability/energy.py); NULL: none
 }
+_ADDED_DAILY_COLUMNS = {"energy_wh": "REAL"}
 DAILY_SCHEMA = """
 CREATE TABLE usage_daily (
     day TEXT NOT NULL,                -- UTC date, YYYY-MM-DD
@@ -92,16 +98,17 @@ CREATE TABLE usage_daily (
     cost_usd REAL,                    -- NULL while nothing in the group was priced
     latency_ms_sum REAL NOT NULL,
     last_ts REAL NOT NULL,
+    energy_wh REAL,                   -- estimated Wh (NULL while nothing had an estimate)
     PRIMARY KEY (day, key_name, model, provider)
 ) WITHOUT ROWID;
 INSERT INTO usage_daily
     SELECT date(ts, 'unixepoch'), COALESCE(key_name, '-'), COALESCE(model, '-'),
            COALESCE(provider, '-'), COUNT(*), SUM(status >= 400), SUM(prompt_tokens),
-           SUM(completion_tokens), SUM(cost_usd), SUM(latency_ms), MAX(ts)
+           SUM(completion_tokens), SUM(cost_usd), SUM(latency_ms), MAX(ts), SUM(energy_wh)
     FROM usage GROUP BY 1, 2, 3, 4;
 """
 _UPSERT_DAILY = (
-    "INSERT INTO usage_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO usage_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (day, key_name, model, provider) DO UPDATE SET"
     " requests = requests + excluded.requests, failed = failed + excluded.failed,"
     " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
@@ -109,13 +116,15 @@ _UPSERT_DAILY = (
     " cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd"
     " ELSE COALESCE(cost_usd, 0) + excluded.cost_usd END,"
     " latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,"
-    " last_ts = MAX(last_ts, excluded.last_ts)"
+    " last_ts = MAX(last_ts, excluded.last_ts),"
+    " energy_wh = CASE WHEN excluded.energy_wh IS NULL THEN energy_wh"
+    " ELSE COALESCE(energy_wh, 0) + excluded.energy_wh END"
 )
 _INSERT = (
     "INSERT INTO usage (ts, request_id, key_name, model, provider, upstream_model,"
     " prompt_tokens, completion_tokens, latency_ms, status, cost_usd,"
-    " cache_read_tokens, cache_write_tokens)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " cache_read_tokens, cache_write_tokens, energy_wh)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 MAX_PENDING = 200_000  # beyond this the writer is hopelessly behind: drop the oldest
 _RETRY_SECS = 1.0  # after a failed write, how soon the next try comes
@@ -135,6 +144,7 @@ Row = tuple[
     float | None,
     int,
     int,
+    float | None,
 ]
 
 
@@ -207,6 +217,10 @@ def _connect(path: Path) -> sqlite3.Connection:
             if name not in present:
                 connection.execute(f"ALTER TABLE usage ADD COLUMN {name} {declaration}")
         _add_rollups(connection)
+        present = {row[1] for row in connection.execute("PRAGMA table_info(usage_daily)")}
+        for name, declaration in _ADDED_DAILY_COLUMNS.items():
+            if name not in present:
+                connection.execute(f"ALTER TABLE usage_daily ADD COLUMN {name} {declaration}")
     except (OSError, sqlite3.Error) as exc:
         raise LedgerError(f"cannot open the usage ledger {path}: {exc}") from None
     return connection
@@ -232,12 +246,13 @@ def _add_rollups(connection: sqlite3.Connection) -> None:
 def _daily(batch: list[Row]) -> list[tuple[Any, ...]]:
     """A batch of rows summed per UTC day, key, model and provider (for the upsert)."""
     groups: dict[tuple[str, str, str, str], list[Any]] = {}
-    for ts, _, key, model, provider, _, prompt, completion, latency, status, cost, *_ in batch:
+    for ts, _, key, model, provider, _, prompt, completion, latency, status, cost, *rest in batch:
+        energy = rest[2]
         day = time.strftime("%Y-%m-%d", time.gmtime(ts))
         group = groups.get((day, key or "-", model or "-", provider or "-"))
         if group is None:
             group = groups[(day, key or "-", model or "-", provider or "-")] = [
-                0, 0, 0, 0, None, 0.0, ts,
+                0, 0, 0, 0, None, 0.0, ts, None,
             ]  # fmt: skip
         group[0] += 1
         group[1] += status >= 400
@@ -247,6 +262,8 @@ def _daily(batch: list[Row]) -> list[tuple[Any, ...]]:
             group[4] = (group[4] or 0.0) + cost
         group[5] += latency
         group[6] = max(group[6], ts)
+        if energy is not None:
+            group[7] = (group[7] or 0.0) + energy
     return [(*names, *sums) for names, sums in groups.items()]
 
 
@@ -280,6 +297,7 @@ class UsageLedger:
         status: int,
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
+        energy_wh: float | None = None,
     ) -> None:
         """Queue one finished request (cheap: called on the event loop)."""
         cost = self.prices.cost(
@@ -307,6 +325,7 @@ class UsageLedger:
                 cost,
                 cache_read_tokens,
                 cache_write_tokens,
+                energy_wh,
             )
         )
         if len(pending) == 1:
@@ -394,6 +413,7 @@ class UsageLine:
     completion_tokens: int
     cost_usd: float | None
     avg_latency_ms: float | None
+    energy_wh: float | None = None  # an estimate (observability/energy.py); None: none
 
 
 def summarize(path: Path, *, by: str = "key", since: float | None = None) -> list[UsageLine]:
@@ -408,7 +428,7 @@ def summarize(path: Path, *, by: str = "key", since: float | None = None) -> lis
         raise LedgerError(f"cannot open the usage ledger {path}: {exc}") from None
     query = (
         f"SELECT {GROUPINGS[by]} AS grp, COUNT(*), SUM(status >= 400), SUM(prompt_tokens),"
-        " SUM(completion_tokens), SUM(cost_usd), AVG(latency_ms)"
+        " SUM(completion_tokens), SUM(cost_usd), AVG(latency_ms), SUM(energy_wh)"
         " FROM usage WHERE ts >= ? GROUP BY grp ORDER BY grp"
     )
     try:
@@ -427,6 +447,7 @@ def summarize(path: Path, *, by: str = "key", since: float | None = None) -> lis
             completion_tokens=int(row[4] or 0),
             cost_usd=None if row[5] is None else round(float(row[5]), 6),
             avg_latency_ms=None if row[6] is None else round(float(row[6]), 3),
+            energy_wh=None if row[7] is None else round(float(row[7]), 6),
         )
         for row in rows
     ]
@@ -474,8 +495,8 @@ def summarize_days(path: Path, *, by: str = "key", since_day: str = "") -> list[
     column = DAILY_GROUPINGS[by]
     query = (
         f"SELECT {column} AS grp, SUM(requests), SUM(failed), SUM(prompt_tokens),"
-        " SUM(completion_tokens), SUM(cost_usd), SUM(latency_ms_sum) / SUM(requests)"
-        " FROM usage_daily WHERE day >= ? GROUP BY grp ORDER BY grp"
+        " SUM(completion_tokens), SUM(cost_usd), SUM(latency_ms_sum) / SUM(requests),"
+        " SUM(energy_wh) FROM usage_daily WHERE day >= ? GROUP BY grp ORDER BY grp"
     )
     try:
         with connection:
@@ -493,6 +514,7 @@ def summarize_days(path: Path, *, by: str = "key", since_day: str = "") -> list[
             completion_tokens=int(row[4] or 0),
             cost_usd=None if row[5] is None else round(float(row[5]), 6),
             avg_latency_ms=None if row[6] is None else round(float(row[6]), 3),
+            energy_wh=None if row[7] is None else round(float(row[7]), 6),
         )
         for row in rows
     ]

@@ -162,7 +162,7 @@ async def create_message(request: ApiRequest) -> Reply:
         if not answer.native:
             body = messages_response_from_chat(body, provider=answer.provider, model=parsed.model)
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
-            await cache.store_body(plan.store_key, body)
+            await cache.store_body(plan.store_key, body, result.usage)
         return json_reply(body, result.status, plan.headers if plan else None)
     if not answer.native:
         translator = MessagesStreamFromChat(provider=answer.provider, model=parsed.model)
@@ -171,7 +171,9 @@ async def create_message(request: ApiRequest) -> Reply:
         )
     frames = relay_stream(result, context, error_frame=_error_event)
     if cache is not None and plan is not None and plan.store_key:
-        frames = cache.recording(plan.store_key, frames, b'"type":"message_stop"')
+        frames = cache.recording(
+            plan.store_key, frames, b'"type":"message_stop"', lambda: context.usage
+        )
     return sse_reply(frames, plan.headers if plan else None)
 
 

@@ -5,22 +5,34 @@ gone), plus the model name and, unless ``shared_across_keys``, the caller's name
 one key's answers never serve another by default. Whole answers are cached, streamed
 ones as the exact SSE bytes the client got, and only when they completed cleanly.
 ``Cache-Control: no-cache`` skips the lookup and ``no-store`` the store.
+
+An entry is its body behind one byte saying JSON or SSE; entries stored with the
+answer's token counts (lower-case marker, then two little-endian uint32) let a hit say
+what it avoided (``fkllm_energy_saved_joules``). Entries without them still replay.
+The entry format is part of the key (``_FORMAT``), so during a rolling upgrade on a
+shared Redis an older daemon never reads an entry it cannot parse (it misses instead).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+import struct
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import msgspec
 
 from fkllmproxy.config.schema import CacheConfig
+from fkllmproxy.providers import Usage
 from fkllmproxy.state.base import StateBackend
 
 __all__ = ["CachePlan", "CachedAnswer", "ResponseCache", "plan_cache"]
 
 _JSON, _SSE = b"J", b"S"
+_JSON_COUNTED, _SSE_COUNTED = b"j", b"s"  # followed by the answer's token counts
+_TOKENS = struct.Struct("<II")
+_MAX_TOKENS = 0xFFFFFFFF
+_FORMAT = b"\0entry-v2"  # bumped whenever the stored value's layout changes
 _MAX_VALUE_BYTES = 4 * 1024 * 1024
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
@@ -30,6 +42,8 @@ class CachedAnswer(msgspec.Struct, frozen=True):
 
     body: bytes
     streamed: bool
+    prompt_tokens: int = 0  # of the answer when it was stored (0: not known)
+    completion_tokens: int = 0
 
 
 class ResponseCache:
@@ -45,7 +59,7 @@ class ResponseCache:
         canonical = _encode_sorted(msgspec.json.decode(raw))
         scope = "*" if self._shared else caller
         digest = hashlib.sha256(canonical)
-        digest.update(b"\0" + model.encode() + b"\0" + scope.encode())
+        digest.update(b"\0" + model.encode() + b"\0" + scope.encode() + _FORMAT)
         return digest.hexdigest()
 
     async def lookup(self, key: str) -> CachedAnswer | None:
@@ -54,19 +68,30 @@ class ResponseCache:
             self.misses += 1
             return None
         self.hits += 1
-        return CachedAnswer(body=value[1:], streamed=value[:1] == _SSE)
+        marker = value[:1]
+        if marker in (_JSON_COUNTED, _SSE_COUNTED) and len(value) > _TOKENS.size:
+            prompt, completion = _TOKENS.unpack_from(value, 1)
+            return CachedAnswer(
+                value[1 + _TOKENS.size :], marker == _SSE_COUNTED, prompt, completion
+            )
+        return CachedAnswer(body=value[1:], streamed=marker == _SSE)
 
-    async def store_body(self, key: str, body: bytes) -> None:
+    async def store_body(self, key: str, body: bytes, usage: Usage | None = None) -> None:
         if len(body) <= _MAX_VALUE_BYTES:
-            await self._state.cache_set(key, _JSON + body, self._ttl)
+            await self._state.cache_set(key, _entry(False, usage) + body, self._ttl)
 
     async def recording(
-        self, key: str, chunks: AsyncIterator[bytes], end_marker: bytes
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        end_marker: bytes,
+        usage: Callable[[], Usage | None] | None = None,
     ) -> AsyncIterator[bytes]:
         """Pass ``chunks`` through; store them once the stream ended with ``end_marker``.
 
         A stream cut short or ended by an error frame never reaches its marker, so only
-        complete answers are replayed.
+        complete answers are replayed. ``usage`` gives the stream's token counts once it
+        has ended (the request context's, which the relay fills in).
         """
         seen: list[bytes] = []
         size = 0
@@ -77,7 +102,18 @@ class ResponseCache:
             yield chunk
         body = b"".join(seen)
         if size <= _MAX_VALUE_BYTES and end_marker in body[-256:]:
-            await self._state.cache_set(key, _SSE + body, self._ttl)
+            counted = usage() if usage is not None else None
+            await self._state.cache_set(key, _entry(True, counted) + body, self._ttl)
+
+
+def _entry(streamed: bool, usage: Usage | None) -> bytes:
+    """The marker (and token counts, when known) an entry's body is stored behind."""
+    if usage is None:
+        return _SSE if streamed else _JSON
+    return (_SSE_COUNTED if streamed else _JSON_COUNTED) + _TOKENS.pack(
+        min(max(usage.prompt_tokens, 0), _MAX_TOKENS),
+        min(max(usage.completion_tokens, 0), _MAX_TOKENS),
+    )
 
 
 def cache_directives(header: str | None) -> tuple[bool, bool]:

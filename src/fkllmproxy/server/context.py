@@ -35,3 +35,4 @@ class RequestContext:
     cache: str | None = None  # "hit" or "miss" when the response cache was consulted
     budget: Reservation | None = None  # a budgeted caller's hold, settled at the end
     budget_left: float | None = None  # for x-fkllm-budget-remaining-usd
+    replayed: Usage | None = None  # a cache hit's tokens, as the answer it replays had them

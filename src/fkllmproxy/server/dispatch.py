@@ -17,7 +17,7 @@ import msgspec
 from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
 from fkllmproxy.errors import BadRequest
-from fkllmproxy.providers import Provider
+from fkllmproxy.providers import Provider, Usage
 from fkllmproxy.routing import Attempted
 from fkllmproxy.server.body import decode_body, read_body
 from fkllmproxy.server.budget import reserve
@@ -123,6 +123,11 @@ async def consult_cache(
     if plan.hit is None:
         return plan, None
     context.provider = "cache"
+    hit = plan.hit
+    if hit.prompt_tokens or hit.completion_tokens:
+        context.replayed = Usage(
+            prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens
+        )
     return plan, _cached_reply(plan)
 
 

@@ -294,7 +294,7 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
             answer = gemini_response_from_chat(answer, provider=shape.label, model=name)
         cache = runtime.cache
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
-            await cache.store_body(plan.store_key, answer)
+            await cache.store_body(plan.store_key, answer, result.usage)
         return json_reply(answer, result.status, plan.headers if plan else None)
     if shape.native:
         events = _native_events(result.chunks)

@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+from fkllmproxy.observability.energy import JOULES_PER_WH
 from fkllmproxy.observability.logging import get_logger, request_id_var
 from fkllmproxy.observability.tracing import finish_request, start_request
 from fkllmproxy.server.budget import HEADER as BUDGET_HEADER
@@ -239,6 +240,16 @@ def _observe(
     runtime = holder.runtime
     configured = runtime.router.models.get(sent) if isinstance(sent, str) else None
     provider = context.provider or ""
+    usage = context.usage
+    upstream = None
+    if configured is not None and provider:
+        upstream = next((t.model for t in configured.targets if t.provider == provider), None)
+    # The energy estimate of an answered request: a dict lookup and two multiplications (observability/energy.py).
+    energy_wh = None
+    if usage is not None and provider and provider != "cache" and status < 400:
+        energy_wh = runtime.energy.estimate_wh(
+            provider, upstream, sent, usage.prompt_tokens, usage.completion_tokens
+        )
     if observed:
         # Label values only from the configuration: a client's made-up model is "unknown".
         model = configured.name if configured is not None else ("" if sent is None else "unknown")
@@ -253,22 +264,30 @@ def _observe(
         )
         if context.cache is not None:
             metrics.cache_lookup(model, hit=context.cache == "hit")
+            replayed = context.replayed
+            if replayed is not None and configured is not None:
+                first = configured.targets[0]
+                saved = runtime.energy.estimate_wh(
+                    first.provider,
+                    first.model,
+                    sent,
+                    replayed.prompt_tokens,
+                    replayed.completion_tokens,
+                )
+                metrics.energy_saved(model, saved * JOULES_PER_WH)
         if provider:
             if context.first_token_at is not None:
                 metrics.first_token(provider, context.first_token_at - context.started)
-            if context.usage is not None:
-                counted = context.usage
-                metrics.tokens(provider, model, counted.prompt_tokens, counted.completion_tokens)
-                if counted.cached_tokens or counted.cache_write_tokens:
+            if usage is not None:
+                metrics.tokens(provider, model, usage.prompt_tokens, usage.completion_tokens)
+                if usage.cached_tokens or usage.cache_write_tokens:
                     metrics.cache_tokens(
-                        provider, model, counted.cached_tokens, counted.cache_write_tokens
+                        provider, model, usage.cached_tokens, usage.cache_write_tokens
                     )
+            if energy_wh is not None:
+                metrics.energy(provider, model, energy_wh * JOULES_PER_WH)
     ledger = holder.ledger
     if ledger is not None and sent is not None:
-        usage = context.usage
-        upstream = None
-        if configured is not None and provider:
-            upstream = next((t.model for t in configured.targets if t.provider == provider), None)
         ledger.record(
             request_id=context.request_id,
             key_name=context.client,
@@ -281,4 +300,5 @@ def _observe(
             cache_write_tokens=usage.cache_write_tokens if usage else 0,
             latency_ms=round(seconds * 1000, 3),
             status=status,
+            energy_wh=energy_wh,
         )

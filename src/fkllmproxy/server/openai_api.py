@@ -116,11 +116,11 @@ async def complete_chat(request: ApiRequest) -> Reply:
     if isinstance(result, Completion):
         context.usage = result.usage
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
-            await cache.store_body(plan.store_key, result.body)
+            await cache.store_body(plan.store_key, result.body, result.usage)
         return json_reply(result.body, result.status, plan.headers if plan else None)
     frames = relay_stream(result, context, error_frame=_openai_error_frame)
     if cache is not None and plan is not None and plan.store_key:
-        frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip())
+        frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip(), lambda: context.usage)
     return sse_reply(frames, plan.headers if plan else None)
 
 

@@ -179,7 +179,7 @@ async def create_response(request: ApiRequest) -> Reply:
         if result.status == 200:
             await keep.save(body)
             if cache is not None and plan is not None and plan.store_key:
-                await cache.store_body(plan.store_key, body)
+                await cache.store_body(plan.store_key, body, result.usage)
         return json_reply(body, result.status, plan.headers if plan else None)
     if shape["native"]:
         frames = relay_stream(
@@ -201,7 +201,7 @@ async def create_response(request: ApiRequest) -> Reply:
             error_frame=translator.failed,
         )
     if cache is not None and plan is not None and plan.store_key:
-        frames = cache.recording(plan.store_key, frames, _COMPLETED)
+        frames = cache.recording(plan.store_key, frames, _COMPLETED, lambda: context.usage)
     return sse_reply(frames, plan.headers if plan else None)
 
 

@@ -15,7 +15,8 @@ from fkllmproxy import __version__
 from fkllmproxy.auth import AccessEvents, Authenticator
 from fkllmproxy.auth.oidc import OidcVerifier
 from fkllmproxy.config import Config, LoadedConfig
-from fkllmproxy.config.schema import ClientKey
+from fkllmproxy.config.schema import ClientKey, UsageConfig
+from fkllmproxy.observability.energy import EnergyTable
 from fkllmproxy.observability.metrics import Metrics, process_metrics
 from fkllmproxy.observability.tracing import setup_tracing, shutdown_tracing
 from fkllmproxy.observability.usage import UsageLedger
@@ -63,6 +64,8 @@ class Runtime:
     # Requests that started on this runtime and have not finished (the middleware
     # counts them), so a reload closes the old providers only once they are done.
     in_flight: int = 0
+    # Wh per token per model, for the energy estimate (observability/energy.py).
+    energy: EnergyTable = field(default_factory=lambda: EnergyTable(UsageConfig()))
 
     @property
     def config(self) -> Config:
@@ -172,6 +175,7 @@ def build_runtime(
             previous=previous.budgets if previous is not None else None,
             same_state=same_state,
         ),
+        energy=EnergyTable(config.usage, config.pricing),
     )
 
 

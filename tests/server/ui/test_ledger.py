@@ -50,10 +50,11 @@ def test_csv_cells_are_not_formulas() -> None:
     text = ledger.usage_csv(lines, "model").decode()
     rows = text.splitlines()
     assert (
-        rows[0] == "model,requests,failed,prompt_tokens,completion_tokens,cost_usd,avg_latency_ms"
+        rows[0] == "model,requests,failed,prompt_tokens,completion_tokens,cost_usd,avg_latency_ms,"
+        "energy_wh_estimate"
     )
     assert rows[1].startswith("'=HYPERLINK(1),1,0,1,1,,1.0")
-    assert rows[2] == "-,2,1,3,4,0.500000,2.0"
+    assert rows[2] == "-,2,1,3,4,0.500000,2.0,"
 
 
 def test_start_of_day_is_midnight_utc() -> None:

@@ -302,6 +302,30 @@ class TestPages:
             assert csv.text.splitlines()[0].startswith("model,requests,failed")
             assert csv.text.splitlines()[1].startswith("mock,1,0,3,4")
 
+    def test_usage_page_shows_the_energy_estimate_labelled_as_one(self, tmp_path: Path) -> None:
+        """The Usage table has an "Energy (estimate)" column with the ledger's Wh, and says how rough."""
+        extra = f'\n[usage]\nenabled = true\npath = "{tmp_path / "u.sqlite3"}"\n'
+        with make_client(tmp_path, extra) as client:
+            holder = client.app.state.holder
+            from fkllmproxy.observability.usage import open_ledger
+
+            holder.ledger = open_ledger(holder.runtime.config)
+            for energy in (0.25, 0.5):
+                holder.ledger.record(
+                    request_id="r", key_name="team", model="mock", provider="mock",
+                    upstream_model="mock-1", prompt_tokens=3, completion_tokens=4,
+                    latency_ms=1.5, status=200, energy_wh=energy,
+                )  # fmt: skip
+            holder.ledger.close()
+            sign_in(client)
+            html = client.get("/ui/usage?by=model").text
+            assert '<th scope="col">Energy (estimate)</th>' in html
+            assert "~0.75 Wh" in html
+            assert "Energy is an estimate" in html
+            csv = client.get("/ui/usage.csv?by=model&since=all").text.splitlines()
+            assert csv[0].endswith(",energy_wh_estimate")
+            assert csv[1].endswith(",0.750000")
+
     def test_config_is_redacted_and_reload_shows_refusals(self, client: TestClient[Any]) -> None:
         """The effective config without secrets; Reload lists why it was refused."""
         sign_in(client)

@@ -108,6 +108,7 @@ CSV_COLUMNS = (
     "completion_tokens",
     "cost_usd",
     "avg_latency_ms",
+    "energy_wh_estimate",
 )
 
 
@@ -126,6 +127,7 @@ def usage_csv(lines: list[UsageLine], by: str) -> bytes:
                 line.completion_tokens,
                 "" if line.cost_usd is None else f"{line.cost_usd:.6f}",
                 "" if line.avg_latency_ms is None else line.avg_latency_ms,
+                "" if line.energy_wh is None else f"{line.energy_wh:.6f}",
             )
         )
     return out.getvalue().encode()

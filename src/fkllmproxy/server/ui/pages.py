@@ -272,18 +272,42 @@ def usage_body(lines: Sequence[UsageLine], by: str, period: str, *, ledger: bool
             f"{line.prompt_tokens:,}",
             f"{line.completion_tokens:,}",
             money(line.cost_usd),
+            watt_hours(line.energy_wh),
             ms(line.avg_latency_ms),
         )
         for line in lines
     ]
     listing = table(
         f"Usage by {label.lower()}",
-        (label, "Requests", "Failed", "Prompt tokens", "Completion tokens", "Cost", "Avg latency"),
+        (
+            label,
+            "Requests",
+            "Failed",
+            "Prompt tokens",
+            "Completion tokens",
+            "Cost",
+            "Energy (estimate)",
+            "Avg latency",
+        ),
         rows,
         id="usage",
         empty="No requests in this period.",
     )
-    return Html(form + bar_chart(lines, label) + listing)
+    note = (
+        '<p class="hint">Energy is an estimate from each answer\'s tokens and a per-model '
+        "coefficient (Wh per 1,000 tokens; [usage] and [[pricing]] energy_wh_per_1k_*), "
+        "good to a factor of about ten: for comparing, not metering.</p>"
+    )
+    return Html(form + bar_chart(lines, label) + listing + note)
+
+
+def watt_hours(value: float | None) -> str:
+    """An energy estimate for a table cell: ``~12.3 Wh`` (``-`` when there is none)."""
+    if value is None:
+        return "-"
+    if value >= 1000:
+        return f"~{value / 1000:,.2f} kWh"
+    return f"~{value:,.3g} Wh"
 
 
 def bar_chart(lines: Sequence[UsageLine], label: str, limit: int = 30) -> Html:
