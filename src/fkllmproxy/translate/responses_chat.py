@@ -342,6 +342,22 @@ def message_item(text: str, *, refusal: bool = False, status: str = "completed")
     }
 
 
+def reasoning_item(text: str) -> dict[str, Any]:
+    """A ``reasoning`` output item holding the reasoning text a host returned.
+
+    It is the model's raw reasoning (vLLM's, DeepSeek's ``reasoning_content``), so it
+    goes in ``content`` as ``reasoning_text``, as OpenAI's open-weight models return it;
+    there is no summary.
+    """
+    return {
+        "id": new_id("rs"),
+        "type": "reasoning",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+        "status": "completed",
+    }
+
+
 def function_call_item(
     call_id: str, name: str, arguments: str, *, status: str = "completed"
 ) -> dict[str, Any]:
@@ -374,6 +390,9 @@ def response_from_chat(body: bytes, *, provider: str, envelope: dict[str, Any]) 
     reply = choice.message
     assert reply is not None
     output: list[dict[str, Any]] = []
+    thought = reply.reasoning_text
+    if thought:
+        output.append(reasoning_item(thought))
     if reply.content:
         output.append(message_item(reply.content))
     if reply.refusal:
