@@ -309,15 +309,17 @@ class Gemini:
         return httpx.post(url, json=body, headers=self.headers, timeout=20)
 
     def body(self, model: str, prompt: str, **extra: Any) -> dict[str, Any]:
-        return {"model": model, "contents": [{"role": "user", "parts": [{"text": prompt}]}], **extra}
+        return {
+            "model": model,
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            **extra,
+        }
 
     def _parts(self, answer: dict[str, Any]) -> list[dict[str, Any]]:
         return list(answer["candidates"][0]["content"]["parts"])
 
     def text(self, answer: dict[str, Any]) -> str:
-        return "".join(
-            p.get("text", "") for p in self._parts(answer) if not p.get("thought")
-        )
+        return "".join(p.get("text", "") for p in self._parts(answer) if not p.get("thought"))
 
     def stream(self, d: RunningDaemon, model: str, text: str) -> str:
         url = f"{d.url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
@@ -370,7 +372,9 @@ CLIENTS: dict[str, Any] = {
     "anthropic": Messages(),
     "gemini": Gemini(),
 }
-MATRIX = [pytest.param(api, provider, id=f"{api}-{provider}") for api in APIS for provider in PROVIDERS]
+MATRIX = [
+    pytest.param(api, provider, id=f"{api}-{provider}") for api in APIS for provider in PROVIDERS
+]
 UPSTREAM_MATRIX = [p for p in MATRIX if p.values[1] != "mock"]
 
 
@@ -394,8 +398,7 @@ def upstream_image(provider: str, request: RecordedRequest) -> bool:
     if WIRE[provider] == "chat":
         parts = body["messages"][-1]["content"]
         return any(
-            p.get("type") == "image_url"
-            and p["image_url"]["url"] == f"data:image/png;base64,{PNG}"
+            p.get("type") == "image_url" and p["image_url"]["url"] == f"data:image/png;base64,{PNG}"
             for p in parts
         )
     if WIRE[provider] == "anthropic":
@@ -546,3 +549,75 @@ def test_cache_tokens(daemon: RunningDaemon, up: FakeUpstream, api: str, provide
     prompt = "one two three four five six seven eight"
     answer = ok(client.post(daemon, client.body(f"{provider}-cached", prompt)))
     assert client.cached(answer) > 0
+
+
+# --- nothing silently dropped: what the provider cannot carry is a 400 naming it ---
+
+# A field each inbound API has that a translated provider cannot carry.
+UNCARRIABLE: dict[str, tuple[str, dict[str, Any]]] = {
+    "chat": ("logprobs", {"logprobs": True}),
+    "responses": ("web_search", {"tools": [{"type": "web_search"}]}),
+    "anthropic": (
+        "mcp_servers",
+        {"mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "x"}]},
+    ),
+    "gemini": ("cachedContent", {"cachedContent": "cachedContents/abc"}),
+}
+# The pairs where the client's API is the provider's own: the request passes through.
+PASSTHROUGH = {
+    ("chat", "openai"),
+    ("chat", "azure"),
+    ("anthropic", "anthropic"),
+    ("gemini", "gemini"),
+    ("gemini", "vertex"),
+    ("chat", "mock"),  # the mock speaks Chat itself and ignores what it has no use for
+}
+TRANSLATED = [p for p in MATRIX if (p.values[0], p.values[1]) not in PASSTHROUGH]
+
+
+@pytest.mark.parametrize(("api", "provider"), TRANSLATED)
+def test_uncarriable_field_is_refused(
+    daemon: RunningDaemon, up: FakeUpstream, api: str, provider: str
+) -> None:
+    """A field the provider has no place for: 400 naming it and the provider, in the API's shape."""
+    client = CLIENTS[api]
+    field, extra = UNCARRIABLE[api]
+    reply = client.post(daemon, client.body(f"{provider}-ok", "Hello refuse", **extra))
+    assert reply.status_code == 400, reply.text
+    message = client.error_message(reply)
+    assert field in message and f"'{provider}'" in message
+    assert not [r for r in up.requests if r.path != "/token"]
+
+
+# Hints the contract and the README name as left out for providers without the setting.
+HINTS: dict[tuple[str, str], tuple[dict[str, Any], str]] = {
+    ("anthropic", "openai"): (
+        {"system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
+        "cache_control",
+    ),
+    ("anthropic", "gemini"): ({"service_tier": "auto"}, "service_tier"),
+    ("gemini", "openai"): (
+        {"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]},
+        "safetySettings",
+    ),
+    ("gemini", "anthropic"): (
+        {"generationConfig": {"thinkingConfig": {"thinkingBudget": 1024}}},
+        "thinking",
+    ),
+    ("responses", "anthropic"): ({"truncation": "auto"}, "truncation"),
+    ("responses", "gemini"): ({"include": ["reasoning.encrypted_content"]}, "include"),
+}
+
+
+@pytest.mark.parametrize(
+    ("api", "provider"), [pytest.param(*pair, id="-".join(pair)) for pair in HINTS]
+)
+def test_named_hints_are_left_out(
+    daemon: RunningDaemon, up: FakeUpstream, api: str, provider: str
+) -> None:
+    """The hints the README names go nowhere for a provider without them; the answer is whole."""
+    client = CLIENTS[api]
+    extra, hint = HINTS[(api, provider)]
+    answer = ok(client.post(daemon, client.body(f"{provider}-ok", "Hello hint", **extra)))
+    assert client.text(answer) == "echo: Hello hint"
+    assert hint not in upstream_texts(seen(up))
