@@ -143,6 +143,13 @@ class Chat:
             if chunk.get("choices")
         )
 
+    def stream_thought(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, str]:
+        reply = self.post(d, {**body, "stream": True})
+        assert reply.status_code == 200, reply.text
+        deltas = [c["choices"][0]["delta"] for c in sse_data(reply.text) if c.get("choices")]
+        text = "".join(delta.get("content") or "" for delta in deltas)
+        return text, "".join(delta.get("reasoning_content") or "" for delta in deltas)
+
     def tools(self, model: str, text: str) -> dict[str, Any]:
         tool = {"type": "function", "function": {"name": "get_weather", "parameters": PARAMS}}
         return self.body(model, text, tools=[tool])
@@ -201,6 +208,13 @@ class Responses:
         events = sse_data(reply.text)
         assert events[-1]["type"] == "response.completed"
         return "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+
+    def stream_thought(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, str]:
+        reply = self.post(d, {**body, "stream": True})
+        assert reply.status_code == 200, reply.text
+        final = sse_data(reply.text)[-1]
+        assert final["type"] == "response.completed"
+        return self.text(final["response"]), self.thought(final["response"])
 
     def tools(self, model: str, text: str) -> dict[str, Any]:
         tool = {"type": "function", "name": "get_weather", "parameters": PARAMS}
@@ -266,6 +280,13 @@ class Messages:
             for e in events
             if e["type"] == "content_block_delta" and e["delta"]["type"] == "text_delta"
         )
+
+    def stream_thought(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, str]:
+        reply = self.post(d, {**body, "stream": True})
+        assert reply.status_code == 200, reply.text
+        deltas = [e["delta"] for e in sse_data(reply.text) if e["type"] == "content_block_delta"]
+        text = "".join(delta.get("text", "") for delta in deltas)
+        return text, "".join(delta.get("thinking", "") for delta in deltas)
 
     def tools(self, model: str, text: str) -> dict[str, Any]:
         return self.body(model, text, tools=[{"name": "get_weather", "input_schema": PARAMS}])
@@ -333,6 +354,20 @@ class Gemini:
             for candidate in event.get("candidates", [])
             for part in candidate.get("content", {}).get("parts", [])
         )
+
+    def stream_thought(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, str]:
+        body = dict(body)
+        url = f"{d.url}/v1beta/models/{body.pop('model')}:streamGenerateContent?alt=sse"
+        reply = httpx.post(url, json=body, headers=self.headers, timeout=20)
+        assert reply.status_code == 200, reply.text
+        parts = [
+            part
+            for event in sse_data(reply.text)
+            for candidate in event.get("candidates", [])
+            for part in candidate.get("content", {}).get("parts", [])
+        ]
+        text = "".join(p.get("text", "") for p in parts if not p.get("thought"))
+        return text, "".join(p.get("text", "") for p in parts if p.get("thought"))
 
     def tools(self, model: str, text: str) -> dict[str, Any]:
         tool = {"functionDeclarations": [{"name": "get_weather", "parameters": PARAMS}]}
@@ -542,6 +577,60 @@ def test_thinking(daemon: RunningDaemon, up: FakeUpstream, api: str, provider: s
         assert client.thought(answer) == "The user wrote 'Hello think'; answer it."
 
 
+STREAMED_THOUGHTS = [
+    p for p in UPSTREAM_MATRIX if (p.values[0], p.values[1]) not in REASONING_REFUSED
+]
+
+
+@pytest.mark.parametrize(("api", "provider"), STREAMED_THOUGHTS)
+def test_stream_thinking(daemon: RunningDaemon, up: FakeUpstream, api: str, provider: str) -> None:
+    """Streamed, the thoughts come back as the non-streamed answer has them."""
+    client = CLIENTS[api]
+    body = client.thinking(f"{provider}-thinking", "Hello think")
+    text, thought = client.stream_thought(daemon, body)
+    assert text == "echo: Hello think"
+    if (api, provider) in THOUGHTS_NOT_RETURNED or (api, provider) == ("gemini", "anthropic"):
+        assert thought == ""
+    else:
+        assert thought == "The user wrote 'Hello think'; answer it."
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_openai_sdk_reads_streamed_reasoning(daemon: RunningDaemon, provider: str) -> None:
+    """The openai SDK's typed parser reads the reasoning events of a translated stream."""
+    import openai
+
+    client = openai.OpenAI(base_url=daemon.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    stream = client.responses.create(
+        model=f"{provider}-thinking", input="Hello think", reasoning={"effort": "low"}, stream=True
+    )
+    events = list(stream)
+    deltas = [e.delta for e in events if e.type == "response.reasoning_text.delta"]
+    assert "".join(deltas) == "The user wrote 'Hello think'; answer it."
+    final = events[-1]
+    assert final.type == "response.completed"
+    reasoning = final.response.output[0]
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "The user wrote 'Hello think'; answer it."
+    assert final.response.output_text == "echo: Hello think"
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_stored_reasoning_continues_a_conversation(
+    daemon: RunningDaemon, up: FakeUpstream, provider: str
+) -> None:
+    """A stored answer with a reasoning item continues by previous_response_id."""
+    client = CLIENTS["responses"]
+    first = ok(client.post(daemon, client.thinking(f"{provider}-thinking", "Hello think")))
+    assert [item["type"] for item in first["output"]] == ["reasoning", "message"]
+    up.clear()
+    body = client.body(f"{provider}-ok", "And again", previous_response_id=first["id"])
+    second = ok(client.post(daemon, body))
+    assert client.text(second) == "echo: And again"
+    sent = upstream_texts(seen(up))
+    assert "echo: Hello think" in sent and "The user wrote" not in sent
+
+
 @pytest.mark.parametrize(("api", "provider"), UPSTREAM_MATRIX)
 def test_cache_tokens(daemon: RunningDaemon, up: FakeUpstream, api: str, provider: str) -> None:
     """Prompt-cache reads the provider reports reach the client's usage in its shape."""
@@ -621,3 +710,33 @@ def test_named_hints_are_left_out(
     answer = ok(client.post(daemon, client.body(f"{provider}-ok", "Hello hint", **extra)))
     assert client.text(answer) == "echo: Hello hint"
     assert hint not in upstream_texts(seen(up))
+
+
+def test_compatibility_doc_cites_real_cases() -> None:
+    """Every case docs/compatibility.md cites is one of this module's, and every case is cited."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "compatibility.md").read_text()
+    cited = set(re.findall(r"`(test_\w+)\[([\w-]+)\]`", doc))
+
+    def ids(params: list[Any]) -> set[str]:
+        return {p.id for p in params}
+
+    cases = {
+        "test_text": ids(MATRIX),
+        "test_stream": ids(MATRIX),
+        "test_tools": ids(MATRIX),
+        "test_images": ids(MATRIX),
+        "test_structured_output": ids(MATRIX),
+        "test_thinking": ids(UPSTREAM_MATRIX),
+        "test_stream_thinking": ids(STREAMED_THOUGHTS),
+        "test_cache_tokens": ids(UPSTREAM_MATRIX),
+        "test_uncarriable_field_is_refused": ids(TRANSLATED),
+        "test_named_hints_are_left_out": {"-".join(pair) for pair in HINTS},
+        "test_openai_sdk_reads_streamed_reasoning": {"openai", "gemini"},
+        "test_stored_reasoning_continues_a_conversation": {"openai", "gemini"},
+    }
+    existing = {(name, case) for name, found in cases.items() for case in found}
+    assert cited <= existing, sorted(cited - existing)
+    assert existing <= cited, sorted(existing - cited)
