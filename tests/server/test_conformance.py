@@ -560,7 +560,8 @@ def test_thinking(daemon: RunningDaemon, up: FakeUpstream, api: str, provider: s
         # OpenAI's history cannot carry: refused by name, not half-done.
         assert reply.status_code == 400, reply.text
         message = client.error_message(reply)
-        assert "reasoning_effort" in message and "'anthropic'" in message
+        field = "reasoning.effort" if api == "responses" else "reasoning_effort"
+        assert f"'{field}'" in message and "'anthropic'" in message
         assert not [r for r in up.requests if r.path != "/token"]
         return
     answer = ok(reply)

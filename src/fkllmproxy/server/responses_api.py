@@ -41,6 +41,7 @@ from fkllmproxy.state.response_store import ResponseStore, StoredResponse
 from fkllmproxy.translate._common import provider_label
 from fkllmproxy.translate.responses_chat import (
     chat_request_from_responses,
+    in_responses_terms,
     input_items,
     new_id,
     response_envelope,
@@ -169,7 +170,10 @@ async def create_response(request: ApiRequest) -> Reply:
             # come back as a ``reasoning`` output item.
             reasoning="reasoning_effort" in chat_body,
         )
-        return await provider.chat(chat)
+        try:
+            return await provider.chat(chat)
+        except BadRequest as exc:
+            raise in_responses_terms(exc) from None
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     keep = _Keeper(runtime, store, caller.name, parsed, conversation, shape)
