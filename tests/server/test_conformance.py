@@ -150,6 +150,16 @@ class Chat:
         text = "".join(delta.get("content") or "" for delta in deltas)
         return text, "".join(delta.get("reasoning_content") or "" for delta in deltas)
 
+    def stream_tool_call(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, Any]:
+        reply = self.post(d, {**body, "stream": True})
+        assert reply.status_code == 200, reply.text
+        name, arguments = "", ""
+        for chunk in sse_data(reply.text):
+            for call in (chunk.get("choices") or [{}])[0].get("delta", {}).get("tool_calls") or []:
+                name += call.get("function", {}).get("name") or ""
+                arguments += call.get("function", {}).get("arguments") or ""
+        return name, json.loads(arguments)
+
     def tools(self, model: str, text: str) -> dict[str, Any]:
         tool = {"type": "function", "function": {"name": "get_weather", "parameters": PARAMS}}
         return self.body(model, text, tools=[tool])
@@ -215,6 +225,14 @@ class Responses:
         final = sse_data(reply.text)[-1]
         assert final["type"] == "response.completed"
         return self.text(final["response"]), self.thought(final["response"])
+
+    def stream_tool_call(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, Any]:
+        reply = self.post(d, {**body, "stream": True})
+        assert reply.status_code == 200, reply.text
+        events = sse_data(reply.text)
+        (done,) = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+        assert events[-1]["type"] == "response.completed"
+        return done["name"], json.loads(done["arguments"])
 
     def tools(self, model: str, text: str) -> dict[str, Any]:
         tool = {"type": "function", "name": "get_weather", "parameters": PARAMS}
@@ -287,6 +305,22 @@ class Messages:
         deltas = [e["delta"] for e in sse_data(reply.text) if e["type"] == "content_block_delta"]
         text = "".join(delta.get("text", "") for delta in deltas)
         return text, "".join(delta.get("thinking", "") for delta in deltas)
+
+    def stream_tool_call(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, Any]:
+        reply = self.post(d, {**body, "stream": True})
+        assert reply.status_code == 200, reply.text
+        events = sse_data(reply.text)
+        (start,) = [
+            e["content_block"]
+            for e in events
+            if e["type"] == "content_block_start" and e["content_block"]["type"] == "tool_use"
+        ]
+        arguments = "".join(
+            e["delta"]["partial_json"]
+            for e in events
+            if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+        )
+        return start["name"], json.loads(arguments)
 
     def tools(self, model: str, text: str) -> dict[str, Any]:
         return self.body(model, text, tools=[{"name": "get_weather", "input_schema": PARAMS}])
@@ -368,6 +402,20 @@ class Gemini:
         ]
         text = "".join(p.get("text", "") for p in parts if not p.get("thought"))
         return text, "".join(p.get("text", "") for p in parts if p.get("thought"))
+
+    def stream_tool_call(self, d: RunningDaemon, body: dict[str, Any]) -> tuple[str, Any]:
+        body = dict(body)
+        url = f"{d.url}/v1beta/models/{body.pop('model')}:streamGenerateContent?alt=sse"
+        reply = httpx.post(url, json=body, headers=self.headers, timeout=20)
+        assert reply.status_code == 200, reply.text
+        (call,) = [
+            part["functionCall"]
+            for event in sse_data(reply.text)
+            for candidate in event.get("candidates", [])
+            for part in candidate.get("content", {}).get("parts", [])
+            if "functionCall" in part
+        ]
+        return call["name"], call["args"]
 
     def tools(self, model: str, text: str) -> dict[str, Any]:
         tool = {"functionDeclarations": [{"name": "get_weather", "parameters": PARAMS}]}
@@ -512,6 +560,14 @@ def test_tools(daemon: RunningDaemon, up: FakeUpstream, api: str, provider: str)
         return
     assert client.tool_call(answer) == ("get_weather", {"city": "Paris"})
     assert "get_weather" in upstream_texts(seen(up))
+
+
+@pytest.mark.parametrize(("api", "provider"), UPSTREAM_MATRIX)
+def test_stream_tools(daemon: RunningDaemon, up: FakeUpstream, api: str, provider: str) -> None:
+    """Streamed, the tool call comes whole out of the client's own events."""
+    client = CLIENTS[api]
+    call = client.stream_tool_call(daemon, client.tools(f"{provider}-tools", "Paris"))
+    assert call == ("get_weather", {"city": "Paris"})
 
 
 @pytest.mark.parametrize(("api", "provider"), MATRIX)
@@ -728,6 +784,7 @@ def test_compatibility_doc_cites_real_cases() -> None:
         "test_text": ids(MATRIX),
         "test_stream": ids(MATRIX),
         "test_tools": ids(MATRIX),
+        "test_stream_tools": ids(UPSTREAM_MATRIX),
         "test_images": ids(MATRIX),
         "test_structured_output": ids(MATRIX),
         "test_thinking": ids(UPSTREAM_MATRIX),
