@@ -278,3 +278,23 @@ def test_token_estimate() -> None:
         json.dumps({"contents": [user("x" * 40)]})
     )
     assert estimate_gemini_tokens(body.contents, None) == 14
+
+
+def test_reasoning_text_comes_back_as_a_thought_part_first() -> None:
+    """A host's reasoning_content is a thought part before the answer, not dropped."""
+    chat = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"content": "hi", "reasoning_content": "Because."},
+                "finish_reason": "stop",
+            }
+        ]
+    }
+    answer = msgspec.json.decode(
+        gemini_response_from_chat(json.dumps(chat).encode(), provider="p", model="m")
+    )
+    assert answer["candidates"][0]["content"]["parts"] == [
+        {"text": "Because.", "thought": True},
+        {"text": "hi"},
+    ]

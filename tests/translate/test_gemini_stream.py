@@ -69,3 +69,17 @@ def test_tool_calls_come_whole_at_the_end() -> None:
 def test_a_stream_cut_before_its_finish_raises() -> None:
     with pytest.raises(UpstreamUnavailable):
         run([frame(delta(content="partial"))])
+
+
+def test_reasoning_text_streams_as_thought_parts() -> None:
+    """A host's streamed reasoning_content goes out as thought parts, then the text."""
+    events = run(
+        [
+            frame(delta(role="assistant", reasoning_content="Think")),
+            frame(delta(content="Hi")),
+            frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            frame(b"[DONE]"),
+        ]
+    )
+    parts = [e["candidates"][0]["content"]["parts"] for e in events[:2]]
+    assert parts == [[{"text": "Think", "thought": True}], [{"text": "Hi"}]]

@@ -199,6 +199,19 @@ class TestAnswer:
     def envelope(self, **data: Any) -> dict[str, Any]:
         return response_envelope({"input": "x", **data}, model="client-name", response_id="resp_1")
 
+    def test_reasoning_text_comes_back_as_a_reasoning_item(self) -> None:
+        """A host's reasoning_content is a reasoning item before the message, not dropped."""
+        response = response_from_chat(
+            completion({"role": "assistant", "content": "hi", "reasoning_content": "Because."}),
+            provider=P,
+            envelope=self.envelope(),
+        )
+        reasoning, message = response["output"]
+        assert reasoning["type"] == "reasoning" and reasoning["id"].startswith("rs_")
+        assert reasoning["summary"] == []
+        assert reasoning["content"] == [{"type": "reasoning_text", "text": "Because."}]
+        assert message["content"][0]["text"] == "hi"
+
     def test_text_answer_and_usage(self) -> None:
         response = response_from_chat(
             completion({"role": "assistant", "content": "hello"}),

@@ -122,3 +122,41 @@ def test_a_stream_cut_short_raises_and_failed_closes_it() -> None:
     assert failed["sequence_number"] == len(sent)
     assert failed["response"]["status"] == "failed"
     assert failed["response"]["error"]["code"] == "server_error"
+
+
+def test_reasoning_text_streams_as_a_reasoning_item_before_the_message() -> None:
+    """A host's streamed reasoning_content is a reasoning item, closed when the text starts."""
+    events, _ = run(
+        [
+            chunk({"role": "assistant", "reasoning_content": "Think"}),
+            chunk({"reasoning_content": "ing"}),
+            chunk({"content": "Hi"}),
+            chunk({}, "stop"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[2]["item"]["type"] == "reasoning"
+    assert events[3]["part"] == {"type": "reasoning_text", "text": ""}
+    assert events[6]["text"] == "Thinking"
+    reasoning, message = events[-1]["response"]["output"]
+    assert reasoning["content"] == [{"type": "reasoning_text", "text": "Thinking"}]
+    assert reasoning["summary"] == [] and reasoning["status"] == "completed"
+    assert events[11]["output_index"] == 1 and message["content"][0]["text"] == "Hi"

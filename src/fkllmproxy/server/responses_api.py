@@ -41,6 +41,7 @@ from fkllmproxy.state.response_store import ResponseStore, StoredResponse
 from fkllmproxy.translate._common import provider_label
 from fkllmproxy.translate.responses_chat import (
     chat_request_from_responses,
+    in_responses_terms,
     input_items,
     new_id,
     response_envelope,
@@ -156,15 +157,23 @@ async def create_response(request: ApiRequest) -> Reply:
             call = ResponsesCall(raw, target.model, stream, parsed.model, body)
             return await provider.responses(call)  # type: ignore[attr-defined]
         shape.update(native=False, provider=label)
+        chat_body = conversation.chat_for(label)
         chat = ChatRequest(
             raw=None,
             model=target.model,
             stream=stream,
             client_model=parsed.model,
             include_usage=stream,
-            parsed={**conversation.chat_for(label), "model": target.model},
+            parsed={**chat_body, "model": target.model},
+            # A reasoning model's Responses answer has its reasoning item: asking for
+            # reasoning asks for the thoughts back (Gemini's includeThoughts), and they
+            # come back as a ``reasoning`` output item.
+            reasoning="reasoning_effort" in chat_body,
         )
-        return await provider.chat(chat)
+        try:
+            return await provider.chat(chat)
+        except BadRequest as exc:
+            raise in_responses_terms(exc) from None
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     keep = _Keeper(runtime, store, caller.name, parsed, conversation, shape)

@@ -451,6 +451,10 @@ def read_request(body: Any, *, counting: bool = False, betas: str = "") -> tuple
         prompt.thinking = True
         _check_thinking_turns(body["messages"], required=thinking["type"] == "enabled")
     _read_tools(body.get("tools"), body.get("tool_choice"), prompt)
+    # Structured outputs: the answer is JSON when output_config.format asks for a schema.
+    output_config = body.get("output_config")
+    fmt = output_config.get("format") if isinstance(output_config, dict) else None
+    prompt.json_mode = isinstance(fmt, dict) and fmt.get("type") == "json_schema"
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         raise Invalid("stop_sequences: Input should be a valid list of strings")

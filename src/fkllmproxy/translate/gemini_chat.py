@@ -542,6 +542,11 @@ def gemini_response_from_chat(body: bytes, *, provider: str, model: str) -> byte
     for choice in data["choices"]:
         message = choice.get("message") or {}
         parts: list[dict[str, Any]] = []
+        # Reasoning text a host returns (vLLM, DeepSeek, our Gemini translation) is a
+        # thought summary in Google's shape, first, as Gemini itself orders it.
+        thought = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(thought, str) and thought:
+            parts.append({"text": thought, "thought": True})
         text = message.get("content")
         if isinstance(text, str) and text:
             parts.append({"text": text})

@@ -89,9 +89,16 @@ class GeminiStreamFromChat:
                 if function.get("name"):
                     held["name"] = function["name"]
                 held["arguments"] += function.get("arguments") or ""
+            parts: list[dict[str, Any]] = []
+            # Reasoning text a host streams is a thought summary part, as Gemini streams it.
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                parts.append({"text": thought, "thought": True})
             text = delta.get("content")
             if isinstance(text, str) and text:
-                content = {"role": "model", "parts": [{"text": text}]}
+                parts.append({"text": text})
+            if parts:
+                content = {"role": "model", "parts": parts}
                 candidates.append({"content": content, "index": index})
             if choice.get("finish_reason"):
                 state.finish = choice["finish_reason"]

@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from fkllmproxy.errors import BadRequest
 from fkllmproxy.translate._common import (
     bad_answer,
     decode_json,
@@ -61,6 +62,7 @@ from fkllmproxy.wire.responses import (
 
 __all__ = [
     "chat_request_from_responses",
+    "in_responses_terms",
     "input_items",
     "new_id",
     "response_envelope",
@@ -342,6 +344,22 @@ def message_item(text: str, *, refusal: bool = False, status: str = "completed")
     }
 
 
+def reasoning_item(text: str) -> dict[str, Any]:
+    """A ``reasoning`` output item holding the reasoning text a host returned.
+
+    It is the model's raw reasoning (vLLM's, DeepSeek's ``reasoning_content``), so it
+    goes in ``content`` as ``reasoning_text``, as OpenAI's open-weight models return it;
+    there is no summary.
+    """
+    return {
+        "id": new_id("rs"),
+        "type": "reasoning",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}],
+        "status": "completed",
+    }
+
+
 def function_call_item(
     call_id: str, name: str, arguments: str, *, status: str = "completed"
 ) -> dict[str, Any]:
@@ -374,6 +392,9 @@ def response_from_chat(body: bytes, *, provider: str, envelope: dict[str, Any]) 
     reply = choice.message
     assert reply is not None
     output: list[dict[str, Any]] = []
+    thought = reply.reasoning_text
+    if thought:
+        output.append(reasoning_item(thought))
     if reply.content:
         output.append(message_item(reply.content))
     if reply.refusal:
@@ -391,6 +412,28 @@ def response_from_chat(body: bytes, *, provider: str, envelope: dict[str, Any]) 
     response = {**envelope, "output": output, "usage": responses_usage(answer.usage)}
     finish_status(response, choice.finish_reason)
     return response
+
+
+# The Chat fields a Responses request was translated into, by the name the client used.
+_RESPONSES_NAMES = {
+    "reasoning_effort": "reasoning.effort",
+    "response_format": "text.format",
+    "max_completion_tokens": "max_output_tokens",
+    "messages": "input",
+}
+
+
+def in_responses_terms(error: BadRequest) -> BadRequest:
+    """A provider's refusal of a translated Chat field, naming the field the client sent.
+
+    The Responses request reaches a Chat-speaking provider as Chat fields; a 400 that
+    names ``reasoning_effort`` would name a field the client never wrote.
+    """
+    name = _RESPONSES_NAMES.get(error.param or "")
+    if name is None:
+        return error
+    message = error.message.replace(f"'{error.param}'", f"'{name}'")
+    return BadRequest(message, param=name)
 
 
 def encode_response(response: dict[str, Any]) -> bytes:

@@ -5,6 +5,10 @@ events are OpenAI's, in its order, each framed ``event: <type>`` + ``data: {...}
 ``type`` and a ``sequence_number`` counting from 0::
 
     response.created, response.in_progress
+    per reasoning:    response.output_item.added (reasoning), response.content_part.added,
+                      response.reasoning_text.delta ..., response.reasoning_text.done,
+                      response.content_part.done, response.output_item.done
+                      (for the reasoning text a host streams as ``reasoning_content``)
     per text answer:  response.output_item.added (message), response.content_part.added,
                       response.output_text.delta ..., response.output_text.done,
                       response.content_part.done, response.output_item.done
@@ -32,6 +36,7 @@ from fkllmproxy.translate.responses_chat import (
     function_call_item,
     message_item,
     new_id,
+    reasoning_item,
     responses_usage,
 )
 from fkllmproxy.wire.openai_answers import AnswerMessage, AnswerUsage, ChatAnswer, answer_decoder
@@ -60,6 +65,8 @@ class ResponsesStreamFromChat:
         self._finish: str | None = None
         self._text: dict[str, Any] | None = None  # the open message item
         self._text_parts: list[str] = []
+        self._thought: dict[str, Any] | None = None  # the open reasoning item
+        self._thought_parts: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}  # Chat tool-call index -> open item
         self._call_args: dict[int, list[str]] = {}
 
@@ -139,8 +146,24 @@ class ResponsesStreamFromChat:
 
     def _delta(self, delta: AnswerMessage) -> list[bytes]:
         out: list[bytes] = []
+        thought = delta.reasoning_text
+        if thought:
+            if self._thought is None:
+                out.extend(self._open_thought())
+            assert self._thought is not None
+            self._thought_parts.append(thought)
+            out.append(
+                self._event(
+                    "response.reasoning_text.delta",
+                    item_id=self._thought["id"],
+                    output_index=self._output_index(self._thought),
+                    content_index=0,
+                    delta=thought,
+                )
+            )
         text = delta.content or delta.refusal
         if text:
+            out.extend(self._close_thought())
             if self._text is None:
                 out.extend(self._open_text())
             assert self._text is not None
@@ -158,6 +181,7 @@ class ResponsesStreamFromChat:
         for position, call in enumerate(delta.tool_calls or ()):
             key = call.index if call.index is not None else position
             if key not in self._calls:
+                out.extend(self._close_thought())
                 out.extend(self._close_text())
                 name = (call.function.name if call.function else None) or ""
                 item = function_call_item(call.id or new_id("call"), name, "", status="in_progress")
@@ -184,6 +208,43 @@ class ResponsesStreamFromChat:
                     )
                 )
         return out
+
+    def _open_thought(self) -> list[bytes]:
+        """A ``reasoning`` item for the reasoning text a host streams (``reasoning_content``)."""
+        item = reasoning_item("")
+        item["status"] = "in_progress"
+        part = item["content"].pop()
+        self._thought = item
+        self._thought_parts = []
+        self.response["output"].append(item)
+        index = self._output_index(item)
+        return [
+            self._event("response.output_item.added", output_index=index, item=item),
+            self._event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            ),
+        ]
+
+    def _close_thought(self) -> list[bytes]:
+        item = self._thought
+        if item is None:
+            return []
+        self._thought = None
+        text = "".join(self._thought_parts)
+        part = {"type": "reasoning_text", "text": text}
+        item["content"] = [part]
+        item["status"] = "completed"
+        index = self._output_index(item)
+        ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        return [
+            self._event("response.reasoning_text.done", **ids, text=text),
+            self._event("response.content_part.done", **ids, part=part),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
 
     def _open_text(self) -> list[bytes]:
         item = message_item("", status="in_progress")
@@ -245,6 +306,7 @@ class ResponsesStreamFromChat:
             return []
         out = self.start()
         self._ended = True
+        out.extend(self._close_thought())
         out.extend(self._close_text())
         out.extend(self._close_calls())
         self.response["usage"] = responses_usage(self._usage)
