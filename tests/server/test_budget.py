@@ -277,3 +277,20 @@ def test_a_stream_is_settled_at_its_real_cost(start_daemon: Any, tmp_path: Path)
     assert abs(spent(daemon) - completion * PRICE_OUT) < 1e-9
     left = float(chat(daemon).headers["x-fkllm-budget-remaining-usd"])
     assert abs(left - (10.0 - completion * PRICE_OUT)) < 1e-6
+
+
+def test_tokens_per_minute_on_redis_are_shared_by_two_daemons(
+    start_daemon: Any, tmp_path: Path, redis_server: Any
+) -> None:
+    """On Redis the tokens-per-minute bucket is one for every daemon: tokens used
+    through one are refused by the other."""
+    state = f'backend = "redis"\nurl = "{redis_server.url}"\nkey_prefix = "tpm-test:"'
+    a = start_daemon(config(tmp_path / "a", budget=None, tpm=20, state=state))
+    b = start_daemon(config(tmp_path / "b", budget=None, tpm=20, state=state))
+    first = chat(a, "a few words to use up the tokens of this minute quickly")
+    assert first.status_code == 200
+    assert first.json()["usage"]["total_tokens"] >= 20
+    refused = chat(b)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["retry-after"]) >= 1
