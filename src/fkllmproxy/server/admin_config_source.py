@@ -29,7 +29,14 @@ from litestar.background_tasks import BackgroundTask
 from fkllmproxy.config import LoadedConfig, load_config
 from fkllmproxy.config.source import config_diff, etag_of, redact_source, restore_secrets
 from fkllmproxy.config.writer import backups, exclusive, read_backup, replace_file, staged
-from fkllmproxy.errors import BadRequest, ConfigError, Conflict, NotFound, PreconditionFailed
+from fkllmproxy.errors import (
+    BadRequest,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+)
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.body import read_body
 from fkllmproxy.server.errors import error_body
@@ -115,8 +122,27 @@ def _validate(loaded: LoadedConfig, path: Path, temp: Path) -> LoadedConfig:
 def write_config(
     holder: RuntimeHolder, text: str, if_match: str | None, *, dry_run: bool = False
 ) -> Written:
-    """Validate ``text`` and (unless ``dry_run``) put it in place; blocking."""
+    """Validate ``text`` and (unless ``dry_run``) put it in place; blocking.
+
+    A file or directory the daemon may not write (``ProtectSystem=strict``, a root-owned
+    ``/etc/fkllmproxy``) is a 403 saying so, never a 500.
+    """
     path = config_file(holder)
+    try:
+        return _write_config(holder, path, text, if_match, dry_run=dry_run)
+    except OSError as exc:
+        error = Forbidden(
+            f"The daemon cannot write its config file {path} ({exc.strerror}): under the "
+            "shipped systemd unit allow it with a ReadWritePaths= drop-in "
+            "(docs/operations.md, 'Editing the config over HTTP'), or edit it on the host."
+        )
+        error.code = "config_not_writable"
+        raise error from None
+
+
+def _write_config(
+    holder: RuntimeHolder, path: Path, text: str, if_match: str | None, *, dry_run: bool
+) -> Written:
     loaded = holder.runtime.loaded
     with exclusive(path):
         current = path.read_bytes()
@@ -203,7 +229,10 @@ async def config_source(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
     await admit_master(ApiRequest.of(request), holder.runtime)
     path = config_file(holder)
-    content = await asyncio.to_thread(path.read_bytes)
+    try:
+        content = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise Conflict(f"The config file {path} cannot be read: {exc.strerror}.") from None
     etag = etag_of(content)
     text = redact_source(content.decode("utf-8", "replace"))
     body = {"config_file": str(path), "etag": etag, "text": text, "note": NOTE}

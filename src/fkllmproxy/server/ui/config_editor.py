@@ -36,7 +36,10 @@ class Editor:
 def _read(path: Path | None) -> Editor:
     if path is None:
         return Editor(None, "", "", ())
-    content = path.read_bytes()
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        return Editor(path, f"# {path} cannot be read: {exc.strerror}\n", '"unreadable"', ())
     text = redact_source(content.decode("utf-8", "replace"))
     return Editor(path, text, etag_of(content), backups(path))
 

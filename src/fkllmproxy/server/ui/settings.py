@@ -11,7 +11,7 @@ from litestar import Request, Response, get, post
 
 from fkllmproxy.config import redacted
 from fkllmproxy.config.writer import read_backup
-from fkllmproxy.errors import ConfigError, Conflict, PreconditionFailed
+from fkllmproxy.errors import ConfigError, Conflict, Forbidden, PreconditionFailed
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.admin_config_source import apply, write_config
 from fkllmproxy.server.ui import pages
@@ -120,7 +120,7 @@ async def _written(
         written = await asyncio.to_thread(write_config, holder, text, etag)
     except ConfigError as exc:
         return await _config_page(visit, 422, _refused(exc.problems, f"{what} refused"), posted)
-    except (PreconditionFailed, Conflict) as exc:
+    except (PreconditionFailed, Conflict, Forbidden) as exc:
         return await _config_page(visit, exc.status, notice(exc.message, "error"), posted)
     reload, task = await apply(holder, written)
     _log.info(
@@ -163,8 +163,8 @@ async def save(request: Request[Any, Any, Any]) -> Response[bytes]:
         checked_text = await asyncio.to_thread(write_config, holder, text, None, dry_run=True)
     except ConfigError as exc:
         return await _config_page(visit, 422, _refused(exc.problems, "Validation"), posted)
-    except Conflict as exc:
-        return await _config_page(visit, 409, notice(exc.message, "error"), posted)
+    except (Conflict, Forbidden) as exc:
+        return await _config_page(visit, exc.status, notice(exc.message, "error"), posted)
     message = notice(
         "Valid: check-config would accept this text. Nothing is written yet.", "success"
     )
