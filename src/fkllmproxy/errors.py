@@ -11,6 +11,8 @@ API shape (OpenAI or Anthropic)::
     │   ├── Unauthorized            401 missing or wrong key
     │   ├── Forbidden               403 key not allowed that model
     │   ├── NotFound                404 unknown model or route
+    │   ├── Conflict                409 the change cannot apply to the current state
+    │   ├── PreconditionFailed      412 If-Match names a version that is no longer current
     │   ├── PayloadTooLarge         413 body over max_request_size
     │   ├── RateLimited             429 caller's bucket is empty
     │   └── ClientDisconnected      499 the client went away before the answer
@@ -34,12 +36,14 @@ __all__ = [
     "ClientDisconnected",
     "ClientError",
     "ConfigError",
+    "Conflict",
     "FkllmError",
     "Forbidden",
     "IdentityProviderUnavailable",
     "NoProviderAvailable",
     "NotFound",
     "PayloadTooLarge",
+    "PreconditionFailed",
     "RateLimited",
     "RequestTimeout",
     "ShuttingDown",
@@ -124,6 +128,22 @@ class NotFound(ClientError):
     status = 404
     error_type = "not_found_error"
     code = "model_not_found"
+
+
+class Conflict(ClientError):
+    """Raised when a change cannot apply to things as they are (no config file to edit)."""
+
+    status = 409
+    error_type = "conflict_error"
+    code = "conflict"
+
+
+class PreconditionFailed(ClientError):
+    """Raised when ``If-Match`` names a version of a file that has since been replaced."""
+
+    status = 412
+    error_type = "precondition_failed"
+    code = "precondition_failed"
 
 
 class PayloadTooLarge(ClientError):

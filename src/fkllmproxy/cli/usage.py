@@ -18,7 +18,7 @@ from fkllmproxy.cli.locate import locate
 from fkllmproxy.cli.options import ConfigOption, EnvFileOption
 from fkllmproxy.observability.usage import GROUPINGS, LedgerError, summarize
 
-__all__ = ["parse_since", "usage"]
+__all__ = ["backup", "parse_since", "usage"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -42,8 +42,16 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-@app.command()
+usage_app = typer.Typer(
+    help="Summarise the usage ledger (requests, tokens, cost, latency), or back it up.",
+    no_args_is_help=False,
+)
+app.add_typer(usage_app, name="usage")
+
+
+@usage_app.callback(invoke_without_command=True)
 def usage(
+    ctx: typer.Context,
     config: ConfigOption = None,
     env_file: EnvFileOption = None,
     since: Annotated[
@@ -62,6 +70,8 @@ def usage(
     ] = None,
 ) -> None:
     """Summarise the usage ledger: requests, tokens, estimated cost and energy, latency per group."""
+    if ctx.invoked_subcommand is not None:
+        return
     if by not in GROUPINGS:
         fail(f"--by {by!r} is not one of: {', '.join(GROUPINGS)}", 2)
     try:
@@ -122,3 +132,26 @@ def usage(
         " about ten), not a measurement.",
         style="dim",
     )
+
+
+@usage_app.command("backup")
+def backup(
+    destination: Annotated[Path, typer.Argument(help="File (or directory) to write the copy to")],
+    config: ConfigOption = None,
+    env_file: EnvFileOption = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Ledger file [default: usage.path, else <state.directory>/usage.sqlite3]"
+        ),
+    ] = None,
+) -> None:
+    """Copy the live ledger consistently (SQLite's online backup) while the daemon writes."""
+    from fkllmproxy.observability.ledger_backup import backup_ledger
+
+    path = Path(db) if db else locate(config=config, env_file=env_file).usage_path
+    try:
+        copy = backup_ledger(path, destination)
+    except LedgerError as exc:
+        fail(f"{exc} (is [usage] enabled? see --db)")
+    sys.stdout.write(f"copied {path} to {copy.path}: {copy.rows} requests, {copy.size} bytes\n")

@@ -53,6 +53,8 @@ class LoadedConfig:
     env_file: Path | None
     environ: Mapping[str, str] = field(repr=False)
     auto_providers: bool = False
+    # The CLI flags it was loaded with, so that a new file is checked as it will be loaded.
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
 
 def env_name(path: tuple[str | int, ...]) -> str:
@@ -557,4 +559,5 @@ def load_config(
         env_file=env_path,
         environ=merged_environ,
         auto_providers=auto,
+        overrides=overrides or {},
     )

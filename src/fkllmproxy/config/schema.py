@@ -210,6 +210,12 @@ class UiConfig(_Section, frozen=True):
     session_hours: Annotated[float, Meta(gt=0, le=720)] = 12.0
 
 
+class AdminConfig(_Section, frozen=True):
+    """The operator's API (``/admin``): how many earlier config files a write keeps."""
+
+    config_backups: Annotated[int, Meta(ge=1, le=1000)] = 10
+
+
 class ProviderConfig(_Section, frozen=True):
     name: Name
     type: ProviderType
@@ -290,6 +296,7 @@ class Config(_Section, frozen=True):
     usage: UsageConfig = field(default_factory=UsageConfig)
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     providers: list[ProviderConfig] = field(default_factory=list)
     models: list[ModelConfig] = field(default_factory=list)
     pricing: list[PriceConfig] = field(default_factory=list)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ __all__ = ["serve_workers", "worker_app"]
 
 _OPTIONS_ENV = "FKLLM_WORKER_OPTIONS"
 _STARTED_ENV = "FKLLM_STARTED_AT"
+_SUPERVISOR_ENV = "FKLLM_SUPERVISOR_PID"
 _log = get_logger("daemon")
 
 
@@ -74,6 +76,7 @@ def serve_workers(options: Any, loaded: LoadedConfig) -> int:
     directory = _metrics_directory()
     use_multiprocess(directory)
     os.environ[_STARTED_ENV] = repr(time.time())
+    os.environ[_SUPERVISOR_ENV] = str(os.getpid())
     os.environ[_OPTIONS_ENV] = msgspec.json.encode(
         {
             "config_path": options.config_path,
@@ -161,6 +164,20 @@ def _announce(server: Any, notifier: Notifier, workers: int) -> None:
     server.on_reload(lambda: notifier.send("READY=1", f"STATUS=serving with {workers} workers"))
 
 
+def _respawner() -> Any:
+    """A config written over ``/admin/config/source`` reaches every worker the way
+    ``systemctl reload`` does: SIGHUP to the supervisor, which respawns them one by one
+    (each new worker starts before its old one stops, so nothing is refused)."""
+    supervisor = int(os.environ.get(_SUPERVISOR_ENV) or 0)
+    if supervisor <= 1:
+        return None
+
+    def respawn() -> None:
+        os.kill(supervisor, signal.SIGHUP)
+
+    return respawn
+
+
 def worker_app() -> Any:
     """Granian's factory in each worker: load the config and build the app."""
     from fkllmproxy.daemon.procname import WORKER_NAME, set_process_name
@@ -187,6 +204,7 @@ def worker_app() -> Any:
         started=started,
         ledger=start_ledger(loaded.config),
     )
+    holder.respawn = _respawner()
     app = create_app(holder)
 
     def flush() -> None:

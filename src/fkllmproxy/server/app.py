@@ -9,6 +9,7 @@ from litestar.datastructures import State
 
 from fkllmproxy.server.admin import admin_config, admin_reload
 from fkllmproxy.server.admin_circuits import circuit_routes
+from fkllmproxy.server.admin_config_source import config_source_routes
 from fkllmproxy.server.anthropic_api import count_tokens, create_message, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.fast_routes import FastRoutes
@@ -67,6 +68,7 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             responses,
             retrieve_response,
             *circuit_routes,
+            *config_source_routes,
             *ui_routes,
         ],
         exception_handlers=exception_handlers,

@@ -31,6 +31,8 @@ def _responses(*statuses: int) -> dict[str, Any]:
         401: "Missing or wrong key",
         403: "Key not allowed this model, or not the master key",
         404: "Unknown model",
+        409: "No config file to edit (the daemon runs on built-in defaults)",
+        412: "If-Match names a version of the config file that is no longer current",
         413: "Body over max_request_size",
         422: "Reload refused: the new configuration is invalid",
         429: "Rate limited (see Retry-After)",
@@ -132,6 +134,39 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Re-read env file and config and swap them in (master key)",
                 "security": _KEYED,
                 "responses": _responses(200, 401, 403, 422, 429),
+            }
+        },
+        "/admin/config/source": {
+            "get": {
+                "summary": "The config file as on disk, secrets redacted, with its ETag",
+                "security": _KEYED,
+                "responses": _responses(200, 401, 403, 409, 429),
+            },
+            "put": {
+                "summary": "Replace the config file (TOML body): validated, backed up, applied",
+                "security": _KEYED,
+                "responses": _responses(200, 400, 401, 403, 409, 412, 413, 422, 429),
+            },
+        },
+        "/admin/config/validate": {
+            "post": {
+                "summary": "Check a TOML body as PUT would and show the diff; nothing written",
+                "security": _KEYED,
+                "responses": _responses(200, 400, 401, 403, 409, 413, 422, 429),
+            }
+        },
+        "/admin/config/backups": {
+            "get": {
+                "summary": "The kept earlier versions of the config file",
+                "security": _KEYED,
+                "responses": _responses(200, 401, 403, 409, 429),
+            }
+        },
+        "/admin/config/restore": {
+            "post": {
+                "summary": "Put a named backup back, validated and applied like a PUT",
+                "security": _KEYED,
+                "responses": _responses(200, 400, 401, 403, 404, 409, 412, 422, 429),
             }
         },
     }

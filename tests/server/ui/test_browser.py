@@ -246,3 +246,49 @@ def test_a_form_from_another_page_is_refused(page: Any, daemon: RunningDaemon) -
     assert answer.status == 403
     go(page, "Keys")
     assert "forged" not in page.content()
+
+
+def test_the_config_editor_saves_and_refuses_a_stale_save(
+    page: Any, daemon: RunningDaemon, screenshots: Path
+) -> None:
+    """Validate shows the diff and writes nothing; Save writes, backs up and reloads; a save
+    over a file changed meanwhile is refused; Restore puts the backup back."""
+    from playwright.sync_api import expect
+
+    original = daemon.config_path.read_text()
+    new_model = '\n[[models]]\nname = "edited"\ntargets = [{ provider = "mock", model = "m-2" }]\n'
+    sign_in(page, daemon)
+    go(page, "Config")
+    editor = page.get_by_label("(secrets shown as <redacted>", exact=False)
+    expect(editor).to_contain_text('api_key = "<redacted>"')
+    editor.fill(editor.input_value() + new_model)
+    page.get_by_role("button", name="Validate").click()
+    expect(page.get_by_role("status").filter(has_text="Valid")).to_be_visible()
+    expect(page.get_by_label("What this changes")).to_contain_text("models added: edited")
+    assert daemon.config_path.read_text() == original
+    assert chat(daemon, "edited").status_code == 404
+
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="written")).to_be_visible()
+    assert daemon.config_path.read_text() == original + new_model  # the secret kept
+    assert chat(daemon, "edited").status_code == 200
+    backups = page.get_by_role("button", name="Restore", exact=False)
+    expect(backups).to_have_count(1)
+    page.screenshot(path=screenshots / "config-editor.png", full_page=True)
+
+    # Another operator changes the file after this page was shown: this save is refused.
+    saved = daemon.config_path.read_text()
+    daemon.config_path.write_text(saved + "\n# edited by hand meanwhile\n")
+    editor = page.get_by_label("(secrets shown as <redacted>", exact=False)
+    editor.fill(editor.input_value() + "\n# my edit\n")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("has changed since it was read")
+    assert daemon.config_path.read_text() == saved + "\n# edited by hand meanwhile\n"
+
+    # Restore the backup the first save kept: the original file is back, and applied.
+    page.reload()  # drop the refused form's resubmission
+    go(page, "Config")
+    page.get_by_role("button", name="Restore", exact=False).last.click()
+    expect(page.get_by_role("status").filter(has_text="Restore")).to_be_visible()
+    assert daemon.config_path.read_text() == original
+    assert chat(daemon, "edited").status_code == 404

@@ -25,7 +25,7 @@ from fkllmproxy.server.ui.live import (
     providers_data,
     reset_provider,
 )
-from fkllmproxy.server.ui.settings import config, reload
+from fkllmproxy.server.ui.settings import config, reload, restore, save
 from fkllmproxy.server.ui.signin import login, login_form, logout
 from fkllmproxy.server.ui.usage import usage, usage_csv
 
@@ -65,6 +65,8 @@ ui_routes = [
     usage,
     usage_csv,
     config,
+    save,
+    restore,
     reload,
     static,
 ]
