@@ -304,3 +304,22 @@ def test_every_worker_gets_the_new_file(start_daemon: Any) -> None:
         lambda: len(_workers(daemon.pid)) == 2 and not _workers(daemon.pid) & before, 30.0
     )
     assert all(_chat(daemon, "second").status_code == 200 for _ in range(8))
+
+
+def test_read_only_mode_refuses_writes_and_keeps_the_file(start_daemon: Any) -> None:
+    """[admin] config_writable = false: PUT and restore are 403, validate still answers."""
+    config = CONFIG.replace("# the operator", "[admin]\nconfig_writable = false\n# the")
+    daemon = start_daemon(config)
+    read = _source(daemon).json()
+    refused = _put(daemon, read["text"] + NEW_MODEL, read["etag"])
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "config_writes_disabled"
+    assert "config_writable = false" in refused.json()["error"]["message"]
+    validated = httpx.post(
+        daemon.url + "/admin/config/validate",
+        content=(read["text"] + NEW_MODEL).encode(),
+        headers=daemon.headers(),
+    )
+    assert validated.status_code == 200, validated.text
+    assert daemon.config_path.read_text() == config
+    assert not list(daemon.config_path.parent.glob(daemon.config_path.name + ".*.bak"))

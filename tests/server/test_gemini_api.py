@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
-from tests.conftest import MASTER_KEY, RunningDaemon
+from tests.conftest import MASTER_KEY, RunningDaemon, wait_until
 
 CONFIG = """
 [cache]
@@ -546,9 +546,14 @@ class TestStreamsAndAccounting:
             assert reply.status_code == 200, reply.text
             usage = reply.json()["usageMetadata"]
             assert usage["cachedContentTokenCount"] == usage["promptTokenCount"] // 2
-        lines = [
-            line for line in daemon.logs() if line.get("model") in ("gem-cached", "oai-cached")
-        ]
+
+        def logged() -> list[dict[str, Any]]:
+            wanted = ("gem-cached", "oai-cached")
+            return [line for line in daemon.logs() if line.get("model") in wanted]
+
+        # The request line is written once the answer has gone out: wait for it (bounded).
+        assert wait_until(lambda: len(logged()) >= 2, timeout=10)
+        lines = logged()
         assert len(lines) >= 2 and all(line.get("provider") in ("gem", "oai") for line in lines)
         assert all(line["prompt_tokens"] > 0 and line["completion_tokens"] > 0 for line in lines)
         assert all(

@@ -214,6 +214,9 @@ class AdminConfig(_Section, frozen=True):
     """The operator's API (``/admin``): how many earlier config files a write keeps."""
 
     config_backups: Annotated[int, Meta(ge=1, le=1000)] = 10
+    # false: the config routes only read and validate (a host whose file is managed by
+    # configuration management); true writes where the daemon may write the file.
+    config_writable: bool = True
 
 
 class ProviderConfig(_Section, frozen=True):

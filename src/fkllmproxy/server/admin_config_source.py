@@ -128,6 +128,13 @@ def write_config(
     ``/etc/fkllmproxy``) is a 403 saying so, never a 500.
     """
     path = config_file(holder)
+    if not dry_run and not holder.runtime.config.admin.config_writable:
+        error = Forbidden(
+            f"Writing the config file {path} over the admin API is turned off "
+            "([admin] config_writable = false); edit it on the host, or set it to true."
+        )
+        error.code = "config_writes_disabled"
+        raise error
     try:
         return _write_config(holder, path, text, if_match, dry_run=dry_run)
     except OSError as exc:
