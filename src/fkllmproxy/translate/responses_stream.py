@@ -213,21 +213,9 @@ class ResponsesStreamFromChat:
         """A ``reasoning`` item for the reasoning text a host streams (``reasoning_content``)."""
         item = reasoning_item("")
         item["status"] = "in_progress"
-        part = item["content"].pop()
         self._thought = item
         self._thought_parts = []
-        self.response["output"].append(item)
-        index = self._output_index(item)
-        return [
-            self._event("response.output_item.added", output_index=index, item=item),
-            self._event(
-                "response.content_part.added",
-                item_id=item["id"],
-                output_index=index,
-                content_index=0,
-                part=part,
-            ),
-        ]
+        return self._open_item(item)
 
     def _close_thought(self) -> list[bytes]:
         item = self._thought
@@ -248,9 +236,13 @@ class ResponsesStreamFromChat:
 
     def _open_text(self) -> list[bytes]:
         item = message_item("", status="in_progress")
-        part = item["content"].pop()
         self._text = item
         self._text_parts = []
+        return self._open_item(item)
+
+    def _open_item(self, item: dict[str, Any]) -> list[bytes]:
+        """Put ``item`` in the output with its one (empty) content part, and announce both."""
+        part = item["content"].pop()
         self.response["output"].append(item)
         index = self._output_index(item)
         return [
