@@ -290,7 +290,7 @@ def test_every_worker_gets_the_new_file(start_daemon: Any) -> None:
         assert response.status_code == 200, response.text
         assert response.json()["reload"]["status"] == "respawning"
         assert wait_until(lambda: not _workers(daemon.pid) & before, 30.0)
-    assert load.statuses and set(load.statuses) == {200}, sorted(set(load.statuses))
+    assert load.statuses and set(load.statuses) == {200}, sorted(map(str, set(load.statuses)))
 
     def everyone_has_it() -> bool:
         try:
