@@ -22,8 +22,10 @@ def serve(
     ] = None,
 ) -> None:
     """Run the proxy in the foreground, JSON logs on stdout (exit 78 on invalid config)."""
+    from fkllmproxy.daemon.bootstrap import StartupError
+    from fkllmproxy.daemon.options import ServeOptions
     from fkllmproxy.daemon.reexec import reexec_daemon
-    from fkllmproxy.daemon.run import ServeOptions, StartupError, exit_now
+    from fkllmproxy.daemon.run import exit_now
     from fkllmproxy.daemon.run import serve as run_daemon
 
     overrides = {"server": {"host": host, "port": port, "workers": workers}}

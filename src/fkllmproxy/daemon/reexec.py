@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
-import msgspec
+from fkllmproxy.daemon.options import OptionsError, ServeOptions
 
 __all__ = ["SPEC_ENV", "allow", "reexec_daemon", "serve_from_spec"]
 
@@ -30,19 +30,12 @@ def allow() -> None:
     _allowed = True
 
 
-def reexec_daemon(options: Any) -> None:
+def reexec_daemon(options: ServeOptions) -> None:
     """Replace this process with the daemon; returns only when that is not possible."""
     argv = getattr(sys, "orig_argv", None)
     if not _allowed or not argv or not sys.executable:
         return
-    spec = msgspec.json.encode(
-        {
-            "config_path": options.config_path,
-            "env_file": options.env_file,
-            "overrides": options.overrides,
-        }
-    ).decode()
-    environ = {**options.base_environ, SPEC_ENV: spec}
+    environ = {**options.base_environ, SPEC_ENV: options.to_json()}
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -54,17 +47,12 @@ def reexec_daemon(options: Any) -> None:
 def serve_from_spec(spec: str) -> NoReturn:
     """The daemon, as ``fkllm serve`` asked for it; exits with the daemon's status."""
     from fkllmproxy.daemon.messages import EXIT_CONFIG, print_error, print_problems
-    from fkllmproxy.daemon.run import ServeOptions, StartupError, exit_now, serve
+    from fkllmproxy.daemon.run import StartupError, exit_now, serve
     from fkllmproxy.errors import ConfigError
 
     try:
-        raw = msgspec.json.decode(spec)
-        options = ServeOptions(
-            config_path=raw["config_path"],
-            env_file=raw["env_file"],
-            overrides=raw["overrides"] or {},
-        )
-    except (msgspec.DecodeError, KeyError, TypeError):
+        options = ServeOptions.from_json(spec)
+    except OptionsError:
         print_error(f"{SPEC_ENV} is not what 'fkllm serve' sets; unset it and run 'fkllm serve'")
         exit_now(2)
     try:

@@ -15,50 +15,32 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from fkllmproxy import __version__
-from fkllmproxy.auth.store import store_keys
-from fkllmproxy.config import LoadedConfig, load_config
-from fkllmproxy.config.redact import secret_values
+from fkllmproxy.config import LoadedConfig
+from fkllmproxy.daemon.bootstrap import (
+    StartupError,
+    build_holder,
+    build_runtime_for,
+    startup_fields,
+)
 from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
+from fkllmproxy.daemon.options import ServeOptions
 from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
+from fkllmproxy.daemon.workers import serve_workers
 from fkllmproxy.errors import ConfigError
-from fkllmproxy.observability.logging import configure_logging, get_logger, register_secrets
+from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.observability.metrics import use_multiprocess
-from fkllmproxy.observability.usage import LedgerError, PriceTable, UsageLedger, open_ledger
-from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
+from fkllmproxy.observability.usage import LedgerError, PriceTable, open_ledger
+from fkllmproxy.server import create_app
 
 __all__ = ["ServeOptions", "StartupError", "exit_now", "serve"]
 
 _log = get_logger("daemon")
 # After the drain deadline: how long streams get to send their closing error event.
 _LAST_WORDS_SECS = 2.0
-
-
-class StartupError(Exception):
-    """Raised when the daemon cannot start for a reason other than its config."""
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """What ``serve`` was asked for on the command line, kept to reload the same way."""
-
-    config_path: str | None = None
-    env_file: str | None = None
-    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    base_environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    def load(self) -> LoadedConfig:
-        return load_config(
-            config_path=self.config_path,
-            env_file=self.env_file,
-            overrides=self.overrides,
-            environ=self.base_environ,
-        )
 
 
 def _check_port(host: str, port: int) -> None:
@@ -81,48 +63,12 @@ def _check_port(host: str, port: int) -> None:
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _startup_fields(loaded: LoadedConfig) -> dict[str, Any]:
-    config = loaded.config
-    return {
-        "version": __version__,
-        "listen": f"{config.server.host}:{config.server.port}",
-        "pid": os.getpid(),
-        "workers": config.server.workers,
-        "config_file": str(loaded.config_path) if loaded.config_path else None,
-        "env_file": str(loaded.env_file) if loaded.env_file else None,
-        "providers": [f"{p.name}:{p.type}" for p in config.providers],
-        "models": [m.name for m in config.models],
-        "auth": _auth_mode(config),
-    }
-
-
-def _auth_mode(config: Any) -> str:
-    auth = config.auth
-    keys = auth.master_key is not None or bool(auth.keys)
-    if auth.oidc is None:
-        return "keys" if keys else "off"
-    return "keys+oidc" if keys else "oidc"
-
-
-def start_ledger(config: Any) -> UsageLedger | None:
-    """The usage ledger, or a ``StartupError`` saying why its file cannot be used."""
-    try:
-        return open_ledger(config)
-    except LedgerError as exc:
-        raise StartupError(f"{exc} (set usage.path, or usage.enabled = false)") from None
-
-
 class Daemon:
     """One embedded-Granian process with its signal handling, reload and drain."""
 
     def __init__(self, options: ServeOptions, loaded: LoadedConfig) -> None:
         self.options = options
-        register_secrets(secret_values(loaded.config))
-        self.holder = RuntimeHolder(
-            build_runtime(loaded, extra_keys=store_keys(loaded.config)),
-            reloader=self.reload_problems,
-            ledger=start_ledger(loaded.config),
-        )
+        self.holder = build_holder(loaded, reloader=self.reload_problems)
         self.notifier = Notifier()
         self._reload_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -155,7 +101,7 @@ class Daemon:
             old = self.holder.runtime
             try:
                 loaded = self.options.load()
-                runtime = build_runtime(loaded, previous=old, extra_keys=store_keys(loaded.config))
+                runtime = build_runtime_for(loaded, previous=old)
             except ConfigError as exc:
                 _log.error(
                     "reload refused: the new configuration is invalid; keeping the old one",
@@ -170,13 +116,12 @@ class Daemon:
                 old.config.server.workers,
             ):
                 _log.warning("reload: listen address and workers change only on restart")
-            register_secrets(secret_values(loaded.config))
             runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
             self.holder.runtime = runtime
             runtime.auth.start()
             self._reload_ledger(old.config, loaded.config)
             self._spawn(self._retire(old, keep_state=runtime.state is old.state))
-            _log.info("configuration reloaded", extra=_startup_fields(loaded))
+            _log.info("configuration reloaded", extra=startup_fields(loaded))
             self.notifier.send("READY=1", "STATUS=serving (reloaded)")
             return []
 
@@ -243,7 +188,7 @@ class Daemon:
         serving = loop.create_task(server.serve())
         await asyncio.sleep(0)
         running = type(asyncio.get_running_loop()).__module__.split(".")[0]
-        fields = _startup_fields(self.holder.runtime.loaded)
+        fields = startup_fields(self.holder.runtime.loaded)
         _log.info("fkllmproxy started", extra={**fields, "event_loop": running})
         self.notifier.send(
             "READY=1", f"STATUS=serving on {server_config.host}:{server_config.port}"
@@ -299,8 +244,6 @@ def serve(options: ServeOptions, loaded: LoadedConfig) -> int:
     _check_port(config.server.host, config.server.port)
     set_process_name(DAEMON_NAME)
     if config.server.workers > 1:
-        from fkllmproxy.daemon.workers import serve_workers
-
         return serve_workers(options, loaded)
     use_multiprocess(None)  # one process: metrics in memory, whatever the environment says
     with asyncio.Runner(loop_factory=event_loop_factory(config.server.event_loop)) as runner:

@@ -21,12 +21,14 @@ import threading
 import time
 from typing import Any
 
-import msgspec
-
 from fkllmproxy.config import LoadedConfig
+from fkllmproxy.daemon.bootstrap import StartupError, build_holder, start_ledger, startup_fields
 from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
+from fkllmproxy.daemon.options import ServeOptions
+from fkllmproxy.daemon.procname import WORKER_NAME, set_process_name
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.observability.metrics import use_multiprocess
+from fkllmproxy.server import create_app
 
 __all__ = ["serve_workers", "worker_app"]
 
@@ -54,8 +56,6 @@ def _metrics_directory() -> str:
                 return tempfile.mkdtemp(prefix="fkllm-metrics-", dir=parent)
             except OSError:
                 continue
-    from fkllmproxy.daemon.run import StartupError
-
     raise StartupError(
         "no writable directory for the workers' metrics (tried RUNTIME_DIRECTORY, "
         "/dev/shm, the temp directory, CACHE_DIRECTORY, STATE_DIRECTORY and the working "
@@ -63,11 +63,9 @@ def _metrics_directory() -> str:
     )
 
 
-def serve_workers(options: Any, loaded: LoadedConfig) -> int:
+def serve_workers(options: ServeOptions, loaded: LoadedConfig) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
-
-    from fkllmproxy.daemon.run import _startup_fields, start_ledger
 
     config = loaded.config
     ledger = start_ledger(config)  # fail here, once, rather than in every worker
@@ -77,13 +75,7 @@ def serve_workers(options: Any, loaded: LoadedConfig) -> int:
     use_multiprocess(directory)
     os.environ[_STARTED_ENV] = repr(time.time())
     os.environ[_SUPERVISOR_ENV] = str(os.getpid())
-    os.environ[_OPTIONS_ENV] = msgspec.json.encode(
-        {
-            "config_path": options.config_path,
-            "env_file": options.env_file,
-            "overrides": options.overrides,
-        }
-    ).decode()
+    os.environ[_OPTIONS_ENV] = options.to_json()
     server = Granian(
         "fkllmproxy.daemon.workers:worker_app",
         factory=True,
@@ -100,7 +92,7 @@ def serve_workers(options: Any, loaded: LoadedConfig) -> int:
         log_enabled=True,
     )
     configure_logging(config.logging.level, config.logging.format)
-    fields = _startup_fields(loaded)
+    fields = startup_fields(loaded)
     _log.info("fkllmproxy started", extra={**fields, "event_loop": config.server.event_loop})
     _announce(server, Notifier(), config.server.workers)
     try:
@@ -180,30 +172,11 @@ def _respawner() -> Any:
 
 def worker_app() -> Any:
     """Granian's factory in each worker: load the config and build the app."""
-    from fkllmproxy.daemon.procname import WORKER_NAME, set_process_name
-    from fkllmproxy.daemon.run import ServeOptions, start_ledger
-    from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
-
     set_process_name(WORKER_NAME)
-    raw = msgspec.json.decode(os.environ.get(_OPTIONS_ENV, "{}"))
-    options = ServeOptions(
-        config_path=raw.get("config_path"),
-        env_file=raw.get("env_file"),
-        overrides=raw.get("overrides") or {},
-    )
-    loaded = options.load()
+    loaded = ServeOptions.from_json(os.environ.get(_OPTIONS_ENV) or "{}").load()
     configure_logging(loaded.config.logging.level, loaded.config.logging.format, with_pid=True)
-    from fkllmproxy.auth.store import store_keys
-    from fkllmproxy.config.redact import secret_values
-    from fkllmproxy.observability.logging import register_secrets
-
-    register_secrets(secret_values(loaded.config))
     started = float(os.environ.get(_STARTED_ENV) or time.time())
-    holder = RuntimeHolder(
-        build_runtime(loaded, extra_keys=store_keys(loaded.config)),
-        started=started,
-        ledger=start_ledger(loaded.config),
-    )
+    holder = build_holder(loaded, started=started)
     holder.respawn = _respawner()
     app = create_app(holder)
 
