@@ -52,14 +52,14 @@ test: lint
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	cd src && ../$(BIN)/lint-imports --no-cache ../pyproject.toml
 
 format: venv
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 # The single-file program: it needs no Python on the host, only glibc (docs/operations.md,
 # "The program file"). PyInstaller freezes the daemon with its own CPython into a

@@ -12,8 +12,8 @@ import json
 __all__ = [
     "SSE_CHUNKS",
     "chat_request",
-    "responses_request",
     "completion_body",
+    "responses_request",
     "sse_body",
     "sse_frames",
 ]

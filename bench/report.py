@@ -46,7 +46,7 @@ def _scenario(results: Results, target: str, sid: str) -> dict[str, Any] | None:
     found = entry["scenarios"].get(sid)
     if not found or "failed" in found:
         return None
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _failure(results: Results, target: str, sid: str) -> str | None:

@@ -74,7 +74,7 @@ def measure_streams(
         if time.monotonic() > deadline:
             break
         if conn is None:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout_s)
         try:
             start = time.perf_counter()
             conn.request("POST", path, body=body, headers=send_headers)

@@ -79,7 +79,7 @@ def check_endpoint(endpoint: Endpoint, *, stream: bool, timeout: float = 30.0) -
     from urllib.parse import urlsplit
 
     parts = urlsplit(endpoint.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     try:
         conn.request(
             "POST",

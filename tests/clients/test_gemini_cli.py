@@ -2,7 +2,7 @@
 
 The CLI is pointed at the proxy with ``GOOGLE_GEMINI_BASE_URL`` and a proxy key in
 ``GEMINI_API_KEY``; ``~/.gemini/settings.json`` (in a temp HOME) selects the API-key
-auth type, as PITFALLS.md says ``-p`` needs. ``-m`` names a proxy model, which also
+auth type: with a base URL set, ``-p`` refuses the auth type it would otherwise pick. ``-m`` names a proxy model, which also
 keeps the CLI's model router (a classifier call on another model) out of the way. Each
 provider type answers from the fake upstream: a ``gemini`` provider gets the CLI's
 bytes untouched, ``openai`` and ``anthropic`` get them translated.

@@ -21,7 +21,9 @@ class EchoingUpstream(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)  # always drain the body (see PITFALLS)
+        self.rfile.read(
+            length
+        )  # always drain the body: an unread body makes clients see sporadic resets
         body = json.dumps(
             {"error": {"message": f"Bad request made with {self.headers['authorization']}"}}
         ).encode()

@@ -25,7 +25,9 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length)  # always drain the body (see PITFALLS)
+        body = self.rfile.read(
+            length
+        )  # always drain the body: an unread body makes clients see sporadic resets
         self.seen.append({**{k.lower(): v for k, v in self.headers.items()}, "_path": self.path})
         answer = b'{"ok": true, "echo": ' + str(len(body)).encode() + b"}"
         self.send_response(200)

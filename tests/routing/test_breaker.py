@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from fkllmproxy.config.schema import CircuitBreakerConfig
-from fkllmproxy.routing.breaker import STATE_VALUES, CircuitBreaker, CircuitBreakers
+from fkllmproxy.observability.circuits import CIRCUIT_VALUES
+from fkllmproxy.routing.breaker import CircuitBreaker, CircuitBreakers
 
 
 class Clock:
@@ -174,7 +175,7 @@ class TestRegistry:
         config = CircuitBreakerConfig(failure_threshold=1, timeout_secs=5.0)
         breakers = CircuitBreakers(["primary", "backup"], config, clock=clock)
         seen: list[tuple[str, int]] = []
-        breakers.on_change.append(lambda b, _prev: seen.append((b.name, STATE_VALUES[b.state])))
+        breakers.on_change.append(lambda b, _prev: seen.append((b.name, CIRCUIT_VALUES[b.state])))
         with caplog.at_level(logging.INFO, logger="fkllmproxy.circuit"):
             breakers["primary"].record_failure()
             clock.now += 5

@@ -27,7 +27,7 @@ STATUS_STYLES = {
     "unhealthy": "bold red",
     "unreachable": "bold red",
 }
-CIRCUIT_STYLES = {"closed": "green", "half_open": "yellow", "half-open": "yellow", "open": "red"}
+CIRCUIT_STYLES = {"closed": "green", "half_open": "yellow", "open": "red"}
 
 
 def count(value: Any) -> str:

@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fkllmproxy.observability.circuits import CIRCUIT_NAMES, CIRCUIT_VALUES
 from fkllmproxy.observability.window import SUFFIX, Record, Ring, percentile, read_ring_files
 
 __all__ = [
-    "CIRCUIT_STATES",
     "MULTIPROC_ENV",
     "OUTCOMES",
     "Metrics",
@@ -41,9 +41,8 @@ __all__ = [
 ]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# The gauge's values, as the contract fixes them; the breaker may spell half-open either way.
-CIRCUIT_STATES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
-CIRCUIT_NAMES = {0: "closed", 1: "half_open", 2: "open"}
+# Looked up by the state names other processes and files report, checked or not.
+_CIRCUIT_VALUE: dict[str, int] = {name: value for name, value in CIRCUIT_VALUES.items()}
 # What one upstream attempt can come to; "rejected" is the client's fault, not the provider's.
 OUTCOMES = ("success", "error", "timeout", "rate_limited", "rejected")
 _PROVIDER_OK = frozenset({"success", "rejected"})
@@ -353,7 +352,7 @@ class Metrics:
 
     def circuit_state(self, provider: str, state: str | int) -> None:
         """Set ``provider``'s breaker state: the breaker calls this on every change."""
-        value = state if isinstance(state, int) else CIRCUIT_STATES.get(state, 0)
+        value = state if isinstance(state, int) else _CIRCUIT_VALUE.get(state, 0)
         self._child(("c", provider), self._circuit, provider).set(value)
 
     def sync_providers(self, states: Mapping[str, str]) -> None:

@@ -1,7 +1,7 @@
 """An httpx transport on aiohttp's client: httpx's requests and responses, aiohttp's pool.
 
-httpx's own connection pool rescans every connection on each event and collapses under
-concurrency (see PITFALLS), so upstream calls go through aiohttp's connector instead,
+httpx's own connection pool rescans every connection on each pool event, so its cost
+grows with concurrency; this transport puts aiohttp's connector under httpx instead,
 while the rest of the code keeps speaking httpx (``httpx.Request`` in, ``httpx.Response``
 out, httpx's exceptions). This replaces the ``httpx-aiohttp`` package, which did the same
 job with more work per request: a new ``aiohttp.ClientTimeout`` from the request's timeout

@@ -2,10 +2,10 @@
 
 One client per provider (``UpstreamClient``: httpx requests and transports without
 ``httpx.AsyncClient``'s per-request extras), built once with deliberate limits and timeouts.
-The transport is injectable: httpx's own pool rescans every connection on each event and
-collapses under concurrency (see PITFALLS), so the default is the aiohttp-backed
-transport (providers/aiohttp_transport.py), while tests that script upstreams with
-pytest-httpx use httpx's own.
+The transport is chosen by ``[server] http_transport``: ``h1`` (providers/h1_transport.py,
+the default and the one measured), or one of the alternatives kept beside it (each says
+why in its own docstring). httpx's own connection pool rescans every connection on each
+pool event, so its cost grows with concurrency; it is never the default.
 """
 
 from __future__ import annotations

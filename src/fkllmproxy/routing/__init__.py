@@ -1,4 +1,4 @@
-"""Routing: model names to targets, fallback order, and (later) breakers and retries."""
+"""Routing: model names to targets, fallback order, retries, circuit breakers, affinity."""
 
 from fkllmproxy.routing.router import Attempted, Router
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final, Literal, final
+from typing import final
 
 from fkllmproxy.config.schema import CircuitBreakerConfig
+from fkllmproxy.observability.circuits import CircuitState
 from fkllmproxy.observability.logging import get_logger
 
 __all__ = [
-    "STATE_VALUES",
     "CircuitBreaker",
     "CircuitBreakers",
     "CircuitState",
@@ -32,9 +32,6 @@ __all__ = [
     "StateChange",
 ]
 
-CircuitState = Literal["closed", "half_open", "open"]
-# The numbers ``fkllm_circuit_breaker_state`` exports for each state.
-STATE_VALUES: Final[dict[CircuitState, int]] = {"closed": 0, "half_open": 1, "open": 2}
 
 # Called as ``callback(breaker, previous_state)`` after every change of state.
 StateChange = Callable[["CircuitBreaker", CircuitState], None]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal
 
+from fkllmproxy.observability.circuits import CircuitState
 from fkllmproxy.state.buckets import Decision
 
 __all__ = ["CircuitParams", "SharedCircuit", "StateBackend", "StateUnavailable"]
@@ -33,7 +33,7 @@ class SharedCircuit:
     ``retry_in`` is how long an open circuit stays open from now (0 otherwise).
     """
 
-    state: Literal["closed", "half_open", "open"]
+    state: CircuitState
     failures: int
     cooldown: float
     retry_in: float
