@@ -1,5 +1,7 @@
-"""The official anthropic SDK streaming a thinking, tool-using turn through fkllm serve.
+"""The official anthropic SDK through fkllm serve: a plain answer, and a thinking,
+tool-using turn streamed, on an Anthropic, an OpenAI-compatible and a Gemini provider.
 
+The plain answer (``messages.create``) checks what the upstream got in its own format.
 What ``tests/server/test_anthropic_api.py`` does not cover: extended thinking with a tool
 round trip, streamed, against an Anthropic provider (the signed thinking block must come
 back unchanged, which the fake upstream checks as the API does), an OpenAI-compatible
@@ -39,6 +41,18 @@ base_url = "{url}"
 api_key_env = "FAKE_KEY"
 
 [[models]]
+name = "claude-ok"
+targets = [{{ provider = "claude", model = "ok" }}]
+
+[[models]]
+name = "oai-ok"
+targets = [{{ provider = "oai", model = "ok" }}]
+
+[[models]]
+name = "gem-ok"
+targets = [{{ provider = "gem", model = "ok" }}]
+
+[[models]]
 name = "gem-think"
 targets = [{{ provider = "gem", model = "thinking" }}]
 
@@ -71,6 +85,33 @@ def daemon(
 def model_calls(upstream: FakeUpstream) -> list[RecordedRequest]:
     paths = ("/v1/messages", "/v1/chat/completions", ":streamGenerateContent")
     return [r for r in upstream.requests if r.path.endswith(paths)]
+
+
+@pytest.mark.parametrize("provider", ["claude", "oai", "gem"])
+def test_plain_answer(daemon: RunningDaemon, upstream: FakeUpstream, provider: str) -> None:
+    """``messages.create`` answers with text and usage; the system prompt reaches the upstream
+    in its own format."""
+    upstream.clear()
+    client = anthropic.Anthropic(base_url=daemon.url, api_key=MASTER_KEY, max_retries=0)
+    message = client.messages.create(
+        model=f"{provider}-ok",
+        max_tokens=256,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "plain from the SDK"}],
+    )
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "echo: plain from the SDK"
+    assert message.stop_reason == "end_turn"
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    (sent,) = [r for r in upstream.requests if r.method == "POST"]
+    if provider == "claude":
+        assert sent.json["system"] == "Be brief." and sent.json["model"] == "ok"
+    elif provider == "oai":
+        assert sent.json["messages"][0] == {"role": "system", "content": "Be brief."}
+    else:
+        assert sent.path.endswith("/models/ok:generateContent")
+        assert sent.json["systemInstruction"]["parts"] == [{"text": "Be brief."}]
 
 
 @pytest.mark.parametrize("model", ["claude-think", "oai-think", "gem-think"])
