@@ -7,6 +7,11 @@ other load on the machine barely moves it: that makes it the A/B instrument for
 hot-path changes, where a full wrk run is too noisy. ``--profile`` prints cProfile's
 top functions; the server's own share (Granian, sockets to the client) is what
 ``bench.run`` measures on top.
+
+``--caller`` chooses who calls: the master key, a client key from ``[[auth.keys]]``, the
+same key with a budget (reserved before the call and settled after, on the memory
+store), or a JWT from a local OIDC issuer (``bench/issuer.py``), so each identity's cost
+per request can be read next to the plain key's.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import hashlib
 import io
 import pstats
 import sys
@@ -22,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.issuer import AUDIENCE, BenchIssuer
 from bench.payloads import chat_request, responses_request
 from bench.targets import MASTER_KEY, fkllm_config
 from bench.upstream import Nginx
@@ -29,7 +36,31 @@ from bench.upstream import Nginx
 __all__ = ["main"]
 
 
-def _scope(path: str, body: bytes) -> dict[str, Any]:
+BENCH_KEY = "sk-bench-client-key-0123456789abcdef"
+
+
+def _caller_config(caller: str, upstream: Nginx, issuer: BenchIssuer | None) -> str:
+    """What ``[auth]`` (and ``[[pricing]]``) the caller needs, appended to the config."""
+    if caller == "jwt":
+        assert issuer is not None
+        return (
+            f'\n[auth.oidc]\nissuer = "{issuer.url}"\naudience = "{AUDIENCE}"\n'
+            f'jwks_url = "{issuer.url}/jwks"\n'
+        )
+    if caller == "master":
+        return ""
+    digest = hashlib.sha256(BENCH_KEY.encode()).hexdigest()
+    text = f'\n[[auth.keys]]\nname = "bench-key"\nkey_sha256 = "{digest}"\n'
+    if caller == "budget":
+        # Far more than a run spends: every request reserves and settles, none is refused.
+        text += 'budget_usd = 1000000.0\nbudget_period = "month"\n'
+        for kind in upstream.ports:
+            text += f'\n[[pricing]]\nmodel = "bench-{kind}"\ninput_per_mtok = 1.0\n'
+            text += "output_per_mtok = 2.0\n"
+    return text
+
+
+def _scope(path: str, body: bytes, token: str = MASTER_KEY) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -44,7 +75,7 @@ def _scope(path: str, body: bytes) -> dict[str, Any]:
             (b"host", b"127.0.0.1:4000"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"authorization", f"Bearer {MASTER_KEY}".encode()),
+            (b"authorization", f"Bearer {token}".encode()),
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 4000),
@@ -53,7 +84,12 @@ def _scope(path: str, body: bytes) -> dict[str, Any]:
 
 
 async def _drive(
-    app: Any, body: bytes, requests: int, concurrency: int, path: str = "/v1/chat/completions"
+    app: Any,
+    body: bytes,
+    requests: int,
+    concurrency: int,
+    path: str = "/v1/chat/completions",
+    token: str = MASTER_KEY,
 ) -> list[int]:
     statuses: list[int] = []
 
@@ -72,7 +108,7 @@ async def _drive(
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
 
-        await app(_scope(path, body), receive, send)
+        await app(_scope(path, body, token), receive, send)
 
     async def worker(count: int) -> None:
         for _ in range(count):
@@ -112,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         "--api", default="chat", choices=["chat", "responses"], help="the client's API"
     )
     parser.add_argument(
+        "--caller",
+        default="master",
+        choices=["master", "key", "budget", "jwt"],
+        help="who calls: the master key, a client key, a budgeted key, a JWT",
+    )
+    parser.add_argument(
         "--mock",
         action="store_true",
         help="answer from memory (httpx.MockTransport): the Python hot path alone, no sockets",
@@ -125,9 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fkllm-inproc-") as tmp:
         workdir = Path(tmp)
         upstream = Nginx.start(workdir / "nginx")
+        issuer = BenchIssuer() if args.caller == "jwt" else None
         try:
             config = workdir / "fkllm.toml"
-            config.write_text(fkllm_config(upstream))
+            config.write_text(
+                fkllm_config(upstream) + _caller_config(args.caller, upstream, issuer)
+            )
+            token = {"master": MASTER_KEY, "jwt": issuer.token() if issuer else ""}.get(
+                args.caller, BENCH_KEY
+            )
             loaded = load_config(config_path=config, environ={"APP_AUTH__MASTER_KEY": MASTER_KEY})
             # Request log lines go where the daemon's go (a pipe or a file), not a terminal.
             real_stdout = sys.stdout
@@ -143,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
             async def run() -> tuple[float, float, list[int]]:
                 runtime = build_runtime(loaded, transport=_mock_factory() if args.mock else None)
                 app = create_app(RuntimeHolder(runtime))
-                await _drive(app, body, 200, args.concurrency, path)  # warm-up: pools, caches
+                runtime.auth.start()  # the issuer's keys, for --caller jwt
+                for _ in range(100):  # until they are fetched (503 before), at most 10 s
+                    if await _drive(app, body, 1, 1, path, token) == [200]:
+                        break
+                    await asyncio.sleep(0.1)
+                await _drive(app, body, 200, args.concurrency, path, token)  # warm-up
                 profiler = cProfile.Profile() if args.profile else None
                 if profiler:
                     profiler.enable()
@@ -153,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu, wall, statuses = float("inf"), float("inf"), []
                 for _ in range(args.batches):
                     c0, w0 = time.process_time(), time.perf_counter()
-                    done = await _drive(app, body, batch, args.concurrency, path)
+                    done = await _drive(app, body, batch, args.concurrency, path, token)
                     c1, w1 = time.process_time(), time.perf_counter()
                     statuses += done
                     cpu = min(cpu, (c1 - c0) / len(done))
@@ -177,9 +230,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout = real_stdout
         finally:
             upstream.stop()
+            if issuer is not None:
+                issuer.stop()
     bad = [s for s in statuses if s != 200]
     print(
-        f"{len(statuses)} requests (c={args.concurrency}{', uvloop' if args.uvloop else ''}), "
+        f"{len(statuses)} requests (c={args.concurrency}{', uvloop' if args.uvloop else ''}, "
+        f"caller {args.caller}), "
         f"quickest of {args.batches} batches: {1e6 * cpu:.0f} µs CPU and {1e6 * wall:.0f} µs "
         f"wall per request; {len(bad)} not 200"
     )

@@ -282,3 +282,18 @@ def test_the_responses_row_sends_a_responses_stream_to_gateways_only() -> None:
     assert b'"input"' in body and b'"stream":true' in body and b'"messages"' not in body
     direct = Endpoint("http://127.0.0.1:2/v1/chat/completions", {}, "bench-sse", gateway=False)
     assert direct.for_api(scenario.api) == direct
+
+
+@needs_tools
+@pytest.mark.parametrize("caller", ["key", "budget", "jwt"])
+def test_inproc_drives_every_kind_of_caller(
+    caller: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench.inproc answers every request with 200 for a client key, a budgeted key and a JWT
+    (a refused caller would show as "not 200" and a non-zero exit)."""
+    from bench.inproc import main as inproc
+
+    code = inproc(["--mock", "--caller", caller, "--requests", "40", "--batches", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"caller {caller}" in out and "; 0 not 200" in out
