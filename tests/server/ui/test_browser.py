@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,19 @@ def go(page: Any, name: str) -> None:
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
 
 
+def shot(page: Any, path: Path) -> None:
+    """A screenshot of the whole page down to the end of its content (no empty viewport
+    below it), for the test output and the README."""
+    bottom = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('main > *, body > *')]"
+        ".map(e => e.getBoundingClientRect().bottom + window.scrollY))"
+    )
+    width = page.viewport_size["width"]
+    page.screenshot(
+        path=path, full_page=True, clip={"x": 0, "y": 0, "width": width, "height": bottom + 24}
+    )
+
+
 def test_the_whole_console(
     page: Any, daemon: RunningDaemon, screenshots: Path, tmp_path: Path
 ) -> None:
@@ -116,7 +130,7 @@ def test_the_whole_console(
     from playwright.sync_api import expect
 
     page.goto(daemon.url + "/ui/login")
-    page.screenshot(path=screenshots / "login.png")
+    shot(page, screenshots / "login.png")
     sign_in(page, daemon)
 
     # Overview: the numbers move by themselves as traffic arrives.
@@ -126,7 +140,7 @@ def test_the_whole_console(
     expect(page.locator("#total_requests")).to_have_text("3", timeout=20_000)
     assert page.locator("#updated").inner_text() != before
     expect(page.locator("#chart-rps").locator("polyline, circle")).to_have_count(1, timeout=20_000)
-    page.screenshot(path=screenshots / "overview.png", full_page=True)
+    shot(page, screenshots / "overview.png")
 
     # Providers: a failing provider's circuit opens; Reset circuit closes it.
     for _ in range(2):
@@ -134,7 +148,9 @@ def test_the_whole_console(
     go(page, "Providers")
     row = page.get_by_role("row", name=re.compile(r"^broken\b"))
     expect(row.get_by_role("cell").nth(1)).to_have_text("open")
-    page.screenshot(path=screenshots / "providers.png", full_page=True)
+    # Its recent error rate arrives with the page's next poll (numbers are shared for 2 s).
+    expect(row.locator('[data-field="error_rate"]')).to_have_text("100.0 %", timeout=20_000)
+    shot(page, screenshots / "providers.png")
     row.get_by_role("button", name="Reset circuit").click()
     expect(page.get_by_role("status").filter(has_text="now closed")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile(r"^broken\b"))).to_contain_text("closed")
@@ -147,7 +163,7 @@ def test_the_whole_console(
     key = page.locator("#new-key").inner_text()
     assert key.startswith("sk-fkllm-")
     expect(page.get_by_role("button", name="Copy key")).to_be_visible()
-    page.screenshot(path=screenshots / "keys-created.png", full_page=True)
+    shot(page, screenshots / "keys-created.png")
     used = chat(daemon, key=key)
     assert used.status_code == 200, used.text
     assert chat(daemon, "flaky", key=key).status_code == 403  # only the models it was given
@@ -159,7 +175,7 @@ def test_the_whole_console(
     row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status").filter(has_text="revoked")).to_be_visible()
     assert chat(daemon, key=key).status_code == 401
-    page.screenshot(path=screenshots / "keys.png", full_page=True)
+    shot(page, screenshots / "keys.png")
 
     # Usage: the ledger by key, as a table and a CSV download.
     assert wait_until(lambda: _ledger_has(daemon, "browser-team"), timeout=10)
@@ -167,7 +183,7 @@ def test_the_whole_console(
     page.get_by_label("Group by").select_option("key")
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_role("table", name="Usage by key")).to_contain_text("browser-team")
-    page.screenshot(path=screenshots / "usage.png", full_page=True)
+    shot(page, screenshots / "usage.png")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     saved = tmp_path / "usage.csv"
@@ -188,7 +204,7 @@ def test_the_whole_console(
         alert = page.get_by_role("alert")
         expect(alert).to_contain_text("Reload refused")
         expect(alert).to_contain_text("logging.level")
-        page.screenshot(path=screenshots / "config.png", full_page=True)
+        shot(page, screenshots / "config.png")
     finally:
         daemon.config_path.write_text(good)
 
@@ -274,7 +290,7 @@ def test_the_config_editor_saves_and_refuses_a_stale_save(
     assert chat(daemon, "edited").status_code == 200
     backups = page.get_by_role("button", name="Restore", exact=False)
     expect(backups).to_have_count(1)
-    page.screenshot(path=screenshots / "config-editor.png", full_page=True)
+    shot(page, screenshots / "config-editor.png")
 
     # Another operator changes the file after this page was shown: this save is refused.
     saved = daemon.config_path.read_text()
@@ -292,3 +308,45 @@ def test_the_config_editor_saves_and_refuses_a_stale_save(
     expect(page.get_by_role("status").filter(has_text="Restore")).to_be_visible()
     assert daemon.config_path.read_text() == original
     assert chat(daemon, "edited").status_code == 404
+
+
+def test_the_overview_charts_draw_the_traffic_as_it_comes(
+    page: Any, daemon: RunningDaemon, screenshots: Path
+) -> None:
+    """Under steady traffic (some of it failing) each chart grows into a line of samples,
+    without a reload; the page is screenshotted then (the README's picture)."""
+    from playwright.sync_api import expect
+
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(timeout=10) as client:
+            beat = 0
+            while not stop.is_set():
+                beat += 1
+                model = "flaky" if beat % 7 == 0 else "mock"
+                client.post(
+                    daemon.url + "/v1/chat/completions",
+                    headers={"authorization": f"Bearer {MASTER_KEY}"},
+                    json={"model": model, "messages": [{"role": "user", "content": "hi " * beat}]},
+                )
+                stop.wait(0.05 + 0.1 * (beat % 5))  # an uneven rate, for an uneven line
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sign_in(page, daemon)
+    sender.start()
+    try:
+        lines = page.locator("#chart-rps polyline")
+        # Samples come every 5 s: five of them take about 25 s (bounded at 60 s).
+        assert wait_until(
+            lambda: lines.count() == 1 and len(lines.get_attribute("points").split()) >= 5,
+            timeout=60,
+            interval=0.5,
+        )
+        for chart in ("error_rate", "latency", "tokens"):
+            expect(page.locator(f"#chart-{chart} polyline").first).to_be_visible()
+    finally:
+        stop.set()
+        sender.join(timeout=15)
+    shot(page, screenshots / "overview-live.png")
+    assert page.errors == [], page.errors
