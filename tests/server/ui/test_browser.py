@@ -310,6 +310,113 @@ def test_the_config_editor_saves_and_refuses_a_stale_save(
     assert chat(daemon, "edited").status_code == 404
 
 
+def tab_to(page: Any, target: Any, *, backwards: bool = False, limit: int = 80) -> None:
+    """Press Tab (Shift+Tab with ``backwards``) until ``target`` has the focus, at most
+    ``limit`` times; then check that the focus is visible (an outline is drawn)."""
+    key = "Shift+Tab" if backwards else "Tab"
+    for _ in range(limit):
+        page.keyboard.press(key)
+        if target.evaluate("element => element === document.activeElement"):
+            break
+    else:
+        raise AssertionError(f"{limit} presses of {key} never reached {target}")
+    outline = target.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    assert outline[0] != "none" and outline[1] != "0px", f"no visible focus on {target}: {outline}"
+
+
+def key_to_page(page: Any, name: str) -> None:
+    """Reach the navigation link ``name`` with the keyboard and follow it with Enter."""
+    from playwright.sync_api import expect
+
+    tab_to(page, page.get_by_role("navigation").get_by_role("link", name=name, exact=True))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
+
+
+def test_every_page_with_the_keyboard_alone(
+    page: Any, daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    """Tab, Shift+Tab, Enter, Space and the arrow keys only: reset a circuit, create a key
+    and revoke it, group usage and download its CSV, reload the config, sign out."""
+    from playwright.sync_api import expect
+
+    page.goto(daemon.url + "/ui/login")
+    page.keyboard.type(MASTER_KEY)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+
+    # Providers: open the failing provider's circuit, then reset it from the keyboard.
+    for _ in range(2):
+        chat(daemon, "flaky")
+    key_to_page(page, "Providers")
+    row = page.get_by_role("row", name=re.compile(r"^broken\b"))
+    expect(row.get_by_role("cell").nth(1)).to_have_text("open")
+    tab_to(page, row.get_by_role("button", name="Reset circuit"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="now closed")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(r"^broken\b"))).to_contain_text("closed")
+
+    # Keys: fill the form field by field and create the key with Space on the button.
+    key_to_page(page, "Keys")
+    tab_to(page, page.get_by_label("Name", exact=True))
+    page.keyboard.type("keyboard-team")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Models", exact=True)).to_be_focused()
+    page.keyboard.type("mock")
+    tab_to(page, page.get_by_role("button", name="Create key"))
+    page.keyboard.press("Space")
+    key = page.locator("#new-key").inner_text()
+    assert key.startswith("sk-fkllm-")
+    assert chat(daemon, key=key).status_code == 200
+
+    # Revoke it: Enter on its row's button, then the confirmation (accepted, as Enter
+    # does in the browser's own dialog, which Playwright answers in its stead).
+    key_to_page(page, "Keys")
+    row = page.get_by_role("row", name=re.compile(r"^keyboard-team\b"))
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    tab_to(page, row.get_by_role("button", name="Revoke"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="revoked")).to_be_visible()
+    assert asked and "keyboard-team" in asked[0]
+    assert chat(daemon, key=key).status_code == 401
+
+    # Usage: choose a grouping with the arrow keys, Show, then download the CSV.
+    key_to_page(page, "Usage")
+    grouping = page.get_by_label("Group by")
+    tab_to(page, grouping)
+    page.keyboard.press("ArrowDown")  # key -> model
+    expect(grouping).to_have_value("model")
+    tab_to(page, page.get_by_role("button", name="Show"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("table", name="Usage by model")).to_contain_text("mock")
+    tab_to(page, page.get_by_role("link", name="Download CSV"))
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    saved = tmp_path / "usage.csv"
+    download.value.save_as(saved)
+    assert saved.read_text().startswith("model,requests,failed")
+
+    # Config: Reload, then back up the page to the effective configuration (scrollable
+    # with the keyboard: it takes the focus) and on to the editor's Validate.
+    key_to_page(page, "Config")
+    tab_to(page, page.get_by_role("button", name="Reload"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Reloaded")).to_be_visible()
+    tab_to(page, page.locator("pre.config"))
+    tab_to(page, page.get_by_role("button", name="Validate"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Valid")).to_be_visible()
+
+    # Sign out, going backwards through the page to the header's button.
+    tab_to(page, page.get_by_role("button", name="Sign out"), backwards=True)
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Master key")).to_be_focused()
+    assert page.errors == [], page.errors
+
+
 def test_the_overview_charts_draw_the_traffic_as_it_comes(
     page: Any, daemon: RunningDaemon, screenshots: Path
 ) -> None:
