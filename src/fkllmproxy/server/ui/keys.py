@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 
 from fkllmproxy.auth import Authenticator
 from fkllmproxy.auth.store import KeyStore, store_keys, store_path
@@ -21,6 +22,7 @@ from fkllmproxy.server.ui import ledger, pages
 from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, notice
+from fkllmproxy.server.ui.respawn import respawn_workers
 
 __all__ = ["create_key", "keys", "revoke_key"]
 
@@ -112,24 +114,35 @@ async def keys(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _keys_page(visit)
 
 
-def _apply_keys(holder: RuntimeHolder) -> str | None:
-    """Let the key store's keys in now (single process); else say how to apply them."""
-    if holder.reloader is None:
-        return (
-            "This daemon runs several workers: apply the change to all of them with "
-            "'systemctl reload fkllmproxy' (SIGHUP)."
+async def _apply_keys(
+    holder: RuntimeHolder, done: str, now: str, soon: str
+) -> tuple[Html, BackgroundTask | None]:
+    """Let the key store's keys in now: in this process, or, with several workers, by
+    having every worker replaced (they read the store as they start). The notice to
+    show (``done``, then ``now`` or ``soon``), and the task that asks for the respawn
+    once the page is sent."""
+    if holder.reloader is not None:
+        runtime = holder.runtime
+        extra = store_keys(runtime.config)
+        runtime.auth = Authenticator(runtime.config.auth, extra_keys=extra, previous=runtime.auth)
+        runtime.budgets = build_budgets(
+            runtime.config,
+            runtime.state,
+            [*runtime.config.auth.keys, *extra],
+            previous=runtime.budgets,
+            same_state=True,
         )
-    runtime = holder.runtime
-    extra = store_keys(runtime.config)
-    runtime.auth = Authenticator(runtime.config.auth, extra_keys=extra, previous=runtime.auth)
-    runtime.budgets = build_budgets(
-        runtime.config,
-        runtime.state,
-        [*runtime.config.auth.keys, *extra],
-        previous=runtime.budgets,
-        same_state=True,
+        return notice(f"{done}: {now}.", "success"), None
+    problems, task = await respawn_workers(holder)
+    if task is not None:
+        return notice(f"{done}: every worker is restarting on the key store, one by one; "
+                      f"{soon}.", "success"), task  # fmt: skip
+    why = (
+        f"the config on disk has problems ({'; '.join(problems)}); fix them, then reload"
+        if problems
+        else "apply it with 'systemctl reload fkllmproxy' (SIGHUP)"
     )
-    return None
+    return notice(f"{done} in the key store, but not yet in force: {why}.", "error"), None
 
 
 def _limit_from(form: dict[str, str]) -> KeyRateLimit | None:
@@ -180,10 +193,15 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
         message = notice(f"Not created: {'; '.join(exc.problems)}.", "error")
         return await _keys_page(visit, status=400, message=message)
     _log.info("client key created in the console", extra={"key_name": name, "models": models})
-    pending = _apply_keys(visit.console.holder)
-    return await _keys_page(
-        visit, created=(name, key), message=notice(pending, "info") if pending else None
+    message, task = await _apply_keys(
+        visit.console.holder,
+        f"Key {name!r} created",
+        "it works now",
+        "within a few seconds it works on every one of them",
     )
+    response = await _keys_page(visit, created=(name, key), message=message)
+    response.background = task
+    return response
 
 
 @post("/ui/keys/revoke", status_code=200)
@@ -203,6 +221,12 @@ async def revoke_key(request: Request[Any, Any, Any]) -> Response[bytes]:
             visit, status=404, message=notice(f"No stored key named {name!r}.", "error")
         )
     _log.warning("client key revoked in the console", extra={"key_name": name})
-    pending = _apply_keys(visit.console.holder)
-    text = f"Key {name!r} revoked." + (f" {pending}" if pending else " It no longer works.")
-    return await _keys_page(visit, message=notice(text, "success"))
+    message, task = await _apply_keys(
+        visit.console.holder,
+        f"Key {name!r} revoked",
+        "it no longer works",
+        "within a few seconds it works on none of them",
+    )
+    response = await _keys_page(visit, message=message)
+    response.background = task
+    return response
