@@ -159,6 +159,7 @@ def test_the_whole_console(
     go(page, "Keys")
     page.get_by_label("Name", exact=True).fill("browser-team")
     page.get_by_label("Models", exact=True).fill("mock")
+    page.get_by_label("Tokens per minute", exact=True).fill("100000")
     page.get_by_role("button", name="Create key").click()
     key = page.locator("#new-key").inner_text()
     assert key.startswith("sk-fkllm-")
@@ -171,6 +172,7 @@ def test_the_whole_console(
     assert key not in page.content()  # shown once
     row = page.get_by_role("row", name=re.compile(r"^browser-team\b"))
     expect(row).to_contain_text("mock")
+    expect(row).to_contain_text("100,000 tokens/min")
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status").filter(has_text="revoked")).to_be_visible()

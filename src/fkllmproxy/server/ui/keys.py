@@ -46,13 +46,13 @@ async def _keys_page(visit: Visit, *, status: int = 200, message: Html | None = 
     rows = []
     configured = {k.name for k in config.auth.keys}
     for key in config.auth.keys:
-        row = _key_row(key.name, "config", key.models, key.rate_limit, None, activity)
+        row = _key_row(key.name, "config", key.models, _limits(key), None, activity)
         rows.append({**row, "budget": await _budget(visit, key)})
     for entry in stored:
         if entry.name in configured:
             continue
         client = entry.as_client_key()
-        row = _key_row(entry.name, "store", entry.models, client.rate_limit, entry.created_at,
+        row = _key_row(entry.name, "store", entry.models, _limits(client), entry.created_at,
                        activity)  # fmt: skip
         rows.append({**row, "budget": await _budget(visit, client)})
     models = [m.name for m in config.models]
@@ -62,14 +62,23 @@ async def _keys_page(visit: Visit, *, status: int = 200, message: Html | None = 
     return render(visit, "keys", "Keys", body, status, message)
 
 
-def _key_row(name: str, source: str, models: list[str], limit: KeyRateLimit | None,
+def _limits(key: ClientKey) -> str:
+    """The key's request rate limit and its tokens per minute, as the table shows them."""
+    limit = key.rate_limit
+    text = f"{limit.capacity} burst, {limit.refill_per_second:g}/s" if limit else "default"
+    if key.tokens_per_minute is not None:
+        text += f"; {key.tokens_per_minute:,} tokens/min"
+    return text
+
+
+def _key_row(name: str, source: str, models: list[str], limits: str,
              created: float | None, activity: dict[str, ledger.KeyActivity]) -> dict[str, Any]:  # fmt: skip
     seen = activity.get(name)
     return {
         "name": name,
         "source": source,
         "models": models,
-        "limit": f"{limit.capacity} burst, {limit.refill_per_second:g}/s" if limit else "default",
+        "limit": limits,
         "requests": seen.requests if seen else 0,
         "spend": seen.cost_usd if seen else None,
         "last_used": seen.last_used if seen else None,
@@ -95,15 +104,25 @@ async def _budget(visit: Visit, key: ClientKey) -> str:
 
 
 def _budget_from(form: dict[str, str]) -> dict[str, Any]:
-    """The create form's budget fields as ``KeyStore.create`` takes them."""
+    """The create form's budget and tokens-per-minute fields as ``KeyStore.create`` takes
+    them; a value that is no number is refused here with the field's name."""
+    spend: dict[str, Any] = {}
+    tokens = form.get("tokens_per_minute", "").strip()
+    if tokens:
+        try:
+            spend["tokens_per_minute"] = int(tokens)
+        except ValueError:
+            spend["tokens_per_minute"] = 0
+        if spend["tokens_per_minute"] < 1:
+            raise ValueError("Tokens per minute must be a whole number of at least 1")
     amount = form.get("budget_usd", "").strip()
     if not amount:
-        return {}
+        return spend
     try:
         value = float(amount)
     except ValueError:
         raise ValueError("Budget must be a number of US dollars above 0") from None
-    return {"budget_usd": value, "budget_period": form.get("budget_period", "month")}
+    return {**spend, "budget_usd": value, "budget_period": form.get("budget_period", "month")}
 
 
 @get("/ui/keys")
@@ -173,7 +192,7 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         limit = _limit_from(form)
         spend = _budget_from(form)
-        missing = unpriced_models(visit.runtime.config, models) if spend else []
+        missing = unpriced_models(visit.runtime.config, models) if "budget_usd" in spend else []
         if missing:
             raise ValueError(
                 "a budgeted key may use models without a price: add [[pricing]] for "
