@@ -100,8 +100,8 @@ async def reload(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def _respawned(visit: Visit) -> Response[bytes]:
     """Reload on several workers: check the files, then have every worker replaced."""
     problems, task = await respawn_workers(visit.console.holder)
-    _log.info("reload asked for in the console", extra={"refused": bool(problems),
-                                                          "workers": "respawn"})  # fmt: skip
+    extra = {"refused": bool(problems), "workers": "respawn"}
+    _log.info("reload asked for in the console", extra=extra)
     if problems:
         return await _config_page(visit, 422, pages.problems_notice(problems))
     if task is None:
@@ -113,8 +113,8 @@ async def _respawned(visit: Visit) -> Response[bytes]:
         return await _config_page(visit, 501, message)
     message = notice(
         "Reloading: the configuration is valid and every worker is restarting on it, one "
-        "by one (requests keep being answered). This page shows the new configuration "
-        "once it has been reloaded.",
+        "by one (requests keep being answered). Open this page again in a few seconds "
+        "to see the new configuration.",
         "success",
     )
     response = await _config_page(visit, 200, message)
