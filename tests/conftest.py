@@ -41,6 +41,12 @@ def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.05) ->
     return bool(predicate())
 
 
+def worker_pids(supervisor: int) -> set[int]:
+    """The worker processes of a multi-worker daemon (the supervisor's children)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
 MOCK_CONFIG = """
 [[providers]]
 name = "mock"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,19 @@ def go(page: Any, name: str) -> None:
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
 
 
+def shot(page: Any, path: Path) -> None:
+    """A screenshot of the whole page down to the end of its content (no empty viewport
+    below it), for the test output and the README."""
+    bottom = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('main > *, body > *')]"
+        ".map(e => e.getBoundingClientRect().bottom + window.scrollY))"
+    )
+    width = page.viewport_size["width"]
+    page.screenshot(
+        path=path, full_page=True, clip={"x": 0, "y": 0, "width": width, "height": bottom + 24}
+    )
+
+
 def test_the_whole_console(
     page: Any, daemon: RunningDaemon, screenshots: Path, tmp_path: Path
 ) -> None:
@@ -116,7 +130,7 @@ def test_the_whole_console(
     from playwright.sync_api import expect
 
     page.goto(daemon.url + "/ui/login")
-    page.screenshot(path=screenshots / "login.png")
+    shot(page, screenshots / "login.png")
     sign_in(page, daemon)
 
     # Overview: the numbers move by themselves as traffic arrives.
@@ -126,7 +140,7 @@ def test_the_whole_console(
     expect(page.locator("#total_requests")).to_have_text("3", timeout=20_000)
     assert page.locator("#updated").inner_text() != before
     expect(page.locator("#chart-rps").locator("polyline, circle")).to_have_count(1, timeout=20_000)
-    page.screenshot(path=screenshots / "overview.png", full_page=True)
+    shot(page, screenshots / "overview.png")
 
     # Providers: a failing provider's circuit opens; Reset circuit closes it.
     for _ in range(2):
@@ -134,7 +148,9 @@ def test_the_whole_console(
     go(page, "Providers")
     row = page.get_by_role("row", name=re.compile(r"^broken\b"))
     expect(row.get_by_role("cell").nth(1)).to_have_text("open")
-    page.screenshot(path=screenshots / "providers.png", full_page=True)
+    # Its recent error rate arrives with the page's next poll (numbers are shared for 2 s).
+    expect(row.locator('[data-field="error_rate"]')).to_have_text("100.0 %", timeout=20_000)
+    shot(page, screenshots / "providers.png")
     row.get_by_role("button", name="Reset circuit").click()
     expect(page.get_by_role("status").filter(has_text="now closed")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile(r"^broken\b"))).to_contain_text("closed")
@@ -143,11 +159,12 @@ def test_the_whole_console(
     go(page, "Keys")
     page.get_by_label("Name", exact=True).fill("browser-team")
     page.get_by_label("Models", exact=True).fill("mock")
+    page.get_by_label("Tokens per minute", exact=True).fill("100000")
     page.get_by_role("button", name="Create key").click()
     key = page.locator("#new-key").inner_text()
     assert key.startswith("sk-fkllm-")
     expect(page.get_by_role("button", name="Copy key")).to_be_visible()
-    page.screenshot(path=screenshots / "keys-created.png", full_page=True)
+    shot(page, screenshots / "keys-created.png")
     used = chat(daemon, key=key)
     assert used.status_code == 200, used.text
     assert chat(daemon, "flaky", key=key).status_code == 403  # only the models it was given
@@ -155,11 +172,12 @@ def test_the_whole_console(
     assert key not in page.content()  # shown once
     row = page.get_by_role("row", name=re.compile(r"^browser-team\b"))
     expect(row).to_contain_text("mock")
+    expect(row).to_contain_text("100,000 tokens/min")
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status").filter(has_text="revoked")).to_be_visible()
     assert chat(daemon, key=key).status_code == 401
-    page.screenshot(path=screenshots / "keys.png", full_page=True)
+    shot(page, screenshots / "keys.png")
 
     # Usage: the ledger by key, as a table and a CSV download.
     assert wait_until(lambda: _ledger_has(daemon, "browser-team"), timeout=10)
@@ -167,7 +185,7 @@ def test_the_whole_console(
     page.get_by_label("Group by").select_option("key")
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_role("table", name="Usage by key")).to_contain_text("browser-team")
-    page.screenshot(path=screenshots / "usage.png", full_page=True)
+    shot(page, screenshots / "usage.png")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     saved = tmp_path / "usage.csv"
@@ -188,7 +206,7 @@ def test_the_whole_console(
         alert = page.get_by_role("alert")
         expect(alert).to_contain_text("Reload refused")
         expect(alert).to_contain_text("logging.level")
-        page.screenshot(path=screenshots / "config.png", full_page=True)
+        shot(page, screenshots / "config.png")
     finally:
         daemon.config_path.write_text(good)
 
@@ -274,7 +292,7 @@ def test_the_config_editor_saves_and_refuses_a_stale_save(
     assert chat(daemon, "edited").status_code == 200
     backups = page.get_by_role("button", name="Restore", exact=False)
     expect(backups).to_have_count(1)
-    page.screenshot(path=screenshots / "config-editor.png", full_page=True)
+    shot(page, screenshots / "config-editor.png")
 
     # Another operator changes the file after this page was shown: this save is refused.
     saved = daemon.config_path.read_text()
@@ -292,3 +310,152 @@ def test_the_config_editor_saves_and_refuses_a_stale_save(
     expect(page.get_by_role("status").filter(has_text="Restore")).to_be_visible()
     assert daemon.config_path.read_text() == original
     assert chat(daemon, "edited").status_code == 404
+
+
+def tab_to(page: Any, target: Any, *, backwards: bool = False, limit: int = 80) -> None:
+    """Press Tab (Shift+Tab with ``backwards``) until ``target`` has the focus, at most
+    ``limit`` times; then check that the focus is visible (an outline is drawn)."""
+    key = "Shift+Tab" if backwards else "Tab"
+    for _ in range(limit):
+        page.keyboard.press(key)
+        if target.evaluate("element => element === document.activeElement"):
+            break
+    else:
+        raise AssertionError(f"{limit} presses of {key} never reached {target}")
+    outline = target.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    assert outline[0] != "none" and outline[1] != "0px", f"no visible focus on {target}: {outline}"
+
+
+def key_to_page(page: Any, name: str) -> None:
+    """Reach the navigation link ``name`` with the keyboard and follow it with Enter."""
+    from playwright.sync_api import expect
+
+    tab_to(page, page.get_by_role("navigation").get_by_role("link", name=name, exact=True))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
+
+
+def test_every_page_with_the_keyboard_alone(
+    page: Any, daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    """Tab, Shift+Tab, Enter, Space and the arrow keys only: reset a circuit, create a key
+    and revoke it, group usage and download its CSV, reload the config, sign out."""
+    from playwright.sync_api import expect
+
+    page.goto(daemon.url + "/ui/login")
+    page.keyboard.type(MASTER_KEY)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+
+    # Providers: open the failing provider's circuit, then reset it from the keyboard.
+    for _ in range(2):
+        chat(daemon, "flaky")
+    key_to_page(page, "Providers")
+    row = page.get_by_role("row", name=re.compile(r"^broken\b"))
+    expect(row.get_by_role("cell").nth(1)).to_have_text("open")
+    tab_to(page, row.get_by_role("button", name="Reset circuit"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="now closed")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(r"^broken\b"))).to_contain_text("closed")
+
+    # Keys: fill the form field by field and create the key with Space on the button.
+    key_to_page(page, "Keys")
+    tab_to(page, page.get_by_label("Name", exact=True))
+    page.keyboard.type("keyboard-team")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Models", exact=True)).to_be_focused()
+    page.keyboard.type("mock")
+    tab_to(page, page.get_by_role("button", name="Create key"))
+    page.keyboard.press("Space")
+    key = page.locator("#new-key").inner_text()
+    assert key.startswith("sk-fkllm-")
+    assert chat(daemon, key=key).status_code == 200
+
+    # Revoke it: Enter on its row's button, then the confirmation (accepted, as Enter
+    # does in the browser's own dialog, which Playwright answers in its stead).
+    key_to_page(page, "Keys")
+    row = page.get_by_role("row", name=re.compile(r"^keyboard-team\b"))
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    tab_to(page, row.get_by_role("button", name="Revoke"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="revoked")).to_be_visible()
+    assert asked and "keyboard-team" in asked[0]
+    assert chat(daemon, key=key).status_code == 401
+
+    # Usage: choose a grouping with the arrow keys, Show, then download the CSV.
+    key_to_page(page, "Usage")
+    grouping = page.get_by_label("Group by")
+    tab_to(page, grouping)
+    page.keyboard.press("ArrowDown")  # key -> model
+    expect(grouping).to_have_value("model")
+    tab_to(page, page.get_by_role("button", name="Show"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("table", name="Usage by model")).to_contain_text("mock")
+    tab_to(page, page.get_by_role("link", name="Download CSV"))
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    saved = tmp_path / "usage.csv"
+    download.value.save_as(saved)
+    assert saved.read_text().startswith("model,requests,failed")
+
+    # Config: Reload, then back up the page to the effective configuration (scrollable
+    # with the keyboard: it takes the focus) and on to the editor's Validate.
+    key_to_page(page, "Config")
+    tab_to(page, page.get_by_role("button", name="Reload"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Reloaded")).to_be_visible()
+    tab_to(page, page.locator("pre.config"))
+    tab_to(page, page.get_by_role("button", name="Validate"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Valid")).to_be_visible()
+
+    # Sign out, going backwards through the page to the header's button.
+    tab_to(page, page.get_by_role("button", name="Sign out"), backwards=True)
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Master key")).to_be_focused()
+    assert page.errors == [], page.errors
+
+
+def test_the_overview_charts_draw_the_traffic_as_it_comes(
+    page: Any, daemon: RunningDaemon, screenshots: Path
+) -> None:
+    """Under steady traffic (some of it failing) each chart grows into a line of samples,
+    without a reload; the page is screenshotted then (the README's picture)."""
+    from playwright.sync_api import expect
+
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(timeout=10) as client:
+            beat = 0
+            while not stop.is_set():
+                beat += 1
+                model = "flaky" if beat % 7 == 0 else "mock"
+                client.post(
+                    daemon.url + "/v1/chat/completions",
+                    headers={"authorization": f"Bearer {MASTER_KEY}"},
+                    json={"model": model, "messages": [{"role": "user", "content": "hi " * beat}]},
+                )
+                stop.wait(0.05 + 0.1 * (beat % 5))  # an uneven rate, for an uneven line
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sign_in(page, daemon)
+    sender.start()
+    try:
+        lines = page.locator("#chart-rps polyline")
+        # Samples come every 5 s: five of them take about 25 s (bounded at 60 s).
+        assert wait_until(
+            lambda: lines.count() == 1 and len(lines.get_attribute("points").split()) >= 5,
+            timeout=60,
+            interval=0.5,
+        )
+        for chart in ("error_rate", "latency", "tokens"):
+            expect(page.locator(f"#chart-{chart} polyline").first).to_be_visible()
+    finally:
+        stop.set()
+        sender.join(timeout=15)
+    shot(page, screenshots / "overview-live.png")
+    assert page.errors == [], page.errors

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 
 from fkllmproxy.auth import Authenticator
 from fkllmproxy.auth.store import KeyStore, store_keys, store_path
@@ -21,6 +22,7 @@ from fkllmproxy.server.ui import ledger, pages
 from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, notice
+from fkllmproxy.server.ui.respawn import respawn_workers
 
 __all__ = ["create_key", "keys", "revoke_key"]
 
@@ -44,13 +46,13 @@ async def _keys_page(visit: Visit, *, status: int = 200, message: Html | None = 
     rows = []
     configured = {k.name for k in config.auth.keys}
     for key in config.auth.keys:
-        row = _key_row(key.name, "config", key.models, key.rate_limit, None, activity)
+        row = _key_row(key.name, "config", key.models, _limits(key), None, activity)
         rows.append({**row, "budget": await _budget(visit, key)})
     for entry in stored:
         if entry.name in configured:
             continue
         client = entry.as_client_key()
-        row = _key_row(entry.name, "store", entry.models, client.rate_limit, entry.created_at,
+        row = _key_row(entry.name, "store", entry.models, _limits(client), entry.created_at,
                        activity)  # fmt: skip
         rows.append({**row, "budget": await _budget(visit, client)})
     models = [m.name for m in config.models]
@@ -60,14 +62,23 @@ async def _keys_page(visit: Visit, *, status: int = 200, message: Html | None = 
     return render(visit, "keys", "Keys", body, status, message)
 
 
-def _key_row(name: str, source: str, models: list[str], limit: KeyRateLimit | None,
+def _limits(key: ClientKey) -> str:
+    """The key's request rate limit and its tokens per minute, as the table shows them."""
+    limit = key.rate_limit
+    text = f"{limit.capacity} burst, {limit.refill_per_second:g}/s" if limit else "default"
+    if key.tokens_per_minute is not None:
+        text += f"; {key.tokens_per_minute:,} tokens/min"
+    return text
+
+
+def _key_row(name: str, source: str, models: list[str], limits: str,
              created: float | None, activity: dict[str, ledger.KeyActivity]) -> dict[str, Any]:  # fmt: skip
     seen = activity.get(name)
     return {
         "name": name,
         "source": source,
         "models": models,
-        "limit": f"{limit.capacity} burst, {limit.refill_per_second:g}/s" if limit else "default",
+        "limit": limits,
         "requests": seen.requests if seen else 0,
         "spend": seen.cost_usd if seen else None,
         "last_used": seen.last_used if seen else None,
@@ -93,15 +104,25 @@ async def _budget(visit: Visit, key: ClientKey) -> str:
 
 
 def _budget_from(form: dict[str, str]) -> dict[str, Any]:
-    """The create form's budget fields as ``KeyStore.create`` takes them."""
+    """The create form's budget and tokens-per-minute fields as ``KeyStore.create`` takes
+    them; a value that is no number is refused here with the field's name."""
+    spend: dict[str, Any] = {}
+    tokens = form.get("tokens_per_minute", "").strip()
+    if tokens:
+        try:
+            spend["tokens_per_minute"] = int(tokens)
+        except ValueError:
+            spend["tokens_per_minute"] = 0
+        if spend["tokens_per_minute"] < 1:
+            raise ValueError("Tokens per minute must be a whole number of at least 1")
     amount = form.get("budget_usd", "").strip()
     if not amount:
-        return {}
+        return spend
     try:
         value = float(amount)
     except ValueError:
         raise ValueError("Budget must be a number of US dollars above 0") from None
-    return {"budget_usd": value, "budget_period": form.get("budget_period", "month")}
+    return {**spend, "budget_usd": value, "budget_period": form.get("budget_period", "month")}
 
 
 @get("/ui/keys")
@@ -112,24 +133,35 @@ async def keys(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _keys_page(visit)
 
 
-def _apply_keys(holder: RuntimeHolder) -> str | None:
-    """Let the key store's keys in now (single process); else say how to apply them."""
-    if holder.reloader is None:
-        return (
-            "This daemon runs several workers: apply the change to all of them with "
-            "'systemctl reload fkllmproxy' (SIGHUP)."
+async def _apply_keys(
+    holder: RuntimeHolder, done: str, now: str, soon: str
+) -> tuple[Html, BackgroundTask | None]:
+    """Let the key store's keys in now: in this process, or, with several workers, by
+    having every worker replaced (they read the store as they start). The notice to
+    show (``done``, then ``now`` or ``soon``), and the task that asks for the respawn
+    once the page is sent."""
+    if holder.reloader is not None:
+        runtime = holder.runtime
+        extra = store_keys(runtime.config)
+        runtime.auth = Authenticator(runtime.config.auth, extra_keys=extra, previous=runtime.auth)
+        runtime.budgets = build_budgets(
+            runtime.config,
+            runtime.state,
+            [*runtime.config.auth.keys, *extra],
+            previous=runtime.budgets,
+            same_state=True,
         )
-    runtime = holder.runtime
-    extra = store_keys(runtime.config)
-    runtime.auth = Authenticator(runtime.config.auth, extra_keys=extra, previous=runtime.auth)
-    runtime.budgets = build_budgets(
-        runtime.config,
-        runtime.state,
-        [*runtime.config.auth.keys, *extra],
-        previous=runtime.budgets,
-        same_state=True,
+        return notice(f"{done}: {now}.", "success"), None
+    problems, task = await respawn_workers(holder)
+    if task is not None:
+        return notice(f"{done}: every worker is restarting on the key store, one by one; "
+                      f"{soon}.", "success"), task  # fmt: skip
+    why = (
+        f"the config on disk has problems ({'; '.join(problems)}); fix them, then reload"
+        if problems
+        else "apply it with 'systemctl reload fkllmproxy' (SIGHUP)"
     )
-    return None
+    return notice(f"{done} in the key store, but not yet in force: {why}.", "error"), None
 
 
 def _limit_from(form: dict[str, str]) -> KeyRateLimit | None:
@@ -160,7 +192,7 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         limit = _limit_from(form)
         spend = _budget_from(form)
-        missing = unpriced_models(visit.runtime.config, models) if spend else []
+        missing = unpriced_models(visit.runtime.config, models) if "budget_usd" in spend else []
         if missing:
             raise ValueError(
                 "a budgeted key may use models without a price: add [[pricing]] for "
@@ -180,10 +212,15 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
         message = notice(f"Not created: {'; '.join(exc.problems)}.", "error")
         return await _keys_page(visit, status=400, message=message)
     _log.info("client key created in the console", extra={"key_name": name, "models": models})
-    pending = _apply_keys(visit.console.holder)
-    return await _keys_page(
-        visit, created=(name, key), message=notice(pending, "info") if pending else None
+    message, task = await _apply_keys(
+        visit.console.holder,
+        f"Key {name!r} created",
+        "it works now",
+        "within a few seconds it works on every one of them",
     )
+    response = await _keys_page(visit, created=(name, key), message=message)
+    response.background = task
+    return response
 
 
 @post("/ui/keys/revoke", status_code=200)
@@ -203,6 +240,12 @@ async def revoke_key(request: Request[Any, Any, Any]) -> Response[bytes]:
             visit, status=404, message=notice(f"No stored key named {name!r}.", "error")
         )
     _log.warning("client key revoked in the console", extra={"key_name": name})
-    pending = _apply_keys(visit.console.holder)
-    text = f"Key {name!r} revoked." + (f" {pending}" if pending else " It no longer works.")
-    return await _keys_page(visit, message=notice(text, "success"))
+    message, task = await _apply_keys(
+        visit.console.holder,
+        f"Key {name!r} revoked",
+        "it no longer works",
+        "within a few seconds it works on none of them",
+    )
+    response = await _keys_page(visit, message=message)
+    response.background = task
+    return response

@@ -180,6 +180,11 @@ def keys_body(
         'step="any" aria-describedby="key-limit-hint">'
         '<span class="hint" id="key-limit-hint">Its own rate limit: give both or neither '
         "(neither: the default limits).</span>"
+        '<label for="key-tpm">Tokens per minute</label>'
+        '<input id="key-tpm" name="tokens_per_minute" type="number" min="1" step="1" '
+        'inputmode="numeric" aria-describedby="key-tpm-hint">'
+        '<span class="hint" id="key-tpm-hint">Prompt and completion tokens it may use per '
+        "minute (over it: 429 rate_limit_exceeded); empty: no token limit.</span>"
         '<label for="key-budget">Budget (USD)</label>'
         '<input id="key-budget" name="budget_usd" type="number" min="0.000001" step="any" '
         'aria-describedby="key-budget-hint">'

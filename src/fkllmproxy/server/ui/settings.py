@@ -19,6 +19,7 @@ from fkllmproxy.server.ui.common import TO_LOGIN, change, render
 from fkllmproxy.server.ui.config_editor import Editor, diff_html, editor_body, read_editor
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, esc, notice
+from fkllmproxy.server.ui.respawn import respawn_workers
 
 __all__ = ["config", "reload", "restore", "save"]
 
@@ -79,12 +80,7 @@ async def reload(request: Request[Any, Any, Any]) -> Response[bytes]:
     visit, _ = checked
     holder = visit.console.holder
     if holder.reloader is None:
-        message = notice(
-            "This daemon runs several workers and cannot reload itself from one of them: "
-            "use 'systemctl reload fkllmproxy' (SIGHUP) instead.",
-            "error",
-        )
-        return await _config_page(visit, 501, message)
+        return await _respawned(visit)
     problems = await holder.reloader()
     _log.info("reload asked for in the console", extra={"refused": bool(problems)})
     # The reload may have changed the master key: a new one ends this session.
@@ -99,6 +95,31 @@ async def reload(request: Request[Any, Any, Any]) -> Response[bytes]:
         f"{holder.runtime.auth.key_count} client key(s)."
     )
     return await _config_page(after, 200, notice(text, "success"))
+
+
+async def _respawned(visit: Visit) -> Response[bytes]:
+    """Reload on several workers: check the files, then have every worker replaced."""
+    problems, task = await respawn_workers(visit.console.holder)
+    extra = {"refused": bool(problems), "workers": "respawn"}
+    _log.info("reload asked for in the console", extra=extra)
+    if problems:
+        return await _config_page(visit, 422, pages.problems_notice(problems))
+    if task is None:
+        message = notice(
+            "This process cannot reload the daemon: use 'systemctl reload fkllmproxy' "
+            "(SIGHUP) instead.",
+            "error",
+        )
+        return await _config_page(visit, 501, message)
+    message = notice(
+        "Reloading: the configuration is valid and every worker is restarting on it, one "
+        "by one (requests keep being answered). Open this page again in a few seconds "
+        "to see the new configuration.",
+        "success",
+    )
+    response = await _config_page(visit, 200, message)
+    response.background = task
+    return response
 
 
 def _refused(problems: list[str], what: str) -> Html:
