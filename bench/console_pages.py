@@ -90,7 +90,7 @@ def build_ledger(path: Path, rows: int, days: int, seed: int = 17) -> tuple[floa
     connection.executescript(SCHEMA)
 
     def batch(count: int, first: int) -> list[tuple[object, ...]]:
-        out = []
+        out: list[tuple[object, ...]] = []
         for i in range(first, first + count):
             key = KEYS[int(rng.paretovariate(1.2)) % len(KEYS)]
             model = rng.choice(favourite[key])
