@@ -1,4 +1,4 @@
-"""deploy/kubernetes: every manifest valid against the Kubernetes schemas, and consistent.
+"""examples/kubernetes: every manifest valid against the Kubernetes schemas, and consistent.
 
 Validation is offline, with the schemas the ``kubernetes-validate`` package ships. The
 cross-checks pin what no schema sees: probes on the daemon's real routes and port, a
@@ -21,7 +21,7 @@ from tests.conftest import REPO
 yaml = pytest.importorskip("yaml")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-MANIFESTS = REPO / "deploy" / "kubernetes"
+MANIFESTS = REPO / "examples" / "kubernetes"
 KUBERNETES_VERSION = "1.33"  # preStop sleep is GA there; kustomize is not a schema
 
 
