@@ -1,4 +1,4 @@
-"""deploy/kubernetes: every manifest valid against the Kubernetes schemas, and consistent.
+"""examples/kubernetes: every manifest valid against the Kubernetes schemas, and consistent.
 
 Validation is offline, with the schemas the ``kubernetes-validate`` package ships. The
 cross-checks pin what no schema sees: probes on the daemon's real routes and port, a
@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_cli import fkllm
 from tests.conftest import REPO
+from tests.deploy.conftest import KUBERNETES_VERSION, check_config
 
 yaml = pytest.importorskip("yaml")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-MANIFESTS = REPO / "deploy" / "kubernetes"
-KUBERNETES_VERSION = "1.33"  # preStop sleep is GA there; kustomize is not a schema
+MANIFESTS = REPO / "examples" / "kubernetes"
 
 
 def documents() -> list[dict[str, Any]]:
@@ -139,12 +138,8 @@ def test_config_map_and_secret_pass_check_config(tmp_path: Path) -> None:
     secret = one("Secret", "fkllmproxy-env")
     refs = {e["secretRef"]["name"] for e in container()["envFrom"]}
     assert refs == {secret["metadata"]["name"]}
-    env_file = tmp_path / "env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in secret["stringData"].items()))
-    env_file.chmod(0o600)
-    config_file = tmp_path / "config.toml"
-    config_file.write_text(one("ConfigMap", "fkllmproxy-config")["data"]["config.toml"])
-    result = fkllm("check-config", "--config", str(config_file), "--env-file", str(env_file))
+    config_toml = one("ConfigMap", "fkllmproxy-config")["data"]["config.toml"]
+    result = check_config(tmp_path, config_toml, secret["stringData"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "replace-with-your-provider-key" not in result.stdout
 
