@@ -65,9 +65,8 @@ class Upstream:
         self.url = f"http://127.0.0.1:{port}"
 
     async def _note(self, request: web.Request) -> None:
-        body = (
-            await request.read()
-        )  # always drain the body: an unread body makes clients see sporadic resets
+        # Always drain the body: an unread body makes clients see sporadic resets.
+        body = await request.read()
         peer = request.transport.get_extra_info("peername") if request.transport else None
         self.seen.append((peer[1] if peer else 0, dict(request.headers), body))
 

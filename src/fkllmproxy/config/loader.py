@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 
 from fkllmproxy.config.credentials import DEFAULT_KEY_ENV, credential_providers
+from fkllmproxy.config.egress import egress_problems
 from fkllmproxy.config.envfile import read_env_file
 from fkllmproxy.config.schema import SECRET_FIELDS, Config, OidcConfig
 from fkllmproxy.errors import ConfigError
@@ -376,6 +377,8 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
                 variable,
                 f"missing credentials: set {variable} in the environment or the env file",
             )
+        for field_name, value, problem in egress_problems(provider, environ):
+            problems.add(("providers", i, field_name), value, problem)
         if provider.type == "azure" and not provider.base_url:
             problems.add(
                 ("providers", i, "base_url"),

@@ -33,7 +33,7 @@ def _walk(value: Any, key: str | None = None) -> Any:
         return [_walk(v) for v in value]
     if key in SECRET_FIELDS and value:
         return REDACTED
-    if key == "url" and isinstance(value, str):
+    if key in ("url", "proxy") and isinstance(value, str):
         return redact_url(value)
     return value
 
@@ -53,12 +53,14 @@ def secret_values(config: Config) -> set[str]:
     """Every secret value in ``config``, for scrubbing log lines as a last line of defence.
 
     Master keys, provider keys, secret-looking provider headers (with and without a
-    ``Bearer`` prefix) and the state URL's password.
+    ``Bearer`` prefix), the password of a provider's proxy and of the state URL.
     """
     auth = config.auth
     values = {auth.master_key, auth.previous_master_key}
     for provider in config.providers:
         values.add(provider.api_key)
+        if provider.proxy:
+            values.add(urlsplit(provider.proxy).password)
         for name, value in provider.headers.items():
             if _HEADER_SECRET.search(name):
                 values.add(value)

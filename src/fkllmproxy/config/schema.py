@@ -240,6 +240,13 @@ class ProviderConfig(_Section, frozen=True):
     # openai/azure: whether the provider has the Responses API (/v1/responses passes
     # through); absent: true when base_url's host is api.openai.com.
     responses_api: bool | None = None
+    # Egress (providers/egress.py): a forward proxy ("http://user:pass@host:port", or
+    # "none"; absent: HTTPS_PROXY / HTTP_PROXY / NO_PROXY), the CAs trusted instead of the
+    # system's, and a client certificate for mutual TLS (key absent: inside client_cert).
+    proxy: str | None = None
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     # Bounds on what the provider may send back (providers/limits.py says why).
     max_response_head_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024
     max_response_headers: Annotated[int, Meta(ge=8)] = 100

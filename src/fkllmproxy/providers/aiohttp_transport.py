@@ -14,8 +14,9 @@ URL object (``UpstreamClient`` reuses one per path).
 
 What a request gets: no cookie jar (an upstream's ``Set-Cookie`` must never reach the
 next caller), no decompression (bytes are relayed as they came; we ask for
-``identity``), no redirects, no environment proxies or ``.netrc``, HTTP/1.1 only, at
-most ``max_connections`` connections, idle ones kept for 30 s. The request's ``timeout``
+``identity``), no redirects, no ``.netrc``, HTTP/1.1 only, at most
+``max_connections`` connections, idle ones kept for 30 s; the proxy and TLS settings are
+the provider's (``providers/egress.py``), not aiohttp's own reading of the environment. The request's ``timeout``
 extension gives the connect timeout (``connect``), the longest wait for any read
 (``read``, which also bounds the wait for the response head), and the wait for a free
 connection plus connecting (``pool``); ``write`` has no aiohttp equivalent. There is no
@@ -48,12 +49,15 @@ Caveats (verified against aiohttp 3.14):
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import httpx
 from yarl import URL
+
+from fkllmproxy.providers.egress import Proxy, ProxyChoice, refused_by_proxy
 
 __all__ = ["AiohttpTransport", "map_aiohttp_error"]
 
@@ -124,9 +128,20 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One provider's upstream connections (see the module docstring for what and why)."""
 
-    def __init__(self, *, max_connections: int, keepalive_secs: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        keepalive_secs: float = 30.0,
+        tls: ssl.SSLContext | None = None,
+        proxies: ProxyChoice | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.keepalive_secs = keepalive_secs
+        self._tls = tls
+        self._proxies = proxies
+        # Each proxy's URL and header, as aiohttp takes them, made once.
+        self._proxy_args: dict[Proxy, dict[str, Any]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
         self._last_extension: object = None
@@ -140,6 +155,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             limit_per_host=0,
             ttl_dns_cache=300,
             keepalive_timeout=self.keepalive_secs,
+            ssl=self._tls if self._tls is not None else True,
         )
         return aiohttp.ClientSession(
             connector=connector,
@@ -178,6 +194,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._urls[id(url)] = (url, parsed)
         return parsed
 
+    def _proxy_for(self, url: httpx.URL) -> dict[str, Any]:
+        if self._proxies is None:
+            return {}
+        port = url.port or (443 if url.scheme == "https" else 80)
+        proxy = self._proxies.for_origin(url.scheme, url.host, port)
+        if proxy is None:
+            return {}
+        args = self._proxy_args.get(proxy)
+        if args is None:
+            args = {"proxy": URL(proxy.url)}
+            if proxy.credentials:
+                args["proxy_auth"] = aiohttp.BasicAuth(*proxy.credentials)
+            self._proxy_args[proxy] = args
+        return args
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session
         if session is None:
@@ -191,6 +222,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # Transfer-Encoding header.
             data = request.stream
             headers = [(k, v) for k, v in headers if k != "transfer-encoding"]
+        proxied = self._proxy_for(request.url)
         try:
             response = await session.request(
                 request.method,
@@ -200,12 +232,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 compress=None,
                 timeout=self._timeout(request.extensions.get("timeout")),
+                **proxied,
             )
         except Exception as exc:
             mapped = map_aiohttp_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
+        if response.status == 407 and proxied:  # the proxy's own answer to plain http
+            response.release()
+            assert self._proxies is not None
+            refused = self._proxies.for_origin(
+                request.url.scheme, request.url.host, request.url.port or 80
+            )
+            assert refused is not None
+            raise refused_by_proxy(refused)
         # No reason phrase: httpx falls back to the standard one, and nobody reads it.
         return httpx.Response(
             response.status,

@@ -9,9 +9,12 @@ answer handed over as it arrives), so this transport is that slice and nothing m
 parsing is httptools', TLS and sockets are asyncio's.
 
 It behaves as ``AiohttpTransport`` does (see that module for the reasons): no cookies,
-no decompression, no redirects, no environment proxies, HTTP/1.1 only, at most
+no decompression, no redirects, HTTP/1.1 only, at most
 ``max_connections`` connections, idle ones kept ``keepalive_secs``, each origin's name
-looked up once per five minutes. The request's
+looked up once per five minutes. A forward proxy and the TLS settings come from the
+provider (``providers/egress.py``): an https origin is reached through the proxy with a
+``CONNECT`` tunnel and TLS inside it, a plain-http one by asking the proxy for the
+absolute URL. The request's
 ``timeout`` extension gives ``connect`` (opening a connection), ``read`` (the longest
 wait for any bytes of the answer, its head included) and ``pool`` (waiting for a free
 connection); ``write`` is not enforced, and the router bounds first byte, idle gaps and
@@ -19,7 +22,8 @@ the total for every adapter.
 
 Exceptions, as httpx's own transport would choose them:
 
-- no connection (refused, unreachable, DNS, TLS): ``ConnectError``;
+- no connection (refused, unreachable, DNS, TLS, a proxy refusing the tunnel):
+  ``ConnectError``;
 - connecting took longer than ``connect``, or no connection was free within ``pool``:
   ``ConnectTimeout`` (as with aiohttp's transport: the provider was not reached);
 - the upstream closed the connection before answering, sent something that is not an
@@ -48,6 +52,7 @@ from typing import Any
 import httptools
 import httpx
 
+from fkllmproxy.providers.egress import Proxy, ProxyChoice, refused_by_proxy
 from fkllmproxy.providers.limits import AnswerTooLarge
 
 __all__ = ["H1Transport"]
@@ -262,17 +267,35 @@ class _Pool:
         "idle",
         "owner",
         "port",
+        "proxy",
+        "proxy_header",
         "retired",
         "ssl",
+        "target",
     )
 
     def __init__(
-        self, owner: H1Transport, host: str, port: int, tls: ssl.SSLContext | None
+        self,
+        owner: H1Transport,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        proxy: Proxy | None = None,
     ) -> None:
         self.owner = owner
         self.host = host
         self.port = port
         self.ssl = tls
+        self.proxy = proxy
+        # Plain http through a proxy: the request line names the whole URL, and the proxy
+        # is told who we are in a header of the request itself (no tunnel to say it in).
+        plain_proxied = proxy is not None and tls is None
+        self.target = f"http://{_authority(host, port)}".encode() if plain_proxied else b""
+        self.proxy_header = (
+            b"Proxy-Authorization: " + proxy.authorization + b"\r\n"
+            if plain_proxied and proxy is not None and proxy.authorization
+            else b""
+        )
         self.idle: deque[_Connection] = deque()
         self.retired = False  # the transport was closed: answers still out close at the end
         self._addresses: list[tuple[str, int]] = []
@@ -313,36 +336,73 @@ class _Pool:
         return None
 
     async def _connect(self, connect_secs: float | None) -> _Connection:
+        via = f" through the proxy {self.proxy.host}:{self.proxy.port}" if self.proxy else ""
         try:
             async with asyncio.timeout(connect_secs):
                 return await self._open_connection()
         except TimeoutError:
             raise httpx.ConnectTimeout(
-                f"connecting to {self.host}:{self.port} took more than {connect_secs:g} s"
+                f"connecting to {self.host}:{self.port}{via} took more than {connect_secs:g} s"
             ) from None
         except (OSError, ssl.SSLError) as exc:
-            raise httpx.ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise httpx.ConnectError(
+                f"cannot connect to {self.host}:{self.port}{via}: {exc}"
+            ) from exc
 
     async def _open_connection(self) -> _Connection:
-        """A connection to the first of the origin's addresses that accepts one."""
+        """A connection to the first of the origin's (or its proxy's) addresses that
+        accepts one; through a proxy to an https origin, a tunnel with TLS inside."""
         loop = asyncio.get_running_loop()
         failure: OSError | None = None
+        tunnel = self.proxy is not None and self.ssl is not None
         for host, port in await self._addresses_now():
             try:
+                if tunnel:
+                    return await self._tunnel(loop, host, port)
                 _, connection = await loop.create_connection(
                     lambda: _Connection(self),
                     host,
                     port,
-                    ssl=self.ssl,
+                    ssl=None if self.proxy else self.ssl,
                     server_hostname=self.host if self.ssl is not None else None,
                 )
                 return connection
-            except ssl.SSLError:
+            except (ssl.SSLError, _TunnelRefused):
                 raise
             except OSError as exc:
                 failure = exc
         self._addresses = []  # none answered: look the name up again next time
-        raise failure or OSError(f"no address for {self.host}")
+        raise failure or OSError(f"no address for {self._dialled()[0]}")
+
+    async def _tunnel(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> _Connection:
+        """``CONNECT`` through the proxy at ``host:port``, then TLS to the origin inside."""
+        assert self.proxy is not None and self.ssl is not None
+        reply = _TunnelReply(loop)
+        raw, _ = await loop.create_connection(lambda: reply, host, port)
+        authority = _authority(self.host, self.port).encode()
+        request = [b"CONNECT ", authority, b" HTTP/1.1\r\nHost: ", authority, b"\r\n"]
+        if self.proxy.authorization:
+            request += (b"Proxy-Authorization: ", self.proxy.authorization, b"\r\n")
+        raw.write(b"".join(request) + b"\r\n")
+        try:
+            status = await reply.status
+            if status != 200:
+                raise _TunnelRefused(f"the proxy answered {status} to CONNECT {authority.decode()}")
+            connection = _Connection(self)
+            tls = await loop.start_tls(raw, connection, self.ssl, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+        if tls is None:  # the connection closed during the handshake
+            raise OSError(f"the tunnel to {authority.decode()} closed during the TLS handshake")
+        connection.connection_made(tls)
+        return connection
+
+    def _dialled(self) -> tuple[str, int]:
+        """Where connections go: the proxy when there is one, else the origin."""
+        if self.proxy is not None:
+            return self.proxy.host, self.proxy.port
+        return self.host, self.port
 
     async def _addresses_now(self) -> list[tuple[str, int]]:
         """The origin's addresses, looked up once per ``_DNS_TTL_SECS``.
@@ -361,7 +421,7 @@ class _Pool:
 
     async def _look_up(self) -> list[tuple[str, int]]:
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        infos = await loop.getaddrinfo(*self._dialled(), type=socket.SOCK_STREAM)
         addresses: list[tuple[str, int]] = []
         for *_, address in infos:
             host_port = (str(address[0]), int(address[1]))
@@ -394,6 +454,49 @@ class _Pool:
         except ValueError:
             return
         self.owner.release_slot()
+
+
+class _TunnelRefused(OSError):
+    """The proxy did not open the tunnel (407 without credentials, 403 by its rules...)."""
+
+
+class _TunnelReply(asyncio.Protocol):
+    """Reads the proxy's answer to ``CONNECT``: its status, once its head is complete."""
+
+    _MAX_HEAD = 64 * 1024
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.status: asyncio.Future[int] = loop.create_future()
+        self._head = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self.status.done():
+            return
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > self._MAX_HEAD:
+                self.status.set_exception(_TunnelRefused("the proxy's answer head is too large"))
+            return
+        if end + 4 != len(self._head):
+            # Bytes after the head, before any TLS: not a proxy that opened a tunnel.
+            self.status.set_exception(_TunnelRefused("the proxy sent data after its answer"))
+            return
+        line = self._head.split(b"\r\n", 1)[0].split()
+        if len(line) < 2 or not line[0].startswith(b"HTTP/1.") or not line[1].isdigit():
+            self.status.set_exception(_TunnelRefused("the proxy's answer is not HTTP"))
+            return
+        self.status.set_result(int(line[1]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.status.done():
+            self.status.set_exception(
+                _TunnelRefused("the proxy closed the connection before answering CONNECT")
+            )
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _abandon(connection: _Connection) -> None:
@@ -453,6 +556,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         keepalive_secs: float = 30.0,
         max_head_bytes: int = 64 * 1024,
         max_headers: int = 100,
+        tls: ssl.SSLContext | None = None,
+        proxies: ProxyChoice | None = None,
     ) -> None:
         self.max_connections = max_connections
         self.keepalive_secs = keepalive_secs
@@ -461,7 +566,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._pools: dict[tuple[bytes, bytes, int | None], _Pool] = {}
         self.open = 0  # connections open or being opened, idle ones included
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
+        self._proxies = proxies
 
     # -- the connection limit ----------------------------------------------------------------
 
@@ -524,7 +630,9 @@ class H1Transport(httpx.AsyncBaseTransport):
                     self._tls.set_alpn_protocols(["http/1.1"])
                 tls = self._tls
             port = url.port or _DEFAULT_PORTS[scheme]
-            pool = self._pools[key] = _Pool(self, url.host, port, tls)
+            proxies = self._proxies
+            proxy = proxies.for_origin(url.scheme, url.host, port) if proxies else None
+            pool = self._pools[key] = _Pool(self, url.host, port, tls, proxy)
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -544,12 +652,13 @@ class H1Transport(httpx.AsyncBaseTransport):
                 if name.lower() not in (b"transfer-encoding", b"content-length")
             ]
             headers.append((b"Content-Length", str(len(content)).encode()))
-        head = [request.method.encode(), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+        target = pool.target + request.url.raw_path
+        head = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n"]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n")
+        head += (pool.proxy_header, b"\r\n")
         data = b"".join(head)
-        lines = len(headers) + 2
+        lines = len(headers) + 2 + (pool.proxy_header != b"")
         if data.count(b"\n") != lines or data.count(b"\r") != lines:
             # A line break inside a header would start a header (or a request) of its
             # own at the upstream; no caller sends one, and none may.
@@ -569,6 +678,11 @@ class H1Transport(httpx.AsyncBaseTransport):
             connection.close()
             pool.release(connection)
             raise
+        if connection.status == 407 and pool.target:  # the proxy's own answer to plain http
+            connection.close()
+            pool.release(connection)
+            assert pool.proxy is not None
+            raise refused_by_proxy(pool.proxy)
         return httpx.Response(
             connection.status,
             headers=connection.headers,

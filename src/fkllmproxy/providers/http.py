@@ -11,6 +11,7 @@ pool event, so its cost grows with concurrency; it is never the default.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
@@ -22,6 +23,13 @@ from fkllmproxy.errors import (
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
+)
+from fkllmproxy.providers.egress import (
+    Proxy,
+    ProxyChoice,
+    proxy_choice,
+    refused_by_proxy,
+    tls_context,
 )
 from fkllmproxy.providers.limits import (
     AnswerTooLarge,
@@ -50,14 +58,24 @@ TransportFactory = Callable[[ProviderConfig], httpx.AsyncBaseTransport]
 _USER_AGENT = f"fkllmproxy/{__version__}"
 
 
-def default_transport(kind: str) -> TransportFactory:
-    """A factory for the named transport kind (``aiohttp``, ``h1`` or ``httpx``)."""
+def default_transport(kind: str, environ: Mapping[str, str] | None = None) -> TransportFactory:
+    """A factory for the named transport kind (``aiohttp``, ``h1`` or ``httpx``), each with
+    the provider's proxy and TLS settings (``providers/egress.py``); ``environ`` holds the
+    proxy and CA variables of the environment and the env file (absent: the process's)."""
+    env: Mapping[str, str] = os.environ if environ is None else environ
 
     def factory(provider: ProviderConfig) -> httpx.AsyncBaseTransport:
+        tls = tls_context(provider, env)
+        proxies = proxy_choice(provider, env)
         if kind == "aiohttp":
             from fkllmproxy.providers.aiohttp_transport import AiohttpTransport
 
-            return AiohttpTransport(max_connections=provider.max_connections, keepalive_secs=30.0)
+            return AiohttpTransport(
+                max_connections=provider.max_connections,
+                keepalive_secs=30.0,
+                tls=tls,
+                proxies=proxies,
+            )
         if kind == "h1":
             from fkllmproxy.providers.h1_transport import H1Transport
 
@@ -66,15 +84,53 @@ def default_transport(kind: str) -> TransportFactory:
                 keepalive_secs=30.0,
                 max_head_bytes=provider.max_response_head_bytes,
                 max_headers=provider.max_response_headers,
+                tls=tls,
+                proxies=proxies,
             )
         limits = httpx.Limits(
             max_connections=provider.max_connections,
             max_keepalive_connections=provider.max_connections,
             keepalive_expiry=30.0,
         )
-        return httpx.AsyncHTTPTransport(limits=limits)
+
+        def make(proxy: Proxy | None) -> httpx.AsyncBaseTransport:
+            return httpx.AsyncHTTPTransport(
+                limits=limits, verify=tls, proxy=proxy.for_httpx() if proxy else None
+            )
+
+        return _ProxyRouted(proxies, make)
 
     return factory
+
+
+class _ProxyRouted(httpx.AsyncBaseTransport):
+    """httpx's own transport, one per proxy in use (and one direct), chosen per origin as
+    ``NO_PROXY`` says."""
+
+    def __init__(
+        self, proxies: ProxyChoice, make: Callable[[Proxy | None], httpx.AsyncBaseTransport]
+    ) -> None:
+        self._proxies = proxies
+        self._make = make
+        self._transports: dict[Proxy | None, httpx.AsyncBaseTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        proxy = self._proxies.for_origin(url.scheme, url.host, port)
+        transport = self._transports.get(proxy)
+        if transport is None:
+            transport = self._transports[proxy] = self._make(proxy)
+        response = await transport.handle_async_request(request)
+        if response.status_code == 407 and proxy is not None:  # the proxy's, for plain http
+            await response.aclose()
+            raise refused_by_proxy(proxy)
+        return response
+
+    async def aclose(self) -> None:
+        for transport in self._transports.values():
+            await transport.aclose()
+        self._transports.clear()
 
 
 class UpstreamClient:

@@ -139,7 +139,7 @@ def build_runtime(
     ``extra_keys`` are client keys from the key store, merged with ``[[auth.keys]]``.
     """
     config = loaded.config
-    factory = transport or default_transport(config.server.http_transport)
+    factory = transport or default_transport(config.server.http_transport, loaded.environ)
     providers = {p.name: build_provider(p, factory) for p in config.providers}
     same_state = previous is not None and _same_state(previous.config, config)
     state = previous.state if previous is not None and same_state else build_state(config)
