@@ -6,8 +6,10 @@ what the client got and how long it took, the daemon's RSS before, at its peak w
 the row ran and a second after, and the slowest ``/health`` answer meanwhile (polled
 every 50 ms). The sizes are the issue's: a 1 GiB ``Content-Length``, a gzip bomb that
 inflates to 2 GiB, a 16 MiB header, 200,000 headers, a 200 MiB ``data:`` line, a 1 GiB
-stream. Nothing here is asserted; ``tests/providers/test_hostile_upstream.py`` is the
-test, with small sizes. Prints a Markdown table (docs/reliability.md holds one).
+stream; then the rows added since (Transfer-Encoding tricks, a reset after the head,
+invalid UTF-8, wrong answers on the other routes). Nothing here is asserted;
+``tests/providers/test_hostile_upstream.py`` is the test, with small sizes. Prints a
+Markdown table (docs/reliability.md holds one); ``--rows`` picks rows by behaviour name.
 """
 
 from __future__ import annotations
@@ -27,24 +29,54 @@ import httpx
 from fkllmproxy.testing.hostile_upstream import HostileUpstream
 
 MASTER = "sk-bench-hostile-0123456789"
+# (behaviour, streamed, what the table calls it, route): the route is the API the client
+# speaks and the provider type behind it (see _send).
 ROWS = [
-    ("huge-length", False, "`Content-Length: 1 GiB` of JSON"),
-    ("gzip-bomb", False, "a gzip bomb (2 GiB inflated), 200 with `Content-Encoding: gzip`"),
-    ("big-header", False, "one 16 MiB header"),
-    ("many-headers", False, "200,000 headers"),
-    ("empty-object", False, "200 `{}`"),
-    ("choices-not-list", False, '200 `{"choices": "not-a-list"}`'),
-    ("long-line", True, "a stream whose `data:` line is 200 MiB with no newline"),
-    ("stream-flood", True, "a 1 GiB stream"),
-    ("slow-head", False, "the head one byte a second (timeout_secs = 20)"),
+    ("huge-length", False, "`Content-Length: 1 GiB` of JSON", "chat"),
+    ("gzip-bomb", False, "a gzip bomb (2 GiB inflated), 200 with `Content-Encoding: gzip`", "chat"),
+    ("big-header", False, "one 16 MiB header", "chat"),
+    ("many-headers", False, "200,000 headers", "chat"),
+    ("empty-object", False, "200 `{}`", "chat"),
+    ("choices-not-list", False, '200 `{"choices": "not-a-list"}`', "chat"),
+    ("long-line", True, "a stream whose `data:` line is 200 MiB with no newline", "chat"),
+    ("stream-flood", True, "a 1 GiB stream", "chat"),
+    ("slow-head", False, "the head one byte a second (timeout_secs = 20)", "chat"),
+    ("length-and-chunked", False, "`Content-Length` and `Transfer-Encoding: chunked`", "chat"),
+    ("bad-chunk-size", False, "a chunk size that is not hex", "chat"),
+    ("conflicting-lengths", False, "two different `Content-Length` headers", "chat"),
+    ("negative-length", False, "`Content-Length: -1`", "chat"),
+    ("gzip-chunked", False, "`Transfer-Encoding: gzip, chunked`", "chat"),
+    ("gzip-chunked", True, "`Transfer-Encoding: gzip, chunked`, streamed", "chat"),
+    ("reset-after-head", False, "a reset after the head", "chat"),
+    ("not-json", False, "200 HTML", "chat"),
+    ("bad-utf8-stream", True, "invalid UTF-8 in a `data:` line, passed through", "chat"),
+    (
+        "bad-utf8-stream",
+        True,
+        "invalid UTF-8 in a `data:` line, `/v1/messages` translated",
+        "messages",
+    ),
+    ("empty-object", False, "200 `{}` to `/v1/messages` (translated)", "messages"),
+    ("empty-object", False, "200 `{}` from an `anthropic` provider to `/v1/messages`", "anthropic"),
+    ("empty-object", False, "200 `{}` to `/v1/responses` (passed through)", "responses"),
+    ("not-json", True, "200 HTML to a streamed `/v1/responses`", "responses"),
+    ("empty-object", False, "200 `{}` to the Gemini API (passed through)", "gemini"),
+    ("not-json", True, "200 HTML to `streamGenerateContent`", "gemini"),
 ]
 FLOOD = {"long-line": 200 * 1024 * 1024, "stream-flood": 1024 * 1024 * 1024}
+_PROVIDERS = {"chat": "hostile", "messages": "hostile", "responses": "hostile",
+              "anthropic": "hostile-anthropic", "gemini": "hostile-gemini"}  # fmt: skip
 
 
-def _config(base_url: str) -> str:
+def _model(row: str, route: str) -> str:
+    return row if _PROVIDERS[route] == "hostile" else f"{route}-{row}"
+
+
+def _config(hostile: HostileUpstream) -> str:
+    names = {(_model(row, route), _PROVIDERS[route], row) for row, _, _, route in ROWS}
     models = "".join(
-        f'\n[[models]]\nname = "{row}"\ntargets = [{{ provider = "hostile", model = "{row}" }}]\n'
-        for row, _, _ in ROWS
+        f'\n[[models]]\nname = "{name}"\ntargets = [{{ provider = "{provider}", model = "{row}" }}]\n'
+        for name, provider, row in sorted(names)
     )
     return f"""
 [circuit_breaker]
@@ -56,10 +88,58 @@ max_attempts = 1
 [[providers]]
 name = "hostile"
 type = "openai"
-base_url = "{base_url}"
+base_url = "{hostile.base_url}"
 api_key = "sk-hostile-bench"
 timeout_secs = 20.0
+responses_api = true
+
+[[providers]]
+name = "hostile-anthropic"
+type = "anthropic"
+base_url = "{hostile.root_url}"
+api_key = "sk-hostile-bench"
+timeout_secs = 20.0
+
+[[providers]]
+name = "hostile-gemini"
+type = "gemini"
+base_url = "{hostile.root_url}"
+api_key = "hostile-bench"
+timeout_secs = 20.0
 {models}"""
+
+
+def _send(url: str, row: str, stream: bool, route: str) -> httpx.Response:
+    """One request of ``route``'s API for the model that answers as ``row``."""
+    model = _model(row, route)
+    headers = {"authorization": f"Bearer {MASTER}"}
+    hi = [{"role": "user", "content": "hi"}]
+    if route == "chat":
+        path, body = "/v1/chat/completions", {"model": model, "messages": hi, "stream": stream}
+    elif route in ("messages", "anthropic"):
+        path = "/v1/messages"
+        body = {"model": model, "max_tokens": 16, "messages": hi, "stream": stream}
+    elif route == "responses":
+        path, body = "/v1/responses", {"model": model, "input": "hi", "stream": stream}
+    else:
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        path = f"/v1beta/models/{model}:{method}"
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        headers = {"x-goog-api-key": MASTER}
+    return httpx.post(url + path, json=body, headers=headers, timeout=120)
+
+
+def _message(answer: httpx.Response) -> str:
+    """The error message of any API's error body, else the end of what came."""
+    try:
+        error = answer.json()["error"]
+        return str(error["message"])
+    except Exception:
+        text = answer.content[-400:].decode("utf-8", "backslashreplace")
+        found = text.rfind('"message":"')
+        if found >= 0:
+            return text[found + 11 :].split('"', 1)[0]
+        return "ends `" + " ".join(text.split())[-100:] + "`"
 
 
 def _rss_mib(pid: int) -> float:
@@ -104,12 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=18990)
     parser.add_argument("--transport", choices=["h1", "aiohttp", "httpx"], default="h1")
+    parser.add_argument(
+        "--rows", nargs="+", metavar="BEHAVIOUR", help="only these behaviours (default: all)"
+    )
     args = parser.parse_args(argv)
+    rows = [r for r in ROWS if args.rows is None or r[0] in args.rows]
     with HostileUpstream(flood_bytes=1024 * 1024 * 1024, bomb_bytes=2 * 1024**3) as hostile:
-        hostile.prepare_bomb()
+        if any(row == "gzip-bomb" for row, *_ in rows):
+            hostile.prepare_bomb()
         tmp = Path(tempfile.mkdtemp())
         config = tmp / "config.toml"
-        config.write_text(_config(hostile.base_url))
+        config.write_text(_config(hostile))
         env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
         env["APP_AUTH__MASTER_KEY"] = MASTER
         env["APP_SERVER__HTTP_TRANSPORT"] = args.transport
@@ -127,34 +212,25 @@ def main(argv: list[str] | None = None) -> int:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            headers = {"authorization": f"Bearer {MASTER}"}
             print(
                 "| upstream answers | what the client got | RSS before → peak → after (MiB) | slowest /health |"
             )
             print("|---|---|---|---|")
-            for row, stream, label in ROWS:
+            for row, stream, label, route in rows:
                 hostile.flood_bytes = FLOOD.get(row, 1024 * 1024 * 1024)
                 before = _rss_mib(daemon.pid)
-                body = {
-                    "model": row,
-                    "messages": [{"role": "user", "content": "hi"}],
-                    "stream": stream,
-                }
                 with _Watch(url, daemon.pid) as watch:
                     started = time.perf_counter()
-                    answer = httpx.post(
-                        url + "/v1/chat/completions", json=body, headers=headers, timeout=120
-                    )
+                    answer = _send(url, row, stream, route)
                     took = time.perf_counter() - started
                 time.sleep(1.0)
                 after = _rss_mib(daemon.pid)
                 got = f"{answer.status_code} after {took:.2f} s"
                 if stream and answer.status_code == 200:
-                    got += f", {len(answer.content) / 1024 / 1024:.1f} MiB relayed, then an error event"
-                try:
-                    message = answer.json()["error"]["message"]
-                except Exception:
-                    message = answer.text[-160:].strip()
+                    relayed = f", {len(answer.content) / 1024 / 1024:.1f} MiB relayed"
+                    ended = b'"error"' in answer.content[-2048:]
+                    got += relayed + (", then an error event" if ended else ", as it came")
+                message = _message(answer)
                 print(
                     f"| {label} | {got}: {message[:140]} | {before:.0f} → {max(watch.peak, before):.0f}"
                     f" → {after:.0f} | {watch.slowest * 1000:.0f} ms{' (' + str(watch.failed) + ' failed)' if watch.failed else ''} |"

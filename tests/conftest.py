@@ -68,6 +68,7 @@ class RunningDaemon:
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
         env_file_text: str | None = None,
+        wrapper: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,7 +82,10 @@ class RunningDaemon:
         base.update({"APP_AUTH__MASTER_KEY": MASTER_KEY, "PYTHONUNBUFFERED": "1"})
         base.update(env or {})
         self.env = base
+        # ``wrapper`` runs the daemon through another program that ends by exec'ing it
+        # (so ``pid`` is still the daemon's), e.g. ``unshare`` for a mount namespace.
         command = [
+            *(wrapper or []),
             sys.executable, "-m", "fkllmproxy", "serve",
             "--config", str(self.config_path),
             "--env-file", str(self.env_file),

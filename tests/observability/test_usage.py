@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,8 @@ import httpx
 import pytest
 
 from fkllmproxy.config.schema import PriceConfig
+from fkllmproxy.observability import usage
+from fkllmproxy.observability.metrics import process_metrics
 from fkllmproxy.observability.usage import (
     LedgerError,
     PriceTable,
@@ -19,7 +26,7 @@ from fkllmproxy.observability.usage import (
     summarize,
     summarize_days,
 )
-from tests.conftest import MOCK_CONFIG, wait_until
+from tests.conftest import MOCK_CONFIG, prometheus_samples, wait_until
 
 
 def record(ledger: UsageLedger, **fields: object) -> None:
@@ -327,3 +334,98 @@ def one_more(daemon: Any) -> int:
         headers=daemon.headers(),
         json={"model": "mock", "messages": [{"role": "user", "content": "again"}]},
     ).status_code
+
+
+def dropped_total() -> float:
+    """``fkllm_usage_rows_dropped_total`` as this process's metrics output shows it."""
+    text = process_metrics().exposition().decode()
+    return prometheus_samples(text).get(("fkllm_usage_rows_dropped_total", frozenset()), 0.0)
+
+
+class TestOutage:
+    def test_rows_past_the_queue_bound_are_dropped_and_counted(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Writes failing, the queue keeps the newest MAX_PENDING rows; the metric counts
+        the rest."""
+        monkeypatch.setattr(usage, "MAX_PENDING", 5)
+        path = tmp_path / "usage.sqlite3"
+        # An hour's flush interval: the writer, woken by the first row, waits until close,
+        # so all twelve rows are queued before its one write (refused) and nothing races.
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'full'); END"
+            )
+        before = dropped_total()
+        try:
+            for i in range(12):
+                record(ledger, request_id=f"r{i}")
+        finally:
+            ledger.close()
+        assert dropped_total() - before == 7
+        assert count_rows(path) == 0  # nothing could be written
+
+
+def _in_a_small_tmpfs(directory: Path) -> list[str]:
+    """A ``RunningDaemon`` wrapper: the daemon gets a mount namespace of its own in which
+    ``directory`` is a 1 MiB tmpfs (gone with the daemon), so the test can fill it."""
+    mount = f'mount -t tmpfs -o size=1m fkllm-ledger "{directory}" && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", mount, "sh"]
+
+
+def _fill(directory: Path) -> Path:
+    """Write to ``directory`` until the disk is full; the file that filled it."""
+    junk = directory / "fill"
+    fd = os.open(junk, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(4096))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+    return junk
+
+
+def _ledger_requests(daemon: Any, path: Path) -> int:
+    """The requests ``fkllm usage`` finds in ``path``, run in the daemon's mount namespace
+    (SQLite resolves ``/proc/<pid>/root`` to the test's own root, so it cannot look in)."""
+    command = ["nsenter", "--target", str(daemon.pid), "--mount", "--",
+               sys.executable, "-m", "fkllmproxy", "usage", "--db", str(path), "--json"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return sum(group["requests"] for group in json.loads(done.stdout)["groups"])
+
+
+class TestFullDisk:
+    def test_requests_keep_answering_while_the_disk_is_full_and_rows_land_after(
+        self, start_daemon: Any, tmp_path: Path
+    ) -> None:
+        """A real full disk under a real daemon: every request still gets 200, the failure
+        is logged once, and when space returns every queued row is written."""
+        directory = tmp_path / "ledger"
+        directory.mkdir()
+        wrapper = _in_a_small_tmpfs(directory)
+        if subprocess.run([*wrapper, "true"], capture_output=True).returncode != 0:
+            pytest.skip("needs unshare and mount (root, or CAP_SYS_ADMIN)")
+        path = directory / "usage.sqlite3"
+        config = MOCK_CONFIG + f'\n[usage]\nenabled = true\npath = "{path}"\n'
+        daemon = start_daemon(config, wrapper=wrapper)
+        statuses = [one_more(daemon) for _ in range(3)]
+        assert wait_until(lambda: _ledger_requests(daemon, path) == 3, timeout=10)
+
+        # The daemon's view of its tmpfs (in the test's namespace the directory is empty).
+        junk = _fill(Path(f"/proc/{daemon.pid}/root") / directory.relative_to("/"))
+        statuses += [one_more(daemon) for _ in range(20)]
+        failed = "usage ledger write failed; rows stay queued and the write is retried"
+        assert wait_until(lambda: failed in daemon.stdout_path.read_text(), timeout=10)
+        assert _ledger_requests(daemon, path) == 3
+        junk.unlink()
+        assert wait_until(lambda: _ledger_requests(daemon, path) == 23, timeout=10)
+
+        assert statuses == [200] * 23
+        messages = [line.get("msg") for line in daemon.logs()]
+        assert messages.count(failed) == 1
+        assert "usage ledger writes again" in messages
+        assert daemon.stop() == 0

@@ -1,9 +1,13 @@
-"""A broken or hostile ``openai`` upstream never takes the daemon down.
+"""A broken or hostile upstream never takes the daemon down.
 
 One real daemon in front of ``HostileUpstream`` (each misbehaviour is a model name)
 with small limits, so floods are cut after a megabyte or two. Every row ends in a clean
 error or a fallback to the healthy mock target, ``/health`` keeps answering, and the
-daemon's memory stays within a generous bound of where it started.
+daemon's memory stays within a generous bound of where it started. Most rows go
+through ``/v1/chat/completions`` to an ``openai`` provider; the wrong-answer rows also
+through ``/v1/responses`` (passed through), ``/v1/messages`` (translated, and passed
+through to an ``anthropic`` provider) and the Gemini API (passed through to a
+``gemini`` provider), each answered in its own API's error shape.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ STREAM_LIMIT = 2 * MIB
 WAIT = 30.0  # a bound on every client wait, far above what any row needs
 RSS_BOUND_MIB = 96  # generous: the unbounded daemon grew by gigabytes on these rows
 
+# Transfer-Encoding tricks around a valid answer: only the framing is wrong.
+FRAMING_ROWS = [
+    "length-and-chunked",
+    "bad-chunk-size",
+    "conflicting-lengths",
+    "negative-length",
+    "gzip-chunked",
+]
 WHOLE_ROWS = [
     "huge-length",
     "chunked-flood",
@@ -36,24 +48,48 @@ WHOLE_ROWS = [
     "choices-not-list",
     "not-json",
     "reset-after-head",
+    *FRAMING_ROWS,
 ]
-STREAM_ROWS = ["long-line", "stream-flood", "gzip-bomb", "big-header", "many-headers"]
+STREAM_ROWS = [
+    "long-line",
+    "stream-flood",
+    "gzip-bomb",
+    "big-header",
+    "many-headers",
+    *FRAMING_ROWS,
+]
+# 200s that are not an answer in any format: for the routes other than chat completions.
+NOT_ANSWER_ROWS = ["empty-object", "choices-not-list", "not-json"]
 
 
-def _config(base_url: str) -> str:
-    rows = sorted(set(WHOLE_ROWS + STREAM_ROWS + ["slow-head", "bad-utf8-stream", "ok"]))
-    models = "".join(
+LIMITS = f"""
+timeout_secs = 4.0
+max_response_head_bytes = 65536
+max_response_headers = 100
+max_response_body_bytes = {BODY_LIMIT}
+max_stream_event_bytes = {EVENT_LIMIT}
+max_stream_bytes = {STREAM_LIMIT}
+"""
+
+
+def _models(prefix: str, provider: str, rows: list[str]) -> str:
+    """``{prefix}{row}`` on ``provider`` alone, ``fallback-{prefix}{row}`` then the mock."""
+    return "".join(
         f"""
 [[models]]
-name = "{row}"
-targets = [{{ provider = "hostile", model = "{row}" }}]
+name = "{prefix}{row}"
+targets = [{{ provider = "{provider}", model = "{row}" }}]
 
 [[models]]
-name = "fallback-{row}"
-targets = [{{ provider = "hostile", model = "{row}" }}, {{ provider = "healthy", model = "m" }}]
+name = "fallback-{prefix}{row}"
+targets = [{{ provider = "{provider}", model = "{row}" }}, {{ provider = "healthy", model = "m" }}]
 """
         for row in rows
     )
+
+
+def _config(hostile: HostileUpstream) -> str:
+    rows = sorted(set(WHOLE_ROWS + STREAM_ROWS + ["slow-head", "bad-utf8-stream", "ok"]))
     return f"""
 [circuit_breaker]
 failure_threshold = 100000
@@ -64,19 +100,28 @@ max_attempts = 1
 [[providers]]
 name = "hostile"
 type = "openai"
-base_url = "{base_url}"
+base_url = "{hostile.base_url}"
 api_key = "sk-hostile-test-0000"
-timeout_secs = 4.0
-max_response_head_bytes = 65536
-max_response_headers = 100
-max_response_body_bytes = {BODY_LIMIT}
-max_stream_event_bytes = {EVENT_LIMIT}
-max_stream_bytes = {STREAM_LIMIT}
-
+responses_api = true
+{LIMITS}
+[[providers]]
+name = "hostile-anthropic"
+type = "anthropic"
+base_url = "{hostile.root_url}"
+api_key = "sk-hostile-test-0000"
+{LIMITS}
+[[providers]]
+name = "hostile-gemini"
+type = "gemini"
+base_url = "{hostile.root_url}"
+api_key = "hostile-test-0000"
+{LIMITS}
 [[providers]]
 name = "healthy"
 type = "mock"
-{models}"""
+{_models("", "hostile", rows)}
+{_models("anthropic-", "hostile-anthropic", NOT_ANSWER_ROWS)}
+{_models("gemini-", "hostile-gemini", NOT_ANSWER_ROWS)}"""
 
 
 def rss_mib(pid: int) -> float:
@@ -97,7 +142,7 @@ def hostile() -> Iterator[HostileUpstream]:
 def daemon(
     tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream
 ) -> Iterator[RunningDaemon]:
-    with RunningDaemon(tmp_path_factory.mktemp("hostile-up"), _config(hostile.base_url)) as d:
+    with RunningDaemon(tmp_path_factory.mktemp("hostile-up"), _config(hostile)) as d:
         # Warm the paths once (imports, pools) so the memory baseline is the steady state.
         for stream in (False, True):
             body = {"model": "fallback-ok", "messages": [{"role": "user", "content": "hi"}]}
@@ -114,6 +159,33 @@ def baseline(daemon: RunningDaemon) -> float:
 def chat(daemon: RunningDaemon, model: str, *, stream: bool = False) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
     return httpx.post(daemon.url + "/v1/chat/completions", json=body, headers=AUTH, timeout=WAIT)
+
+
+def respond(daemon: RunningDaemon, model: str, *, stream: bool = False) -> httpx.Response:
+    body = {"model": model, "input": "hi", "stream": stream}
+    return httpx.post(daemon.url + "/v1/responses", json=body, headers=AUTH, timeout=WAIT)
+
+
+def message(daemon: RunningDaemon, model: str, *, stream: bool = False) -> httpx.Response:
+    body = {
+        "model": model,
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": stream,
+    }
+    return httpx.post(daemon.url + "/v1/messages", json=body, headers=AUTH, timeout=WAIT)
+
+
+def generate(daemon: RunningDaemon, model: str, *, stream: bool = False) -> httpx.Response:
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    url = f"{daemon.url}/v1beta/models/{model}:{method}"
+    return httpx.post(url, json=body, headers={"x-goog-api-key": MASTER_KEY}, timeout=WAIT)
+
+
+def assert_healthy(daemon: RunningDaemon) -> None:
+    """The daemon still answers after the row."""
+    assert httpx.get(daemon.url + "/health", timeout=WAIT).status_code == 200
 
 
 class _HealthWatch:
@@ -220,7 +292,7 @@ def test_bad_answers_count_against_the_circuit(
     tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream
 ) -> None:
     """Limit breaches and non-answers are provider failures: the circuit opens on them."""
-    config = _config(hostile.base_url).replace(
+    config = _config(hostile).replace(
         "failure_threshold = 100000", "failure_threshold = 2\ntimeout_secs = 600"
     )
     with RunningDaemon(tmp_path_factory.mktemp("circuit"), config) as d:
@@ -228,5 +300,81 @@ def test_bad_answers_count_against_the_circuit(
         assert chat(d, "fallback-huge-length").status_code == 200
         health = httpx.get(d.url + "/health", headers=AUTH, timeout=WAIT).json()
         circuits = {p["name"]: p["circuit"] for p in health["providers"]}
-        assert circuits == {"hostile": "open", "healthy": "closed"}
+        assert {name: circuits[name] for name in ("hostile", "healthy")} == {
+            "hostile": "open",
+            "healthy": "closed",
+        }
         assert chat(d, "fallback-ok").status_code == 200  # straight to the healthy target
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("row", NOT_ANSWER_ROWS)
+def test_responses_passthrough_refuses_a_200_that_is_not_a_response(
+    daemon: RunningDaemon, row: str, stream: bool
+) -> None:
+    """/v1/responses passed through: 502 in OpenAI's error shape, the next target's answer
+    when there is one."""
+    response = respond(daemon, row, stream=stream)
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "upstream_unavailable" and "'hostile'" in error["message"]
+    fallback = respond(daemon, "fallback-" + row, stream=stream)
+    assert fallback.status_code == 200, fallback.text
+    if stream:
+        assert b"event: response.completed" in fallback.content
+    else:
+        assert fallback.json()["output"][0]["content"][0]["text"]
+    assert_healthy(daemon)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("row", NOT_ANSWER_ROWS)
+def test_gemini_passthrough_refuses_a_200_that_is_not_an_answer(
+    daemon: RunningDaemon, row: str, stream: bool
+) -> None:
+    """The Gemini API passed through to a gemini provider: 502 in Google's error shape,
+    the next target's answer when there is one."""
+    response = generate(daemon, "gemini-" + row, stream=stream)
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == 502 and "'hostile-gemini'" in error["message"]
+    fallback = generate(daemon, "fallback-gemini-" + row, stream=stream)
+    assert fallback.status_code == 200, fallback.text
+    if stream:
+        assert b'"finishReason"' in fallback.content
+    else:
+        assert fallback.json()["candidates"][0]["content"]["parts"][0]["text"]
+    assert_healthy(daemon)
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["empty-object", "choices-not-list", "anthropic-empty-object", "anthropic-choices-not-list"],
+)
+def test_messages_refuse_a_200_that_is_not_an_answer(daemon: RunningDaemon, model: str) -> None:
+    """/v1/messages, translated to an openai provider or passed through to an anthropic
+    one: 502 in Anthropic's error shape, the next target's answer when there is one."""
+    response = message(daemon, model)
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "api_error"
+    assert "hostile" in body["error"]["message"]
+    fallback = message(daemon, "fallback-" + model)
+    assert fallback.status_code == 200, fallback.text
+    assert fallback.json()["content"][0]["text"]
+    assert_healthy(daemon)
+
+
+def test_invalid_utf8_in_a_translated_stream_ends_it_with_an_error_event(
+    daemon: RunningDaemon,
+) -> None:
+    """/v1/messages streamed from an openai provider whose chunk holds invalid UTF-8:
+    the chunk cannot be translated, so the stream ends with Anthropic's error event."""
+    response = message(daemon, "bad-utf8-stream", stream=True)
+    if response.status_code == 200:
+        assert b"event: error" in response.content
+        assert b"message_stop" not in response.content
+    else:
+        assert response.status_code == 502, response.text
+        assert response.json()["type"] == "error"
+    assert_healthy(daemon)

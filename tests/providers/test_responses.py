@@ -7,7 +7,11 @@ import pytest
 
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.providers import build_provider, default_transport
-from fkllmproxy.providers.responses import ResponsesCall, has_responses_api, read_responses_usage
+from fkllmproxy.providers.responses import (
+    ResponsesCall,
+    has_responses_api,
+    responses_answer_usage,
+)
 
 
 def provider(kind: str, base_url: str | None = None, flag: bool | None = None) -> object:
@@ -50,8 +54,9 @@ def test_bytes_untouched_unless_the_model_or_the_conversation_changed() -> None:
 
 
 def test_usage_is_read_from_a_response() -> None:
-    body = b'{"id":"r","usage":{"input_tokens":5,"output_tokens":2,"input_tokens_details":{"cached_tokens":1}}}'
-    usage = read_responses_usage(body)
+    body = b'{"id":"r","output":[],"usage":{"input_tokens":5,"output_tokens":2,"input_tokens_details":{"cached_tokens":1}}}'
+    usage = responses_answer_usage(body)
     assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (5, 2, 1)
-    assert read_responses_usage(b"not json") is None
+    with pytest.raises(msgspec.DecodeError):
+        responses_answer_usage(b"not json")

@@ -25,6 +25,7 @@ import msgspec
 from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
+from fkllmproxy.providers.answers import not_an_event_stream
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -42,7 +43,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
-from fkllmproxy.providers.sse import iter_frames
+from fkllmproxy.providers.sse import iter_frames, looks_like_sse
 from fkllmproxy.translate.anthropic_openai import (
     ChatStreamFromMessages,
     chat_response_from_messages,
@@ -239,11 +240,17 @@ class AnthropicProvider(MessagesProvider):
 
     async def _relay(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
         """Frames as they arrive, reading usage on the way; a stream that stops before
-        ``message_stop`` (and without an error event of its own) raises."""
+        ``message_stop`` (and without an error event of its own) raises, and so does one
+        whose first frame is not an event stream, before anything is relayed."""
         complete = False
+        started = False
         seen = ResponseUsage()
         try:
             async for frame in iter_frames(response.aiter_raw()):
+                if not started and frame.strip():
+                    started = True
+                    if not looks_like_sse(frame):
+                        raise not_an_event_stream(self.name)
                 if b'"usage"' in frame:
                     _read_event_usage(frame, seen, usage)
                 if b"message_stop" in frame or b"event: error" in frame:

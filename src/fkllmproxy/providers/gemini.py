@@ -20,6 +20,11 @@ import msgspec
 from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
+from fkllmproxy.providers.answers import (
+    gemini_answer_metadata,
+    not_an_answer,
+    not_an_event_stream,
+)
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -38,7 +43,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
-from fkllmproxy.providers.sse import iter_frames
+from fkllmproxy.providers.sse import iter_frames, looks_like_sse
 from fkllmproxy.translate.gemini_embeddings import (
     embedding_inputs,
     from_gemini_embeddings,
@@ -70,14 +75,6 @@ _NOT_THE_CLIENTS_FAULT = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"
 
 def _usage(metadata: UsageMetadata | None) -> Usage:
     return Usage(*token_counts(metadata))
-
-
-def _native_usage(body: bytes) -> Usage:
-    """Usage of a whole Google answer (zeros for one without ``usageMetadata``)."""
-    try:
-        return _usage(decode_response(body).usage_metadata)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return Usage()
 
 
 def _event_data(frame: bytes) -> bytes | None:
@@ -246,19 +243,33 @@ class GeminiProvider(GeminiApiProvider):
         content = call.upstream_bytes()
         if not call.stream:
             body = await self._post_whole(path, content)
-            return Completion(body=body, usage=_native_usage(body))
+            return Completion(body=body, usage=self._native_usage(call.method, body))
         response = await self._post(path, content, stream=True, params=_SSE)
         usage = Usage()
         return StreamingCompletion(
             chunks=self._relay_native(response, usage), aclose=response.aclose, usage=usage
         )
 
+    def _native_usage(self, method: str, body: bytes) -> Usage:
+        """Usage of a whole Google answer (zeros when it reports none); a 200 whose body
+        is not an answer to ``method`` (providers/answers.py) is a failed attempt."""
+        try:
+            return _usage(gemini_answer_metadata(method, body))
+        except msgspec.DecodeError as exc:
+            raise not_an_answer(self.name, exc) from None
+
     async def _relay_native(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
         """Google's SSE frames as they arrive, reading usage on the way; a stream that
-        stops before a finish reason (and without an error event) raises."""
+        stops before a finish reason (and without an error event) raises, and so does
+        one whose first frame is not an event stream, before anything is relayed."""
         complete = False
+        started = False
         try:
             async for frame in iter_frames(response.aiter_raw()):
+                if not started and frame.strip():
+                    started = True
+                    if not looks_like_sse(frame):
+                        raise not_an_event_stream(self.name)
                 if b'"usageMetadata"' in frame or b'"error"' in frame:
                     data = _event_data(frame)
                     try:

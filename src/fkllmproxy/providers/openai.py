@@ -14,7 +14,12 @@ import msgspec
 from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
-from fkllmproxy.providers.answers import chat_answer_usage, embeddings_answer_usage
+from fkllmproxy.providers.answers import (
+    chat_answer_usage,
+    embeddings_answer_usage,
+    not_an_answer,
+    not_an_event_stream,
+)
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -35,21 +40,14 @@ from fkllmproxy.providers.http import (
 from fkllmproxy.providers.responses import (
     ResponsesCall,
     configured_responses_api,
-    read_responses_usage,
     relay_events,
+    responses_answer_usage,
 )
-from fkllmproxy.providers.sse import read_usage_frame
+from fkllmproxy.providers.sse import looks_like_sse, read_usage_frame
 
 __all__ = ["OpenAIProvider"]
 
 _JSON = {"content-type": "application/json"}
-# What the first bytes of an event stream can be: a field name, a comment, a blank line.
-_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
-
-
-def _looks_like_sse(chunk: bytes) -> bool:
-    head = chunk.lstrip(b"\r\n")[:6]
-    return any(head.startswith(start) or start.startswith(head) for start in _SSE_STARTS)
 
 
 class OpenAIProvider(Provider):
@@ -96,12 +94,7 @@ class OpenAIProvider(Provider):
         try:
             return read(body)
         except msgspec.DecodeError as exc:
-            reason = str(exc).split(" - at ", 1)[0][:120]
-            raise UpstreamUnavailable(
-                f"provider {self.name!r} answered 200 with a body that is not an answer ({reason})",
-                provider=self.name,
-                upstream_status=200,
-            ) from None
+            raise not_an_answer(self.name, exc) from None
 
     async def _relay(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
         """The provider's SSE bytes as they come; a stream cut short raises ``UpstreamError``.
@@ -115,13 +108,8 @@ class OpenAIProvider(Provider):
             async for chunk in response.aiter_raw():
                 if not started and chunk.strip():
                     started = True
-                    if not _looks_like_sse(chunk):
-                        raise UpstreamUnavailable(
-                            f"provider {self.name!r} answered 200 with something that is not"
-                            " an event stream",
-                            provider=self.name,
-                            upstream_status=200,
-                        )
+                    if not looks_like_sse(chunk):
+                        raise not_an_event_stream(self.name)
                 read_usage_frame(chunk, usage)
                 tail = (tail + chunk)[-32:]
                 yield chunk
@@ -152,7 +140,7 @@ class OpenAIProvider(Provider):
         content = call.upstream_bytes()
         if not call.stream:
             body = await self._post_whole(path, content)
-            return Completion(body=body, usage=read_responses_usage(body))
+            return Completion(body=body, usage=self._checked_usage(body, responses_answer_usage))
         response = await self._post(path, content, stream=True)
         usage = Usage()
         chunks = relay_events(response, usage, self.name)

@@ -4,6 +4,10 @@
 ``azure`` provider whose config says it has the Responses API, and relays its answer
 untouched: the JSON ``response``, or its event stream as the frames arrive. Whether a
 provider has it: ``responses_api`` when set, else true only for api.openai.com.
+
+Untouched is not unchecked (``providers/answers.py``): a 200 whose body is not a
+Response, or a stream that is not an event stream, fails the attempt before a byte of
+it reaches the client.
 """
 
 from __future__ import annotations
@@ -18,16 +22,18 @@ import msgspec
 
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
+from fkllmproxy.providers.answers import not_an_event_stream
 from fkllmproxy.providers.base import Provider, Usage, _decode_object
 from fkllmproxy.providers.http import map_exception
+from fkllmproxy.providers.sse import looks_like_sse
 
 __all__ = [
     "ResponsesCall",
     "configured_responses_api",
     "decode_object",
     "has_responses_api",
-    "read_responses_usage",
     "relay_events",
+    "responses_answer_usage",
 ]
 
 decode_object = _decode_object  # the client's body as plain data; BadRequest when it is not
@@ -89,11 +95,23 @@ class _HasUsage(msgspec.Struct):
     usage: _Usage | None = None
 
 
+class _Item(msgspec.Struct):
+    """Any output item (its fields skipped)."""
+
+
+class _Response(msgspec.Struct):
+    """The shape a whole ``response`` must have to be an answer: an ``output`` list of
+    items (empty for a background response still queued)."""
+
+    output: list[_Item]
+    usage: _Usage | None = None
+
+
 class _Event(msgspec.Struct):
     response: _HasUsage | None = None
 
 
-_response_decoder = msgspec.json.Decoder(_HasUsage)
+_response_decoder = msgspec.json.Decoder(_Response)
 _event_decoder = msgspec.json.Decoder(_Event)
 
 
@@ -106,12 +124,10 @@ def _fill(usage: Usage, found: _Usage | None) -> None:
     usage.cached_tokens = details.cached_tokens if details else 0
 
 
-def read_responses_usage(body: bytes) -> Usage | None:
-    """Usage from a ``response`` JSON body; ``None`` when it has none or is not JSON."""
-    try:
-        found = _response_decoder.decode(body).usage
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+def responses_answer_usage(body: bytes) -> Usage | None:
+    """Usage of a ``response`` JSON body (``None`` when it reports none);
+    ``msgspec.DecodeError`` when the body is not a Response."""
+    found = _response_decoder.decode(body).usage
     if found is None:
         return None
     usage = Usage()
@@ -125,12 +141,18 @@ async def relay_events(
     """The provider's event-stream bytes as they come; usage read from its final event.
 
     A body that ends before a terminal event (completed, incomplete, failed, error) was
-    cut short and raises ``UpstreamUnavailable``, so the client's stream ends with an error.
+    cut short and raises ``UpstreamUnavailable``, so the client's stream ends with an error;
+    one whose first bytes are not an event stream raises before anything is relayed.
     """
     tail = b""
     ended = False
+    started = False
     try:
         async for chunk in response.aiter_raw():
+            if not started and chunk.strip():
+                started = True
+                if not looks_like_sse(chunk):
+                    raise not_an_event_stream(provider)
             window = tail + chunk
             if b'"response.completed"' in window or b'"response.incomplete"' in window:
                 for line in window.split(b"\n"):

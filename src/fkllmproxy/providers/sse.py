@@ -8,9 +8,28 @@ import msgspec
 
 from fkllmproxy.providers.base import Usage
 
-__all__ = ["DONE_FRAME", "iter_frames", "parse_usage", "read_usage", "read_usage_frame"]
+__all__ = [
+    "DONE_FRAME",
+    "iter_frames",
+    "looks_like_sse",
+    "parse_usage",
+    "read_usage",
+    "read_usage_frame",
+]
 
 DONE_FRAME = b"data: [DONE]\n\n"
+# What the first bytes of an event stream can be: a field name, a comment, a blank line.
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def looks_like_sse(chunk: bytes) -> bool:
+    """Whether the first non-blank bytes of a stream can begin an event stream.
+
+    An HTML error page or a JSON body answered 200 to a streamed request fails this on
+    its first chunk, before anything is relayed; a prefix too short to tell passes.
+    """
+    head = chunk.lstrip(b"\r\n")[:6]
+    return any(head.startswith(start) or start.startswith(head) for start in _SSE_STARTS)
 
 
 class _PromptDetails(msgspec.Struct):

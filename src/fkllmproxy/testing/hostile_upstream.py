@@ -2,7 +2,10 @@
 
 Tests point an ``openai`` provider at it and pick the misbehaviour with the upstream
 model name (the target's ``model``), so one daemon in front of one server can meet
-them all::
+them all. The model is read from the request's JSON ``model`` or, for a Gemini API
+call that carries it in its path (``/v1beta/models/{model}:generateContent``), from
+there, so ``anthropic`` and ``gemini`` providers (``root_url``) can meet them too; the
+answers are OpenAI-shaped whatever the path, which is not an answer in those formats::
 
     with HostileUpstream() as hostile:
         config = f'base_url = "{hostile.base_url}"' ...
@@ -24,12 +27,21 @@ event stream of valid chunks that never ends), ``slow-head`` (the head one byte 
 second), ``reset-after-head`` (a head, then a reset), ``bad-utf8-stream`` (an event
 stream with invalid UTF-8 inside a ``data:`` line, then ``[DONE]``), ``ok`` (a valid
 completion).
+
+``Transfer-Encoding`` tricks, each around a valid completion (a valid event stream when
+the request asked for one), so only the framing is wrong: ``length-and-chunked``
+(``Content-Length`` and ``Transfer-Encoding: chunked`` together), ``bad-chunk-size``
+(a chunk size that is not hex), ``conflicting-lengths`` (two different
+``Content-Length`` headers), ``negative-length`` (``Content-Length: -1``),
+``gzip-chunked`` (``Transfer-Encoding: gzip, chunked``: the chunks hold gzip data).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import re
 import socket
 import struct
 import threading
@@ -41,6 +53,7 @@ __all__ = ["BEHAVIOURS", "HostileUpstream"]
 
 _GIB = 1024 * 1024 * 1024
 _PIECE = 64 * 1024
+_PATH_MODEL = re.compile(rb"/models/([^/:?\s]+):(\w+)")
 
 Writer = asyncio.StreamWriter
 
@@ -62,6 +75,39 @@ def _completion(text: str = "fine") -> bytes:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
     ).encode()
+
+
+def _stream_body() -> bytes:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "ok",
+             "choices": [{"index": 0, "delta": {"content": "fine"}, "finish_reason": "stop"}]}  # fmt: skip
+    return b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+def _chunked(body: bytes) -> bytes:
+    return f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+
+
+_Framing = tuple[list[tuple[str, str]], bytes]  # the framing headers, and the bytes sent
+
+
+def _length_and_chunked(body: bytes) -> _Framing:
+    return [("Content-Length", "5"), ("Transfer-Encoding", "chunked")], _chunked(body)
+
+
+def _bad_chunk_size(body: bytes) -> _Framing:
+    return [("Transfer-Encoding", "chunked")], b"zz\r\n" + body + b"\r\n0\r\n\r\n"
+
+
+def _conflicting_lengths(body: bytes) -> _Framing:
+    return [("Content-Length", "5"), ("Content-Length", str(len(body)))], body
+
+
+def _negative_length(body: bytes) -> _Framing:
+    return [("Content-Length", "-1")], body
+
+
+def _gzip_chunked(body: bytes) -> _Framing:
+    return [("Transfer-Encoding", "gzip, chunked")], _chunked(gzip.compress(body))
 
 
 def _head(status: str, headers: list[tuple[str, str]]) -> bytes:
@@ -113,6 +159,11 @@ class HostileUpstream:
             "slow-head": self._slow_head,
             "reset-after-head": self._reset_after_head,
             "bad-utf8-stream": self._bad_utf8_stream,
+            "length-and-chunked": self._framed(_length_and_chunked),
+            "bad-chunk-size": self._framed(_bad_chunk_size),
+            "conflicting-lengths": self._framed(_conflicting_lengths),
+            "negative-length": self._framed(_negative_length),
+            "gzip-chunked": self._framed(_gzip_chunked),
             "ok": self._ok,
         }
 
@@ -123,7 +174,13 @@ class HostileUpstream:
 
     @property
     def base_url(self) -> str:
+        """For an ``openai`` provider (up to ``/v1``)."""
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        """For ``anthropic`` and ``gemini`` providers (the host root)."""
+        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> HostileUpstream:
         self._thread.start()
@@ -165,10 +222,14 @@ class HostileUpstream:
                 if name.strip().lower() == b"content-length":
                     length = int(value.strip())
             body: dict[str, Any] = json.loads(await reader.readexactly(length)) if length else {}
-            behaviour = str(body.get("model", "ok"))
+            in_path = _PATH_MODEL.search(head.split(b"\r\n", 1)[0])
+            behaviour = str(body.get("model") or (in_path and in_path[1].decode()) or "ok")
+            stream = bool(body.get("stream")) or bool(
+                in_path and in_path[2] == b"streamGenerateContent"
+            )
             self.seen.append(behaviour)
             handler = self._handlers.get(behaviour, self._handlers["ok"])
-            await handler(writer, bool(body.get("stream")))
+            await handler(writer, stream)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -236,6 +297,20 @@ class HostileUpstream:
 
         return answer
 
+    def _framed(
+        self, frame: Callable[[bytes], _Framing]
+    ) -> Callable[[Writer, bool], Awaitable[None]]:
+        """A valid answer (or event stream) behind the headers and bytes ``frame`` makes of it."""
+
+        async def answer(writer: Writer, stream: bool) -> None:
+            body = _stream_body() if stream else _completion()
+            content_type = "text/event-stream" if stream else "application/json"
+            headers, wire = frame(body)
+            writer.write(_head("200 OK", [("Content-Type", content_type), *headers]) + wire)
+            await writer.drain()
+
+        return answer
+
     async def _sse_head(self, writer: Writer) -> None:
         writer.write(
             _head("200 OK", [("Content-Type", "text/event-stream"), ("Connection", "close")])
@@ -280,9 +355,7 @@ class HostileUpstream:
     async def _ok(self, writer: Writer, stream: bool) -> None:
         if stream:
             await self._sse_head(writer)
-            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "ok",
-                     "choices": [{"index": 0, "delta": {"content": "fine"}, "finish_reason": "stop"}]}  # fmt: skip
-            writer.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
+            writer.write(_stream_body())
         else:
             body = _completion()
             writer.write(
@@ -309,5 +382,10 @@ BEHAVIOURS = (
     "slow-head",
     "reset-after-head",
     "bad-utf8-stream",
+    "length-and-chunked",
+    "bad-chunk-size",
+    "conflicting-lengths",
+    "negative-length",
+    "gzip-chunked",
     "ok",
 )
