@@ -67,12 +67,14 @@ __all__ = [
     "GROUPINGS",
     "LedgerError",
     "PriceTable",
+    "Row",
     "UsageLedger",
     "ledger_path",
     "open_ledger",
     "spend_by_day",
     "summarize",
     "summarize_days",
+    "write_rows",
 ]
 
 _log = get_logger("usage")
@@ -317,6 +319,15 @@ def _daily(batch: list[Row]) -> list[tuple[Any, ...]]:
     return [(*names, *sums) for names, sums in groups.items()]
 
 
+def write_rows(connection: sqlite3.Connection, batch: list[Row]) -> None:
+    """Append ``batch`` and add it to the daily rollups, in one transaction (the
+    writer's one write; ``bench/usage_ledger.py`` builds its ledgers with it too)."""
+    with connection:
+        connection.executemany(_INSERT, batch)
+        connection.executemany(_UPSERT_DAILY, _daily(batch))
+        connection.executemany(_UPSERT_BUDGET, _by_budget(batch))
+
+
 class UsageLedger:
     """Queue of finished requests and the thread that writes them to SQLite in batches."""
 
@@ -430,10 +441,7 @@ class UsageLedger:
             )
             process_metrics().usage_rows_dropped(dropped)
         try:
-            with self._connection:
-                self._connection.executemany(_INSERT, batch)
-                self._connection.executemany(_UPSERT_DAILY, _daily(batch))
-                self._connection.executemany(_UPSERT_BUDGET, _by_budget(batch))
+            write_rows(self._connection, batch)
         except sqlite3.Error as exc:
             # Keep the rows for the next round: a locked or full disk may clear.
             pending.extendleft(reversed(batch))
