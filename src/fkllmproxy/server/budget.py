@@ -16,7 +16,7 @@ cost is one attribute check in ``gate.admit``, ``dispatch.accept`` and the middl
   + completion tokens are taken from the per-minute bucket.
 
 Spend lives in ``state/budgets.py``'s stores; nothing here touches SQLite except the
-one read of the ledger's daily rollups before the first request (``_seed``).
+two reads of the ledger's daily rollups before the first request (``_seeds``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "Budgets", "Reservation", "build_budgets", "check", "reserve"]
 
+GROUP_PREFIX = "group:"  # an OIDC group's budget name: group:<claim_value>
 DEFAULT_OUTPUT_TOKENS = 4096  # a request that names no output limit is reserved this many
 HEADER = b"x-fkllm-budget-remaining-usd"
 _log = get_logger("budget")
@@ -287,7 +288,7 @@ def _budgeted(config: Config, keys: Iterable[ClientKey]) -> dict[str, UsageLimit
     if config.auth.oidc is not None:
         for group in config.auth.oidc.groups:
             if group.budget_usd is not None:
-                name = f"group:{group.claim_value}"
+                name = f"{GROUP_PREFIX}{group.claim_value}"
                 found.setdefault(name, UsageLimits(name, group.budget_usd, group.budget_period))
     return found
 
@@ -295,18 +296,17 @@ def _budgeted(config: Config, keys: Iterable[ClientKey]) -> dict[str, UsageLimit
 def _seeds(
     config: Config, limits: dict[str, UsageLimits], clock: Callable[[], float]
 ) -> dict[str, tuple[str, float]]:
-    """Each key's spend this period from the ledger's daily rollups (one query).
-
-    An OIDC group's spend is not in the ledger by group (rows carry the member's name):
-    on the memory backend a group starts the day of a restart from zero; Redis keeps it.
-    """
+    """Each budget's spend this period from the ledger's daily rollups (two queries): a
+    key's from its rows (all of them, so a budget added mid-period counts what came
+    before), an OIDC group's from the rows charged to it (the members' names differ)."""
     if not config.usage.enabled or not limits:
         return {}
     now = clock()
     starts = {kind: period_bounds(kind, now)[0] for kind in ("day", "week", "month")}
     earliest = datetime.fromtimestamp(min(starts.values()), UTC).strftime("%Y-%m-%d")
     try:
-        by_day = spend_by_day(ledger_path(config), earliest)
+        by_key = spend_by_day(ledger_path(config), earliest)
+        by_budget = spend_by_day(ledger_path(config), earliest, by_budget=True)
     except LedgerError as exc:
         _log.warning(
             "budgets start from zero: the ledger cannot be read", extra={"error": str(exc)}
@@ -314,6 +314,7 @@ def _seeds(
         return {}
     seeds: dict[str, tuple[str, float]] = {}
     for name, item in limits.items():
+        by_day = by_budget if name.startswith(GROUP_PREFIX) else by_key
         first = datetime.fromtimestamp(starts[item.budget_period], UTC).strftime("%Y-%m-%d")
         spent = sum(cost for (key, day), cost in by_day.items() if key == name and day >= first)
         seeds[name] = (item.budget_period, spent)
