@@ -26,7 +26,6 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +38,9 @@ from fkllmproxy.config.schema import ClientKey
 from fkllmproxy.errors import BudgetExceeded, RateLimited, StateStoreUnavailable
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.observability.metrics import MULTIPROC_ENV, process_metrics
-from fkllmproxy.observability.usage import LedgerError, PriceTable, ledger_path, spend_by_day
+from fkllmproxy.observability.usage import LedgerError, PriceTable, ledger_path
 from fkllmproxy.state.base import StateBackend, StateUnavailable
+from fkllmproxy.state.budget_spend import configured_budgets, period_spend
 from fkllmproxy.state.budgets import (
     BudgetStore,
     MemoryBudgets,
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "Budgets", "Reservation", "build_budgets", "check", "reserve"]
 
-GROUP_PREFIX = "group:"  # an OIDC group's budget name: group:<claim_value>
 DEFAULT_OUTPUT_TOKENS = 4096  # a request that names no output limit is reserved this many
 HEADER = b"x-fkllm-budget-remaining-usd"
 _log = get_logger("budget")
@@ -281,44 +280,27 @@ def _model_prices(config: Config, prices: PriceTable) -> dict[str, tuple[float, 
 
 
 def _budgeted(config: Config, keys: Iterable[ClientKey]) -> dict[str, UsageLimits]:
-    found: dict[str, UsageLimits] = {}
-    for key in keys:
-        if key.budget_usd is not None:
-            found.setdefault(key.name, UsageLimits(key.name, key.budget_usd, key.budget_period))
-    if config.auth.oidc is not None:
-        for group in config.auth.oidc.groups:
-            if group.budget_usd is not None:
-                name = f"{GROUP_PREFIX}{group.claim_value}"
-                found.setdefault(name, UsageLimits(name, group.budget_usd, group.budget_period))
-    return found
+    return {
+        name: UsageLimits(name, budget.usd, budget.period)
+        for name, budget in configured_budgets(config, keys).items()
+    }
 
 
 def _seeds(
     config: Config, limits: dict[str, UsageLimits], clock: Callable[[], float]
 ) -> dict[str, tuple[str, float]]:
-    """Each budget's spend this period from the ledger's daily rollups (two queries): a
-    key's from its rows (all of them, so a budget added mid-period counts what came
-    before), an OIDC group's from the rows charged to it (the members' names differ)."""
+    """Each budget's spend this period from the ledger (``state/budget_spend.py``)."""
     if not config.usage.enabled or not limits:
         return {}
-    now = clock()
-    starts = {kind: period_bounds(kind, now)[0] for kind in ("day", "week", "month")}
-    earliest = datetime.fromtimestamp(min(starts.values()), UTC).strftime("%Y-%m-%d")
+    periods = {name: item.budget_period for name, item in limits.items()}
     try:
-        by_key = spend_by_day(ledger_path(config), earliest)
-        by_budget = spend_by_day(ledger_path(config), earliest, by_budget=True)
+        spent = period_spend(ledger_path(config), periods, clock())
     except LedgerError as exc:
         _log.warning(
             "budgets start from zero: the ledger cannot be read", extra={"error": str(exc)}
         )
         return {}
-    seeds: dict[str, tuple[str, float]] = {}
-    for name, item in limits.items():
-        by_day = by_budget if name.startswith(GROUP_PREFIX) else by_key
-        first = datetime.fromtimestamp(starts[item.budget_period], UTC).strftime("%Y-%m-%d")
-        spent = sum(cost for (key, day), cost in by_day.items() if key == name and day >= first)
-        seeds[name] = (item.budget_period, spent)
-    return seeds
+    return {name: (periods[name], spent[name]) for name in limits}
 
 
 def _store(
