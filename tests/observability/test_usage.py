@@ -474,3 +474,15 @@ class TestSummarizeOverDays:
             assert {line.group: line.requests for line in lines} == expected, since
         (cut,) = summarize(path, by="day", since=NOON - 2 * DAY + 3600)[:1]
         assert (cut.group, cut.requests) == ("2025-12-30", 3)  # 15:00, 18:00, 21:00
+
+    def test_a_ledger_no_daemon_rolled_up_yet_is_read_from_its_rows(self, tmp_path: Path) -> None:
+        """``fkllm usage`` on a file from before the rollups (not opened by a daemon since)."""
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        for i in range(3):
+            record(ledger, request_id=f"r{i}")
+        ledger.close()
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TABLE usage_daily")
+        (line,) = summarize(path, by="key", since=NOON - DAY)
+        assert (line.group, line.requests, line.prompt_tokens) == ("team-a", 3, 3000)

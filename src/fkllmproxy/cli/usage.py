@@ -60,7 +60,8 @@ def usage(
         typer.Option("--since", help="Only requests since: 30m, 24h, 7d, 2w, or a date (UTC)"),
     ] = None,
     by: Annotated[
-        str | None, typer.Option("--by", help="Group by: key, model, provider or day (UTC)")
+        str | None,
+        typer.Option("--by", help="Group by: key (default), model, provider or day (UTC)"),
     ] = None,
     budgets: Annotated[
         bool,
