@@ -16,6 +16,10 @@ over 50 keys, 8 models and 3 providers. Then it times, each the median of
 * the command itself, ``python -m fkllmproxy usage --db FILE --since 30d --json``, as a
   process (Python's start-up included), next to ``fkllm usage --help`` (start-up alone).
 
+Last, ``retention_days = --prune-days`` (30) is applied as the writer applies it
+(batches of 5,000 rows, then ``incremental_vacuum`` in steps): the longest pause
+between two of the writer's flushes, the totals, and the file's size before and after.
+
 The figures go to docs/performance.md by hand; nothing here is part of ``make test``.
 """
 
@@ -35,6 +39,7 @@ from typing import Any
 
 from fkllmproxy.cli.usage import parse_since
 from fkllmproxy.config.schema import PriceConfig
+from fkllmproxy.observability.retention import cutoff, prune, reclaim
 from fkllmproxy.observability.usage import (
     GROUPINGS,
     PriceTable,
@@ -142,12 +147,48 @@ def measure(path: Path, repeat: int, now: float) -> dict[str, float]:
     return figures
 
 
+def measure_prune(path: Path, retention_days: int, now: float) -> dict[str, float]:
+    """Apply ``retention_days`` the way the writer does (batches, then reclaim): the
+    longest gap between two of the writer's flushes, the totals, the file before/after."""
+    connection = sqlite3.connect(path)
+    gaps: list[float] = []
+    mark = [time.perf_counter()]
+
+    def between() -> None:  # where the writer would flush its queue
+        moment = time.perf_counter()
+        gaps.append(moment - mark[0])
+        mark[0] = moment
+
+    before = path.stat().st_size
+    try:
+        began = time.perf_counter()
+        deleted = prune(connection, cutoff(now, retention_days), between, lambda: False)
+        pruned = time.perf_counter()
+        mark[0] = pruned
+        reclaim(connection, between, lambda: False)
+        reclaimed = time.perf_counter()
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
+    return {
+        "prune_rows_deleted": float(deleted),
+        "prune_total_ms": (pruned - began) * 1000,
+        "reclaim_total_ms": (reclaimed - pruned) * 1000,
+        "longest_writer_pause_ms": max(gaps, default=0.0) * 1000,
+        "file_mb_before": before / 1e6,
+        "file_mb_after": path.stat().st_size / 1e6,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=float, default=60.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--path", type=Path, help="Keep the ledger here [a temporary file]")
+    parser.add_argument(
+        "--prune-days", type=int, default=30, help="Then prune to this retention (0: do not)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fkllm-ledger-bench-") as scratch:
         path = args.path or Path(scratch) / "usage.sqlite3"
@@ -163,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"        {size:,.0f} MB, built in {built:.1f} s ({path})")
         for name, ms in measure(path, args.repeat, now).items():
             print(f"{name:32} {ms:10.1f} ms")
+        if args.prune_days:
+            print(f"retention_days = {args.prune_days}:")
+            for name, value in measure_prune(path, args.prune_days, now).items():
+                print(f"{name:32} {value:10.1f}")
     return 0
 
 
