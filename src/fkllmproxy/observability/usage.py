@@ -467,7 +467,7 @@ class UsageLedger:
         try:
             deleted = prune(self._connection, before, self._flush, stopping)
             pages = reclaim(self._connection, self._flush, stopping) if deleted else 0
-        except sqlite3.Error as exc:  # a busy or full disk: the next round tries again
+        except sqlite3.Error as exc:  # a busy or full disk: the next prune, an hour on, retries
             _log.warning(
                 "usage ledger prune failed", extra={"path": str(self.path), "error": str(exc)}
             )
