@@ -8,7 +8,9 @@ the issuer going down); ``TestDaemon`` does the same through a real ``fkllm serv
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -443,3 +445,37 @@ def test_a_group_budget_is_shared_by_its_members(issuer: LocalIssuer, start_daem
     assert refused.json()["error"]["code"] == "budget_exceeded"
     assert "'group:team'" in refused.json()["error"]["message"]
     assert chat(daemon, issuer.token(sub="dee")).status_code == 200
+
+
+def test_a_group_budget_survives_a_restart(
+    issuer: LocalIssuer, start_daemon: Any, tmp_path: Path
+) -> None:
+    """On the memory backend a group's spend comes back from the ledger, which records
+    the budget each request was charged to: after a restart the spent group is still
+    refused, whichever member asks, and a member of no group is not."""
+    ledger = tmp_path / "usage.sqlite3"
+    config = (
+        MOCK_CONFIG
+        + BUDGET_CONFIG.format(issuer=issuer.issuer, audience=AUDIENCE)
+        + f'\n[usage]\nenabled = true\npath = "{ledger}"\n'
+    )
+    first = start_daemon(config)
+    for i in range(40):
+        token = issuer.token(sub=("ann", "bob")[i % 2], groups=["team"], jti=f"r{i}")
+        if chat(first, token).status_code != 200:
+            break
+    else:
+        raise AssertionError("the group's budget never ran out")
+    assert first.stop() == 0
+    with sqlite3.connect(ledger) as db:
+        charged = db.execute(
+            "SELECT DISTINCT key_name, budget_name FROM usage WHERE status = 200 ORDER BY 1"
+        ).fetchall()
+    assert charged == [("ann", "group:team"), ("bob", "group:team")]
+
+    again = start_daemon(config)
+    refused = chat(again, issuer.token(sub="cy", groups=["team"]))
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    assert "'group:team'" in refused.json()["error"]["message"]
+    assert chat(again, issuer.token(sub="dee")).status_code == 200

@@ -84,3 +84,91 @@ class TestParseSince:
     def test_nonsense(self) -> None:
         with pytest.raises(ValueError, match="neither a duration"):
             parse_since("soon")
+
+
+BUDGETS_CONFIG = """
+[state]
+directory = "{state}"
+
+[usage]
+enabled = true
+path = "{ledger}"
+
+[[pricing]]
+model = "mock-1"
+input_per_mtok = 0
+output_per_mtok = 1000
+
+[[auth.keys]]
+name = "team-a"
+key_sha256 = "{digest}"
+budget_usd = 1.0
+budget_period = "month"
+
+[auth.oidc]
+issuer = "http://127.0.0.1:9/issuer"
+audience = "fkllm"
+
+[[auth.oidc.groups]]
+claim_value = "team"
+budget_usd = 0.5
+budget_period = "day"
+"""
+
+
+def test_budgets_show_spend_this_period_and_what_is_left(tmp_path: Path) -> None:
+    """``--budgets``: every budget (a config key, a stored key, an OIDC group) with its
+    spend this period by the ledger — a group's from its members' rows — and what is left."""
+    from fkllmproxy.auth.store import KeyStore, store_path
+    from fkllmproxy.config.schema import PriceConfig
+    from fkllmproxy.observability.usage import PriceTable, UsageLedger
+
+    ledger = tmp_path / "usage.sqlite3"
+    digest = hashlib.sha256(TEAM_KEY.encode()).hexdigest()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        MOCK_CONFIG + BUDGETS_CONFIG.format(state=tmp_path, ledger=ledger, digest=digest)
+    )
+    KeyStore(store_path(tmp_path)).create("stored", [], None, budget_usd=2.0, budget_period="week")
+    moment = [time.time() - 40 * 86_400]  # last month's spend is not this month's
+    prices = PriceTable([PriceConfig(model="mock-1", input_per_mtok=0, output_per_mtok=1000)])
+    writer = UsageLedger(ledger, flush_interval=3600, prices=prices, clock=lambda: moment[0])
+
+    def charge(request: str, key: str, budget: str, completion_tokens: int) -> None:
+        writer.record(
+            request_id=request,
+            key_name=key,
+            model="mock",
+            provider="mock",
+            upstream_model="mock-1",
+            prompt_tokens=5,
+            completion_tokens=completion_tokens,
+            latency_ms=1.0,
+            status=200,
+            budget_name=budget,
+        )
+
+    charge("old", "team-a", "team-a", 500)
+    moment[0] = time.time()
+    charge("a1", "team-a", "team-a", 100)  # $0.10
+    charge("a2", "team-a", "team-a", 150)  # $0.15
+    charge("g1", "ann", "group:team", 200)  # $0.20, charged to the group
+    charge("g2", "bob", "group:team", 400)  # $0.40: the group is over its budget
+    writer.close()
+
+    shown = fkllm("usage", "--config", str(config), "--budgets", "--json")
+    assert shown.returncode == 0, shown.stderr
+    budgets = {b["name"]: b for b in json.loads(shown.stdout)["budgets"]}
+    assert set(budgets) == {"team-a", "stored", "group:team"}
+    assert (budgets["team-a"]["spent_usd"], budgets["team-a"]["left_usd"]) == (0.25, 0.75)
+    assert (budgets["group:team"]["spent_usd"], budgets["group:team"]["left_usd"]) == (0.6, 0.0)
+    assert (budgets["stored"]["period"], budgets["stored"]["left_usd"]) == ("week", 2.0)
+    assert budgets["group:team"]["renews"].endswith("T00:00:00Z")
+
+    table = fkllm("usage", "--config", str(config), "--budgets")
+    assert table.returncode == 0, table.stderr
+    line = next(x for x in table.stdout.splitlines() if x.startswith("group:team"))
+    assert line.split()[1:5] == ["day", "0.5000", "0.6000", "0.0000"]
+
+    mixed = fkllm("usage", "--config", str(config), "--budgets", "--since", "1d")
+    assert mixed.returncode == 2 and "--budgets" in mixed.stderr

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fkllmproxy.config.schema import PriceConfig
-from fkllmproxy.observability import usage
+from fkllmproxy.observability import retention, usage
 from fkllmproxy.observability.metrics import process_metrics
 from fkllmproxy.observability.usage import (
     LedgerError,
@@ -26,6 +26,7 @@ from fkllmproxy.observability.usage import (
     summarize,
     summarize_days,
 )
+from tests.cli.test_cli import fkllm
 from tests.conftest import MOCK_CONFIG, prometheus_samples, wait_until
 
 
@@ -429,3 +430,159 @@ class TestFullDisk:
         assert messages.count(failed) == 1
         assert "usage ledger writes again" in messages
         assert daemon.stop() == 0
+
+
+DAY = 86_400.0
+NOON = 1_767_268_800.0  # 2026-01-01 12:00 UTC
+
+
+class Clock:
+    """A clock the test moves (the ledger stamps rows and decides prunes by it)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def raw_days(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        found = db.execute(
+            "SELECT date(ts, 'unixepoch'), COUNT(*) FROM usage GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    return dict(found)
+
+
+class TestRetention:
+    def test_old_rows_go_their_rollups_stay(self, tmp_path: Path) -> None:
+        """Rows older than retention_days are deleted by the writer; the day's rollup,
+        and with it ``fkllm usage``, still counts them."""
+        path = tmp_path / "usage.sqlite3"
+        clock = Clock(NOON - 40 * DAY)
+        ledger = UsageLedger(
+            path, flush_interval=0.01, prices=PriceTable([]), retention_days=30, clock=clock
+        )
+        try:
+            for i in range(4):
+                record(ledger, request_id=f"old{i}")
+            assert wait_until(lambda: count_rows(path) == 4, timeout=10)
+            clock.now = NOON - 10 * DAY
+            record(ledger, request_id="recent")
+            clock.now = NOON  # the next round is an hour and more later: a prune is due
+            record(ledger, request_id="today")
+            assert wait_until(lambda: sum(raw_days(path).values()) == 2, timeout=10)
+        finally:
+            ledger.close()
+        assert raw_days(path) == {"2025-12-22": 1, "2026-01-01": 1}
+        by_day = {line.group: line.requests for line in summarize(path, by="day")}
+        assert by_day == {"2025-11-22": 4, "2025-12-22": 1, "2026-01-01": 1}
+        shown = fkllm("usage", "--db", str(path), "--by", "day", "--json")
+        assert shown.returncode == 0, shown.stderr
+        groups = {g["group"]: g["requests"] for g in json.loads(shown.stdout)["groups"]}
+        assert groups == by_day
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL
+            assert db.execute("PRAGMA freelist_count").fetchone() == (0,)  # space reclaimed
+
+    def test_a_since_older_than_retention_counts_that_day_whole(self, tmp_path: Path) -> None:
+        """Raw rows of a pruned day are gone: ``since`` within it gets the whole day."""
+        path = tmp_path / "usage.sqlite3"
+        clock = Clock(NOON - 40 * DAY)
+        ledger = UsageLedger(
+            path, flush_interval=0.01, prices=PriceTable([]), retention_days=30, clock=clock
+        )
+        try:
+            record(ledger, request_id="morning")
+            assert wait_until(lambda: count_rows(path) == 1, timeout=10)
+            clock.now = NOON
+            record(ledger, request_id="today")
+            assert wait_until(lambda: count_rows(path) == 1 and "2026-01-01" in raw_days(path))
+        finally:
+            ledger.close()
+        evening = NOON - 40 * DAY + 6 * 3600  # after the old row, the same day
+        assert [line.requests for line in summarize(path, since=evening)] == [2]
+
+    def test_zero_keeps_everything(self, tmp_path: Path) -> None:
+        path = tmp_path / "usage.sqlite3"
+        clock = Clock(NOON - 400 * DAY)
+        ledger = UsageLedger(
+            path, flush_interval=0.01, prices=PriceTable([]), retention_days=0, clock=clock
+        )
+        try:
+            record(ledger, request_id="ancient")
+            assert wait_until(lambda: count_rows(path) == 1, timeout=10)
+            clock.now = NOON
+            record(ledger, request_id="today")
+            assert wait_until(lambda: count_rows(path) == 2, timeout=10)
+        finally:
+            ledger.close()
+        assert len(raw_days(path)) == 2
+
+    def test_a_big_prune_goes_in_batches_and_new_rows_keep_landing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Batches of a few rows: every old row goes, every new one is written."""
+        monkeypatch.setattr(retention, "PRUNE_BATCH", 3)
+        path = tmp_path / "usage.sqlite3"
+        clock = Clock(NOON - 100 * DAY)
+        ledger = UsageLedger(
+            path, flush_interval=0.01, prices=PriceTable([]), retention_days=7, clock=clock
+        )
+        try:
+            for i in range(20):
+                record(ledger, request_id=f"old{i}")
+            assert wait_until(lambda: count_rows(path) == 20, timeout=10)
+            clock.now = NOON
+            for i in range(5):
+                record(ledger, request_id=f"new{i}")
+            assert wait_until(lambda: raw_days(path) == {"2026-01-01": 5}, timeout=10)
+        finally:
+            ledger.close()
+        assert [line.requests for line in summarize(path, by="key")] == [25]
+
+    def test_an_older_small_file_is_converted_to_incremental_vacuum(self, tmp_path: Path) -> None:
+        path = tmp_path / "usage.sqlite3"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE unrelated (x)")
+        assert_mode = "SELECT * FROM pragma_auto_vacuum"
+        with sqlite3.connect(path) as db:
+            assert db.execute(assert_mode).fetchone() == (0,)
+        UsageLedger(path, flush_interval=0.01, prices=PriceTable([])).close()
+        with sqlite3.connect(path) as db:
+            assert db.execute(assert_mode).fetchone() == (2,)
+
+
+class TestSummarizeOverDays:
+    def test_a_since_inside_a_day_counts_only_the_rows_after_it(self, tmp_path: Path) -> None:
+        """Rollups for whole days plus raw rows for the cut day equal the raw rows."""
+        path = tmp_path / "usage.sqlite3"
+        clock = Clock(NOON - 3 * DAY)
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]), clock=clock)
+        for i in range(24):  # one row every three hours over three days
+            clock.now = NOON - 3 * DAY + i * 3 * 3600
+            record(ledger, request_id=f"r{i}", key_name=f"k{i % 2}", latency_ms=float(i))
+        ledger.close()
+        for since in (NOON - 2 * DAY + 3600, NOON - 2 * DAY - 12 * 3600, NOON - DAY):
+            with sqlite3.connect(path) as db:
+                expected = dict(
+                    db.execute(
+                        "SELECT key_name, COUNT(*) FROM usage WHERE ts >= ? GROUP BY 1", (since,)
+                    ).fetchall()
+                )
+            lines = summarize(path, by="key", since=since)
+            assert {line.group: line.requests for line in lines} == expected, since
+        (cut,) = summarize(path, by="day", since=NOON - 2 * DAY + 3600)[:1]
+        assert (cut.group, cut.requests) == ("2025-12-30", 3)  # 15:00, 18:00, 21:00
+
+    def test_a_ledger_no_daemon_rolled_up_yet_is_read_from_its_rows(self, tmp_path: Path) -> None:
+        """``fkllm usage`` on a file from before the rollups (not opened by a daemon since)."""
+        path = tmp_path / "usage.sqlite3"
+        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        for i in range(3):
+            record(ledger, request_id=f"r{i}")
+        ledger.close()
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TABLE usage_daily")
+        (line,) = summarize(path, by="key", since=NOON - DAY)
+        assert (line.group, line.requests, line.prompt_tokens) == ("team-a", 3, 3000)

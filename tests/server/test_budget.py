@@ -31,6 +31,7 @@ def config(
     tpm: int | None = None,
     state: str = "",
     usage: bool = True,
+    latency_ms: int = 0,
 ) -> str:
     limits = ""
     if budget is not None:
@@ -53,6 +54,7 @@ key_sha256 = "{key_sha()}"
 [[providers]]
 name = "mock"
 type = "mock"
+mock_latency_ms = {latency_ms}
 
 [[models]]
 name = "mock"
@@ -167,6 +169,64 @@ def test_two_workers_share_one_budget(start_daemon: Any, tmp_path: Path) -> None
     daemon = start_daemon(config(tmp_path, budget=0.05), args=["--workers", "2"])
     allowed, refused = spend_until_refused([daemon])
     assert_stopped_at_budget(daemon, allowed, refused, 0.05)
+
+
+def concurrently(
+    daemons: list[RunningDaemon], in_flight: int, count: int
+) -> list[tuple[int, httpx.Response]]:
+    """``count`` requests, ``in_flight`` at a time, round robin over ``daemons``:
+    (which daemon, its answer) each."""
+
+    def one(i: int) -> tuple[int, httpx.Response]:
+        return i % len(daemons), chat(daemons[i % len(daemons)], f"n{i}")
+
+    with concurrent.futures.ThreadPoolExecutor(in_flight) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def assert_within_in_flight(responses: list[httpx.Response], budget: float, in_flight: int) -> None:
+    """Refusals came, and what got through cost at least the budget and at most the
+    budget plus the estimates of the requests in flight (the one-worker bound)."""
+    assert {r.status_code for r in responses} == {200, 429}
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 429} == {
+        "budget_exceeded"
+    }
+    total = sum(cost(r) for r in responses if r.status_code == 200)
+    assert budget <= total <= budget + in_flight * ESTIMATE
+
+
+def test_two_workers_concurrent_requests_overshoot_by_at_most_the_in_flight(
+    start_daemon: Any, tmp_path: Path
+) -> None:
+    """Concurrent requests over two workers draw on one budget: what got through stays
+    within budget + in-flight estimates (a budget per worker would let twice through),
+    and both workers served some of it (told apart by the pid on their log lines)."""
+    budget, in_flight = 0.5, 4  # the bound, 0.9, is below two budgets' worth
+    daemon = start_daemon(config(tmp_path, budget=budget, latency_ms=40), args=["--workers", "2"])
+    responses = [r for _, r in concurrently([daemon], in_flight, 120)]
+    assert_within_in_flight(responses, budget, in_flight)
+    served = {
+        line["pid"]
+        for line in daemon.logs()
+        if line["msg"] == "request"
+        and line["path"] == "/v1/chat/completions"
+        and line["status"] == 200
+    }
+    assert len(served) == 2, "every request that got through went to one worker"
+
+
+def test_two_daemons_concurrent_requests_overshoot_by_at_most_the_in_flight(
+    start_daemon: Any, tmp_path: Path, redis_server: Any
+) -> None:
+    """Concurrent requests to two daemons on one redis-server: one budget, overshot by
+    at most the estimates in flight over both, and both daemons let requests through."""
+    state = f'backend = "redis"\nurl = "{redis_server.url}"\nkey_prefix = "budget-race:"'
+    budget, in_flight = 0.5, 4
+    a = start_daemon(config(tmp_path / "a", budget=budget, state=state, latency_ms=40))
+    b = start_daemon(config(tmp_path / "b", budget=budget, state=state, latency_ms=40))
+    answers = concurrently([a, b], in_flight, 120)
+    assert_within_in_flight([r for _, r in answers], budget, in_flight)
+    assert {which for which, r in answers if r.status_code == 200} == {0, 1}
 
 
 def test_two_daemons_on_one_redis_share_one_budget(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,8 @@ from fkllmproxy.state.budgets import (
     SharedFileBudgets,
     period_bounds,
 )
+from fkllmproxy.state.redis import RedisState
+from tests.state.conftest import RedisServer
 
 
 def ts(text: str) -> float:
@@ -46,64 +50,100 @@ def stores(tmp_path: Path) -> list[tuple[BudgetStore, BudgetStore]]:
     return [(memory, memory), (SharedFileBudgets(path), SharedFileBudgets(path))]
 
 
+async def sequential(a: BudgetStore, b: BudgetStore) -> None:
+    """Calls taking turns between ``a`` and ``b``, each settled before the next."""
+    admitted = 0
+    for i in range(100):
+        store = a if i % 2 else b
+        if not (await store.reserve("k", 1, 1.0, 0.5)).allowed:
+            break
+        admitted += 1
+        await store.settle("k", 1, 0.5, 0.3)
+    assert admitted == 4  # 0, 0.3, 0.6, 0.9 are under 1.0; 1.2 is not
+    spend = await a.read("k", 1)
+    assert (round(spend.spent, 9), spend.reserved) == (1.2, 0.0)
+    # A new period is a fresh record.
+    assert (await b.reserve("k", 2, 1.0, 0.5)).allowed
+
+
+LIMIT, ESTIMATE, COST = 1.0, 0.25, 0.2
+
+
+async def interleaved(a: BudgetStore, b: BudgetStore) -> int:
+    """Fifty calls at once over ``a`` and ``b``; how many were admitted. Spend ends
+    within one call's cost of the limit: below it only by what the refused calls'
+    moment left unspent, above it by at most the in-flight reservations' real cost."""
+
+    async def call(store: BudgetStore) -> bool:
+        if not (await store.reserve("k", 1, LIMIT, ESTIMATE)).allowed:
+            return False
+        await asyncio.sleep(0)  # let the others reserve before this one settles
+        await store.settle("k", 1, ESTIMATE, COST)
+        return True
+
+    admitted = sum(await asyncio.gather(*(call(a if i % 2 else b) for i in range(50))))
+    spend = await a.read("k", 1)
+    assert spend.reserved == 0.0
+    assert LIMIT - COST <= spend.spent <= LIMIT + ESTIMATE
+    assert round(spend.spent, 9) == round(admitted * COST, 9)
+    return admitted
+
+
+async def seeded(a: BudgetStore, b: BudgetStore) -> None:
+    """The ledger's spend starts a budget; a second worker's seed does not reset it."""
+    await a.seed("k", 1, 0.7)
+    await a.settle("k", 1, 0.0, 0.1)
+    await b.seed("k", 1, 0.7)
+    assert round((await b.read("k", 1)).spent, 9) == 0.8
+
+
 def test_sequential_reservations_stop_once_spend_reaches_the_limit(tmp_path: Path) -> None:
     """A call is admitted while spend is under the limit; settled spend is the real cost."""
-
-    async def run(a: BudgetStore, b: BudgetStore) -> None:
-        admitted = 0
-        for i in range(100):
-            store = a if i % 2 else b
-            if not (await store.reserve("k", 1, 1.0, 0.5)).allowed:
-                break
-            admitted += 1
-            await store.settle("k", 1, 0.5, 0.3)
-        assert admitted == 4  # 0, 0.3, 0.6, 0.9 are under 1.0; 1.2 is not
-        spend = await a.read("k", 1)
-        assert (round(spend.spent, 9), spend.reserved) == (1.2, 0.0)
-        # A new period is a fresh record.
-        assert (await b.reserve("k", 2, 1.0, 0.5)).allowed
-
     for a, b in stores(tmp_path):
-        asyncio.run(run(a, b))
+        asyncio.run(sequential(a, b))
 
 
 def test_concurrent_calls_overshoot_by_at_most_the_in_flight_estimates(tmp_path: Path) -> None:
     """Many calls reserving at once against a small budget: the ones admitted are those
     whose reservation found room, and spend ends below the limit plus one estimate."""
-
-    async def call(store: BudgetStore, limit: float, estimate: float, cost: float) -> bool:
-        if not (await store.reserve("k", 1, limit, estimate)).allowed:
-            return False
-        await asyncio.sleep(0)  # all reserve before any settles
-        await store.settle("k", 1, estimate, cost)
-        return True
-
-    async def run(a: BudgetStore, b: BudgetStore) -> None:
-        limit, estimate, cost = 1.0, 0.25, 0.2
-        results = await asyncio.gather(
-            *(call(a if i % 2 else b, limit, estimate, cost) for i in range(50))
-        )
-        admitted = sum(results)
-        assert admitted == 4  # reserved 0, 0.25, 0.5, 0.75 < 1.0 before any settled
-        spend = await a.read("k", 1)
-        assert spend.reserved == 0.0
-        assert limit - cost <= spend.spent <= limit + estimate
-
     for a, b in stores(tmp_path):
-        asyncio.run(run(a, b))
+        # Every call reserves before any settles: 0, 0.25, 0.5, 0.75 found room.
+        assert asyncio.run(interleaved(a, b)) == 4
 
 
 def test_a_seed_applies_only_where_nothing_is_recorded(tmp_path: Path) -> None:
-    """The ledger's spend starts a budget; a second worker's seed does not reset it."""
-
-    async def run(a: BudgetStore, b: BudgetStore) -> None:
-        await a.seed("k", 1, 0.7)
-        await a.settle("k", 1, 0.0, 0.1)
-        await b.seed("k", 1, 0.7)
-        assert round((await b.read("k", 1)).spent, 9) == 0.8
-
     for a, b in stores(tmp_path):
-        asyncio.run(run(a, b))
+        asyncio.run(seeded(a, b))
+
+
+class TestRedisBudgets:
+    """The same checks on one redis-server through two clients (two daemons)."""
+
+    @staticmethod
+    def run(redis_server: RedisServer, check: Callable[[BudgetStore, BudgetStore], Any]) -> Any:
+        async def both() -> Any:
+            a, b = RedisState(redis_server.url), RedisState(redis_server.url)
+            try:
+                return await check(a.budgets(), b.budgets())
+            finally:
+                await a.aclose()
+                await b.aclose()
+
+        return asyncio.run(both())
+
+    def test_sequential_reservations_stop_at_the_limit(self, redis_server: RedisServer) -> None:
+        self.run(redis_server, sequential)
+
+    def test_interleaved_calls_overshoot_by_at_most_the_in_flight(
+        self, redis_server: RedisServer
+    ) -> None:
+        """Reservations from two clients interleave on the server; each is atomic, so
+        the calls admitted are those that found room (at least the four that fit)."""
+        admitted = self.run(redis_server, interleaved)
+        assert 4 <= admitted <= 6  # 6 * 0.2 = 1.2 = LIMIT + COST: the bound above
+
+    def test_a_seed_applies_only_where_nothing_is_recorded(self, redis_server: RedisServer) -> None:
+        self.run(redis_server, seeded)
 
 
 def test_token_bucket_is_taken_after_and_refills_by_the_minute(tmp_path: Path) -> None:

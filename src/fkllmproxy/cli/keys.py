@@ -23,8 +23,8 @@ from fkllmproxy.config import load_config
 from fkllmproxy.config.loader import unpriced_models
 from fkllmproxy.config.schema import KeyRateLimit, StateConfig
 from fkllmproxy.errors import ConfigError
-from fkllmproxy.observability.usage import LedgerError, ledger_path, spend_by_day
-from fkllmproxy.state.budgets import period_bounds
+from fkllmproxy.observability.usage import LedgerError, ledger_path
+from fkllmproxy.state.budget_spend import period_spend
 
 __all__ = ["keys_app"]
 
@@ -212,8 +212,8 @@ def _period_spend(
     rows: list[StoredKey], state_dir: Path | None, config: str | None, env_file: str | None
 ) -> dict[str, float]:
     """Each budgeted key's spend this period, from the usage ledger's daily rollups."""
-    budgeted = [k for k in rows if k.budget_usd is not None]
-    if not budgeted:
+    periods = {k.name: k.budget_period for k in rows if k.budget_usd is not None}
+    if not periods:
         return {}
     try:
         loaded = load_config(config_path=config, env_file=env_file).config
@@ -221,19 +221,10 @@ def _period_spend(
     except ConfigError:
         directory = state_dir or os.environ.get("APP_STATE__DIRECTORY") or StateConfig().directory
         path = Path(directory) / "usage.sqlite3"
-    now = time.time()
-    starts = {k.name: period_bounds(k.budget_period, now)[0] for k in budgeted}
-    first = datetime.fromtimestamp(min(starts.values()), UTC).strftime("%Y-%m-%d")
     try:
-        by_day = spend_by_day(path, first)
+        return period_spend(path, periods, time.time())
     except LedgerError:
         return {}
-    spend: dict[str, float] = {}
-    for (name, day), cost in by_day.items():
-        start = starts.get(name)
-        if start is not None and day >= datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d"):
-            spend[name] = spend.get(name, 0.0) + cost
-    return spend
 
 
 def _when(timestamp: float) -> str:

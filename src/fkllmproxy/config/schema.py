@@ -190,6 +190,9 @@ class UsageConfig(_Section, frozen=True):
     enabled: bool = False
     path: str | None = None
     flush_interval_secs: PositiveFloat = 0.1
+    # Raw rows older than this many days are deleted by the ledger's writer (0: kept
+    # forever); the daily rollups ``fkllm usage``, the console and budgets read stay.
+    retention_days: Annotated[int, Meta(ge=0)] = 90
     # The energy estimate's coefficients for models without their own in [[pricing]]:
     # Wh per 1,000 tokens (see observability/energy.py for where the defaults come from).
     energy_wh_per_1k_prompt: NonNegativeFloat = 0.05

@@ -16,7 +16,7 @@ cost is one attribute check in ``gate.admit``, ``dispatch.accept`` and the middl
   + completion tokens are taken from the per-minute bucket.
 
 Spend lives in ``state/budgets.py``'s stores; nothing here touches SQLite except the
-one read of the ledger's daily rollups before the first request (``_seed``).
+two reads of the ledger's daily rollups before the first request (``_seeds``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +38,9 @@ from fkllmproxy.config.schema import ClientKey
 from fkllmproxy.errors import BudgetExceeded, RateLimited, StateStoreUnavailable
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.observability.metrics import MULTIPROC_ENV, process_metrics
-from fkllmproxy.observability.usage import LedgerError, PriceTable, ledger_path, spend_by_day
+from fkllmproxy.observability.usage import LedgerError, PriceTable, ledger_path
 from fkllmproxy.state.base import StateBackend, StateUnavailable
+from fkllmproxy.state.budget_spend import configured_budgets, period_spend
 from fkllmproxy.state.budgets import (
     BudgetStore,
     MemoryBudgets,
@@ -280,44 +280,27 @@ def _model_prices(config: Config, prices: PriceTable) -> dict[str, tuple[float, 
 
 
 def _budgeted(config: Config, keys: Iterable[ClientKey]) -> dict[str, UsageLimits]:
-    found: dict[str, UsageLimits] = {}
-    for key in keys:
-        if key.budget_usd is not None:
-            found.setdefault(key.name, UsageLimits(key.name, key.budget_usd, key.budget_period))
-    if config.auth.oidc is not None:
-        for group in config.auth.oidc.groups:
-            if group.budget_usd is not None:
-                name = f"group:{group.claim_value}"
-                found.setdefault(name, UsageLimits(name, group.budget_usd, group.budget_period))
-    return found
+    return {
+        name: UsageLimits(name, budget.usd, budget.period)
+        for name, budget in configured_budgets(config, keys).items()
+    }
 
 
 def _seeds(
     config: Config, limits: dict[str, UsageLimits], clock: Callable[[], float]
 ) -> dict[str, tuple[str, float]]:
-    """Each key's spend this period from the ledger's daily rollups (one query).
-
-    An OIDC group's spend is not in the ledger by group (rows carry the member's name):
-    on the memory backend a group starts the day of a restart from zero; Redis keeps it.
-    """
+    """Each budget's spend this period from the ledger (``state/budget_spend.py``)."""
     if not config.usage.enabled or not limits:
         return {}
-    now = clock()
-    starts = {kind: period_bounds(kind, now)[0] for kind in ("day", "week", "month")}
-    earliest = datetime.fromtimestamp(min(starts.values()), UTC).strftime("%Y-%m-%d")
+    periods = {name: item.budget_period for name, item in limits.items()}
     try:
-        by_day = spend_by_day(ledger_path(config), earliest)
+        spent = period_spend(ledger_path(config), periods, clock())
     except LedgerError as exc:
         _log.warning(
             "budgets start from zero: the ledger cannot be read", extra={"error": str(exc)}
         )
         return {}
-    seeds: dict[str, tuple[str, float]] = {}
-    for name, item in limits.items():
-        first = datetime.fromtimestamp(starts[item.budget_period], UTC).strftime("%Y-%m-%d")
-        spent = sum(cost for (key, day), cost in by_day.items() if key == name and day >= first)
-        seeds[name] = (item.budget_period, spent)
-    return seeds
+    return {name: (periods[name], spent[name]) for name in limits}
 
 
 def _store(

@@ -288,6 +288,8 @@ def _observe(
                 metrics.energy(provider, model, energy_wh * JOULES_PER_WH)
     ledger = holder.ledger
     if ledger is not None and sent is not None:
+        held = context.budget
+        charged = held.limits.budget_name if held and held.limits.budget_usd is not None else None
         ledger.record(
             request_id=context.request_id,
             key_name=context.client,
@@ -301,4 +303,5 @@ def _observe(
             latency_ms=round(seconds * 1000, 3),
             status=status,
             energy_wh=energy_wh,
+            budget_name=charged,
         )
