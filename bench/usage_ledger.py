@@ -26,6 +26,7 @@ The figures go to docs/performance.md by hand; nothing here is part of ``make te
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sqlite3
 import statistics
@@ -128,13 +129,13 @@ def measure(path: Path, repeat: int, now: float) -> dict[str, float]:
     figures: dict[str, float] = {}
     for by in GROUPINGS:
         figures[f"summarize_30d_by_{by}"] = _median_ms(
-            lambda by=by: summarize(path, by=by, since=since), repeat
+            functools.partial(summarize, path, by=by, since=since), repeat
         )
         figures[f"raw_scan_30d_by_{by}"] = _median_ms(
-            lambda by=by: _raw_scan(path, by, since), repeat
+            functools.partial(_raw_scan, path, by, since), repeat
         )
         figures[f"console_usage_30d_by_{by}"] = _median_ms(
-            lambda by=by: usage_lines(path, by, since), repeat
+            functools.partial(usage_lines, path, by, since), repeat
         )
     figures["console_keys"] = _median_ms(lambda: key_activity(path), repeat)
     command = [sys.executable, "-m", "fkllmproxy", "usage", "--db", str(path), "--since", "30d"]
