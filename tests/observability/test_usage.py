@@ -26,6 +26,7 @@ from fkllmproxy.observability.usage import (
     summarize,
     summarize_days,
 )
+from fkllmproxy.testing.fake_upstream import FakeUpstream
 from tests.cli.test_cli import fkllm
 from tests.conftest import MOCK_CONFIG, prometheus_samples, wait_until
 
@@ -586,3 +587,53 @@ class TestSummarizeOverDays:
             db.execute("DROP TABLE usage_daily")
         (line,) = summarize(path, by="key", since=NOON - DAY)
         assert (line.group, line.requests, line.prompt_tokens) == ("team-a", 3, 3000)
+
+
+def test_the_row_names_the_target_that_answered(
+    start_daemon: Any, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """A model whose two targets are on one provider: the first fails, the second answers,
+    and the ledger row (and its price) names the second's model, not the first's."""
+    path = tmp_path / "usage.sqlite3"
+    config = f"""
+[[providers]]
+name = "up"
+type = "openai"
+base_url = "{fake_upstream.url}/v1"
+api_key = "k"
+
+[[models]]
+name = "two-on-one"
+targets = [
+  {{ provider = "up", model = "fault-500" }},
+  {{ provider = "up", model = "answers" }},
+]
+
+[[pricing]]
+model = "fault-500"
+input_per_mtok = 1000.0
+
+[[pricing]]
+model = "answers"
+input_per_mtok = 1.0
+
+[usage]
+enabled = true
+path = "{path}"
+"""
+    daemon = start_daemon(config)
+    response = httpx.post(
+        daemon.url + "/v1/chat/completions",
+        headers=daemon.headers(),
+        json={"model": "two-on-one", "messages": [{"role": "user", "content": "which?"}]},
+    )
+    assert response.status_code == 200, response.text
+    asked = [r.json["model"] for r in fake_upstream.requests]
+    assert asked[0] == "fault-500" and asked[-1] == "answers"
+    assert wait_until(lambda: count_rows(path) == 1, timeout=10)
+    with sqlite3.connect(path) as db:
+        upstream_model, prompt, cost = db.execute(
+            "SELECT upstream_model, prompt_tokens, cost_usd FROM usage"
+        ).fetchone()
+    assert upstream_model == "answers"
+    assert cost == pytest.approx(prompt * 1.0 / 1e6)

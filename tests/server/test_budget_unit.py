@@ -60,7 +60,7 @@ def test_retry_after_is_the_time_to_the_end_of_the_period() -> None:
         # 200 output tokens at $0.01 plus ceil(19 / 4) input tokens at $0.004.
         assert context.budget.estimate == pytest.approx(200 * 0.01 + 5 * 0.004)
         context.usage = None
-        await budgets.settle(context, {})  # nothing was used: the hold is released
+        await budgets.settle(context)  # nothing was used: the hold is released
         await budgets.store.settle("k", context.budget.period, 0.0, 1.0)
         with pytest.raises(BudgetExceeded) as refused:
             await budget.check(budgets, caller, RequestContext(request_id="s", started=0.0))

@@ -175,7 +175,7 @@ class Budgets:
         per_in, per_out = self.model_prices.get(model.name, (0.0, 0.0))
         return -(-len(raw) // CHARS_PER_TOKEN) * per_in + output_limit(raw) * per_out
 
-    async def settle(self, context: RequestContext, runtime_models: dict[str, ModelConfig]) -> None:
+    async def settle(self, context: RequestContext) -> None:
         """Release the reservation, add the real cost, take the real tokens."""
         held = context.budget
         if held is None or held.settled:
@@ -191,16 +191,10 @@ class Budgets:
             return
         cost = 0.0
         if usage is not None and context.provider and context.provider != "cache":
-            configured = runtime_models.get(context.model) if context.model else None
-            upstream = None
-            if configured is not None:
-                upstream = next(
-                    (t.model for t in configured.targets if t.provider == context.provider), None
-                )
             cost = (
                 self.prices.cost(
                     context.provider,
-                    upstream,
+                    context.upstream_model,
                     context.model,
                     usage.prompt_tokens,
                     usage.completion_tokens,

@@ -25,6 +25,7 @@ class RequestContext:
     started: float
     model: str | None = None
     provider: str | None = None
+    upstream_model: str | None = None  # the target's model that answered (the router's)
     attempts: int = 0
     client: str | None = None
     usage: Usage | None = None

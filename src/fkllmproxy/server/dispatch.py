@@ -155,4 +155,5 @@ async def call_targets(
         )
     finally:
         context.provider = attempted.provider
+        context.upstream_model = attempted.upstream_model
         context.attempts = attempted.attempts

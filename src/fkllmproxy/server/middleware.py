@@ -135,7 +135,7 @@ async def _settle_safely(holder: RuntimeHolder, context: RequestContext) -> None
     if runtime.budgets is None:
         return
     try:
-        await runtime.budgets.settle(context, runtime.router.models)
+        await runtime.budgets.settle(context)
     except Exception:
         _log.exception("settling the request's budget failed")
 
@@ -241,9 +241,7 @@ def _observe(
     configured = runtime.router.models.get(sent) if isinstance(sent, str) else None
     provider = context.provider or ""
     usage = context.usage
-    upstream = None
-    if configured is not None and provider:
-        upstream = next((t.model for t in configured.targets if t.provider == provider), None)
+    upstream = context.upstream_model
     # The energy estimate of an answered request: a dict lookup and two multiplications (observability/energy.py).
     energy_wh = None
     if usage is not None and provider and provider != "cache" and status < 400:
