@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -15,8 +16,16 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port, wait_until
+from tests.conftest import (
+    MASTER_KEY,
+    MOCK_CONFIG,
+    RunningDaemon,
+    free_port,
+    read_only_mount,
+    wait_until,
+)
 
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 TEAM_KEY = "sk-team-config-test-0001"
 PROVIDER_KEY = "sk-inline-provider-secret-4242"
 CONFIG = (
@@ -323,3 +332,42 @@ def test_read_only_mode_refuses_writes_and_keeps_the_file(start_daemon: Any) -> 
     assert validated.status_code == 200, validated.text
     assert daemon.config_path.read_text() == config
     assert not list(daemon.config_path.parent.glob(daemon.config_path.name + ".*.bak"))
+
+
+def test_validate_answers_on_a_read_only_config_directory(tmp_path: Path) -> None:
+    """The config's directory read-only, as under ProtectSystem=strict: validate (the API
+    and the console's button) checks the text and shows the diff; a write is 403."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    with RunningDaemon(etc, CONFIG, prefix=read_only_mount(etc)) as daemon:
+        read = _source(daemon).json()
+        validated = httpx.post(
+            daemon.url + "/admin/config/validate",
+            content=(read["text"] + NEW_MODEL).encode(),
+            headers=daemon.headers(),
+        )
+        assert validated.status_code == 200, validated.text
+        assert validated.json()["diff"]["models"]["added"] == ["second"]
+        invalid = httpx.post(
+            daemon.url + "/admin/config/validate",
+            content=read["text"] + "\n[rate_limit]\ncapacity = -1\n",
+            headers=daemon.headers(),
+        )
+        assert invalid.status_code == 422
+        assert any("rate_limit.capacity" in p for p in invalid.json()["problems"])
+        with httpx.Client(base_url=daemon.url, timeout=10) as browser:
+            browser.post("/ui/login", content=f"key={MASTER_KEY}", headers=FORM)
+            token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/ui/config").text)
+            assert token is not None
+            form = {"csrf": token.group(1), "action": "validate", "text": read["text"] + NEW_MODEL}
+            console = browser.post("/ui/config/source", data=form)
+            assert console.status_code == 200, console.text
+            assert "models added: second" in console.text
+        refused = _put(daemon, read["text"] + NEW_MODEL, read["etag"])
+        assert refused.status_code == 403  # the mount is read-only indeed
+        assert refused.json()["error"]["code"] == "config_not_writable"
+        assert "Read-only file system" in refused.json()["error"]["message"]
+    assert sorted(p.name for p in etc.iterdir() if not p.name.endswith(".log")) == sorted(
+        [daemon.config_path.name, daemon.env_file.name]
+    )
+    assert daemon.config_path.read_text() == CONFIG

@@ -105,18 +105,16 @@ def _matches(if_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _validate(loaded: LoadedConfig, path: Path, temp: Path) -> LoadedConfig:
-    """``temp`` loaded exactly as check-config loads a file (same env file and
-    environment as the daemon), problems naming the real file rather than the temp."""
-    try:
-        return load_config(
-            config_path=temp,
-            env_file=loaded.env_file,
-            overrides=loaded.overrides,
-            environ=loaded.environ,
-        )
-    except ConfigError as exc:
-        raise ConfigError([p.replace(str(temp), str(path)) for p in exc.problems]) from None
+def _validate(loaded: LoadedConfig, path: Path, content: bytes) -> LoadedConfig:
+    """``content`` loaded exactly as check-config would load it from ``path`` (same env
+    file, environment and flags as the daemon), from memory: nothing is written."""
+    return load_config(
+        config_path=path,
+        env_file=loaded.env_file,
+        overrides=loaded.overrides,
+        environ=loaded.environ,
+        config_content=content,
+    )
 
 
 def write_config(
@@ -124,11 +122,15 @@ def write_config(
 ) -> Written:
     """Validate ``text`` and (unless ``dry_run``) put it in place; blocking.
 
-    A file or directory the daemon may not write (``ProtectSystem=strict``, a root-owned
-    ``/etc/fkllmproxy``) is a 403 saying so, never a 500.
+    A dry run only reads the file: it takes no lock and stages nothing, so it answers on
+    a read-only config directory too. A write the daemon may not make
+    (``ProtectSystem=strict``, a root-owned ``/etc/fkllmproxy``) is a 403 saying so,
+    never a 500.
     """
     path = config_file(holder)
-    if not dry_run and not holder.runtime.config.admin.config_writable:
+    if dry_run:
+        return _check(holder, path, text)
+    if not holder.runtime.config.admin.config_writable:
         error = Forbidden(
             f"Writing the config file {path} over the admin API is turned off "
             "([admin] config_writable = false); edit it on the host, or set it to true."
@@ -136,7 +138,7 @@ def write_config(
         error.code = "config_writes_disabled"
         raise error
     try:
-        return _write_config(holder, path, text, if_match, dry_run=dry_run)
+        return _write_config(holder, path, text, if_match)
     except OSError as exc:
         error = Forbidden(
             f"The daemon cannot write its config file {path} ({exc.strerror}): under the "
@@ -147,10 +149,21 @@ def write_config(
         raise error from None
 
 
-def _write_config(
-    holder: RuntimeHolder, path: Path, text: str, if_match: str | None, *, dry_run: bool
-) -> Written:
-    loaded = holder.runtime.loaded
+def _current(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise Conflict(f"The config file {path} cannot be read: {exc.strerror}.") from None
+
+
+def _check(holder: RuntimeHolder, path: Path, text: str) -> Written:
+    current = _current(path)
+    resolved = restore_secrets(text, current.decode("utf-8", "replace")).encode()
+    new = _validate(holder.runtime.loaded, path, resolved)
+    return Written(etag_of(current), None, config_diff(holder.runtime.config, new.config), new)
+
+
+def _write_config(holder: RuntimeHolder, path: Path, text: str, if_match: str | None) -> Written:
     with exclusive(path):
         current = path.read_bytes()
         etag = etag_of(current)
@@ -160,11 +173,9 @@ def _write_config(
                 f"version; the current one is {etag}): read it again and redo the edit."
             )
         resolved = restore_secrets(text, current.decode("utf-8", "replace")).encode()
+        new = _validate(holder.runtime.loaded, path, resolved)
+        diff = config_diff(holder.runtime.config, new.config)
         with staged(path, resolved) as temp:
-            new = _validate(loaded, path, temp)
-            diff = config_diff(holder.runtime.config, new.config)
-            if dry_run:
-                return Written(etag, None, diff, new)
             backup = replace_file(path, temp, new.config.admin.config_backups)
     return Written(etag_of(resolved), backup, diff, new)
 
@@ -236,10 +247,7 @@ async def config_source(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
     await admit_master(ApiRequest.of(request), holder.runtime)
     path = config_file(holder)
-    try:
-        content = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        raise Conflict(f"The config file {path} cannot be read: {exc.strerror}.") from None
+    content = await asyncio.to_thread(_current, path)
     etag = etag_of(content)
     text = redact_source(content.decode("utf-8", "replace"))
     body = {"config_file": str(path), "etag": etag, "text": text, "note": NOTE}
