@@ -44,7 +44,7 @@ from fkllmproxy.server.exchange import ApiRequest
 from fkllmproxy.server.gate import admit_master
 from fkllmproxy.server.runtime import RuntimeHolder
 
-__all__ = ["config_source_routes", "write_config"]
+__all__ = ["config_source_routes", "refuse_if_read_only", "write_config"]
 
 _encode = msgspec.json.Encoder().encode
 _log = get_logger("admin")
@@ -117,6 +117,17 @@ def _validate(loaded: LoadedConfig, path: Path, content: bytes) -> LoadedConfig:
     )
 
 
+def refuse_if_read_only(holder: RuntimeHolder) -> None:
+    """``Forbidden`` (``config_writes_disabled``) when ``[admin] config_writable = false``."""
+    if not holder.runtime.config.admin.config_writable:
+        error = Forbidden(
+            f"Writing the config file {config_file(holder)} over the admin API is turned "
+            "off ([admin] config_writable = false); edit it on the host, or set it to true."
+        )
+        error.code = "config_writes_disabled"
+        raise error
+
+
 def write_config(
     holder: RuntimeHolder, text: str, if_match: str | None, *, dry_run: bool = False
 ) -> Written:
@@ -130,13 +141,7 @@ def write_config(
     path = config_file(holder)
     if dry_run:
         return _check(holder, path, text)
-    if not holder.runtime.config.admin.config_writable:
-        error = Forbidden(
-            f"Writing the config file {path} over the admin API is turned off "
-            "([admin] config_writable = false); edit it on the host, or set it to true."
-        )
-        error.code = "config_writes_disabled"
-        raise error
+    refuse_if_read_only(holder)
     try:
         return _write_config(holder, path, text, if_match)
     except OSError as exc:
@@ -297,6 +302,7 @@ async def restore_config(request: Request[Any, Any, Any]) -> Response[bytes]:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise BadRequest(f'Expected {{"name": "<backup name>"}}: {exc}') from None
     path = config_file(holder)
+    refuse_if_read_only(holder)  # before looking for the backup: no restore at all here
     content = await asyncio.to_thread(read_backup, path, name)
     if content is None:
         error = NotFound(f"No backup called {name!r}: GET /admin/config/backups lists them.")

@@ -13,7 +13,7 @@ from fkllmproxy.config import redacted
 from fkllmproxy.config.writer import read_backup
 from fkllmproxy.errors import ConfigError, Conflict, Forbidden, PreconditionFailed
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.server.admin_config_source import apply, write_config
+from fkllmproxy.server.admin_config_source import apply, refuse_if_read_only, write_config
 from fkllmproxy.server.ui import pages
 from fkllmproxy.server.ui.common import TO_LOGIN, change, render
 from fkllmproxy.server.ui.config_editor import Editor, diff_html, editor_body, read_editor
@@ -178,6 +178,10 @@ async def restore(request: Request[Any, Any, Any]) -> Response[bytes]:
     if isinstance(checked, Response):
         return checked
     visit, form = checked
+    try:
+        refuse_if_read_only(visit.console.holder)
+    except Forbidden as exc:
+        return await _config_page(visit, exc.status, notice(exc.message, "error"))
     path = visit.console.holder.runtime.loaded.config_path
     name = form.get("name", "")
     content = await asyncio.to_thread(read_backup, path, name) if path else None
