@@ -17,7 +17,9 @@ All master key only; the file work runs in a thread, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from fkllmproxy.errors import (
     BadRequest,
     ConfigError,
     Conflict,
+    FkllmError,
     Forbidden,
     NotFound,
     PreconditionFailed,
@@ -44,7 +47,14 @@ from fkllmproxy.server.exchange import ApiRequest
 from fkllmproxy.server.gate import admit_master
 from fkllmproxy.server.runtime import RuntimeHolder
 
-__all__ = ["config_source_routes", "refuse_if_read_only", "write_config"]
+__all__ = [
+    "Tally",
+    "config_source_routes",
+    "counted",
+    "outcome_of",
+    "refuse_if_read_only",
+    "write_config",
+]
 
 _encode = msgspec.json.Encoder().encode
 _log = get_logger("admin")
@@ -85,6 +95,38 @@ def _problems(error: ConfigError, message: str) -> Response[bytes]:
     body = msgspec.json.decode(error_body(error, anthropic=False))
     body["problems"] = error.problems
     return _json(body, 422)
+
+
+class Tally:
+    """How one write ended, for ``fkllm_admin_writes_total``: ok unless told otherwise."""
+
+    def __init__(self) -> None:
+        self.outcome = "ok"
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The metric's outcome for a write that ended in ``exc``."""
+    if isinstance(exc, ConfigError):
+        return "invalid"
+    if isinstance(exc, PreconditionFailed):
+        return "stale"
+    if isinstance(exc, FkllmError) and exc.status < 500:
+        return "refused"  # read-only, no such backup, no file or ledger, a bad body
+    return "error"
+
+
+@contextlib.contextmanager
+def counted(holder: RuntimeHolder, action: str) -> Iterator[Tally]:
+    """Count the write done inside (``action``: put, restore, usage_backup) once, with
+    the outcome its exception says, or the one set on the ``Tally`` (an answered 422)."""
+    tally = Tally()
+    try:
+        yield tally
+    except BaseException as exc:
+        tally.outcome = outcome_of(exc)
+        raise
+    finally:
+        holder.metrics.admin_write(action, tally.outcome)
 
 
 def config_file(holder: RuntimeHolder) -> Path:
@@ -212,12 +254,14 @@ async def apply(holder: RuntimeHolder, written: Written) -> tuple[dict[str, Any]
 
 
 async def _write(
-    request: Request[Any, Any, Any], holder: RuntimeHolder, text: str, action: str
-) -> Response[bytes]:
+    request: Request[Any, Any, Any], holder: RuntimeHolder, text: str, action: str,
+    tally: Tally,
+) -> Response[bytes]:  # fmt: skip
     if_match = request.headers.get("if-match")
     try:
         written = await asyncio.to_thread(write_config, holder, text, if_match)
     except ConfigError as exc:
+        tally.outcome = "invalid"
         return _problems(exc, "the new configuration is refused, nothing was written")
     reload, task = await apply(holder, written)
     _log.info(
@@ -264,7 +308,8 @@ async def put_config_source(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Replace the config file with the body (TOML text), validated, backed up, applied."""
     holder = _holder(request)
     await admit_master(ApiRequest.of(request), holder.runtime)
-    return await _write(request, holder, await _text(request, holder), "put")
+    with counted(holder, "put") as tally:
+        return await _write(request, holder, await _text(request, holder), "put", tally)
 
 
 @post("/admin/config/validate", status_code=200)
@@ -295,20 +340,22 @@ async def restore_config(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Put a kept version back (``{"name": ...}``), validated and applied like a PUT."""
     holder = _holder(request)
     await admit_master(ApiRequest.of(request), holder.runtime)
-    server = holder.runtime.config.server
-    raw = await read_body(ApiRequest.of(request), server.max_request_size)
-    try:
-        name = msgspec.json.decode(raw, type=_Restore).name
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise BadRequest(f'Expected {{"name": "<backup name>"}}: {exc}') from None
-    path = config_file(holder)
-    refuse_if_read_only(holder)  # before looking for the backup: no restore at all here
-    content = await asyncio.to_thread(read_backup, path, name)
-    if content is None:
-        error = NotFound(f"No backup called {name!r}: GET /admin/config/backups lists them.")
-        error.code = "backup_not_found"
-        raise error
-    return await _write(request, holder, content.decode("utf-8", "replace"), f"restore {name}")
+    with counted(holder, "restore") as tally:
+        server = holder.runtime.config.server
+        raw = await read_body(ApiRequest.of(request), server.max_request_size)
+        try:
+            name = msgspec.json.decode(raw, type=_Restore).name
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadRequest(f'Expected {{"name": "<backup name>"}}: {exc}') from None
+        path = config_file(holder)
+        refuse_if_read_only(holder)  # before looking for the backup: no restore at all here
+        content = await asyncio.to_thread(read_backup, path, name)
+        if content is None:
+            error = NotFound(f"No backup called {name!r}: GET /admin/config/backups lists them.")
+            error.code = "backup_not_found"
+            raise error
+        text = content.decode("utf-8", "replace")
+        return await _write(request, holder, text, f"restore {name}", tally)
 
 
 config_source_routes = [

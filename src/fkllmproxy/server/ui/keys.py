@@ -18,7 +18,7 @@ from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.budget import build_budgets
 from fkllmproxy.server.runtime import RuntimeHolder
 from fkllmproxy.server.ui import ledger, pages
-from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render
+from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render, who
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, notice
 
@@ -179,7 +179,10 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
     except ConfigError as exc:
         message = notice(f"Not created: {'; '.join(exc.problems)}.", "error")
         return await _keys_page(visit, status=400, message=message)
-    _log.info("client key created in the console", extra={"key_name": name, "models": models})
+    _log.info(
+        "client key created in the console",
+        extra={"key_name": name, "models": models, "who": who(visit, request)},
+    )
     pending = _apply_keys(visit.console.holder)
     return await _keys_page(
         visit, created=(name, key), message=notice(pending, "info") if pending else None
@@ -202,7 +205,9 @@ async def revoke_key(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await _keys_page(
             visit, status=404, message=notice(f"No stored key named {name!r}.", "error")
         )
-    _log.warning("client key revoked in the console", extra={"key_name": name})
+    _log.warning(
+        "client key revoked in the console", extra={"key_name": name, "who": who(visit, request)}
+    )
     pending = _apply_keys(visit.console.holder)
     text = f"Key {name!r} revoked." + (f" {pending}" if pending else " It no longer works.")
     return await _keys_page(visit, message=notice(text, "success"))
