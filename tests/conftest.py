@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,6 +169,24 @@ class RunningDaemon:
         self._stdout.close()
         self._stderr.close()
         return self.process.returncode
+
+
+_READ_ONLY_MOUNT = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+
+
+def read_only_mount(directory: Path) -> list[str]:
+    """A prefix that runs a command with ``directory`` mounted read-only (a bind mount in
+    a private mount namespace, as ``ProtectSystem=strict`` makes ``/etc``): the kernel
+    answers EROFS, which ``chmod`` cannot show a test running as root. Skips where mount
+    namespaces are not ours to make."""
+    command = ["unshare", "--mount", "--propagation", "private",
+               "sh", "-c", _READ_ONLY_MOUNT, "sh", str(directory)]  # fmt: skip
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed (Debian package: util-linux)")
+    probe = subprocess.run([*command, "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a mount namespace here: {probe.stderr.strip()}")
+    return command
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ API shape (OpenAI or Anthropic)::
         ├── ShuttingDown            503 the drain deadline ended the request
         └── UpstreamTimeout         504 the provider did not answer in time
     StateStoreUnavailable           503 shared state (Redis) down and [state] on_failure = "closed"
+    StorageError                    500 the daemon's own disk work failed (a ledger backup)
     IdentityProviderUnavailable     503 a JWT arrived and the OIDC issuer's keys were never fetched
 
 Nothing here imports the rest of the package, so every layer may raise these.
@@ -48,6 +49,7 @@ __all__ = [
     "RequestTimeout",
     "ShuttingDown",
     "StateStoreUnavailable",
+    "StorageError",
     "Unauthorized",
     "UpstreamError",
     "UpstreamRejected",
@@ -289,6 +291,16 @@ class StateStoreUnavailable(FkllmError):
     status = 503
     error_type = "api_error"
     code = "state_unavailable"
+
+
+class StorageError(FkllmError):
+    """Raised when the daemon's own disk work fails: a usage-ledger backup that cannot
+    be written (disk full, a directory it may not create). Not the client's fault, and
+    not a bug: the message says which file and why, so there is nothing to look up."""
+
+    status = 500
+    error_type = "api_error"
+    code = "storage_error"
 
 
 class IdentityProviderUnavailable(FkllmError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -15,8 +16,18 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port, wait_until
+from tests.conftest import (
+    MASTER_KEY,
+    MOCK_CONFIG,
+    RunningDaemon,
+    free_port,
+    prometheus_samples,
+    read_only_mount,
+    sample_sum,
+    wait_until,
+)
 
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 TEAM_KEY = "sk-team-config-test-0001"
 PROVIDER_KEY = "sk-inline-provider-secret-4242"
 CONFIG = (
@@ -306,15 +317,26 @@ def test_every_worker_gets_the_new_file(start_daemon: Any) -> None:
     assert all(_chat(daemon, "second").status_code == 200 for _ in range(8))
 
 
-def test_read_only_mode_refuses_writes_and_keeps_the_file(start_daemon: Any) -> None:
-    """[admin] config_writable = false: PUT and restore are 403, validate still answers."""
+def test_read_only_mode_refuses_writes_and_keeps_the_file(
+    start_daemon: Any, tmp_path: Path
+) -> None:
+    """[admin] config_writable = false: PUT and restore are 403, validate still answers;
+    the ledger backup, which never touches the config file, is not covered and works."""
     config = CONFIG.replace("# the operator", "[admin]\nconfig_writable = false\n# the")
+    config += f'\n[usage]\nenabled = true\npath = "{tmp_path / "usage.sqlite3"}"\n'
     daemon = start_daemon(config)
+    backup = daemon.config_path.parent / f"{daemon.config_path.name}.20260101T000000000000Z.bak"
+    backup.write_text(CONFIG)  # a real backup, kept from before writes were turned off
     read = _source(daemon).json()
     refused = _put(daemon, read["text"] + NEW_MODEL, read["etag"])
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"]["code"] == "config_writes_disabled"
     assert "config_writable = false" in refused.json()["error"]["message"]
+    restore = httpx.post(
+        daemon.url + "/admin/config/restore", json={"name": backup.name}, headers=daemon.headers()
+    )
+    assert restore.status_code == 403, restore.text
+    assert restore.json()["error"]["code"] == "config_writes_disabled"
     validated = httpx.post(
         daemon.url + "/admin/config/validate",
         content=(read["text"] + NEW_MODEL).encode(),
@@ -322,4 +344,73 @@ def test_read_only_mode_refuses_writes_and_keeps_the_file(start_daemon: Any) -> 
     )
     assert validated.status_code == 200, validated.text
     assert daemon.config_path.read_text() == config
-    assert not list(daemon.config_path.parent.glob(daemon.config_path.name + ".*.bak"))
+    assert [p.name for p in daemon.config_path.parent.glob("*.bak")] == [backup.name]
+    ledger_copy = httpx.post(daemon.url + "/admin/usage/backup", headers=daemon.headers())
+    assert ledger_copy.status_code == 200, ledger_copy.text
+
+
+def test_validate_answers_on_a_read_only_config_directory(tmp_path: Path) -> None:
+    """The config's directory read-only, as under ProtectSystem=strict: validate (the API
+    and the console's button) checks the text and shows the diff; a write is 403."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    with RunningDaemon(etc, CONFIG, wrapper=read_only_mount(etc)) as daemon:
+        read = _source(daemon).json()
+        validated = httpx.post(
+            daemon.url + "/admin/config/validate",
+            content=(read["text"] + NEW_MODEL).encode(),
+            headers=daemon.headers(),
+        )
+        assert validated.status_code == 200, validated.text
+        assert validated.json()["diff"]["models"]["added"] == ["second"]
+        invalid = httpx.post(
+            daemon.url + "/admin/config/validate",
+            content=read["text"] + "\n[rate_limit]\ncapacity = -1\n",
+            headers=daemon.headers(),
+        )
+        assert invalid.status_code == 422
+        assert any("rate_limit.capacity" in p for p in invalid.json()["problems"])
+        with httpx.Client(base_url=daemon.url, timeout=10) as browser:
+            browser.post("/ui/login", content=f"key={MASTER_KEY}", headers=FORM)
+            token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/ui/config").text)
+            assert token is not None
+            form = {"csrf": token.group(1), "action": "validate", "text": read["text"] + NEW_MODEL}
+            console = browser.post("/ui/config/source", data=form)
+            assert console.status_code == 200, console.text
+            assert "models added: second" in console.text
+        refused = _put(daemon, read["text"] + NEW_MODEL, read["etag"])
+        assert refused.status_code == 403  # the mount is read-only indeed
+        assert refused.json()["error"]["code"] == "config_not_writable"
+        assert "Read-only file system" in refused.json()["error"]["message"]
+    assert sorted(p.name for p in etc.iterdir() if not p.name.endswith(".log")) == sorted(
+        [daemon.config_path.name, daemon.env_file.name]
+    )
+    assert daemon.config_path.read_text() == CONFIG
+
+
+def test_every_write_is_counted_and_logged_with_who(start_daemon: Any) -> None:
+    """fkllm_admin_writes_total counts each PUT and restore once by outcome (ok, invalid,
+    stale, refused), in the Prometheus text and the JSON; a write's log line says who."""
+    daemon = start_daemon(CONFIG)
+    read = _source(daemon).json()
+    assert _put(daemon, read["text"] + NEW_MODEL, read["etag"]).status_code == 200
+    assert _put(daemon, read["text"] + "\n[rate_limit]\ncapacity = -1\n").status_code == 422
+    assert _put(daemon, read["text"], read["etag"]).status_code == 412
+    missing = httpx.post(
+        daemon.url + "/admin/config/restore", json={"name": "nope.bak"}, headers=daemon.headers()
+    )
+    assert missing.status_code == 404
+    httpx.post(
+        daemon.url + "/admin/config/validate", content=read["text"], headers=daemon.headers()
+    )
+    samples = prometheus_samples(httpx.get(daemon.url + "/metrics/prometheus").text)
+    for action, outcome in (("put", "ok"), ("put", "invalid"), ("put", "stale"),
+                            ("restore", "refused")):  # fmt: skip
+        counted = sample_sum(samples, "fkllm_admin_writes_total", action=action, outcome=outcome)
+        assert counted == 1, (action, outcome)
+    assert httpx.get(daemon.url + "/metrics").json()["admin_writes"] == {
+        "put": {"invalid": 1, "ok": 1, "stale": 1},
+        "restore": {"refused": 1},
+    }  # validate writes nothing and is not counted
+    (written,) = [line for line in daemon.logs() if line["msg"].startswith("config file written")]
+    assert written["who"] == "master key" and written["diff"]["models"]["added"] == ["second"]

@@ -15,6 +15,7 @@ import fkllmproxy.cli.mock_upstream  # noqa: F401 - registers the command
 from fkllmproxy import __version__
 from fkllmproxy.cli import (  # noqa: F401 - registers commands
     check_config,
+    config,
     keys,
     metrics,
     rotate_key,

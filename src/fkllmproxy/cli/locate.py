@@ -22,7 +22,7 @@ from fkllmproxy.errors import ConfigError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DaemonAddress", "Unreachable", "fetch", "locate", "reason"]
+__all__ = ["DaemonAddress", "Unreachable", "fetch", "locate", "reason", "send"]
 
 _DEFAULT_HOST = "127.0.0.1"
 _DEFAULT_PORT = 4000
@@ -133,11 +133,33 @@ def reason(error: httpx.HTTPError) -> str:
 
 def fetch(address: DaemonAddress, path: str, timeout: float = 5.0) -> httpx.Response:
     """GET ``path`` from the daemon, with the master key when there is one."""
+    return send(address, "GET", path, timeout=timeout)
+
+
+def send(
+    address: DaemonAddress,
+    method: str,
+    path: str,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> httpx.Response:
+    """``method path`` to the daemon with the master key when there is one;
+    ``Unreachable`` when nothing answers."""
     import httpx  # here, not at import: every ``fkllm`` command would pay for it
 
-    headers = {"Authorization": f"Bearer {address.key}"} if address.key else {}
+    sent = {"Authorization": f"Bearer {address.key}"} if address.key else {}
+    sent.update(headers or {})
     try:
-        return httpx.get(address.url + path, headers=headers, timeout=timeout, trust_env=False)
+        return httpx.request(
+            method,
+            address.url + path,
+            content=content,
+            headers=sent,
+            timeout=timeout,
+            trust_env=False,
+        )
     except httpx.HTTPError as exc:
         raise Unreachable(f"cannot reach fkllmproxy at {address.url} ({reason(exc)})") from None
     except (httpx.InvalidURL, ValueError) as exc:  # a malformed --url

@@ -177,9 +177,11 @@ def _check(value: Any, tp: Any, path: tuple[str | int, ...], problems: _Problems
         return _MISSING
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """The file's TOML (``raw``, when given, stands for its content)."""
     try:
-        raw = path.read_bytes()
+        if raw is None:
+            raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"config file {path}: no such file"]) from None
     except OSError as exc:
@@ -519,15 +521,18 @@ def load_config(
     env_file: str | Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     environ: Mapping[str, str] | None = None,
+    config_content: bytes | None = None,
 ) -> LoadedConfig:
     """Load, merge and validate every layer; raise ``ConfigError`` listing all problems.
 
     ``environ`` replaces ``os.environ`` (tests pass their own); the env file's values are
     laid over it. ``overrides`` are the CLI flags, as ``{"server": {"port": 4001}}``.
+    ``config_content`` is checked as if ``config_path`` held it (a text about to replace
+    the file, validated without writing anything): problems name the real file.
     """
     merged_environ, env_path = resolve_environ(env_file, environ)
     path = _config_path(config_path, merged_environ)
-    data: dict[str, Any] = _read_toml(path) if path else {}
+    data: dict[str, Any] = _read_toml(path, config_content) if path else {}
     sources: dict[tuple[str | int, ...], str] = {}
     problems = _Problems(sources)
     _apply_env(data, merged_environ, sources, problems)

@@ -189,6 +189,9 @@ class CacheConfig(_Section, frozen=True):
 class UsageConfig(_Section, frozen=True):
     enabled: bool = False
     path: str | None = None
+    # Where POST /admin/usage/backup writes its copies (a directory; the API names the
+    # files itself, so a client never chooses a path): default <ledger's directory>/backups.
+    backup_dir: str | None = None
     flush_interval_secs: PositiveFloat = 0.1
     # Raw rows older than this many days are deleted by the ledger's writer (0: kept
     # forever); the daily rollups ``fkllm usage``, the console and budgets read stay.

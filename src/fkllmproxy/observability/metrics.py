@@ -205,6 +205,13 @@ class Metrics:
             ["model"],
             registry=own,
         )
+        self._admin_writes = Counter(
+            "fkllm_admin_writes_total",
+            "Writes asked for over the admin API or in the console, by action (put, restore:"
+            " the config file; usage_backup) and outcome (ok, invalid, stale, refused, error).",
+            ["action", "outcome"],
+            registry=own,
+        )
         self._circuit = Gauge(
             "fkllm_circuit_breaker_state",
             "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open "
@@ -338,6 +345,10 @@ class Metrics:
 
     def usage_rows_dropped(self, count: int) -> None:
         self._usage_dropped.inc(count)
+
+    def admin_write(self, action: str, outcome: str) -> None:
+        """Count one write asked for by an operator (config put or restore, ledger backup)."""
+        self._child(("aw", action, outcome), self._admin_writes, action, outcome).inc()
 
     def budget(self, client: str, spent: float, limit: float) -> None:
         """Set ``client``'s spend this period and its budget."""
@@ -493,6 +504,10 @@ class Metrics:
                 "prompt": int(sum(t.get("prompt", 0) for t in totals.tokens.values())),
                 "completion": int(sum(t.get("completion", 0) for t in totals.tokens.values())),
             },
+            "admin_writes": {
+                action: {k: int(v) for k, v in sorted(outcomes.items())}
+                for action, outcomes in sorted(totals.admin_writes.items())
+            },
             "uptime": round(uptime, 3),
         }
 
@@ -509,6 +524,7 @@ class _Totals:
         self.attempts: dict[str, dict[str, float]] = {}
         self.circuits: dict[str, float] = {}
         self.tokens: dict[str, dict[str, float]] = {}
+        self.admin_writes: dict[str, dict[str, float]] = {}
 
     def add(self, name: str, labels: Mapping[str, str], value: float) -> None:
         if name == "fkllm_requests_total":
@@ -529,6 +545,9 @@ class _Totals:
             self.auth_failures += value
         elif name == "fkllm_in_flight_requests":
             self.in_flight += value
+        elif name == "fkllm_admin_writes_total":
+            outcomes = self.admin_writes.setdefault(labels["action"], {})
+            outcomes[labels["outcome"]] = outcomes.get(labels["outcome"], 0.0) + value
 
 
 def _ratio(part: float, whole: float, empty: float | None = None) -> float | None:

@@ -71,6 +71,7 @@ __all__ = [
     "PriceTable",
     "Row",
     "UsageLedger",
+    "backup_directory",
     "ledger_path",
     "open_ledger",
     "spend_by_day",
@@ -240,6 +241,13 @@ def ledger_path(config: Config) -> Path:
     if config.usage.path:
         return Path(config.usage.path)
     return Path(config.state.directory) / "usage.sqlite3"
+
+
+def backup_directory(config: Config, ledger: Path) -> Path:
+    """``usage.backup_dir``, else ``backups`` beside the ledger file ``ledger``."""
+    if config.usage.backup_dir:
+        return Path(config.usage.backup_dir)
+    return ledger.parent / "backups"
 
 
 def _connect(path: Path) -> sqlite3.Connection:

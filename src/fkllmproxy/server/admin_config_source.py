@@ -17,7 +17,9 @@ All master key only; the file work runs in a thread, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from fkllmproxy.errors import (
     BadRequest,
     ConfigError,
     Conflict,
+    FkllmError,
     Forbidden,
     NotFound,
     PreconditionFailed,
@@ -44,7 +47,14 @@ from fkllmproxy.server.exchange import ApiRequest
 from fkllmproxy.server.gate import admit_master
 from fkllmproxy.server.runtime import RuntimeHolder
 
-__all__ = ["config_source_routes", "write_config"]
+__all__ = [
+    "Tally",
+    "config_source_routes",
+    "counted",
+    "outcome_of",
+    "refuse_if_read_only",
+    "write_config",
+]
 
 _encode = msgspec.json.Encoder().encode
 _log = get_logger("admin")
@@ -87,6 +97,38 @@ def _problems(error: ConfigError, message: str) -> Response[bytes]:
     return _json(body, 422)
 
 
+class Tally:
+    """How one write ended, for ``fkllm_admin_writes_total``: ok unless told otherwise."""
+
+    def __init__(self) -> None:
+        self.outcome = "ok"
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The metric's outcome for a write that ended in ``exc``."""
+    if isinstance(exc, ConfigError):
+        return "invalid"
+    if isinstance(exc, PreconditionFailed):
+        return "stale"
+    if isinstance(exc, FkllmError) and exc.status < 500:
+        return "refused"  # read-only, no such backup, no file or ledger, a bad body
+    return "error"
+
+
+@contextlib.contextmanager
+def counted(holder: RuntimeHolder, action: str) -> Iterator[Tally]:
+    """Count the write done inside (``action``: put, restore, usage_backup) once, with
+    the outcome its exception says, or the one set on the ``Tally`` (an answered 422)."""
+    tally = Tally()
+    try:
+        yield tally
+    except BaseException as exc:
+        tally.outcome = outcome_of(exc)
+        raise
+    finally:
+        holder.metrics.admin_write(action, tally.outcome)
+
+
 def config_file(holder: RuntimeHolder) -> Path:
     """The daemon's config file, or ``Conflict`` when it runs without one."""
     path = holder.runtime.loaded.config_path
@@ -105,18 +147,27 @@ def _matches(if_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _validate(loaded: LoadedConfig, path: Path, temp: Path) -> LoadedConfig:
-    """``temp`` loaded exactly as check-config loads a file (same env file and
-    environment as the daemon), problems naming the real file rather than the temp."""
-    try:
-        return load_config(
-            config_path=temp,
-            env_file=loaded.env_file,
-            overrides=loaded.overrides,
-            environ=loaded.environ,
+def _validate(loaded: LoadedConfig, path: Path, content: bytes) -> LoadedConfig:
+    """``content`` loaded exactly as check-config would load it from ``path`` (same env
+    file, environment and flags as the daemon), from memory: nothing is written."""
+    return load_config(
+        config_path=path,
+        env_file=loaded.env_file,
+        overrides=loaded.overrides,
+        environ=loaded.environ,
+        config_content=content,
+    )
+
+
+def refuse_if_read_only(holder: RuntimeHolder) -> None:
+    """``Forbidden`` (``config_writes_disabled``) when ``[admin] config_writable = false``."""
+    if not holder.runtime.config.admin.config_writable:
+        error = Forbidden(
+            f"Writing the config file {config_file(holder)} over the admin API is turned "
+            "off ([admin] config_writable = false); edit it on the host, or set it to true."
         )
-    except ConfigError as exc:
-        raise ConfigError([p.replace(str(temp), str(path)) for p in exc.problems]) from None
+        error.code = "config_writes_disabled"
+        raise error
 
 
 def write_config(
@@ -124,19 +175,17 @@ def write_config(
 ) -> Written:
     """Validate ``text`` and (unless ``dry_run``) put it in place; blocking.
 
-    A file or directory the daemon may not write (``ProtectSystem=strict``, a root-owned
-    ``/etc/fkllmproxy``) is a 403 saying so, never a 500.
+    A dry run only reads the file: it takes no lock and stages nothing, so it answers on
+    a read-only config directory too. A write the daemon may not make
+    (``ProtectSystem=strict``, a root-owned ``/etc/fkllmproxy``) is a 403 saying so,
+    never a 500.
     """
     path = config_file(holder)
-    if not dry_run and not holder.runtime.config.admin.config_writable:
-        error = Forbidden(
-            f"Writing the config file {path} over the admin API is turned off "
-            "([admin] config_writable = false); edit it on the host, or set it to true."
-        )
-        error.code = "config_writes_disabled"
-        raise error
+    if dry_run:
+        return _check(holder, path, text)
+    refuse_if_read_only(holder)
     try:
-        return _write_config(holder, path, text, if_match, dry_run=dry_run)
+        return _write_config(holder, path, text, if_match)
     except OSError as exc:
         error = Forbidden(
             f"The daemon cannot write its config file {path} ({exc.strerror}): under the "
@@ -147,10 +196,21 @@ def write_config(
         raise error from None
 
 
-def _write_config(
-    holder: RuntimeHolder, path: Path, text: str, if_match: str | None, *, dry_run: bool
-) -> Written:
-    loaded = holder.runtime.loaded
+def _current(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise Conflict(f"The config file {path} cannot be read: {exc.strerror}.") from None
+
+
+def _check(holder: RuntimeHolder, path: Path, text: str) -> Written:
+    current = _current(path)
+    resolved = restore_secrets(text, current.decode("utf-8", "replace")).encode()
+    new = _validate(holder.runtime.loaded, path, resolved)
+    return Written(etag_of(current), None, config_diff(holder.runtime.config, new.config), new)
+
+
+def _write_config(holder: RuntimeHolder, path: Path, text: str, if_match: str | None) -> Written:
     with exclusive(path):
         current = path.read_bytes()
         etag = etag_of(current)
@@ -160,11 +220,9 @@ def _write_config(
                 f"version; the current one is {etag}): read it again and redo the edit."
             )
         resolved = restore_secrets(text, current.decode("utf-8", "replace")).encode()
+        new = _validate(holder.runtime.loaded, path, resolved)
+        diff = config_diff(holder.runtime.config, new.config)
         with staged(path, resolved) as temp:
-            new = _validate(loaded, path, temp)
-            diff = config_diff(holder.runtime.config, new.config)
-            if dry_run:
-                return Written(etag, None, diff, new)
             backup = replace_file(path, temp, new.config.admin.config_backups)
     return Written(etag_of(resolved), backup, diff, new)
 
@@ -196,12 +254,14 @@ async def apply(holder: RuntimeHolder, written: Written) -> tuple[dict[str, Any]
 
 
 async def _write(
-    request: Request[Any, Any, Any], holder: RuntimeHolder, text: str, action: str
-) -> Response[bytes]:
+    request: Request[Any, Any, Any], holder: RuntimeHolder, text: str, action: str,
+    tally: Tally,
+) -> Response[bytes]:  # fmt: skip
     if_match = request.headers.get("if-match")
     try:
         written = await asyncio.to_thread(write_config, holder, text, if_match)
     except ConfigError as exc:
+        tally.outcome = "invalid"
         return _problems(exc, "the new configuration is refused, nothing was written")
     reload, task = await apply(holder, written)
     _log.info(
@@ -236,10 +296,7 @@ async def config_source(request: Request[Any, Any, Any]) -> Response[bytes]:
     holder = _holder(request)
     await admit_master(ApiRequest.of(request), holder.runtime)
     path = config_file(holder)
-    try:
-        content = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        raise Conflict(f"The config file {path} cannot be read: {exc.strerror}.") from None
+    content = await asyncio.to_thread(_current, path)
     etag = etag_of(content)
     text = redact_source(content.decode("utf-8", "replace"))
     body = {"config_file": str(path), "etag": etag, "text": text, "note": NOTE}
@@ -251,7 +308,8 @@ async def put_config_source(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Replace the config file with the body (TOML text), validated, backed up, applied."""
     holder = _holder(request)
     await admit_master(ApiRequest.of(request), holder.runtime)
-    return await _write(request, holder, await _text(request, holder), "put")
+    with counted(holder, "put") as tally:
+        return await _write(request, holder, await _text(request, holder), "put", tally)
 
 
 @post("/admin/config/validate", status_code=200)
@@ -282,19 +340,22 @@ async def restore_config(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Put a kept version back (``{"name": ...}``), validated and applied like a PUT."""
     holder = _holder(request)
     await admit_master(ApiRequest.of(request), holder.runtime)
-    server = holder.runtime.config.server
-    raw = await read_body(ApiRequest.of(request), server.max_request_size)
-    try:
-        name = msgspec.json.decode(raw, type=_Restore).name
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise BadRequest(f'Expected {{"name": "<backup name>"}}: {exc}') from None
-    path = config_file(holder)
-    content = await asyncio.to_thread(read_backup, path, name)
-    if content is None:
-        error = NotFound(f"No backup called {name!r}: GET /admin/config/backups lists them.")
-        error.code = "backup_not_found"
-        raise error
-    return await _write(request, holder, content.decode("utf-8", "replace"), f"restore {name}")
+    with counted(holder, "restore") as tally:
+        server = holder.runtime.config.server
+        raw = await read_body(ApiRequest.of(request), server.max_request_size)
+        try:
+            name = msgspec.json.decode(raw, type=_Restore).name
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadRequest(f'Expected {{"name": "<backup name>"}}: {exc}') from None
+        path = config_file(holder)
+        refuse_if_read_only(holder)  # before looking for the backup: no restore at all here
+        content = await asyncio.to_thread(read_backup, path, name)
+        if content is None:
+            error = NotFound(f"No backup called {name!r}: GET /admin/config/backups lists them.")
+            error.code = "backup_not_found"
+            raise error
+        text = content.decode("utf-8", "replace")
+        return await _write(request, holder, text, f"restore {name}", tally)
 
 
 config_source_routes = [

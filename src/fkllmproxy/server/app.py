@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from fkllmproxy.server.admin import admin_config, admin_reload
 from fkllmproxy.server.admin_circuits import circuit_routes
 from fkllmproxy.server.admin_config_source import config_source_routes
+from fkllmproxy.server.admin_usage import usage_backup
 from fkllmproxy.server.anthropic_api import count_tokens, create_message, messages
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.fast_routes import FastRoutes
@@ -69,6 +70,7 @@ def create_app(holder: RuntimeHolder) -> Litestar:
             retrieve_response,
             *circuit_routes,
             *config_source_routes,
+            usage_backup,
             *ui_routes,
         ],
         exception_handlers=exception_handlers,

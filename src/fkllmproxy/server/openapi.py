@@ -169,6 +169,18 @@ def openapi_document() -> dict[str, Any]:
                 "responses": _responses(200, 400, 401, 403, 404, 409, 412, 422, 429),
             }
         },
+        "/admin/usage/backup": {
+            "post": {
+                "summary": "A consistent copy of the usage ledger (SQLite's online backup) "
+                "in [usage] backup_dir under a generated name: its path, size and rows",
+                "security": _KEYED,
+                "responses": {
+                    **_responses(200, 401, 403, 429),
+                    "409": {"description": "No usage ledger ([usage] enabled = false)"},
+                    "500": {"description": "The copy could not be written (storage_error)"},
+                },
+            }
+        },
     }
     return {
         "openapi": "3.1.0",

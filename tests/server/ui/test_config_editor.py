@@ -3,9 +3,13 @@ the posted text kept, nothing written by Validate or by a refused Save."""
 
 from __future__ import annotations
 
+import logging
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import MOCK_CONFIG
 from tests.server.ui.test_routes import FORM, csrf_of, make_client, sign_in
@@ -62,3 +66,45 @@ def test_validate_and_save_show_problems_and_keep_the_text(tmp_path: Path) -> No
         assert saved.status_code == 200 and "written" in saved.text
         assert config.read_text() == good
         assert 'aria-label="Restore c.toml.' in saved.text
+
+
+def _writes(client: Any) -> dict[tuple[str, str], int]:
+    counts = client.get("/metrics").json()["admin_writes"]
+    return {(a, o): n for a, outcomes in counts.items() for o, n in outcomes.items()}
+
+
+def test_console_writes_are_counted_and_name_the_session(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A save, a refused save and a restore of a missing backup each count once in
+    fkllm_admin_writes_total; the write's log line names the console session, whose
+    label the sign-in line carries too."""
+    caplog.set_level(logging.INFO, logger="fkllmproxy")
+    with make_client(tmp_path) as client:
+        sign_in(client)
+        before = _writes(client)  # the process's metrics: other tests' writes too
+        token = csrf_of(client.get("/ui/config").text)
+        good = MOCK_CONFIG + "\n[rate_limit]\ncapacity = 50\n"
+        for text in (good, MOCK_CONFIG + "\n[rate_limit]\ncapacity = 0\n"):
+            client.post(
+                "/ui/config/source",
+                content=_form(csrf=token, action="save", text=text),
+                headers=FORM,
+            )
+        missing = client.post(
+            "/ui/config/restore", content=_form(csrf=token, name="nope.bak"), headers=FORM
+        )
+        assert missing.status_code == 404
+        after = _writes(client)
+        assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k)} == {
+            ("put", "ok"): 1,
+            ("put", "invalid"): 1,
+            ("restore", "refused"): 1,
+        }
+    (signed,) = [r for r in caplog.records if r.getMessage() == "console signed in"]
+    (written,) = [
+        r for r in caplog.records if r.getMessage() == "config file written in the console"
+    ]
+    label = signed.__dict__["session"]
+    assert re.fullmatch(r"[0-9a-f]{12}", label)
+    assert written.__dict__["who"] == f"console session {label} from testclient"

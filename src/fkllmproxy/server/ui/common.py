@@ -27,6 +27,7 @@ __all__ = [
     "ledger_file",
     "render",
     "take_snapshot",
+    "who",
 ]
 
 _log = get_logger("console")
@@ -77,6 +78,12 @@ def same_origin(request: Request[Any, Any, Any]) -> bool:
 def client_ip(request: Request[Any, Any, Any]) -> str:
     client = request.scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def who(visit: Visit, request: Request[Any, Any, Any]) -> str:
+    """Who made a console change, for its log line: the session (its label is logged at
+    sign-in too, with the address) and the address the change came from."""
+    return f"console session {visit.session.label} from {client_ip(request)}"
 
 
 async def take_snapshot(holder: RuntimeHolder) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.budget import build_budgets
 from fkllmproxy.server.runtime import RuntimeHolder
 from fkllmproxy.server.ui import ledger, pages
-from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render
+from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render, who
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, notice
 from fkllmproxy.server.ui.respawn import respawn_workers
@@ -211,7 +211,10 @@ async def create_key(request: Request[Any, Any, Any]) -> Response[bytes]:
     except ConfigError as exc:
         message = notice(f"Not created: {'; '.join(exc.problems)}.", "error")
         return await _keys_page(visit, status=400, message=message)
-    _log.info("client key created in the console", extra={"key_name": name, "models": models})
+    _log.info(
+        "client key created in the console",
+        extra={"key_name": name, "models": models, "who": who(visit, request)},
+    )
     message, task = await _apply_keys(
         visit.console.holder,
         f"Key {name!r} created",
@@ -239,7 +242,9 @@ async def revoke_key(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await _keys_page(
             visit, status=404, message=notice(f"No stored key named {name!r}.", "error")
         )
-    _log.warning("client key revoked in the console", extra={"key_name": name})
+    _log.warning(
+        "client key revoked in the console", extra={"key_name": name, "who": who(visit, request)}
+    )
     message, task = await _apply_keys(
         visit.console.holder,
         f"Key {name!r} revoked",

@@ -13,9 +13,16 @@ from fkllmproxy.config import redacted
 from fkllmproxy.config.writer import read_backup
 from fkllmproxy.errors import ConfigError, Conflict, Forbidden, PreconditionFailed
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.server.admin_config_source import apply, write_config
+from fkllmproxy.server.admin_config_source import (
+    Tally,
+    apply,
+    counted,
+    outcome_of,
+    refuse_if_read_only,
+    write_config,
+)
 from fkllmproxy.server.ui import pages
-from fkllmproxy.server.ui.common import TO_LOGIN, change, render
+from fkllmproxy.server.ui.common import TO_LOGIN, change, render, who
 from fkllmproxy.server.ui.config_editor import Editor, diff_html, editor_body, read_editor
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, esc, notice
@@ -82,7 +89,10 @@ async def reload(request: Request[Any, Any, Any]) -> Response[bytes]:
     if holder.reloader is None:
         return await _respawned(visit)
     problems = await holder.reloader()
-    _log.info("reload asked for in the console", extra={"refused": bool(problems)})
+    _log.info(
+        "reload asked for in the console",
+        extra={"who": who(visit, request), "refused": bool(problems)},
+    )
     # The reload may have changed the master key: a new one ends this session.
     after = await signed_in(request)
     if after is None:
@@ -131,8 +141,9 @@ def _refused(problems: list[str], what: str) -> Html:
 
 
 async def _written(
-    visit: Visit, request: Request[Any, Any, Any], text: str, etag: str | None, what: str
-) -> Response[bytes]:
+    visit: Visit, request: Request[Any, Any, Any], text: str, etag: str | None, what: str,
+    tally: Tally,
+) -> Response[bytes]:  # fmt: skip
     """Write ``text`` as PUT /admin/config/source does and show how it went."""
     holder = visit.console.holder
     kept = await read_editor(holder)
@@ -140,14 +151,16 @@ async def _written(
     try:
         written = await asyncio.to_thread(write_config, holder, text, etag)
     except ConfigError as exc:
+        tally.outcome = "invalid"
         return await _config_page(visit, 422, _refused(exc.problems, f"{what} refused"), posted)
     except (PreconditionFailed, Conflict, Forbidden) as exc:
+        tally.outcome = outcome_of(exc)
         return await _config_page(visit, exc.status, notice(exc.message, "error"), posted)
     reload, task = await apply(holder, written)
     _log.info(
         "config file written in the console",
-        extra={"action": what, "backup": written.backup, "diff": written.diff,
-               "reload": reload["status"]},
+        extra={"action": what, "who": who(visit, request), "backup": written.backup,
+               "diff": written.diff, "reload": reload["status"]},
     )  # fmt: skip
     after = await signed_in(request)  # a new master key ends this session
     if after is None:
@@ -176,7 +189,8 @@ async def save(request: Request[Any, Any, Any]) -> Response[bytes]:
     # Browsers send a textarea's lines ending in CRLF: the file keeps its own LF.
     text = form.get("text", "").replace("\r\n", "\n")
     if form.get("action") != "validate":
-        return await _written(visit, request, text, form.get("etag") or None, "Save")
+        with counted(visit.console.holder, "put") as tally:
+            return await _written(visit, request, text, form.get("etag") or None, "Save", tally)
     holder = visit.console.holder
     kept = await read_editor(holder)
     posted = dataclasses.replace(kept, text=text, etag=form.get("etag") or kept.etag)
@@ -199,11 +213,17 @@ async def restore(request: Request[Any, Any, Any]) -> Response[bytes]:
     if isinstance(checked, Response):
         return checked
     visit, form = checked
-    path = visit.console.holder.runtime.loaded.config_path
-    name = form.get("name", "")
-    content = await asyncio.to_thread(read_backup, path, name) if path else None
-    if content is None:
-        return await _config_page(visit, 404, notice(f"No backup called {name!r}.", "error"))
-    return await _written(
-        visit, request, content.decode("utf-8", "replace"), None, f"Restore {name}"
-    )
+    with counted(visit.console.holder, "restore") as tally:
+        try:
+            refuse_if_read_only(visit.console.holder)
+        except Forbidden as exc:
+            tally.outcome = "refused"
+            return await _config_page(visit, exc.status, notice(exc.message, "error"))
+        path = visit.console.holder.runtime.loaded.config_path
+        name = form.get("name", "")
+        content = await asyncio.to_thread(read_backup, path, name) if path else None
+        if content is None:
+            tally.outcome = "refused"
+            return await _config_page(visit, 404, notice(f"No backup called {name!r}.", "error"))
+        text = content.decode("utf-8", "replace")
+        return await _written(visit, request, text, None, f"Restore {name}", tally)

@@ -84,7 +84,9 @@ async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
         return page(login_page(notice("That is not the master key.", "error")), 401)
     hours = runtime.config.ui.session_hours
     token, session = keys.issue(hours)
-    _log.info("console signed in", extra={"client_ip": client_ip(request)})
+    _log.info(
+        "console signed in", extra={"client_ip": client_ip(request), "session": session.label}
+    )
     cookie = session_cookie(request, token, session.expires - session.issued)
     return redirect("/ui/", cookies=[cookie])
 
@@ -96,6 +98,9 @@ async def logout(request: Request[Any, Any, Any]) -> Response[bytes]:
         return checked
     visit, _ = checked
     await sign_out(visit)
-    _log.info("console signed out", extra={"client_ip": client_ip(request)})
+    _log.info(
+        "console signed out",
+        extra={"client_ip": client_ip(request), "session": visit.session.label},
+    )
     gone = session_cookie(request, "", 0)
     return redirect(TO_LOGIN + "?signed_out=1", cookies=[gone])
