@@ -20,20 +20,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fkllmproxy.config import LoadedConfig
-from fkllmproxy.daemon.bootstrap import (
-    StartupError,
-    build_holder,
-    build_runtime_for,
-    startup_fields,
-)
-from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
+from fkllmproxy.daemon.bootstrap import StartupError, build_holder, startup_fields
+from fkllmproxy.daemon.notify import Notifier, watchdog_interval
 from fkllmproxy.daemon.options import ServeOptions
 from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
+from fkllmproxy.daemon.reloading import Reloader
 from fkllmproxy.daemon.workers import serve_workers
-from fkllmproxy.errors import ConfigError
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.observability.metrics import use_multiprocess
-from fkllmproxy.observability.usage import LedgerError, PriceTable, open_ledger
 from fkllmproxy.server import create_app
 
 __all__ = ["ServeOptions", "StartupError", "exit_now", "serve"]
@@ -68,8 +62,10 @@ class Daemon:
 
     def __init__(self, options: ServeOptions, loaded: LoadedConfig) -> None:
         self.options = options
-        self.holder = build_holder(loaded, reloader=self.reload_problems)
         self.notifier = Notifier()
+        self.reloader = Reloader(options, self.notifier)
+        self.holder = build_holder(loaded, reloader=self.reloader)
+        self.reloader.holder = self.holder
         self._reload_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -85,71 +81,7 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Re-read env file and config; swap them in atomically, or keep the old on error."""
-        return not await self.reload_problems()
-
-    async def reload_problems(self) -> list[str]:
-        """``reload``, returning why it was refused (an empty list when it succeeded).
-
-        One reload at a time (SIGHUP and ``POST /admin/reload`` may race). The new
-        runtime is built completely before the one assignment that swaps it in, so a
-        request sees either the old keys, limits and routes or the new ones, never a
-        mix; requests already running finish on the old runtime, which is closed when
-        its last one is done.
-        """
-        async with self._reload_lock:
-            self.notifier.send(*reloading_lines("reloading configuration"))
-            old = self.holder.runtime
-            try:
-                loaded = self.options.load()
-                runtime = build_runtime_for(loaded, previous=old)
-            except ConfigError as exc:
-                _log.error(
-                    "reload refused: the new configuration is invalid; keeping the old one",
-                    extra={"problems": exc.problems},
-                )
-                self.notifier.send("READY=1", "STATUS=reload refused; old configuration kept")
-                return list(exc.problems)
-            server = loaded.config.server
-            if (server.host, server.port, server.workers) != (
-                old.config.server.host,
-                old.config.server.port,
-                old.config.server.workers,
-            ):
-                _log.warning("reload: listen address and workers change only on restart")
-            runtime.router.breakers.adopt(old.router.breakers)  # circuits survive a reload
-            self.holder.runtime = runtime
-            runtime.auth.start()
-            self._reload_ledger(old.config, loaded.config)
-            self._spawn(self._retire(old, keep_state=runtime.state is old.state))
-            _log.info("configuration reloaded", extra=startup_fields(loaded))
-            self.notifier.send("READY=1", "STATUS=serving (reloaded)")
-            return []
-
-    def _reload_ledger(self, old: Any, new: Any) -> None:
-        """New prices apply at once; new ``[usage]`` settings open a new ledger."""
-        ledger = self.holder.ledger
-        if new.usage == old.usage:
-            if ledger is not None:
-                ledger.prices = PriceTable(new.pricing)
-            return
-        try:
-            self.holder.ledger = open_ledger(new)
-        except LedgerError as exc:
-            _log.error("reload: usage ledger not changed", extra={"error": str(exc)})
-            return
-        if ledger is not None:
-            self._spawn(asyncio.to_thread(ledger.close))
-
-    async def _retire(
-        self, old: Any, *, keep_state: bool, poll: float = 0.2, limit: float = 3600.0
-    ) -> None:
-        """Close ``old``'s providers once its in-flight requests (streams too) are done;
-        its state too unless the new runtime carries it on."""
-        waited = 0.0
-        while old.in_flight > 0 and waited < limit:
-            await asyncio.sleep(poll)
-            waited += poll
-        await old.aclose(keep_state=keep_state)
+        return not await self.reloader()
 
     async def _watchdog(self, interval: float) -> None:
         while True:
@@ -229,6 +161,7 @@ class Daemon:
                     await serving
         for task in list(self._tasks):
             task.cancel()
+        self.reloader.cancel()
         await self.holder.runtime.aclose()
         # After the drain: every finished request is queued, so nothing is lost.
         await asyncio.to_thread(self.holder.close_observers)

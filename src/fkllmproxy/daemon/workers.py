@@ -2,7 +2,10 @@
 
 Each worker builds its own runtime from the same options (passed through the
 environment), so per-process state (buckets, breakers) is per worker; use the Redis
-state backend for limits shared across workers. Granian owns signals in this mode.
+state backend for limits shared across workers. Granian owns signals in this mode:
+SIGHUP makes it respawn the workers. A change made through a worker (a config written
+over ``/admin/config/source``, a key created in the console) is instead reloaded in
+place by every worker (``daemon/reloading.py``), which restarts nothing.
 
 Metrics must still add up over all workers: before Granian forks them, the parent
 makes a fresh directory for prometheus-client's multiprocess files and switches the
@@ -13,9 +16,10 @@ each one flushes its usage ledger when it is stopped.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -26,6 +30,7 @@ from fkllmproxy.daemon.bootstrap import StartupError, build_holder, start_ledger
 from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
 from fkllmproxy.daemon.options import ServeOptions
 from fkllmproxy.daemon.procname import WORKER_NAME, set_process_name
+from fkllmproxy.daemon.reloading import Reloader, bump_generation, watch_generation
 from fkllmproxy.observability.logging import configure_logging, get_logger
 from fkllmproxy.observability.metrics import use_multiprocess
 from fkllmproxy.server import create_app
@@ -33,6 +38,7 @@ from fkllmproxy.server import create_app
 __all__ = ["serve_workers", "worker_app"]
 
 _OPTIONS_ENV = "FKLLM_WORKER_OPTIONS"
+_GENERATION_ENV = "FKLLM_RELOAD_GENERATION"  # the file workers watch to reload together
 _STARTED_ENV = "FKLLM_STARTED_AT"
 _SUPERVISOR_ENV = "FKLLM_SUPERVISOR_PID"
 _log = get_logger("daemon")
@@ -76,6 +82,10 @@ def serve_workers(options: ServeOptions, loaded: LoadedConfig) -> int:
     os.environ[_STARTED_ENV] = repr(time.time())
     os.environ[_SUPERVISOR_ENV] = str(os.getpid())
     os.environ[_OPTIONS_ENV] = options.to_json()
+    generation = os.path.join(directory, "reload-generation")
+    with open(generation, "w") as file:
+        file.write("0")
+    os.environ[_GENERATION_ENV] = generation
     server = Granian(
         "fkllmproxy.daemon.workers:worker_app",
         factory=True,
@@ -156,35 +166,39 @@ def _announce(server: Any, notifier: Notifier, workers: int) -> None:
     server.on_reload(lambda: notifier.send("READY=1", f"STATUS=serving with {workers} workers"))
 
 
-def _respawner() -> Any:
-    """A config written over ``/admin/config/source`` reaches every worker the way
-    ``systemctl reload`` does: SIGHUP to the supervisor, which respawns them one by one
-    (each new worker starts before its old one stops, so nothing is refused)."""
-    supervisor = int(os.environ.get(_SUPERVISOR_ENV) or 0)
-    if supervisor <= 1:
-        return None
-
-    def respawn() -> None:
-        os.kill(supervisor, signal.SIGHUP)
-
-    return respawn
-
-
 def worker_app() -> Any:
     """Granian's factory in each worker: load the config and build the app."""
     set_process_name(WORKER_NAME)
-    loaded = ServeOptions.from_json(os.environ.get(_OPTIONS_ENV) or "{}").load()
+    options = ServeOptions.from_json(os.environ.get(_OPTIONS_ENV) or "{}")
+    loaded = options.load()
     configure_logging(loaded.config.logging.level, loaded.config.logging.format, with_pid=True)
     started = float(os.environ.get(_STARTED_ENV) or time.time())
     holder = build_holder(loaded, started=started)
-    holder.respawn = _respawner()
+    # A config written over /admin/config/source, or a change made in the console,
+    # reaches every worker: each reloads in place when the shared counter moves.
+    reloader = Reloader(options)
+    reloader.holder = holder
+    generation = os.environ.get(_GENERATION_ENV)
+    watching: list[asyncio.Task[None]] = []
+    if generation:
+        holder.reload_workers = functools.partial(bump_generation, generation)
     app = create_app(holder)
 
+    def start() -> None:
+        holder.runtime.auth.start()  # the OIDC issuer's keys, if any
+        if generation:
+            watching.append(asyncio.get_running_loop().create_task(
+                watch_generation(generation, reloader)
+            ))  # fmt: skip
+
     def flush() -> None:
+        for task in watching:
+            task.cancel()
+        reloader.cancel()
         holder.close_observers()
         _log.info("worker stopped", extra={"pid": os.getpid()})
 
-    app.on_startup.append(holder.runtime.auth.start)  # the OIDC issuer's keys, if any
+    app.on_startup.append(start)
     app.on_shutdown.append(flush)
     _log.info("worker started", extra={"pid": os.getpid()})
     return app

@@ -6,8 +6,8 @@ takes a whole new text; ``POST /admin/config/validate`` checks one without writi
 kept versions. A write is refused unless ``fkllm check-config`` would accept the new
 file (422 with every problem, nothing written), then made atomically with a backup
 (config/writer.py), then applied as SIGHUP applies it: the single-process daemon
-reloads in place, a worker of the multi-process daemon signals the supervisor, which
-respawns every worker.
+reloads in place, and so does every worker of the multi-process daemon once the one
+answering has asked them all to (daemon/reloading.py).
 
 ``If-Match`` with a stale ETag is 412 Precondition Failed (RFC 9110 13.1.1, the status
 for exactly this), not 409: 409 is kept for "there is no config file to write".
@@ -240,15 +240,15 @@ async def _text(request: Request[Any, Any, Any], holder: RuntimeHolder) -> str:
 
 async def apply(holder: RuntimeHolder, written: Written) -> tuple[dict[str, Any], Any]:
     """Apply a written file as SIGHUP would; the reload's report and, for workers, the
-    signal to send once the answer is out (the worker answering is respawned too)."""
+    request to send once the answer is out (every worker reloads, this one too)."""
     if holder.reloader is not None:
         problems = await holder.reloader()
         if problems:  # the environment changed under us: the file is written, not in force
             return {"status": "refused", "problems": problems}, None
         return {"status": "reloaded"}, None
-    if holder.respawn is not None:
-        return {"status": "respawning", "note": "every worker restarts on the new file"}, (
-            BackgroundTask(holder.respawn)
+    if holder.reload_workers is not None:
+        return {"status": "reloading", "note": "every worker reloads the new file in place"}, (
+            BackgroundTask(holder.reload_workers)
         )
     return {"status": "not reloaded", "note": "reload the daemon to apply it"}, None
 

@@ -97,9 +97,9 @@ class RuntimeHolder:
     # Set by the daemon: re-read env file and config and swap the runtime (POST
     # /admin/reload); returns the problems that made it refuse, empty on success.
     reloader: Callable[[], Awaitable[list[str]]] | None = None
-    # Set in a worker of the multi-process daemon: ask the supervisor to respawn every
-    # worker on the config as it now is on disk (what SIGHUP to it does).
-    respawn: Callable[[], None] | None = None
+    # Set in a worker of the multi-process daemon: ask every worker (this one too) to
+    # reload the config, env file and key store as they now are on disk, in place.
+    reload_workers: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         if self.metrics is None:

@@ -22,7 +22,7 @@ from fkllmproxy.server.ui import ledger, pages
 from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render, who
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, notice
-from fkllmproxy.server.ui.respawn import respawn_workers
+from fkllmproxy.server.ui.reload_workers import reload_workers
 
 __all__ = ["create_key", "keys", "revoke_key"]
 
@@ -137,8 +137,8 @@ async def _apply_keys(
     holder: RuntimeHolder, done: str, now: str, soon: str
 ) -> tuple[Html, BackgroundTask | None]:
     """Let the key store's keys in now: in this process, or, with several workers, by
-    having every worker replaced (they read the store as they start). The notice to
-    show (``done``, then ``now`` or ``soon``), and the task that asks for the respawn
+    having every worker reload (they read the store as they reload). The notice to
+    show (``done``, then ``now`` or ``soon``), and the task that asks for the reload
     once the page is sent."""
     if holder.reloader is not None:
         runtime = holder.runtime
@@ -152,10 +152,10 @@ async def _apply_keys(
             same_state=True,
         )
         return notice(f"{done}: {now}.", "success"), None
-    problems, task = await respawn_workers(holder)
+    problems, task = await reload_workers(holder)
     if task is not None:
-        return notice(f"{done}: every worker is restarting on the key store, one by one; "
-                      f"{soon}.", "success"), task  # fmt: skip
+        return notice(f"{done}: every worker is reloading the key store; {soon}.",
+                      "success"), task  # fmt: skip
     why = (
         f"the config on disk has problems ({'; '.join(problems)}); fix them, then reload"
         if problems

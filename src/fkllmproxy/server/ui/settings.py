@@ -26,7 +26,7 @@ from fkllmproxy.server.ui.common import TO_LOGIN, change, render, who
 from fkllmproxy.server.ui.config_editor import Editor, diff_html, editor_body, read_editor
 from fkllmproxy.server.ui.console import Visit, redirect, signed_in
 from fkllmproxy.server.ui.html import Html, esc, notice
-from fkllmproxy.server.ui.respawn import respawn_workers
+from fkllmproxy.server.ui.reload_workers import reload_workers
 
 __all__ = ["config", "reload", "restore", "save"]
 
@@ -87,7 +87,7 @@ async def reload(request: Request[Any, Any, Any]) -> Response[bytes]:
     visit, _ = checked
     holder = visit.console.holder
     if holder.reloader is None:
-        return await _respawned(visit)
+        return await _every_worker(visit)
     problems = await holder.reloader()
     _log.info(
         "reload asked for in the console",
@@ -107,10 +107,10 @@ async def reload(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await _config_page(after, 200, notice(text, "success"))
 
 
-async def _respawned(visit: Visit) -> Response[bytes]:
-    """Reload on several workers: check the files, then have every worker replaced."""
-    problems, task = await respawn_workers(visit.console.holder)
-    extra = {"refused": bool(problems), "workers": "respawn"}
+async def _every_worker(visit: Visit) -> Response[bytes]:
+    """Reload on several workers: check the files, then have every worker reload them."""
+    problems, task = await reload_workers(visit.console.holder)
+    extra = {"refused": bool(problems), "workers": "all"}
     _log.info("reload asked for in the console", extra=extra)
     if problems:
         return await _config_page(visit, 422, pages.problems_notice(problems))
@@ -122,9 +122,9 @@ async def _respawned(visit: Visit) -> Response[bytes]:
         )
         return await _config_page(visit, 501, message)
     message = notice(
-        "Reloading: the configuration is valid and every worker is restarting on it, one "
-        "by one (requests keep being answered). Open this page again in a few seconds "
-        "to see the new configuration.",
+        "Reloading: the configuration is valid and every worker is reloading it in place "
+        "(requests keep being answered). Open this page again in a moment to see the new "
+        "configuration.",
         "success",
     )
     response = await _config_page(visit, 200, message)
@@ -168,7 +168,7 @@ async def _written(
     else:
         state = {
             "reloaded": "and reloaded",
-            "respawning": "; every worker is restarting on it",
+            "reloading": "; every worker is reloading it",
         }.get(reload["status"], f"but not applied: {'; '.join(reload.get('problems', []))}")
         message = Html(
             notice(f"{what}: written (the old file kept as {written.backup}) {state}.", "success")
