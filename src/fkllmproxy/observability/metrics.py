@@ -350,10 +350,12 @@ class Metrics:
         """Count one write asked for by an operator (config put or restore, ledger backup)."""
         self._child(("aw", action, outcome), self._admin_writes, action, outcome).inc()
 
-    def budget(self, client: str, spent: float, limit: float) -> None:
-        """Set ``client``'s spend this period and its budget."""
-        self._child(("bs", client), self._budget_spent, client).set(spent)
-        self._child(("bl", client), self._budget_limit, client).set(limit)
+    def budget_gauges(self, client: str) -> tuple[Any, Any]:
+        """``client``'s spend and budget gauges, for a caller that sets them per request."""
+        return (
+            self._child(("bs", client), self._budget_spent, client),
+            self._child(("bl", client), self._budget_limit, client),
+        )
 
     def rate_limited(self) -> None:
         self._rate_limited.inc()

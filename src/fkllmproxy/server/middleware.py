@@ -118,7 +118,7 @@ class RequestMiddleware:
                 raise
         finally:
             runtime.in_flight -= 1
-            if context.budget is not None:
+            if context.budget is not None and not context.budget.settled:
                 await _settle_safely(holder, context)
             if not state["logged"]:
                 # The client went away or the stream broke before the last byte.
