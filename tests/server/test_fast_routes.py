@@ -95,6 +95,8 @@ class Exchange:
         self.sent: list[dict[str, Any]] = []
         self.finished = asyncio.Event()
         self.hang_up_after_frames: int | None = None
+        # The server's send raising from this frame on, before it says http.disconnect.
+        self.send_fails_from_frame: int | None = None
 
     async def receive(self) -> dict[str, Any]:
         if self.incoming:
@@ -103,6 +105,9 @@ class Exchange:
         return {"type": "http.disconnect"}
 
     async def send(self, message: dict[str, Any]) -> None:
+        frames = len(self.sent)
+        if self.send_fails_from_frame is not None and frames >= self.send_fails_from_frame:
+            raise OSError("the client closed the connection")
         self.sent.append(message)
         if message["type"] == "http.response.body":
             body_frames = len(self.sent) - 1
@@ -295,4 +300,17 @@ async def test_hang_up_mid_stream_stops_and_closes_the_stream(
     assert not exchange.complete
     assert len(exchange.sent) < len(whole.sent) - 3, "the stream went on after the client left"
     assert closed == [True, True]
+    assert exchange.scope["fkllm"].error_code == "client_closed_request"
+
+
+async def test_a_send_that_fails_mid_stream_is_a_client_that_left(
+    holder: RuntimeHolder,
+) -> None:
+    """The server's send raises before it reports the disconnect (a race under load): the
+    stream stops, the request is noted as the client's hang-up, not an internal error."""
+    exchange = Exchange("POST", "/v1/chat/completions", [CHAT_STREAM], headers())
+    exchange.send_fails_from_frame = 3
+    await exchange.run(create_app(holder))
+    assert exchange.status == 200 and not exchange.complete
+    assert len(exchange.sent) == 3
     assert exchange.scope["fkllm"].error_code == "client_closed_request"

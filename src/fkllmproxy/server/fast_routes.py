@@ -95,7 +95,13 @@ async def _stream(
         with DisconnectWatch(receive) as watch:
             try:
                 async for frame in frames:
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                    try:
+                        await send({"type": "http.response.body", "body": frame, "more_body": True})
+                    except Exception:
+                        # The server could not deliver it: the client hung up before the
+                        # watch heard (ASGI servers raise here; which error is theirs).
+                        context.error_code = context.error_code or ClientDisconnected.code
+                        return
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except asyncio.CancelledError:
                 if not watch.caused_cancel():
