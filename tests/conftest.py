@@ -274,3 +274,34 @@ def dist_binary() -> Path:
     binary = REPO / "dist" / "fkllmproxy"
     assert os.access(binary, os.X_OK)
     return binary
+
+
+def fkllm(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """``fkllm ARGS`` run as a user would, without the caller's provider keys or APP_ settings."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("APP_", "GOOGLE", "OPENAI", "ANTHROPIC", "GROQ", "OPENROUTER", "AZURE")
+        )
+    }
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "fkllmproxy", *args],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=timeout,
+    )
+
+
+def send_chats(daemon: Any, count: int) -> None:
+    """``count`` chat completions on the mock model, each one answered 200."""
+    for _ in range(count):
+        httpx.post(
+            daemon.url + "/v1/chat/completions",
+            headers=daemon.headers(),
+            json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
+        ).raise_for_status()

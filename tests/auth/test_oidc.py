@@ -345,7 +345,7 @@ class TestDaemon:
         self, issuer: LocalIssuer, start_daemon: Any, tmp_path: Any
     ) -> None:
         """The usage ledger records the token's name; refused tokens count as auth failures."""
-        from tests.cli.test_cli import fkllm
+        from tests.conftest import fkllm
 
         ledger = tmp_path / "usage.sqlite3"
         usage = f'\n[usage]\nenabled = true\npath = "{ledger}"\n'

@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import MOCK_CONFIG, free_port
-
-
-def fkllm(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("APP_", "GOOGLE", "OPENAI", "ANTHROPIC", "GROQ", "OPENROUTER", "AZURE")
-        )
-    }
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "fkllmproxy", *args],
-        capture_output=True,
-        text=True,
-        env=base,
-        timeout=timeout,
-    )
+from tests.conftest import MOCK_CONFIG, fkllm, free_port
 
 
 def test_check_config_valid_prints_redacted(tmp_path: Path) -> None:

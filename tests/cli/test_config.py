@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.cli.test_cli import fkllm
-from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port
+from tests.conftest import MASTER_KEY, MOCK_CONFIG, fkllm, free_port
 
 SECRET = "sk-inline-provider-secret-7777"
 CONFIG = (

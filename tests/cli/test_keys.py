@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.cli.test_cli import fkllm
+from tests.conftest import fkllm
 
 
 def config(tmp: Path, priced: bool = True) -> str:

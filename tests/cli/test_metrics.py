@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.cli.test_cli import fkllm
-from tests.cli.test_status import send_chats
-from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port, prometheus_samples, sample_sum
+from tests.conftest import (
+    MASTER_KEY,
+    MOCK_CONFIG,
+    fkllm,
+    free_port,
+    prometheus_samples,
+    sample_sum,
+    send_chats,
+)
 
 
 def test_table_json_and_prometheus(start_daemon: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fkllmproxy.cli.rotate_key import rotate
 from fkllmproxy.config.envfile import read_env_file
-from tests.cli.test_cli import fkllm
+from tests.conftest import fkllm
 
 ENV = """# /etc/fkllmproxy/env: secrets for fkllmproxy
 OPENAI_API_KEY=sk-provider-secret   # the provider

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import fkllm
-from tests.conftest import MOCK_CONFIG
+from tests.conftest import MOCK_CONFIG, fkllm
 
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE = 1

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from fkllmproxy.testing.fake_upstream import FakeUpstream
-from tests.cli.test_cli import fkllm
-from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port
+from tests.conftest import MASTER_KEY, MOCK_CONFIG, fkllm, free_port
 
 API_CHECKS = ["chat", "chat-stream", "messages", "responses", "gemini"]
 ALL_CHECKS = ["health", "ready", "models", *API_CHECKS]

@@ -12,20 +12,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.cli.test_cli import fkllm
-from tests.conftest import MASTER_KEY, MOCK_CONFIG, free_port, wait_until
-
-
-def send_chats(daemon: Any, count: int) -> None:
-    for _ in range(count):
-        httpx.post(
-            daemon.url + "/v1/chat/completions",
-            headers=daemon.headers(),
-            json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
-        ).raise_for_status()
+from tests.conftest import MASTER_KEY, MOCK_CONFIG, fkllm, free_port, send_chats, wait_until
 
 
 class TestLiveDaemon:

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from fkllmproxy.cli.usage import parse_since
-from tests.cli.test_cli import fkllm
-from tests.conftest import MOCK_CONFIG
+from tests.conftest import MOCK_CONFIG, fkllm
 
 TEAM_KEY = "sk-team-a-0123456789"
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.cli.test_cli import fkllm
-from tests.conftest import MOCK_CONFIG, wait_until
+from tests.conftest import MOCK_CONFIG, fkllm, wait_until
 
 
 def _rows(path: Path) -> int:

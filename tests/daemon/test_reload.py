@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.cli.test_cli import fkllm
-from tests.conftest import MOCK_CONFIG, RunningDaemon, wait_until
+from tests.conftest import MOCK_CONFIG, RunningDaemon, fkllm, wait_until
 
 SLOW_CONFIG = """
 [[providers]]

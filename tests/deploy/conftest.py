@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.cli.test_cli import fkllm
+from tests.conftest import fkllm
 
 KUBERNETES_VERSION = "1.33"  # preStop sleep is GA there; kustomize is not a schema
 

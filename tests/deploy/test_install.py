@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from fkllmproxy.config.envfile import read_env_file
-from tests.cli.test_cli import fkllm
-from tests.conftest import REPO
+from tests.conftest import REPO, fkllm
 
 INSTALL = REPO / "systemd" / "install.sh"
 

@@ -14,8 +14,7 @@ import pytest
 from fkllmproxy.config.schema import PriceConfig, UsageConfig
 from fkllmproxy.observability.energy import JOULES_PER_WH, EnergyTable
 from fkllmproxy.observability.usage import PriceTable, UsageLedger, summarize, summarize_days
-from tests.cli.test_cli import fkllm
-from tests.conftest import MOCK_CONFIG, prometheus_samples, sample_sum, wait_until
+from tests.conftest import MOCK_CONFIG, fkllm, prometheus_samples, sample_sum, wait_until
 
 DEFAULTS = UsageConfig()
 

@@ -27,8 +27,7 @@ from fkllmproxy.observability.usage import (
     summarize_days,
 )
 from fkllmproxy.testing.fake_upstream import FakeUpstream
-from tests.cli.test_cli import fkllm
-from tests.conftest import MOCK_CONFIG, prometheus_samples, wait_until
+from tests.conftest import MOCK_CONFIG, fkllm, prometheus_samples, wait_until
 
 
 def record(ledger: UsageLedger, **fields: object) -> None:

@@ -7,8 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.cli.test_cli import fkllm
-from tests.conftest import MASTER_KEY, MOCK_CONFIG
+from tests.conftest import MASTER_KEY, MOCK_CONFIG, fkllm
 
 TEAM_KEY = "sk-team-admin-test-000001"
 PROVIDER_KEY = "sk-provider-secret-999999"

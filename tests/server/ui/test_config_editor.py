@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import MOCK_CONFIG
-from tests.server.ui.test_routes import FORM, csrf_of, make_client, sign_in
+from tests.server.ui.conftest import FORM, csrf_of, make_client, sign_in
 
 
 def _form(**fields: str) -> str:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.server.ui.test_routes import FORM, csrf_of, make_client, sign_in
+from tests.server.ui.conftest import FORM, csrf_of, make_client, sign_in
 
 PRICES = '\n[[pricing]]\nmodel = "mock-1"\ninput_per_mtok = 0\noutput_per_mtok = 1000\n'
 

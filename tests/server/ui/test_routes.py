@@ -11,58 +11,14 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from fkllmproxy.config import load_config
-from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
-from tests.conftest import MASTER_KEY, MOCK_CONFIG
-
-FORM = {"content-type": "application/x-www-form-urlencoded"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_client(tmp_path: Path, extra: str = "", **environ: str) -> TestClient[Any]:
-    config = tmp_path / "c.toml"
-    config.write_text(MOCK_CONFIG + extra)
-    env = {"APP_AUTH__MASTER_KEY": MASTER_KEY, "APP_STATE__DIRECTORY": str(tmp_path), **environ}
-    loaded = load_config(config_path=config, environ=env)
-    holder = RuntimeHolder(build_runtime(loaded))
-
-    async def reloader() -> list[str]:
-        return list(reloads.pop(0)) if reloads else []
-
-    reloads: list[list[str]] = []
-    holder.reloader = reloader
-    app = create_app(holder)
-    app.state.reloads = reloads
-    app.state.console.clock = Clock()
-    return TestClient(app)
+from tests.conftest import MASTER_KEY
+from tests.server.ui.conftest import FORM, clock, csrf_of, make_client, sign_in
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
     with make_client(tmp_path) as client:
         yield client
-
-
-def sign_in(client: TestClient[Any], key: str = MASTER_KEY) -> Any:
-    return client.post("/ui/login", content=f"key={key}", headers=FORM, follow_redirects=False)
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html[:500]
-    return found.group(1)
-
-
-def clock(client: TestClient[Any]) -> Clock:
-    value: Clock = client.app.state.console.clock
-    return value
 
 
 class TestSignIn:
