@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import hashlib
 import io
 import pstats
 import sys
@@ -28,36 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.issuer import AUDIENCE, BenchIssuer
+from bench.callers import BENCH_KEY, CALLERS, caller_config
+from bench.issuer import BenchIssuer
 from bench.payloads import chat_request, responses_request
 from bench.targets import MASTER_KEY, fkllm_config
 from bench.upstream import Nginx
 
 __all__ = ["main"]
-
-
-BENCH_KEY = "sk-bench-client-key-0123456789abcdef"
-
-
-def _caller_config(caller: str, upstream: Nginx, issuer: BenchIssuer | None) -> str:
-    """What ``[auth]`` (and ``[[pricing]]``) the caller needs, appended to the config."""
-    if caller == "jwt":
-        assert issuer is not None
-        return (
-            f'\n[auth.oidc]\nissuer = "{issuer.url}"\naudience = "{AUDIENCE}"\n'
-            f'jwks_url = "{issuer.url}/jwks"\n'
-        )
-    if caller == "master":
-        return ""
-    digest = hashlib.sha256(BENCH_KEY.encode()).hexdigest()
-    text = f'\n[[auth.keys]]\nname = "bench-key"\nkey_sha256 = "{digest}"\n'
-    if caller == "budget":
-        # Far more than a run spends: every request reserves and settles, none is refused.
-        text += 'budget_usd = 1000000.0\nbudget_period = "month"\n'
-        for kind in upstream.ports:
-            text += f'\n[[pricing]]\nmodel = "bench-{kind}"\ninput_per_mtok = 1.0\n'
-            text += "output_per_mtok = 2.0\n"
-    return text
 
 
 def _scope(path: str, body: bytes, token: str = MASTER_KEY) -> dict[str, Any]:
@@ -150,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--caller",
         default="master",
-        choices=["master", "key", "budget", "jwt"],
+        choices=CALLERS,
         help="who calls: the master key, a client key, a budgeted key, a JWT",
     )
     parser.add_argument(
@@ -170,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         issuer = BenchIssuer() if args.caller == "jwt" else None
         try:
             config = workdir / "fkllm.toml"
-            config.write_text(
-                fkllm_config(upstream) + _caller_config(args.caller, upstream, issuer)
-            )
+            config.write_text(fkllm_config(upstream) + caller_config(args.caller, upstream, issuer))
             token = {"master": MASTER_KEY, "jwt": issuer.token() if issuer else ""}.get(
                 args.caller, BENCH_KEY
             )

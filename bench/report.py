@@ -274,6 +274,27 @@ def _redis_rows(results: Results, sids: list[str]) -> list[list[str]]:
     return rows
 
 
+def _caller_rows(results: Results, sids: list[str]) -> list[list[str]]:
+    """What a budget or a JWT adds per request: against the plain client key, same run."""
+    rows = []
+    for sid in sids:
+        key = _scenario(results, "fkllm-key", sid)
+        if key is None:
+            continue
+        row = [sid, _fmt(key["cpu_ms_per_req"], 3)]
+        for target in ("fkllm-budget", "fkllm-jwt"):
+            other = _scenario(results, target, sid)
+            row += (
+                [_fmt(other["cpu_ms_per_req"], 3), _signed(
+                    1000 * (other["cpu_ms_per_req"] - key["cpu_ms_per_req"]), 0
+                )]
+                if other
+                else ["-", "-"]
+            )  # fmt: skip
+        rows.append(row)
+    return rows
+
+
 def summary(results: Results) -> str:
     """One compact table per run, a row per target: what the performance page shows."""
     meta = results["meta"]
@@ -386,6 +407,23 @@ def render(results: Results) -> str:
         header = ["scenario", "fkllm req/s", "redis req/s", "ratio"]
         header += ["fkllm CPU ms/req", "redis CPU ms/req", "added CPU ms/req"]
         out += _table(header, _redis_rows(results, load_sids))
+        out.append("")
+
+    if "fkllm-key" in measured and ("fkllm-budget" in measured or "fkllm-jwt" in measured):
+        load_sids = [s for s in sids if sids[s]["mode"] == "load"]
+        out += ["## What a budget or a JWT costs", ""]
+        out.append(
+            "`fkllm-key` is called with a client key from `[[auth.keys]]`, `fkllm-budget` "
+            "with the same key given a budget (reserved before each call and settled after, "
+            "on the memory store), `fkllm-jwt` with a JWT from a local issuer (verified once "
+            "per token, then cached). Added CPU is in µs per request, against `fkllm-key`; "
+            "differences under ~15 % of the key's figure are noise here (`python -m "
+            "bench.inproc --caller` measures them precisely)."
+        )
+        out.append("")
+        header = ["scenario", "key CPU ms/req", "budget CPU ms/req", "budget added µs"]
+        header += ["JWT CPU ms/req", "JWT added µs"]
+        out += _table(header, _caller_rows(results, load_sids))
         out.append("")
 
     seq = [s for s in sids if sids[s]["mode"] == "sequential"]

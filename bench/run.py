@@ -28,6 +28,7 @@ from bench.scenarios import Scenario, select
 from bench.stream_timing import measure_streams
 from bench.targets import (
     DirectTarget,
+    FkllmCallerTarget,
     FkllmRedisTarget,
     FkllmTarget,
     LiteLLMTarget,
@@ -41,7 +42,16 @@ from bench.wrk import run_wrk, wrk_available
 
 __all__ = ["main"]
 
-DEFAULT_TARGETS = ("direct", "fkllm", "fkllm-redis", "litellm", "portkey")
+DEFAULT_TARGETS = (
+    "direct",
+    "fkllm",
+    "fkllm-redis",
+    "fkllm-key",
+    "fkllm-budget",
+    "fkllm-jwt",
+    "litellm",
+    "portkey",
+)
 
 
 def _say(message: str) -> None:
@@ -75,6 +85,9 @@ def build_targets(names: list[str], variants: list[str]) -> list[Target]:
         "direct": lambda: DirectTarget(name="direct"),
         "fkllm": lambda: FkllmTarget(name="fkllm"),
         "fkllm-redis": lambda: FkllmRedisTarget(name="fkllm-redis"),
+        "fkllm-key": lambda: FkllmCallerTarget(name="fkllm-key", caller="key"),
+        "fkllm-budget": lambda: FkllmCallerTarget(name="fkllm-budget", caller="budget"),
+        "fkllm-jwt": lambda: FkllmCallerTarget(name="fkllm-jwt", caller="jwt"),
         "litellm": lambda: LiteLLMTarget(name="litellm"),
         "portkey": lambda: PortkeyTarget(name="portkey"),
     }

@@ -25,12 +25,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.callers import BENCH_KEY, caller_config
+from bench.issuer import BenchIssuer
 from bench.payloads import chat_request, responses_request
 from bench.upstream import Nginx, free_port
 
 __all__ = [
     "DirectTarget",
     "Endpoint",
+    "FkllmCallerTarget",
     "FkllmRedisTarget",
     "FkllmTarget",
     "LiteLLMTarget",
@@ -236,12 +239,18 @@ class FkllmTarget(Target):
     port: int = 0
     rate_limit: bool = False
 
+    def extra_config(self, upstream: Nginx) -> str:
+        """More TOML after the generated config (a subclass's callers)."""
+        return ""
+
     def start(self, upstream: Nginx, workdir: Path) -> None:
         if not self.binary.exists():
             raise Unavailable(f"{self.binary} is missing (run 'make venv')")
         self.port = free_port()
         config = workdir / f"{self.name}.toml"
-        config.write_text(fkllm_config(upstream, rate_limit=self.rate_limit))
+        config.write_text(
+            fkllm_config(upstream, rate_limit=self.rate_limit) + self.extra_config(upstream)
+        )
         env = {**_base_env(), "APP_AUTH__MASTER_KEY": MASTER_KEY, **self.env}
         self._spawn(
             [
@@ -263,12 +272,42 @@ class FkllmTarget(Target):
         self.version = version.stdout.strip().splitlines()[-1] if version.stdout.strip() else ""
         self.wait_ready(workdir)
 
+    def token(self) -> str:
+        """What the load generator sends as its Bearer key."""
+        return MASTER_KEY
+
     def endpoint(self, kind: str) -> Endpoint:
         return Endpoint(
             f"http://127.0.0.1:{self.port}/v1/chat/completions",
-            {"authorization": f"Bearer {MASTER_KEY}"},
+            {"authorization": f"Bearer {self.token()}"},
             f"bench-{kind}",
         )
+
+
+@dataclass
+class FkllmCallerTarget(FkllmTarget):
+    """fkllm called as a client key, a budgeted key or a JWT (``bench/callers.py``): what
+    each identity adds per request, next to the plain key's row."""
+
+    caller: str = "key"
+    issuer: BenchIssuer | None = field(default=None, repr=False)
+
+    def extra_config(self, upstream: Nginx) -> str:
+        if self.caller == "jwt" and self.issuer is None:
+            self.issuer = BenchIssuer()
+        return caller_config(self.caller, upstream, self.issuer)
+
+    def token(self) -> str:
+        if self.caller == "jwt":
+            assert self.issuer is not None
+            return self.issuer.token()
+        return BENCH_KEY
+
+    def stop(self) -> None:
+        super().stop()
+        issuer, self.issuer = self.issuer, None
+        if issuer is not None:
+            issuer.stop()
 
 
 @dataclass

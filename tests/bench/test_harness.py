@@ -17,6 +17,7 @@ from bench.payloads import SSE_CHUNKS, chat_request, completion_body, sse_body
 from bench.procstat import descendants, sample_tree
 from bench.scenarios import SCENARIOS, select
 from bench.stream_timing import measure_streams, percentile
+from bench.targets import FkllmCallerTarget, check_endpoint
 from bench.upstream import Nginx, echo_module_available, nginx_config
 from bench.wrk import lua_script, parse_output, run_wrk, wrk_available
 
@@ -227,6 +228,19 @@ class TestAgainstRealNginx:
         nginx = Nginx.start(tmp_path / "nginx")
         yield nginx
         nginx.stop()
+
+    @pytest.mark.parametrize("caller", ["budget", "jwt"])
+    def test_a_budgeted_key_and_a_jwt_are_answered(
+        self, upstream: Nginx, tmp_path: Path, caller: str
+    ) -> None:
+        """The fkllm-budget and fkllm-jwt targets start and answer a real request with 200
+        (a refused identity would fail the check before anything is measured)."""
+        target = FkllmCallerTarget(name=f"fkllm-{caller}", caller=caller)
+        target.start(upstream, tmp_path)
+        try:
+            assert check_endpoint(target.endpoint("json"), stream=False) is None
+        finally:
+            target.stop()
 
     def test_one_second_of_wrk_direct(self, upstream: Nginx, tmp_path: Path) -> None:
         """A one-second wrk run against nginx completes requests without errors."""

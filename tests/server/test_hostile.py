@@ -90,7 +90,34 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
             warm.post("/v1/chat/completions", content=nested(20_000).encode())
     BASELINE["rss_kib"] = rss_kib(running.pid)
     yield running
-    running.stop()
+    try:
+        _healthy_and_flat_after_the_storm(running)
+    finally:
+        running.stop()
+
+
+def _healthy_and_flat_after_the_storm(daemon: RunningDaemon) -> None:
+    """Once every test of the module has used the daemon, whatever order they ran in: the
+    same process answers, logged no internal error, and its RSS stayed flat (a failure
+    here is reported as an error in the module's last test's teardown)."""
+    after = rss_kib(daemon.pid)
+    before = BASELINE["rss_kib"]
+    assert after - before < 64 * 1024, f"RSS grew from {before} KiB to {after} KiB"
+    with httpx.Client(base_url=daemon.url, timeout=20.0) as client:
+        assert client.get("/health").json()["status"] == "healthy"
+        ok = send(
+            client,
+            "POST",
+            "/v1/chat/completions",
+            b'{"model": "mock", "messages": [{"role": "user", "content": "still here"}]}',
+        )
+    assert ok.status_code == 200 and "still here" in ok.text
+    errors = [line for line in daemon.logs() if line["level"] == "ERROR"]
+    assert not errors, errors[:3]
+    total = sum(OUTCOMES.values())
+    print(
+        f"\nhostile cases: {total}; outcomes: {dict(sorted(OUTCOMES.items()))}; RSS {before} -> {after} KiB"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -573,26 +600,3 @@ class TestSchemathesis:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 fuzz(result.ok(), mode)
         assert sum(ran.values()) > 60
-
-
-def test_daemon_is_healthy_and_memory_flat_after_the_storm(
-    daemon: RunningDaemon, client: httpx.Client
-) -> None:
-    """Runs last: the same process answers, logged no internal error, RSS stayed flat."""
-    after = rss_kib(daemon.pid)
-    before = BASELINE["rss_kib"]
-    assert after - before < 64 * 1024, f"RSS grew from {before} KiB to {after} KiB"
-    assert client.get("/health").json()["status"] == "healthy"
-    ok = send(
-        client,
-        "POST",
-        "/v1/chat/completions",
-        b'{"model": "mock", "messages": [{"role": "user", "content": "still here"}]}',
-    )
-    assert ok.status_code == 200 and "still here" in ok.text
-    errors = [line for line in daemon.logs() if line["level"] == "ERROR"]
-    assert not errors, errors[:3]
-    total = sum(OUTCOMES.values())
-    print(
-        f"\nhostile cases: {total}; outcomes: {dict(sorted(OUTCOMES.items()))}; RSS {before} -> {after} KiB"
-    )
