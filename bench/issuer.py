@@ -13,10 +13,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
-
 __all__ = ["AUDIENCE", "BenchIssuer"]
 
 AUDIENCE = "fkllm-bench"
@@ -26,6 +22,10 @@ class BenchIssuer:
     """Serves ``/jwks`` on a free loopback port until ``stop``."""
 
     def __init__(self) -> None:
+        # Imported here: the rest of the harness runs without PyJWT (bench/setup.sh adds it).
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from jwt.algorithms import RSAAlgorithm
+
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
         jwk.update({"kid": "bench-1", "use": "sig", "alg": "RS256"})
@@ -47,6 +47,8 @@ class BenchIssuer:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def token(self, subject: str = "bench-user") -> str:
+        import jwt
+
         now = int(time.time())
         claims = {"iss": self.url, "aud": AUDIENCE, "sub": subject, "iat": now, "exp": now + 7200}
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": "bench-1"})

@@ -35,11 +35,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ ! -e "$CACHE/venv/.installed" ]; then
-    say "bench virtualenv (matplotlib, py-spy, pyinstrument)"
+    say "bench virtualenv (matplotlib, py-spy, pyinstrument, PyJWT)"
     "$PYTHON" -m venv "$CACHE/venv" \
-        && "$CACHE/venv/bin/pip" install -q matplotlib py-spy pyinstrument \
+        && "$CACHE/venv/bin/pip" install -q matplotlib py-spy pyinstrument "pyjwt[crypto]" \
         && touch "$CACHE/venv/.installed" \
         || say "bench virtualenv failed: no chart and no profiler (the run still works)"
+elif ! "$CACHE/venv/bin/python" -c "import jwt, cryptography" 2>/dev/null; then
+    # An older bench virtualenv: the fkllm-jwt target's local issuer signs with PyJWT.
+    say "PyJWT into the bench virtualenv"
+    "$CACHE/venv/bin/pip" install -q "pyjwt[crypto]" || say "PyJWT failed: fkllm-jwt is skipped"
 fi
 
 if [ ! -e "$CACHE/litellm-venv/.installed" ]; then

@@ -294,7 +294,10 @@ class FkllmCallerTarget(FkllmTarget):
 
     def extra_config(self, upstream: Nginx) -> str:
         if self.caller == "jwt" and self.issuer is None:
-            self.issuer = BenchIssuer()
+            try:
+                self.issuer = BenchIssuer()
+            except ImportError as exc:
+                raise Unavailable(f"{exc.name} is missing (run 'make bench-setup')") from None
         return caller_config(self.caller, upstream, self.issuer)
 
     def token(self) -> str:
