@@ -19,9 +19,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         yield running
 
 
-def _head(extra: str) -> bytes:
+def _head(extra: str, target: str = "POST /v1/chat/completions") -> bytes:
     return (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"{target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {MASTER_KEY}\r\nContent-Type: application/json\r\n{extra}\r\n"
     ).encode()
 
@@ -62,3 +62,23 @@ def test_a_body_that_never_starts_gets_408(daemon: RunningDaemon) -> None:
         sock.sendall(_head("Content-Length: 10\r\n"))
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "POST /v1/messages",
+        "POST /v1/responses",
+        "POST /v1beta/models/mock:generateContent",
+        "POST /v1/embeddings",
+        "POST /admin/config/validate",
+        "PUT /admin/config/source",
+        "POST /admin/config/restore",
+    ],
+)
+def test_every_route_with_a_body_has_the_deadline(daemon: RunningDaemon, target: str) -> None:
+    """The deadline is the daemon's, not one route's: a body trickled to any of them ends."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=WAIT) as sock:
+        sock.sendall(_head("Content-Length: 1000\r\n", target) + b"{")
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 408 "), (target, answer[:300])

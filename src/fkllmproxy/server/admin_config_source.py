@@ -342,7 +342,9 @@ async def restore_config(request: Request[Any, Any, Any]) -> Response[bytes]:
     await admit_master(ApiRequest.of(request), holder.runtime)
     with counted(holder, "restore") as tally:
         server = holder.runtime.config.server
-        raw = await read_body(ApiRequest.of(request), server.max_request_size)
+        raw = await read_body(
+            ApiRequest.of(request), server.max_request_size, server.body_timeout_secs
+        )
         try:
             name = msgspec.json.decode(raw, type=_Restore).name
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -213,7 +213,8 @@ async def _accept(
     """As ``dispatch.accept``, with the model taken from the path instead of the body."""
     runtime = request.holder.runtime
     caller, context = await admit(request, runtime)
-    raw = await read_body(request, runtime.config.server.max_request_size)
+    server = runtime.config.server
+    raw = await read_body(request, server.max_request_size, server.body_timeout_secs)
     parsed = decode_body(raw, decoder)
     context.model = name
     model = runtime.router.resolve(name)
