@@ -434,7 +434,8 @@ class TestProxy:
 # --- the config's checks ------------------------------------------------------------------------
 
 
-def _problems(tmp_path: Path, extra: str, environ: dict[str, str] | None = None) -> str:
+def _config_file(tmp_path: Path, extra: str) -> Path:
+    """A config with one openai provider carrying ``extra`` settings, and one model."""
     path = tmp_path / "config.toml"
     path.write_text(
         f"""
@@ -450,6 +451,11 @@ name = "m"
 targets = [{{ provider = "up", model = "m" }}]
 """
     )
+    return path
+
+
+def _problems(tmp_path: Path, extra: str, environ: dict[str, str] | None = None) -> str:
+    path = _config_file(tmp_path, extra)
     with pytest.raises(ConfigError) as refused:
         load_config(config_path=path, environ=environ or {})
     return "\n".join(refused.value.problems)
@@ -474,23 +480,10 @@ class TestConfig:
         assert "client_key needs client_cert" in shown
 
     def test_good_settings_load(self, tmp_path: Path, pki: Pki) -> None:
-        path = tmp_path / "config.toml"
-        path.write_text(
-            f"""
-[[providers]]
-name = "up"
-type = "openai"
-base_url = "https://llm.internal/v1"
-api_key = "k"
-proxy = "http://fk:pw@proxy.internal:3128"
-ca_file = "{pki.ca}"
-client_cert = "{pki.client_cert}"
-client_key = "{pki.client_key}"
-
-[[models]]
-name = "m"
-targets = [{{ provider = "up", model = "m" }}]
-"""
+        path = _config_file(
+            tmp_path,
+            f'proxy = "http://fk:pw@proxy.internal:3128"\nca_file = "{pki.ca}"\n'
+            f'client_cert = "{pki.client_cert}"\nclient_key = "{pki.client_key}"',
         )
         config = load_config(config_path=path, environ={}).config
         (up,) = config.providers
