@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fkllmproxy import __version__
 from fkllmproxy.auth import AccessEvents, Authenticator
-from fkllmproxy.auth.oidc import OidcVerifier
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.config.schema import ClientKey, UsageConfig
 from fkllmproxy.observability.energy import EnergyTable
@@ -27,6 +26,9 @@ from fkllmproxy.server.budget import Budgets, build_budgets
 from fkllmproxy.server.cache import ResponseCache
 from fkllmproxy.state import StateBackend, build_state
 from fkllmproxy.state.base import CircuitParams
+
+if TYPE_CHECKING:
+    from fkllmproxy.auth.oidc import OidcVerifier
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
 
@@ -186,6 +188,10 @@ def _oidc_verifier(config: Config, previous: Runtime | None) -> OidcVerifier | N
     """The JWT verifier for ``[auth.oidc]``; on reload it keeps the keys fetched so far."""
     if config.auth.oidc is None:
         return None
+    # Imported only now: PyJWT and cryptography hold about 20 MiB of a daemon's memory,
+    # which one without [auth.oidc] has no use for.
+    from fkllmproxy.auth.oidc import OidcVerifier
+
     verifier = OidcVerifier(config.auth.oidc)
     before = previous.auth.oidc if previous is not None else None
     if before is not None:
