@@ -41,7 +41,8 @@ def _mapped(pid: int, library: str) -> bool:
 
 def test_serve_hands_over_to_a_daemon_without_the_cli(start_daemon: Any) -> None:
     """``fkllm serve`` re-executes itself as the bare daemon: same PID (what systemd
-    watches), and pydantic — which Typer brings and nothing serving needs — not loaded."""
+    watches), and pydantic — which Typer brings and nothing serving needs — not loaded,
+    nor the JWT libraries a daemon without OIDC has no use for."""
     daemon = start_daemon()
 
     def started_line() -> dict[str, Any] | None:
@@ -51,8 +52,10 @@ def test_serve_hands_over_to_a_daemon_without_the_cli(start_daemon: Any) -> None
     started = started_line()
     assert started is not None
     assert started["pid"] == daemon.pid
-    assert _mapped(daemon.pid, "_granian")  # the check below looks at the right process
+    assert _mapped(daemon.pid, "_granian")  # the checks below look at the right process
     assert not _mapped(daemon.pid, "_pydantic_core")
+    # Without [auth.oidc], no JWT library either (PyJWT's cryptography is ~20 MiB).
+    assert not _mapped(daemon.pid, "cryptography/hazmat/bindings")
     with open(f"/proc/{daemon.pid}/cmdline", "rb") as cmdline:
         assert b"serve" in cmdline.read().split(b"\0")
 
