@@ -23,6 +23,8 @@ from fkllmproxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from fkllmproxy.observability.attempts import AttemptRecorder
+from fkllmproxy.observability.metrics import Metrics
 from fkllmproxy.providers import Completion, Provider, StreamingCompletion
 from fkllmproxy.routing import Attempted, Router
 
@@ -126,6 +128,24 @@ class TestFallback:
             2,
         )
         assert clock.sleeps == [], "moving to a fresh target does not wait"
+
+    async def test_each_attempt_is_counted_in_the_metrics_it_was_given(self) -> None:
+        """The recorder built with the runtime counts every attempt, by provider and outcome;
+        one built without metrics ([metrics] enabled = false) counts nothing anywhere."""
+        metrics = Metrics(window=64)
+        a, b = Fake("a", [failing("a")]), Fake("b")
+        cfg = config([{"provider": "a", "model": "a-model"}, {"provider": "b", "model": "b-model"}])
+        clock = Clock()
+        router = Router(
+            cfg, {"a": a, "b": b}, clock=clock, sleep=clock.sleep, record=AttemptRecorder(metrics)
+        )
+        assert await run(router) is OK
+        counted = {
+            (labels["provider"], labels["outcome"]): value
+            for name, labels, value in prometheus(metrics)
+            if name == "fkllm_upstream_requests_total"
+        }
+        assert counted == {("a", "error"): 1.0, ("b", "success"): 1.0}
 
     async def test_request_fault_goes_back_at_once(self) -> None:
         """An upstream 4xx caused by the request is not retried and counts as the provider alive."""
@@ -557,3 +577,15 @@ class TestAffinity:
             [Fake("a"), Fake("b")], weights=[1.0, 1.0], routing={"affinity_header": ""}
         )
         assert off.affinity_of(off.resolve("m"), headers) is None
+
+
+def prometheus(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
+    """``metrics``' samples as (name, labels, value)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = metrics.exposition().decode()
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]

@@ -1,8 +1,10 @@
 """One upstream attempt, observed: its outcome, a log line, the metrics and (when tracing
 is on) a span.
 
-The router calls ``record_attempt`` once per attempt (success or failure), so a request
-that fell back from one provider to another leaves one line and one count per try.
+The router calls its ``AttemptRecorder`` once per attempt (success or failure), so a
+request that fell back from one provider to another leaves one line and one count per
+try. The recorder is built with the runtime and handed to the router, with the metrics
+to count in, or none when ``[metrics] enabled = false``.
 Failed attempts are logged at WARNING (an operator wants to see a provider failing even
 when a fallback saved the request); successes and client-caused refusals at DEBUG,
 since the request line already names the provider and the number of attempts.
@@ -15,10 +17,10 @@ import time
 
 from fkllmproxy.errors import ClientError, UpstreamError, UpstreamRejected, UpstreamTimeout
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.observability.metrics import process_metrics
+from fkllmproxy.observability.metrics import Metrics
 from fkllmproxy.observability.tracing import attempt_span
 
-__all__ = ["outcome_of", "record_attempt"]
+__all__ = ["AttemptRecorder", "outcome_of"]
 
 _log = get_logger("upstream")
 
@@ -36,17 +38,38 @@ def outcome_of(error: BaseException | None) -> str:
     return "error"
 
 
-def record_attempt(
+class AttemptRecorder:
+    """Counts (in ``metrics``, if any) and logs each upstream attempt."""
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self._metrics = metrics
+
+    def __call__(
+        self,
+        provider: str,
+        upstream_model: str,
+        attempt: int,
+        started: float,
+        error: BaseException | None = None,
+    ) -> None:
+        """Count and log one attempt that began at ``started`` (``time.perf_counter()``)."""
+        _record(self._metrics, provider, upstream_model, attempt, started, error)
+
+
+def _record(
+    metrics: Metrics | None,
     provider: str,
     upstream_model: str,
     attempt: int,
     started: float,
-    error: BaseException | None = None,
+    error: BaseException | None,
 ) -> None:
-    """Count and log one attempt that began at ``started`` (``time.perf_counter()``)."""
     seconds = time.perf_counter() - started
     outcome = outcome_of(error)
-    process_metrics().upstream_attempt(provider, outcome, seconds)
+    if metrics is not None:
+        metrics.upstream_attempt(provider, outcome, seconds)
     status = 200 if error is None else getattr(error, "upstream_status", None)
     if status is None and isinstance(error, ClientError):
         status = error.status

@@ -41,7 +41,7 @@ from fkllmproxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from fkllmproxy.observability.attempts import record_attempt
+from fkllmproxy.observability.attempts import AttemptRecorder
 from fkllmproxy.providers import Provider, StreamingCompletion
 from fkllmproxy.routing.breaker import CircuitBreakers
 from fkllmproxy.routing.targets import Leg, Route
@@ -84,8 +84,11 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         draw: Callable[[], float] = random.random,
+        record: AttemptRecorder | None = None,
     ) -> None:
         self.providers = providers
+        # Counting and logging each attempt; absent (tests), attempts are only logged.
+        self._record = record or AttemptRecorder(None)
         self.models: dict[str, ModelConfig] = {m.name: m for m in config.models}
         self.model_names = sorted(self.models)
         self.breakers = CircuitBreakers(providers, config.circuit_breaker, clock=clock)
@@ -204,9 +207,9 @@ class Router:
         try:
             result = await self._attempt_at(leg, attempt, attempted, stream, deadline, allowed)
         except Exception as exc:
-            record_attempt(leg.provider.name, leg.target.model, attempted.attempts, started, exc)
+            self._record(leg.provider.name, leg.target.model, attempted.attempts, started, exc)
             raise
-        record_attempt(leg.provider.name, leg.target.model, attempted.attempts, started)
+        self._record(leg.provider.name, leg.target.model, attempted.attempts, started)
         return result
 
     async def _attempt_at(

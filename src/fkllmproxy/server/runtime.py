@@ -15,6 +15,7 @@ from fkllmproxy import __version__
 from fkllmproxy.auth import AccessEvents, Authenticator
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.config.schema import ClientKey, UsageConfig
+from fkllmproxy.observability.attempts import AttemptRecorder
 from fkllmproxy.observability.energy import EnergyTable
 from fkllmproxy.observability.metrics import Metrics, process_metrics
 from fkllmproxy.observability.tracing import setup_tracing, shutdown_tracing
@@ -152,7 +153,8 @@ def build_runtime(
         RateShare(limits.capacity, limits.refill_per_second, divisor) if limits.enabled else None
     )
     cache = ResponseCache(state, config.cache) if config.cache.enabled else None
-    router = Router(config, providers)
+    metrics = process_metrics() if config.metrics.enabled else None
+    router = Router(config, providers, record=AttemptRecorder(metrics))
     if config.state.backend == "redis":
         breaker = config.circuit_breaker
         params = CircuitParams(
