@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fkllmproxy.observability.metrics import Metrics
+from fkllmproxy.config import load_config
+from fkllmproxy.observability.metrics import Metrics, process_metrics
+from fkllmproxy.server import build_runtime
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -166,3 +169,23 @@ class TestWorkerFiles:
             use_multiprocess(None)
         key = (("model", "gpt"), ("provider", "primary"), ("route", "/v1/chat/completions"))
         assert found[("fkllm_requests_total", (*key, ("status", "200")))] == 1
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_circuit_change_reaches_the_gauge_only_with_metrics_on(
+    tmp_path: Path, enabled: bool
+) -> None:
+    """The runtime hands the breakers the process's metrics, or none with
+    ``[metrics] enabled = false``: an opened circuit shows as 2, or not at all."""
+    name = f"gauge-{'on' if enabled else 'off'}-{tmp_path.name}"[:60]
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[[providers]]\nname = "{name}"\ntype = "mock"\n\n'
+        f'[[models]]\nname = "m"\ntargets = [{{ provider = "{name}", model = "x" }}]\n\n'
+        f"[circuit_breaker]\nfailure_threshold = 1\n\n[metrics]\nenabled = {str(enabled).lower()}\n"
+    )
+    runtime = build_runtime(load_config(config_path=config, environ={}))
+    runtime.router.breakers[name].record_failure()
+    assert runtime.router.breakers[name].state == "open"
+    gauge = samples(process_metrics()).get(("fkllm_circuit_breaker_state", (("provider", name),)))
+    assert gauge == (2 if enabled else None)

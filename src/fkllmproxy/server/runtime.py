@@ -161,7 +161,7 @@ def build_runtime(
             breaker.failure_threshold, breaker.timeout_secs, breaker.max_timeout_secs
         )
         router.refresh_circuits = SharedCircuits(state, router.breakers, params).refresh
-    _export_circuit_changes(router)
+    _export_circuit_changes(router, metrics)
     return Runtime(
         loaded=loaded,
         providers=providers,
@@ -201,13 +201,14 @@ def _oidc_verifier(config: Config, previous: Runtime | None) -> OidcVerifier | N
     return verifier
 
 
-def _export_circuit_changes(router: Router) -> None:
+def _export_circuit_changes(router: Router, metrics: Metrics | None) -> None:
     """Every circuit breaker state change sets ``fkllm_circuit_breaker_state`` at once
-    (each worker its own series), not only when someone scrapes."""
-    breakers = getattr(router, "breakers", None)  # routing/breaker.py's CircuitBreakers
-    if breakers is not None:
-        breakers.on_change.append(_circuit_changed)
+    (each worker its own series), not only when someone scrapes; nothing with
+    ``[metrics] enabled = false``."""
+    if metrics is None:
+        return
 
+    def changed(breaker: Any, previous: str) -> None:
+        metrics.circuit_state(breaker.name, breaker.state)
 
-def _circuit_changed(breaker: Any, previous: str) -> None:
-    process_metrics().circuit_state(breaker.name, breaker.state)
+    router.breakers.on_change.append(changed)
