@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -305,3 +306,44 @@ def send_chats(daemon: Any, count: int) -> None:
             headers=daemon.headers(),
             json={"model": "mock", "messages": [{"role": "user", "content": "hi"}]},
         ).raise_for_status()
+
+
+class ChatLoad:
+    """Chat requests to ``model`` from ``threads`` threads while the ``with`` block runs,
+    each on a fresh connection (so any worker may answer); every outcome is kept, a status
+    or the name of the error that stood for one."""
+
+    def __init__(self, daemon: Any, *, threads: int = 2, model: str = "mock") -> None:
+        self.daemon = daemon
+        self.model = model
+        self.statuses: list[int | str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    @property
+    def failures(self) -> list[int | str]:
+        return [status for status in self.statuses if status != 200]
+
+    def _run(self) -> None:
+        body = {"model": self.model, "messages": [{"role": "user", "content": "hi"}]}
+        while not self._stop.is_set():
+            try:
+                with httpx.Client(timeout=10) as client:
+                    response = client.post(
+                        self.daemon.url + "/v1/chat/completions",
+                        json=body,
+                        headers=self.daemon.headers(),
+                    )
+                self.statuses.append(response.status_code)
+            except httpx.HTTPError as exc:
+                self.statuses.append(type(exc).__name__)
+
+    def __enter__(self) -> ChatLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)

@@ -10,7 +10,6 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import httpx
 from tests.conftest import (
     MASTER_KEY,
     MOCK_CONFIG,
+    ChatLoad,
     RunningDaemon,
     free_port,
     prometheus_samples,
@@ -79,33 +79,6 @@ def _workers(supervisor: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
-class _Load:
-    """Requests to the old model from two threads while a config is applied."""
-
-    def __init__(self, daemon: Any) -> None:
-        self.daemon = daemon
-        self.statuses: list[int | str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(2)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.statuses.append(_chat(self.daemon, "mock").status_code)
-            except httpx.HTTPError as exc:
-                self.statuses.append(type(exc).__name__)
-
-    def __enter__(self) -> _Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-
-
 def test_get_redacts_secrets_and_keeps_comments(start_daemon: Any) -> None:
     daemon = start_daemon(CONFIG)
     response = _source(daemon)
@@ -124,7 +97,7 @@ def test_put_replaces_the_file_backs_up_and_reloads(start_daemon: Any) -> None:
     assert _chat(daemon, "second").status_code == 404
     read = _source(daemon).json()
     inode = daemon.config_path.stat().st_ino
-    with _Load(daemon) as load:
+    with ChatLoad(daemon, threads=2) as load:
         response = _put(daemon, read["text"] + NEW_MODEL, read["etag"])
     assert load.statuses and set(load.statuses) == {200}  # no request dropped
     assert response.status_code == 200, response.text
@@ -305,7 +278,7 @@ def test_every_worker_gets_the_new_file(start_daemon: Any) -> None:
     before = _workers(daemon.pid)
     earlier = _reloads(daemon)
     read = _source(daemon).json()
-    with _Load(daemon) as load:
+    with ChatLoad(daemon, threads=2) as load:
         response = _put(daemon, read["text"] + NEW_MODEL, read["etag"])
         assert response.status_code == 200, response.text
         assert response.json()["reload"]["status"] == "reloading"

@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 import sqlite3
 import stat
-import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import MOCK_CONFIG, prometheus_samples, sample_sum, wait_until
+from tests.conftest import MOCK_CONFIG, ChatLoad, prometheus_samples, sample_sum, wait_until
 
 LEDGER = """
 [usage]
@@ -42,48 +41,12 @@ def _writes(daemon: Any, outcome: str) -> float:
     return sample_sum(samples, "fkllm_admin_writes_total", action="usage_backup", outcome=outcome)
 
 
-class _Load:
-    """Chat requests from four threads, each one a ledger row."""
-
-    def __init__(self, daemon: Any) -> None:
-        self.daemon = daemon
-        self.failures: list[int | str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(4)]
-
-    def _run(self) -> None:
-        body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.post(
-                        self.daemon.url + "/v1/chat/completions",
-                        json=body,
-                        headers=self.daemon.headers(),
-                    )
-                except httpx.HTTPError as exc:
-                    self.failures.append(type(exc).__name__)
-                    continue
-                if response.status_code != 200:
-                    self.failures.append(response.status_code)
-
-    def __enter__(self) -> _Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-
-
 def test_a_backup_under_load_holds_every_committed_row(start_daemon: Any, tmp_path: Path) -> None:
     """The copy opens as a consistent database with every row committed before it
     started, in ``backups/`` beside the ledger, under a generated name."""
     ledger = tmp_path / "usage.sqlite3"
     daemon = start_daemon(MOCK_CONFIG + LEDGER.format(ledger=ledger, extra=""))
-    with _Load(daemon) as load:
+    with ChatLoad(daemon, threads=4) as load:
         assert wait_until(lambda: ledger.exists() and _rows(ledger) >= 200, 60.0)
         before = _rows(ledger)
         # A client cannot choose where the copy goes: a body naming a path is ignored.
