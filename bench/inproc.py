@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import pstats
 import sys
 import tempfile
@@ -134,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="answer from memory (httpx.MockTransport): the Python hot path alone, no sockets",
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON object instead"
+    )
     args = parser.parse_args(argv)
 
     from fkllmproxy.config import load_config
@@ -207,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             if issuer is not None:
                 issuer.stop()
     bad = [s for s in statuses if s != 200]
+    if args.json:
+        figures = {"caller": args.caller, "requests": len(statuses), "not_200": len(bad)}
+        figures.update(cpu_us=round(1e6 * cpu, 1), wall_us=round(1e6 * wall, 1))
+        print(json.dumps(figures))
+        return 1 if bad else 0
     print(
         f"{len(statuses)} requests (c={args.concurrency}{', uvloop' if args.uvloop else ''}, "
         f"caller {args.caller}), "

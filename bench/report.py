@@ -425,6 +425,22 @@ def render(results: Results) -> str:
         header += ["JWT CPU ms/req", "JWT added µs"]
         out += _table(header, _caller_rows(results, load_sids))
         out.append("")
+    identity = results.get("identity_cost")
+    if identity:
+        out += ["## What a budget or a JWT costs, in process", ""]
+        out.append(
+            "`bench.identity_cost`: `python -m bench.inproc --mock --uvloop --caller ...` "
+            "(the real app in process, the upstream answered from memory), the identities "
+            f"alternated over {identity['rounds']} rounds, each one's quickest CPU per request "
+            "kept. Target: a budgeted key and a JWT each add under 30 µs to the plain key."
+        )
+        out.append("")
+        quickest, added = identity["quickest_cpu_us"], identity["added_us"]
+        rows = [["client key", f"{quickest['key']:.1f}", ""]]
+        rows.append(["key with a budget", f"{quickest['budget']:.1f}", _signed(added["budget"], 1)])
+        rows.append(["JWT", f"{quickest['jwt']:.1f}", _signed(added["jwt"], 1)])
+        out += _table(["caller", "CPU µs/req", "added µs"], rows)
+        out.append("")
 
     seq = [s for s in sids if sids[s]["mode"] == "sequential"]
     if seq:

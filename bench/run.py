@@ -312,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
             for target in targets:
                 target.stop()
             upstream.stop()
+    if {"fkllm-key", "fkllm-budget", "fkllm-jwt"} <= set(results["targets"]):
+        from bench import identity_cost
+
+        _say("in process: what a budget and a JWT add to a request (bench.identity_cost)")
+        results["identity_cost"] = identity_cost.measure()
     results["meta"]["uptime_after"] = _uptime()
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(report.render(results))

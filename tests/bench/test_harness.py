@@ -175,6 +175,22 @@ class TestReport:
         assert "## What the Redis backend costs" in text
         assert "| json_c64 | 6,000 | 4,500 | 0.75x | 0.300 | 0.420 | +0.120 |" in text
 
+    def test_identity_cost_shows_what_a_budget_and_a_jwt_add(self) -> None:
+        """With bench.identity_cost's figures, the report prints each identity's quickest
+        in-process CPU and what it adds to the plain key's."""
+        results = _canned_results()
+        assert "in process" not in report.render(results)
+        results["identity_cost"] = {
+            "rounds": 2,
+            "cpu_us": {"key": [130.0, 128.0], "budget": [141.0, 139.5], "jwt": [133.0, 134.0]},
+            "quickest_cpu_us": {"key": 128.0, "budget": 139.5, "jwt": 133.0},
+            "added_us": {"budget": 11.5, "jwt": 5.0},
+        }
+        text = report.render(results)
+        assert "## What a budget or a JWT costs, in process" in text
+        assert "| key with a budget | 139.5 | +11.5 |" in text
+        assert "| JWT | 133.0 | +5.0 |" in text
+
     def test_docs_table_is_replaced_between_markers_only(self) -> None:
         """--update-docs swaps the summary in and leaves the rest of the page alone."""
         page = f"intro\n{report.DOCS_START}\nold table\n{report.DOCS_END}\noutro\n"

@@ -43,6 +43,7 @@ from fkllmproxy.state.base import StateBackend, StateUnavailable
 from fkllmproxy.state.budget_spend import configured_budgets, period_spend
 from fkllmproxy.state.budgets import (
     BudgetStore,
+    CellBudgets,
     MemoryBudgets,
     SharedFileBudgets,
     Spend,
@@ -89,12 +90,18 @@ def output_limit(raw: bytes) -> int:
 
 @dataclass(slots=True)
 class Reservation:
-    """What one request holds against its caller's budget and bucket until settled."""
+    """What one request holds against its caller's budget and bucket until settled.
+
+    ``period`` and ``ends`` are the budget period the admission check saw (its start, a
+    record key, and its end), so the reservation and the settlement need not work it
+    out again unless the period ended meanwhile."""
 
     limits: UsageLimits
     client: str
     period: int = 0
+    ends: float = 0.0
     estimate: float = 0.0
+    reserved: bool = False
     settled: bool = False
 
 
@@ -117,11 +124,17 @@ class Budgets:
     clock: Callable[[], float] = time.time
     metrics: bool = True
     _periods: dict[str, _Period] = field(default_factory=dict)
+    # The store as plain calls when it never waits (memory, mapped file): no coroutine,
+    # no fallback, per operation. ``None`` on Redis.
+    _cells: CellBudgets | None = None
     _seeded: asyncio.Event | None = None
     _ready: bool = False  # seeded: the per-request check is then one attribute read
     # Budget name -> its spend gauge, its budget already set: settling a request then
     # costs one gauge write, not two lookups and two writes.
     _gauges: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._cells = self.store.immediate()
 
     def period(self, kind: str) -> _Period:
         """This ``kind`` of period's bounds now (recomputed only when one ends)."""
@@ -203,11 +216,15 @@ class Budgets:
         held.settled = True
         limits = held.limits
         usage = context.usage
+        cells = self._cells
         if limits.tokens_per_minute is not None and usage is not None:
             used = usage.prompt_tokens + usage.completion_tokens
             if used > 0:
-                await self._call("take_tokens", held.client, limits.tokens_per_minute, used)
-        if limits.budget_usd is None or not held.period:
+                if cells is not None:
+                    cells.take_tokens_now(held.client, limits.tokens_per_minute, used)
+                else:
+                    await self._call("take_tokens", held.client, limits.tokens_per_minute, used)
+        if not held.reserved:
             return
         cost = 0.0
         if usage is not None and context.provider and context.provider != "cache":
@@ -223,13 +240,19 @@ class Budgets:
                 )
                 or 0.0
             )
-        period = int(self.period(limits.budget_period).start)
-        if period != held.period:  # the period ended meanwhile: nothing of it to release
+        period = held.period
+        if self.clock() >= held.ends:  # the period ended meanwhile: nothing of it to release
+            period = int(self.period(limits.budget_period).start)
             held.estimate = 0.0
-        try:
-            spend = await self.store.settle(limits.budget_name, period, held.estimate, cost)
-        except StateUnavailable:
-            spend = await self._fall_back("settle", limits.budget_name, period, held.estimate, cost)
+        if cells is not None:
+            spend = cells.settle_now(limits.budget_name, period, held.estimate, cost)
+        else:
+            try:
+                spend = await self.store.settle(limits.budget_name, period, held.estimate, cost)
+            except StateUnavailable:
+                spend = await self._fall_back(
+                    "settle", limits.budget_name, period, held.estimate, cost
+                )
         self._gauge(limits.budget_name, limits, spend)
 
 
@@ -240,8 +263,12 @@ async def check(budgets: Budgets | None, caller: Caller, context: RequestContext
         return
     if not budgets._ready:
         await budgets._seed()
+    cells = budgets._cells
     if limits.tokens_per_minute is not None:
-        left = await budgets._call("tokens_left", caller.name, limits.tokens_per_minute)
+        if cells is not None:
+            left = cells.tokens_left_now(caller.name, limits.tokens_per_minute)
+        else:
+            left = await budgets._call("tokens_left", caller.name, limits.tokens_per_minute)
         if left <= 0:
             wait = (1.0 - left) * 60.0 / limits.tokens_per_minute
             raise RateLimited(
@@ -249,9 +276,14 @@ async def check(budgets: Budgets | None, caller: Caller, context: RequestContext
                 f"(limit {limits.tokens_per_minute}); retry in {wait:.1f}s.",
                 retry_after=wait,
             )
-    context.budget = Reservation(limits, caller.name)
+    held = context.budget = Reservation(limits, caller.name)
     if limits.budget_usd is not None:
-        spend = await budgets.read(limits)
+        period = budgets.period(limits.budget_period)
+        held.period, held.ends = int(period.start), period.end
+        if cells is not None:
+            spend = cells.read_now(limits.budget_name, held.period)
+        else:
+            spend = await budgets.read(limits)
         if spend.spent + spend.reserved >= limits.budget_usd:
             context.budget = None
             raise budgets._refuse(limits, spend)
@@ -265,21 +297,27 @@ async def reserve(
     limits = caller.limits
     if budgets is None or limits is None or limits.budget_usd is None:
         return
+    held = context.budget
+    if held is None or not held.period:  # not admitted through ``check``: work it out
+        period = budgets.period(limits.budget_period)
+        held = context.budget = Reservation(limits, caller.name, int(period.start), period.end)
     estimate = budgets.estimate(model, raw)
-    period = int(budgets.period(limits.budget_period).start)
-    try:
-        spend = await budgets.store.reserve(limits.budget_name, period, limits.budget_usd, estimate)
-    except StateUnavailable:
-        spend = await budgets._fall_back(
-            "reserve", limits.budget_name, period, limits.budget_usd, estimate
-        )
+    cells = budgets._cells
+    if cells is not None:
+        spend = cells.reserve_now(limits.budget_name, held.period, limits.budget_usd, estimate)
+    else:
+        try:
+            spend = await budgets.store.reserve(
+                limits.budget_name, held.period, limits.budget_usd, estimate
+            )
+        except StateUnavailable:
+            spend = await budgets._fall_back(
+                "reserve", limits.budget_name, held.period, limits.budget_usd, estimate
+            )
     if not spend.allowed:
         context.budget = None
         raise budgets._refuse(limits, spend)
-    held = context.budget
-    if held is None:
-        held = context.budget = Reservation(limits, caller.name)
-    held.period, held.estimate = period, estimate
+    held.estimate, held.reserved = estimate, True
     # What was left when this call was admitted (its own estimate not counted).
     context.budget_left = max(0.0, limits.budget_usd - spend.spent - spend.reserved + estimate)
 

@@ -35,16 +35,20 @@ import hashlib
 import mmap
 import os
 import struct
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+import msgspec
 
 from fkllmproxy.state.base import StateUnavailable
 
 __all__ = [
     "BudgetStore",
+    "CellBudgets",
     "MemoryBudgets",
     "RedisBudgets",
     "SharedFileBudgets",
@@ -72,9 +76,10 @@ def period_bounds(period: str, now: float) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
-class Spend(NamedTuple):
+class Spend(msgspec.Struct, frozen=True, gc=False):
     """One budget at one moment: settled spend and the estimates still in flight (a
-    tuple: made three times per budgeted request, where a frozen dataclass costs more)."""
+    msgspec struct: made three times per budgeted request, built in C where a named
+    tuple or a dataclass runs Python code)."""
 
     allowed: bool
     spent: float
@@ -108,6 +113,11 @@ class BudgetStore(abc.ABC):
     async def take_tokens(self, name: str, capacity: int, used: int) -> None:
         """Take ``used`` tokens from ``name``'s per-minute bucket (it may go negative)."""
 
+    def immediate(self) -> CellBudgets | None:
+        """This store as plain calls, when it never waits on I/O (one process, or a mapped
+        file): the request path then skips a coroutine per operation. ``None`` for Redis."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional
         """Release what the store holds."""
 
@@ -116,9 +126,10 @@ def _refilled(tokens: float, ts: float, now: float, capacity: int) -> float:
     return min(float(capacity), tokens + max(0.0, now - ts) * capacity / 60.0)
 
 
-class _CellBudgets(BudgetStore):
+class CellBudgets(BudgetStore):
     """The budget and bucket arithmetic over cells of three floats, which subclasses
-    keep somewhere (``_get`` returns ``None`` for a cell never written)."""
+    keep somewhere (``_get`` returns ``None`` for a cell never written). Every operation
+    is a plain call (``*_now``); the coroutines of ``BudgetStore`` only wrap them."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
@@ -129,87 +140,94 @@ class _CellBudgets(BudgetStore):
     def _put(self, key: str, a: float, b: float, c: float) -> None:
         raise NotImplementedError
 
-    def _lock(self) -> Any:
-        raise NotImplementedError
+    # Held around each read-modify-write of a cell: a context manager.
+    _guard: Any
 
-    def _budget(self, name: str, period: int) -> tuple[float, float]:
-        cell = self._get("b:" + name)
-        if cell is None or int(cell[0]) != period:
-            return 0.0, 0.0
-        return cell[1], cell[2]
+    def immediate(self) -> CellBudgets:
+        return self
 
-    async def reserve(self, name: str, period: int, limit: float, estimate: float) -> Spend:
-        with self._lock():
-            spent, reserved = self._budget(name, period)
+    def reserve_now(self, name: str, period: int, limit: float, estimate: float) -> Spend:
+        key = "b:" + name
+        with self._guard:
+            cell = self._get(key)
+            if cell is None or int(cell[0]) != period:
+                spent = reserved = 0.0
+            else:
+                spent, reserved = cell[1], cell[2]
             if spent + reserved >= limit:
                 return Spend(False, spent, reserved)
-            self._put("b:" + name, period, spent, reserved + estimate)
+            self._put(key, period, spent, reserved + estimate)
             return Spend(True, spent, reserved + estimate)
 
-    async def settle(self, name: str, period: int, reserved: float, cost: float) -> Spend:
-        with self._lock():
-            cell = self._get("b:" + name)
+    def settle_now(self, name: str, period: int, reserved: float, cost: float) -> Spend:
+        key = "b:" + name
+        with self._guard:
+            cell = self._get(key)
             if cell is None or int(cell[0]) != period:
                 # The period ended while the call ran: its reservation went with the old
                 # record, and its cost belongs to the new period (the ledger agrees).
-                self._put("b:" + name, period, cost, 0.0)
+                self._put(key, period, cost, 0.0)
                 return Spend(True, cost, 0.0)
             held = max(0.0, cell[2] - reserved)
-            self._put("b:" + name, period, cell[1] + cost, held)
+            self._put(key, period, cell[1] + cost, held)
             return Spend(True, cell[1] + cost, held)
 
-    async def read(self, name: str, period: int) -> Spend:
-        with self._lock():
-            spent, reserved = self._budget(name, period)
-        return Spend(True, spent, reserved)
-
-    async def seed(self, name: str, period: int, spent: float) -> None:
-        with self._lock():
+    def read_now(self, name: str, period: int) -> Spend:
+        with self._guard:
             cell = self._get("b:" + name)
-            if cell is None or int(cell[0]) != period:
-                self._put("b:" + name, period, spent, 0.0)
+        if cell is None or int(cell[0]) != period:
+            return Spend(True, 0.0, 0.0)
+        return Spend(True, cell[1], cell[2])
 
-    async def tokens_left(self, name: str, capacity: int) -> float:
-        with self._lock():
+    def tokens_left_now(self, name: str, capacity: int) -> float:
+        with self._guard:
             cell = self._get("t:" + name)
         if cell is None:
             return float(capacity)
         return _refilled(cell[1], cell[2], self._clock(), capacity)
 
-    async def take_tokens(self, name: str, capacity: int, used: int) -> None:
+    def take_tokens_now(self, name: str, capacity: int, used: int) -> None:
         now = self._clock()
-        with self._lock():
+        with self._guard:
             cell = self._get("t:" + name)
             tokens = float(capacity) if cell is None else _refilled(cell[1], cell[2], now, capacity)
             self._put("t:" + name, 0.0, tokens - used, now)
 
+    async def reserve(self, name: str, period: int, limit: float, estimate: float) -> Spend:
+        return self.reserve_now(name, period, limit, estimate)
 
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
+    async def settle(self, name: str, period: int, reserved: float, cost: float) -> Spend:
+        return self.settle_now(name, period, reserved, cost)
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    async def read(self, name: str, period: int) -> Spend:
+        return self.read_now(name, period)
+
+    async def seed(self, name: str, period: int, spent: float) -> None:
+        with self._guard:
+            cell = self._get("b:" + name)
+            if cell is None or int(cell[0]) != period:
+                self._put("b:" + name, period, spent, 0.0)
+
+    async def tokens_left(self, name: str, capacity: int) -> float:
+        return self.tokens_left_now(name, capacity)
+
+    async def take_tokens(self, name: str, capacity: int, used: int) -> None:
+        self.take_tokens_now(name, capacity, used)
 
 
-_NO_LOCK = _NoLock()
-
-
-class MemoryBudgets(_CellBudgets):
+class MemoryBudgets(CellBudgets):
     """Budgets of one process (the memory backend with one worker)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
         self._cells: dict[str, tuple[float, float, float]] = {}
-
-    def _get(self, key: str) -> tuple[float, float, float] | None:
-        return self._cells.get(key)
+        # Only the event loop's thread calls in, so this lock is never contended; it is
+        # here because entering it runs no Python code (a no-op context manager would).
+        self._guard = threading.Lock()
+        self._get = self._cells.get  # type: ignore[method-assign,assignment]
 
     def _put(self, key: str, a: float, b: float, c: float) -> None:
         self._cells[key] = (a, b, c)
-
-    def _lock(self) -> Any:
-        return _NO_LOCK
 
 
 _SLOT = struct.Struct("<Qddd")  # name hash (0: empty), three floats
@@ -227,7 +245,7 @@ class _FileLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-class SharedFileBudgets(_CellBudgets):
+class SharedFileBudgets(CellBudgets):
     """Budgets shared by the worker processes of one daemon through a mapped file.
 
     The file is a table of ``SLOTS`` fixed-size slots found by a hash of the cell's
@@ -245,7 +263,7 @@ class SharedFileBudgets(_CellBudgets):
             if os.fstat(self._fd).st_size < size:
                 os.ftruncate(self._fd, size)
         self._map = mmap.mmap(self._fd, size)
-        self._locker = _FileLock(self._fd)
+        self._guard = _FileLock(self._fd)
         self._index: dict[str, int] = {}
 
     def _slot(self, key: str, create: bool) -> int | None:
@@ -280,9 +298,6 @@ class SharedFileBudgets(_CellBudgets):
         assert offset is not None
         digest = _SLOT.unpack_from(self._map, offset)[0]
         _SLOT.pack_into(self._map, offset, digest, a, b, c)
-
-    def _lock(self) -> Any:
-        return self._locker
 
     async def aclose(self) -> None:
         self._map.close()
