@@ -1,7 +1,7 @@
 """The conformance matrix: every inbound API against every provider type, feature by feature.
 
 One daemon serves one provider of each type (``openai``, ``azure``, ``anthropic``,
-``gemini``, ``vertex`` with the fake's OAuth, and the built-in ``mock``), all but the
+``gemini``, ``vertex`` with the fake's OAuth, ``cohere``, and the built-in ``mock``), all but the
 mock on the fake upstream. Each case sends one request in the inbound API's own shape
 and checks what the client got and what the upstream was sent. ``docs/compatibility.md``
 cites these cases cell by cell, so keep the ids (``test_X[api-provider]``) stable.
@@ -21,7 +21,7 @@ from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 from tests.conftest import MASTER_KEY, RunningDaemon
 
 APIS = ("chat", "responses", "anthropic", "gemini")
-PROVIDERS = ("openai", "azure", "anthropic", "gemini", "vertex", "mock")
+PROVIDERS = ("openai", "azure", "anthropic", "gemini", "vertex", "cohere", "mock")
 UPSTREAMS = PROVIDERS[:-1]
 BEHAVIOURS = ("ok", "tools", "thinking", "cached")
 # The wire format each provider type is sent, whichever API the client spoke.
@@ -31,6 +31,7 @@ WIRE = {
     "anthropic": "anthropic",
     "gemini": "gemini",
     "vertex": "gemini",
+    "cohere": "cohere",
 }
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 24).decode()
 SCHEMA = {
@@ -76,6 +77,12 @@ name = "vertex"
 type = "vertex"
 base_url = "{url}"
 credentials_file = "{credentials}"
+
+[[providers]]
+name = "cohere"
+type = "cohere"
+base_url = "{url}"
+api_key = "co-upstream-key"
 {models}
 """
 MODELS = "".join(
@@ -478,7 +485,7 @@ def upstream_texts(request: RecordedRequest) -> str:
 
 def upstream_image(provider: str, request: RecordedRequest) -> bool:
     body = request.json
-    if WIRE[provider] == "chat":
+    if WIRE[provider] in ("chat", "cohere"):  # Cohere takes OpenAI's image_url block
         parts = body["messages"][-1]["content"]
         return any(
             p.get("type") == "image_url" and p["image_url"]["url"] == f"data:image/png;base64,{PNG}"
@@ -505,6 +512,10 @@ def upstream_schema(provider: str, request: RecordedRequest) -> Any:
         fmt = body["output_config"]["format"]
         assert fmt["type"] == "json_schema"
         return fmt["schema"]
+    if WIRE[provider] == "cohere":
+        fmt = body["response_format"]
+        assert fmt["type"] == "json_object"
+        return fmt["json_schema"]
     config = body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
     return config.get("responseJsonSchema") or config.get("responseSchema")
@@ -516,6 +527,8 @@ def upstream_thinking(provider: str, request: RecordedRequest) -> bool:
         return body.get("reasoning_effort") not in (None, "none")
     if WIRE[provider] == "anthropic":
         return body.get("thinking", {}).get("type") in ("enabled", "adaptive")
+    if WIRE[provider] == "cohere":
+        return body.get("thinking", {}).get("type") == "enabled"
     thinking = body["generationConfig"]["thinkingConfig"]
     return thinking.get("includeThoughts") is True or thinking.get("thinkingBudget", 0) > 0
 

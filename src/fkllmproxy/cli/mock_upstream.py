@@ -1,7 +1,7 @@
 """``fkllm mock-upstream``: run the fake provider in the foreground.
 
 For trying the proxy without a provider account and for load tests: it speaks
-OpenAI's, Anthropic's, Gemini's and Vertex AI's wire formats, and the upstream model
+OpenAI's, Anthropic's, Gemini's, Vertex AI's and Cohere's wire formats, and the upstream model
 name picks a behaviour (``fault-500``, ``slow-stream-100``, ``latency-200``, ...).
 """
 
@@ -28,7 +28,7 @@ def mock_upstream(
         int, typer.Option("--latency-ms", min=0, help="Delay before every model answer")
     ] = 0,
 ) -> None:
-    """Run a fake LLM provider (OpenAI, Anthropic, Gemini, Vertex formats) until stopped."""
+    """Run a fake LLM provider (OpenAI, Anthropic, Gemini, Vertex, Cohere formats) until stopped."""
     from fkllmproxy.testing.fake_upstream import FakeUpstream
 
     upstream = FakeUpstream(host, port, latency_ms=latency_ms, record=False)

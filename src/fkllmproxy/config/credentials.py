@@ -18,6 +18,7 @@ DEFAULT_BASE_URLS = {
     "openai": "https://api.openai.com/v1",
     "gemini": "https://generativelanguage.googleapis.com",
     "anthropic": "https://api.anthropic.com",
+    "cohere": "https://api.cohere.com",
 }
 
 # The variable a provider type reads its key from when its block names none.
@@ -26,6 +27,7 @@ DEFAULT_KEY_ENV = {
     "gemini": "GOOGLE_API_KEY",
     "anthropic": "ANTHROPIC_API_KEY",
     "azure": "AZURE_OPENAI_API_KEY",
+    "cohere": "COHERE_API_KEY",
 }
 
 _GEMINI_MODELS = {

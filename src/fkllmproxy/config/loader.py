@@ -368,7 +368,7 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
     providers = []
     for i, provider in enumerate(config.providers):
         variable = provider.api_key_env or DEFAULT_KEY_ENV.get(provider.type)
-        needs_key = provider.type in ("gemini", "anthropic", "azure") or (
+        needs_key = provider.type in ("gemini", "anthropic", "azure", "cohere") or (
             provider.type == "openai" and (provider.base_url is None or provider.api_key_env)
         )
         if provider.api_key is None and variable and environ.get(variable):

@@ -44,7 +44,7 @@ Port = Annotated[int, Meta(ge=1, le=65535)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
 NonNegativeFloat = Annotated[float, Meta(ge=0)]
 Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
-ProviderType = Literal["openai", "azure", "gemini", "vertex", "anthropic", "mock"]
+ProviderType = Literal["openai", "azure", "gemini", "vertex", "anthropic", "cohere", "mock"]
 
 MIB = 1024 * 1024
 

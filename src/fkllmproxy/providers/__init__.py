@@ -63,6 +63,10 @@ def build_provider(config: ProviderConfig, transport: TransportFactory) -> Provi
         from fkllmproxy.providers.azure import AzureProvider
 
         return AzureProvider(config, transport)
+    if config.type == "cohere":
+        from fkllmproxy.providers.cohere import CohereProvider
+
+        return CohereProvider(config, transport)
     from fkllmproxy.errors import ConfigError
 
     raise ConfigError([f"provider {config.name!r}: type {config.type!r} is not available yet"])

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from fkllmproxy.testing import _anthropic, _google, _openai, _responses
+from fkllmproxy.testing import _anthropic, _cohere, _google, _openai, _responses
 from fkllmproxy.testing._flow import Exchange
 
 __all__ = ["ROUTES", "Handler"]
@@ -67,6 +67,14 @@ async def _anthropic_count(ex: Exchange, _: re.Match[str]) -> None:
     await _anthropic.count_tokens_route(ex)
 
 
+async def _cohere_chat(ex: Exchange, _: re.Match[str]) -> None:
+    await _cohere.chat(ex)
+
+
+async def _cohere_embed(ex: Exchange, _: re.Match[str]) -> None:
+    await _cohere.embed(ex)
+
+
 async def _gemini(ex: Exchange, match: re.Match[str]) -> None:
     await _google.gemini(ex, match.group(1), match.group(2))
 
@@ -92,6 +100,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"/v1/models"), _openai_models),
     ("POST", re.compile(r"/v1/messages"), _anthropic_messages),
     ("POST", re.compile(r"/v1/messages/count_tokens"), _anthropic_count),
+    ("POST", re.compile(r"/v2/chat"), _cohere_chat),
+    ("POST", re.compile(r"/v2/embed"), _cohere_embed),
     ("POST", re.compile(rf"/v1(?:beta)?/models/([^/:]+):({_GOOGLE_METHODS})"), _gemini),
     (
         "POST",

@@ -1,7 +1,7 @@
 """A fake LLM provider on a real socket, for tests, benchmarks and ``fkllm mock-upstream``.
 
 It speaks the providers' public wire formats (OpenAI and Azure OpenAI, Anthropic
-Messages, the Gemini API, Vertex AI with its OAuth2 token endpoint) as their
+Messages, the Gemini API, Vertex AI with its OAuth2 token endpoint, Cohere v2) as their
 documentation describes them, and records every request it receives, so tests can
 check both what a client got and what the upstream was sent::
 
@@ -104,7 +104,7 @@ class FakeUpstream:
         """Make the next requests for ``model`` behave as ``steps`` say, in order.
 
         ``model`` is the upstream model as the fake sees it: the body's ``model`` for
-        OpenAI and Anthropic, the path's model for Gemini and Vertex, the deployment
+        OpenAI, Anthropic and Cohere, the path's model for Gemini and Vertex, the deployment
         for Azure, and ``"/token"`` for the OAuth2 token endpoint. Steps use the names
         of ``fkllmproxy.testing.behaviour`` (``"500"``, ``"429-retry-2"``, ``"ok"``...).
         """
