@@ -124,7 +124,7 @@ class TestRedisBudgets:
         async def both() -> Any:
             a, b = RedisState(redis_server.url), RedisState(redis_server.url)
             try:
-                return await check(a.budgets(), b.budgets())
+                return await check(a.shared_budgets(), b.shared_budgets())
             finally:
                 await a.aclose()
                 await b.aclose()

@@ -367,12 +367,9 @@ def _store(
 ) -> BudgetStore:
     if previous is not None:
         return previous.store
-    if config.state.backend == "redis":
-        from fkllmproxy.state.redis import RedisState
-
-        primary = getattr(state, "primary", state)
-        if isinstance(primary, RedisState):
-            return primary.budgets()
+    shared = state.shared_budgets()
+    if shared is not None:
+        return shared
     directory = os.environ.get(MULTIPROC_ENV)
     if config.server.workers > 1 and directory:
         return SharedFileBudgets(Path(directory) / "budgets.bin", clock)

@@ -10,7 +10,7 @@ from fkllmproxy.server.budget import check as check_budget
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.exchange import ApiRequest
 from fkllmproxy.server.runtime import RateShare, Runtime
-from fkllmproxy.state import MemoryState, StateUnavailable
+from fkllmproxy.state import StateUnavailable
 
 __all__ = ["admit", "admit_master"]
 
@@ -40,12 +40,12 @@ async def _take(
         own.capacity if own else limits.capacity,
         own.refill_per_second if own else limits.refill_per_second,
     )
-    state = runtime.state
-    if isinstance(state, MemoryState):
-        decision = state.take_now(bucket, capacity, refill)
+    take_now = runtime.take_now
+    if take_now is not None:
+        decision = take_now(bucket, capacity, refill)
     else:
         try:
-            decision = await state.take_token(bucket, capacity, refill)
+            decision = await runtime.state.take_token(bucket, capacity, refill)
         except StateUnavailable:
             raise StateStoreUnavailable(
                 "Rate limiting is unavailable (shared state store unreachable); try again shortly."

@@ -26,7 +26,7 @@ from fkllmproxy.routing.shared_circuits import SharedCircuits
 from fkllmproxy.server.budget import Budgets, build_budgets
 from fkllmproxy.server.cache import ResponseCache
 from fkllmproxy.state import StateBackend, build_state
-from fkllmproxy.state.base import CircuitParams
+from fkllmproxy.state.base import CircuitParams, TakeNow
 
 if TYPE_CHECKING:
     from fkllmproxy.auth.oidc import OidcVerifier
@@ -69,6 +69,11 @@ class Runtime:
     in_flight: int = 0
     # Wh per token per model, for the energy estimate (observability/energy.py).
     energy: EnergyTable = field(default_factory=lambda: EnergyTable(UsageConfig()))
+    # The state's bucket take as a plain call where it never waits (memory), else None.
+    take_now: TakeNow | None = None
+
+    def __post_init__(self) -> None:
+        self.take_now = self.state.take_now()
 
     @property
     def config(self) -> Config:

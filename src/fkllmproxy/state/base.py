@@ -9,12 +9,20 @@ configured fail-open or fail-closed behaviour.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fkllmproxy.observability.circuits import CircuitState
 from fkllmproxy.state.buckets import Decision
 
-__all__ = ["CircuitParams", "SharedCircuit", "StateBackend", "StateUnavailable"]
+if TYPE_CHECKING:
+    from fkllmproxy.state.budgets import BudgetStore
+
+# A token bucket's take as a plain call: bucket, capacity, refill per second.
+TakeNow = Callable[[str, int, float], Decision]
+
+__all__ = ["CircuitParams", "SharedCircuit", "StateBackend", "StateUnavailable", "TakeNow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,16 @@ class StateBackend(abc.ABC):
     @abc.abstractmethod
     async def cache_set(self, key: str, value: bytes, ttl_secs: float) -> None:
         """Store ``value`` under ``key`` for ``ttl_secs``."""
+
+    def take_now(self) -> TakeNow | None:
+        """``take_token`` as a plain call when this backend never waits on I/O (memory):
+        the request path then skips a coroutine. ``None`` where a take is a round trip."""
+        return None
+
+    def shared_budgets(self) -> BudgetStore | None:
+        """Budgets kept in this backend for every daemon that uses it (Redis), or
+        ``None``: the daemon keeps them itself (``state/budgets.py``)."""
+        return None
 
     async def circuit_record(
         self, provider: str, failed: bool, params: CircuitParams

@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from fkllmproxy.state.base import StateBackend
+from fkllmproxy.state.base import StateBackend, TakeNow
 from fkllmproxy.state.buckets import Decision, RateLimiter
 
 __all__ = ["MemoryState"]
@@ -27,9 +27,8 @@ class MemoryState(StateBackend):
         self._max_entries = max_cache_entries
         self._clock = clock
 
-    def take_now(self, bucket: str, capacity: int, refill_per_second: float) -> Decision:
-        """The synchronous take, for the request path's fast case."""
-        return self._limiter.take(bucket, capacity, refill_per_second)
+    def take_now(self) -> TakeNow:
+        return self._limiter.take
 
     async def take_token(self, bucket: str, capacity: int, refill_per_second: float) -> Decision:
         return self._limiter.take(bucket, capacity, refill_per_second)

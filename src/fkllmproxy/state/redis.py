@@ -8,10 +8,13 @@ expires: an idle bucket once it would be full again, a cached answer after its T
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fkllmproxy.state.base import CircuitParams, SharedCircuit, StateBackend, StateUnavailable
 from fkllmproxy.state.buckets import Decision
+
+if TYPE_CHECKING:
+    from fkllmproxy.state.budgets import BudgetStore
 
 __all__ = ["RedisState"]
 
@@ -181,7 +184,7 @@ class RedisState(StateBackend):
             if row[0] not in (b"", "")
         }
 
-    def budgets(self) -> Any:
+    def shared_budgets(self) -> BudgetStore:
         """Budgets and token buckets on this Redis (state/budgets.py)."""
         from fkllmproxy.state.budgets import RedisBudgets
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.state.base import CircuitParams, SharedCircuit, StateBackend, StateUnavailable
 from fkllmproxy.state.buckets import Decision
+
+if TYPE_CHECKING:
+    from fkllmproxy.state.budgets import BudgetStore
 from fkllmproxy.state.memory import MemoryState
 
 __all__ = ["ResilientState"]
@@ -43,6 +46,10 @@ class ResilientState(StateBackend):
         self._down_until = 0.0
         self.degraded = False
         self.failures = 0
+
+    def shared_budgets(self) -> BudgetStore | None:
+        # Budgets keep their own fallback (server/budget.py): the store is the primary's.
+        return self.primary.shared_budgets()
 
     def _use_primary(self) -> bool:
         return not self.degraded or self._clock() >= self._down_until
