@@ -279,7 +279,7 @@ class SemanticCacheConfig(_Section, frozen=True):
     how long and how many answers are kept (server/semantic_cache.py)."""
 
     embedding_model: Annotated[str, Meta(min_length=1, max_length=256)]
-    threshold: Annotated[float, Meta(gt=0, le=1)] = 0.9
+    threshold: Annotated[float, Meta(gt=0, le=1)] = 0.95
     ttl_secs: PositiveFloat = 3600.0
     max_entries: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
     shared_across_keys: bool = False
