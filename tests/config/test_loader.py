@@ -288,3 +288,58 @@ class TestOidc:
         )
         assert any(p.startswith("APP_AUTH__OIDC: unknown setting") for p in problems)
         assert any(p.startswith("APP_AUTH__OIDC__GROUPS: unknown setting") for p in problems)
+
+
+class TestSemanticCache:
+    """``cache = "semantic"`` and its ``semantic`` table are checked at load."""
+
+    BASE = """
+[[providers]]
+name = "mock"
+type = "mock"
+
+[[models]]
+name = "embed"
+targets = [{ provider = "mock", model = "e" }]
+"""
+
+    def chat(self, lines: str) -> str:
+        return (
+            self.BASE
+            + '\n[[models]]\nname = "chat"\ntargets = [{ provider = "mock", model = "m" }]\n'
+            + lines
+        )
+
+    def test_a_valid_semantic_model_loads(self, tmp_path: Path) -> None:
+        text = self.chat(
+            'cache = "semantic"\nsemantic = { embedding_model = "embed", threshold = 0.93 }\n'
+        )
+        loaded = load_config(config_path=write(tmp_path, text), environ={})
+        model = loaded.config.models[1]
+        assert model.cache == "semantic" and model.semantic is not None
+        assert (model.semantic.threshold, model.semantic.max_entries) == (0.93, 10_000)
+
+    def test_every_mistake_is_named(self, tmp_path: Path) -> None:
+        text = self.chat('cache = "semantc"\n') + (
+            '\n[[models]]\nname = "c2"\ntargets = [{ provider = "mock", model = "m" }]\n'
+            'cache = "semantic"\n'
+            '\n[[models]]\nname = "c3"\ntargets = [{ provider = "mock", model = "m" }]\n'
+            'cache = "semantic"\nsemantic = { embedding_model = "nope" }\n'
+            '\n[[models]]\nname = "c4"\ntargets = [{ provider = "mock", model = "m" }]\n'
+            'semantic = { embedding_model = "embed", threshold = 1.5 }\n'
+        )
+        found = problems_of(config_path=write(tmp_path, text), environ={})
+        assert found == [
+            "models[1].cache (set in the config file): got 'semantc'; allowed: true, false, semantic",
+            "models[4].semantic.threshold (set in the config file): got 1.5; expected `float` <= 1.0",
+        ]
+        text = text.replace('"semantc"', "true").replace("threshold = 1.5", "threshold = 1")
+        found = problems_of(config_path=write(tmp_path, text), environ={})
+        assert found == [
+            "models[2].semantic (set in the config file): got nothing; "
+            'cache = "semantic" needs a [models.semantic] table with embedding_model',
+            "models[3].semantic.embedding_model (set in the config file): got 'nope'; "
+            "expected another configured model with embeddings (models: c2, c4, chat, embed)",
+            "models[4].cache (set in the config file): got false; "
+            'this model has a [models.semantic] table: set cache = "semantic" to use it',
+        ]

@@ -171,10 +171,24 @@ def _check(value: Any, tp: Any, path: tuple[str | int, ...], problems: _Problems
         inner = _unwrap(tp)
         if get_origin(inner) is list:  # a list of choices: say which are allowed
             inner = _unwrap(get_args(inner)[0])
-        choices = get_args(inner) if get_origin(inner) is Literal else ()
+        choices = _choices(inner)
         allowed = f"allowed: {', '.join(map(str, choices))}" if choices else _allowed(exc)
         problems.add(path, value, allowed)
         return _MISSING
+
+
+def _choices(tp: Any) -> tuple[Any, ...]:
+    """The values a ``Literal`` (or a union of literals and ``bool``) allows, else ``()``
+    (``bool`` as TOML spells it)."""
+    if get_origin(tp) is Literal:
+        return get_args(tp)
+    if get_origin(tp) is Union or "UnionType" in str(get_origin(tp)):
+        members = get_args(tp)
+        if all(m is bool or get_origin(m) is Literal for m in members):
+            return tuple(
+                v for m in members for v in (("true", "false") if m is bool else get_args(m))
+            )
+    return ()
 
 
 def _read_toml(path: Path, raw: bytes | None = None) -> dict[str, Any]:
@@ -428,6 +442,7 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
     if auth.oidc is not None:
         _check_oidc(auth.oidc, models, problems)
     _check_budgets(config, problems)
+    _check_semantic_caches(config, problems)
     open_door = not auth.master_key and not auth.keys and auth.oidc is None
     if open_door and not auth.allow_unauthenticated and not _is_loopback(config.server.host):
         problems.add(
@@ -478,6 +493,33 @@ def _check_budgets(config: Config, problems: _Problems) -> None:
                 budget,
                 "a budgeted key may use models without a price: add [[pricing]] for "
                 + ", ".join(repr(m) for m in missing),
+            )
+
+
+def _check_semantic_caches(config: Config, problems: _Problems) -> None:
+    """``cache = "semantic"`` needs its ``semantic`` table, whose ``embedding_model`` is
+    another configured model; a ``semantic`` table on a model without it is a mistake."""
+    names = {model.name for model in config.models}
+    for i, model in enumerate(config.models):
+        semantic = model.semantic
+        if model.cache == "semantic" and semantic is None:
+            problems.add(
+                ("models", i, "semantic"),
+                _MISSING,
+                'cache = "semantic" needs a [models.semantic] table with embedding_model',
+            )
+        elif semantic is not None and model.cache != "semantic":
+            problems.add(
+                ("models", i, "cache"),
+                model.cache,
+                'this model has a [models.semantic] table: set cache = "semantic" to use it',
+            )
+        elif semantic is not None and semantic.embedding_model not in names - {model.name}:
+            others = ", ".join(sorted(names - {model.name})) or "none are configured"
+            problems.add(
+                ("models", i, "semantic", "embedding_model"),
+                semantic.embedding_model,
+                f"expected another configured model with embeddings (models: {others})",
             )
 
 

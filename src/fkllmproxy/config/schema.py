@@ -32,6 +32,7 @@ __all__ = [
     "ResponsesConfig",
     "RetryConfig",
     "RoutingConfig",
+    "SemanticCacheConfig",
     "ServerConfig",
     "StateConfig",
     "Target",
@@ -272,10 +273,26 @@ class Target(_Section, frozen=True):
     reasoning: bool = True
 
 
+class SemanticCacheConfig(_Section, frozen=True):
+    """A model's semantic cache (``cache = "semantic"``): how close an earlier question
+    must be for its answer to serve, which configured model embeds the questions, and
+    how long and how many answers are kept (server/semantic_cache.py)."""
+
+    embedding_model: Annotated[str, Meta(min_length=1, max_length=256)]
+    threshold: Annotated[float, Meta(gt=0, le=1)] = 0.95
+    ttl_secs: PositiveFloat = 3600.0
+    max_entries: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
+    shared_across_keys: bool = False
+    # A sampled answer (temperature > 0) is one of many: replaying it is the operator's call.
+    allow_temperature: bool = False
+
+
 class ModelConfig(_Section, frozen=True):
     name: Annotated[str, Meta(min_length=1, max_length=256)]
     targets: Annotated[list[Target], Meta(min_length=1)]
-    cache: bool = False
+    # true: the exact-match cache ([cache]); "semantic": the semantic cache ([models.semantic]).
+    cache: bool | Literal["semantic"] = False
+    semantic: SemanticCacheConfig | None = None
 
 
 class PriceConfig(_Section, frozen=True):

@@ -33,7 +33,8 @@ class RequestContext:
     error_code: str | None = None
     stream: bool = False
     first_token_at: float | None = None  # perf_counter of the first streamed chunk
-    cache: str | None = None  # "hit" or "miss" when the response cache was consulted
+    cache: str | None = None  # "hit", "semantic-hit" or "miss" when a response cache was consulted
+    cache_similarity: float | None = None  # a semantic hit's similarity
     budget: Reservation | None = None  # a budgeted caller's hold, settled at the end
     budget_left: float | None = None  # for x-fkllm-budget-remaining-usd
     replayed: Usage | None = None  # a cache hit's tokens, as the answer it replays had them

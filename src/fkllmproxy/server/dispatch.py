@@ -111,7 +111,7 @@ async def consult_cache(
     context = request.context
     plan = await plan_cache(
         runtime.cache,
-        cached_model=model.cache,
+        cached_model=model.cache is True,
         caller=caller,
         namespace=namespace,
         raw=raw,

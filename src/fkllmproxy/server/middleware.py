@@ -169,6 +169,10 @@ def _log_request(scope: dict[str, Any], context: RequestContext, status: int) ->
         extra["stream"] = context.stream
     if context.client is not None:
         extra["client"] = context.client
+    if context.cache is not None:
+        extra["cache"] = context.cache
+        if context.cache_similarity is not None:
+            extra["cache_similarity"] = context.cache_similarity
     if context.usage is not None:
         extra["prompt_tokens"] = context.usage.prompt_tokens
         extra["completion_tokens"] = context.usage.completion_tokens
@@ -261,7 +265,7 @@ def _observe(
             broken=code is not None and status < 400,
         )
         if context.cache is not None:
-            metrics.cache_lookup(model, hit=context.cache == "hit")
+            metrics.cache_lookup(model, hit=context.cache != "miss")
             replayed = context.replayed
             if replayed is not None and configured is not None:
                 first = configured.targets[0]

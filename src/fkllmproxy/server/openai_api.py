@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 from litestar import Request, Response, get, post
 
-from fkllmproxy.config import Target
+from fkllmproxy.config import ModelConfig, Target
 from fkllmproxy.errors import ClientDisconnected, FkllmError
 from fkllmproxy.providers import (
     ChatRequest,
@@ -31,7 +31,14 @@ from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
-from fkllmproxy.wire.openai import chat_request_decoder, embedding_request_decoder
+from fkllmproxy.wire.openai import (
+    ChatCompletionRequest,
+    chat_request_decoder,
+    embedding_request_decoder,
+)
+
+if TYPE_CHECKING:
+    from fkllmproxy.server.runtime import Runtime
 
 __all__ = [
     "chat_completions",
@@ -79,6 +86,24 @@ def _openai_error_frame(error: FkllmError) -> bytes:
     return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
 
 
+def _chat_attempt(
+    raw: bytes, client_model: str, *, stream: bool, include_usage: bool
+) -> Callable[[Provider, Target], Awaitable[Completion | StreamingCompletion]]:
+    """One chat call on a target, for the router."""
+
+    async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
+        call = ChatRequest(
+            raw=raw,
+            model=target.model,
+            stream=stream,
+            client_model=client_model,
+            include_usage=include_usage,
+        )
+        return await provider.chat(call)
+
+    return attempt
+
+
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     return (await complete_chat(ApiRequest.of(request))).to_response()
@@ -97,21 +122,14 @@ async def complete_chat(request: ApiRequest) -> Reply:
     context.stream = stream
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
 
+    if model.cache == "semantic":
+        return await _complete_semantic(request, runtime, caller.name, raw, parsed, model)
     cache = runtime.cache
     plan, hit = await consult_cache(request, runtime, model, caller.name, raw, namespace=model.name)
     if hit is not None:
         return hit
 
-    async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
-        call = ChatRequest(
-            raw=raw,
-            model=target.model,
-            stream=stream,
-            client_model=parsed.model,
-            include_usage=include_usage,
-        )
-        return await provider.chat(call)
-
+    attempt = _chat_attempt(raw, parsed.model, stream=stream, include_usage=include_usage)
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     if isinstance(result, Completion):
         context.usage = result.usage
@@ -122,6 +140,47 @@ async def complete_chat(request: ApiRequest) -> Reply:
     if cache is not None and plan is not None and plan.store_key:
         frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip(), lambda: context.usage)
     return sse_reply(frames, plan.headers if plan else None)
+
+
+async def _complete_semantic(
+    request: ApiRequest,
+    runtime: Runtime,
+    caller: str,
+    raw: bytes,
+    parsed: ChatCompletionRequest,
+    model: ModelConfig,
+) -> Reply:
+    """``complete_chat`` for a model with ``cache = "semantic"`` (server/semantic_cache.py)."""
+    from fkllmproxy.server.semantic_cache import consult_semantic  # numpy: semantic models only
+
+    context = request.context
+    stream = bool(parsed.stream)
+    include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+    plan, hit = await consult_semantic(
+        request,
+        runtime,
+        model,
+        caller,
+        raw,
+        client_model=parsed.model,
+        stream=stream,
+        include_usage=include_usage,
+    )
+    if hit is not None:
+        return hit
+
+    attempt = _chat_attempt(raw, parsed.model, stream=stream, include_usage=include_usage)
+    result = await call_targets(request, runtime, model, attempt, stream=stream)
+    headers = plan.headers if plan is not None else None
+    if isinstance(result, Completion):
+        context.usage = result.usage
+        if plan is not None:
+            await plan.remember_completion(result)
+        return json_reply(result.body, result.status, headers)
+    frames = relay_stream(result, context, error_frame=_openai_error_frame)
+    if plan is not None:
+        frames = plan.recording(frames, lambda: context.usage)
+    return sse_reply(frames, headers)
 
 
 async def embed(request: ApiRequest) -> Reply:

@@ -30,6 +30,7 @@ from fkllmproxy.state.base import CircuitParams, TakeNow
 
 if TYPE_CHECKING:
     from fkllmproxy.auth.oidc import OidcVerifier
+    from fkllmproxy.server.semantic_stores import SemanticCaches
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
 
@@ -69,6 +70,8 @@ class Runtime:
     in_flight: int = 0
     # Wh per token per model, for the energy estimate (observability/energy.py).
     energy: EnergyTable = field(default_factory=lambda: EnergyTable(UsageConfig()))
+    # The semantic cache's stores, when a model has cache = "semantic" (server/semantic_cache.py).
+    semantic: SemanticCaches | None = None
     # The state's bucket take as a plain call where it never waits (memory), else None.
     take_now: TakeNow | None = None
 
@@ -188,7 +191,20 @@ def build_runtime(
             same_state=same_state,
         ),
         energy=EnergyTable(config.usage, config.pricing),
+        semantic=_semantic_caches(config, state, previous if same_state else None),
     )
+
+
+def _semantic_caches(
+    config: Config, state: StateBackend, previous: Runtime | None
+) -> SemanticCaches | None:
+    """The semantic cache's stores; on reload a model keeps its entries when it can."""
+    if not any(model.cache == "semantic" for model in config.models):
+        return None
+    # Imported only now: numpy is for daemons with a semantic model.
+    from fkllmproxy.server.semantic_stores import build_semantic_caches
+
+    return build_semantic_caches(config, state, previous.semantic if previous else None)
 
 
 def _oidc_verifier(config: Config, previous: Runtime | None) -> OidcVerifier | None:

@@ -190,6 +190,12 @@ class RedisState(StateBackend):
 
         return RedisBudgets(self._redis, self._prefix)
 
+    def semantic(self, model: str, max_entries: int) -> Any:
+        """One model's semantic cache entries on this Redis (state/semantic_redis.py)."""
+        from fkllmproxy.state.semantic_redis import RedisSemanticStore
+
+        return RedisSemanticStore(self._redis, self._prefix, model, max_entries)
+
     async def ping(self) -> None:
         await self._run(self._redis.ping())
 

@@ -245,13 +245,30 @@ def _args_words(arguments: dict[str, Any]) -> str:
     return " ".join(str(value) for value in arguments.values()) or "{}"
 
 
-def embedding_vector(text: str, dimensions: int = 8) -> list[float]:
-    """A deterministic unit-free vector for ``text``: same text, same vector."""
+def _hashed(seed: str, dimensions: int) -> list[float]:
+    """``dimensions`` numbers in [-1, 1] drawn from ``seed``'s SHA-256."""
     values: list[float] = []
     counter = 0
     while len(values) < dimensions:
-        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        digest = hashlib.sha256(f"{counter}:{seed}".encode()).digest()
         for (number,) in struct.iter_unpack(">H", digest):
-            values.append(round(number / 32767.5 - 1.0, 6))
+            values.append(number / 32767.5 - 1.0)
         counter += 1
     return values[:dimensions]
+
+
+def embedding_vector(text: str, dimensions: int = 8) -> list[float]:
+    """A deterministic vector for ``text``: a hashed bag of its words.
+
+    Same words (in any order, case or punctuation), same vector; questions sharing most
+    of their words are close, so the semantic cache can be tested without a model. Text
+    without words gets a vector drawn from the whole text.
+    """
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    if not words:
+        return [round(v, 6) for v in _hashed(text, dimensions)]
+    total = [0.0] * dimensions
+    for word in words:
+        for i, value in enumerate(_hashed(word, dimensions)):
+            total[i] += value
+    return [round(v, 6) for v in total]
