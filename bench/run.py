@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         upstream = Nginx.start(workdir / "nginx")
         results["meta"]["tls"] = (
-            f"ECDSA P-256 certificate from the run's own CA (made with {upstream.tls.made_with})"
+            f"ECDSA P-256, made with {upstream.tls.made_with}"
             if upstream.tls
             else f"no TLS upstream: {upstream.tls_problem}"
         )
