@@ -190,6 +190,13 @@ def _run_load(
             f"(errors {result.errors}, CPU used {cpu:.1f} s)",
             "rss_mib": after.rss_mib,
         }
+    if result.ok_requests == 0:
+        # e.g. a circuit the warm-up opened: a rate of error answers is no throughput.
+        return {
+            "failed": f"every one of {result.requests} answers was an error status "
+            f"(upstream connections opened {opened}; see the target's log)",
+            "rss_mib": after.rss_mib,
+        }
     return {
         "rps": result.rps,
         "requests": result.requests,
@@ -320,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     parser.add_argument(
+        "--workdir",
+        default="",
+        help="keep the run's files here (configs, certificates, each target's log) "
+        "instead of a temporary directory removed at the end",
+    )
+    parser.add_argument(
         "--update-docs",
         action="store_true",
         help="also put this run's summary table into docs/performance.md",
@@ -353,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {},
     }
     with tempfile.TemporaryDirectory(prefix="fkllm-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         upstream = Nginx.start(workdir / "nginx")
         results["meta"]["tls"] = (
             f"ECDSA P-256, made with {upstream.tls.made_with}"
