@@ -110,12 +110,14 @@ STEADY_WINDOW = (0.4, 0.95)
 
 
 class _CounterReadings(threading.Thread):
-    """nginx's counters read at ``delays`` seconds from now, in the background."""
+    """nginx's counters and the target's CPU time, read at ``delays`` seconds from now,
+    in the background."""
 
-    def __init__(self, upstream: Nginx, delays: tuple[float, ...]) -> None:
+    def __init__(self, upstream: Nginx, pid: int, delays: tuple[float, ...]) -> None:
         super().__init__(daemon=True)
-        self.upstream, self.delays = upstream, delays
+        self.upstream, self.pid, self.delays = upstream, pid, delays
         self.readings: list[StubStatus] = []
+        self.cpu_s: list[float] = []
         self.started_at = time.monotonic()
 
     def run(self) -> None:
@@ -125,6 +127,7 @@ class _CounterReadings(threading.Thread):
                 self.readings.append(self.upstream.status())
             except (OSError, ValueError):
                 return
+            self.cpu_s.append(sample_tree(self.pid).cpu_s)
 
     def steady(self) -> dict[str, Any]:
         """Connections accepted and requests served between the two readings (each
@@ -133,10 +136,14 @@ class _CounterReadings(threading.Thread):
             return {}
         first, last = self.readings[0], self.readings[-1]
         opened, served = last.accepts - first.accepts - 1, last.requests - first.requests - 1
+        cpu = self.cpu_s[-1] - self.cpu_s[0]
         return {
             "upstream_connections_steady": opened,
             "upstream_requests_steady": served,
             "upstream_connections_per_1k_steady": 1000 * opened / served if served > 0 else None,
+            # Each upstream request is one client request: the same CPU per request, but
+            # without the reconnections at the start (see STEADY_WINDOW).
+            "cpu_ms_per_req_steady": 1000 * cpu / served if served > 0 else None,
         }
 
 
@@ -167,7 +174,8 @@ def _run_load(
             time.sleep(SLOW_DELAY_S * 2)  # let the warm-up's last requests finish
     accepted_before = upstream.status().accepts
     before = sample_tree(target.pid)
-    window = _CounterReadings(upstream, tuple(share * duration for share in STEADY_WINDOW))
+    delays = tuple(share * duration for share in STEADY_WINDOW)
+    window = _CounterReadings(upstream, target.pid, delays)
     window.start()
     result = run_wrk(
         endpoint.url,

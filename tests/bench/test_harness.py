@@ -57,6 +57,7 @@ def _load(
         "upstream_connections_steady": 0,
         "upstream_requests_steady": int(rps * 5),
         "upstream_connections_per_1k_steady": 0.0,
+        "cpu_ms_per_req_steady": cpu * 0.9,
     }
 
 
@@ -282,7 +283,7 @@ class TestReport:
         assert (
             "| json_tls_c64 | fkllm | 5,500 | 0.14x | 6,000 |  | 0.350 | 0.300 | +0.050 |" in text
         )
-        assert "| 0.55 / 0.00 | 0 |" in text
+        assert "| +0.050 | +0.045 | 0.55 / 0.00 | 0 |" in text  # steady: 0.315 - 0.270
         assert "| slow_tls_c1024 | fkllm | 1,900 | - | 1,940 |" in text
         assert "| CPU TLS adds per request at c=64 (keep-alive) | ≤ 0.1 ms | +0.050 ms" in text
         assert "json_tls_c64 0.00 (whole run 0.55)" in text
@@ -427,6 +428,7 @@ class TestAgainstRealNginx:
             assert result["upstream_connections"] >= 0
             assert result["upstream_requests_steady"] > 0
             assert result["upstream_connections_per_1k_steady"] is not None
+            assert result["cpu_ms_per_req_steady"] is not None
 
     def test_identity_targets_skip_the_tls_scenarios(self, upstream: Nginx, tmp_path: Path) -> None:
         """fkllm-key (like fkllm-redis) is not put through the TLS scenarios."""
