@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["GOALS", "goal_rows", "render", "slow_figures"]
+__all__ = ["GOALS", "goal_rows", "render", "slow_figures", "tls_added"]
 
 PEERS = ("litellm", "portkey")
 Results = dict[str, Any]
@@ -186,6 +186,51 @@ def _goal_rss(r: Results) -> tuple[str, bool | None]:
     return f"{entry['rss_idle_mib']:.1f} MiB", entry["rss_idle_mib"] < 60
 
 
+def tls_added(results: Results, target: str, sid: str, key: str = "cpu_ms_per_req") -> float | None:
+    """CPU ms per request of TLS scenario ``sid`` minus its plain-HTTP scenario's, same
+    run: over the whole measured run, or (``cpu_ms_per_req_steady``) its steady window."""
+    spec = next((s for s in results["scenarios"] if s["id"] == sid), None)
+    plain = spec.get("plain") if spec else None
+    tls, base = _scenario(results, target, sid), _scenario(results, target, plain or "")
+    if tls is None or base is None or tls.get(key) is None or base.get(key) is None:
+        return None
+    return float(tls[key] - base[key])
+
+
+def _connections(data: dict[str, Any] | None) -> str:
+    """Upstream connections opened per 1,000 requests: the whole measured window, then
+    the steady window inside it (see ``bench/run.py``)."""
+    if data is None or "upstream_connections_per_1k" not in data:
+        return "-"
+    steady = data.get("upstream_connections_per_1k_steady")
+    return f"{_fmt(data['upstream_connections_per_1k'])} / {_fmt(steady)}"
+
+
+def _tls_sids(results: Results) -> list[str]:
+    return [s["id"] for s in results["scenarios"] if s.get("plain")]
+
+
+def _goal_tls_cpu(r: Results) -> tuple[str, bool | None]:
+    added = tls_added(r, "fkllm", "json_tls_c64")
+    if added is None:
+        return "-", None
+    return f"{_signed(added, 3)} ms (json_tls_c64 - json_c64)", added <= 0.1
+
+
+def _goal_tls_connections(r: Results) -> tuple[str, bool | None]:
+    parts, ok = [], True
+    for sid in _tls_sids(r):
+        data = _scenario(r, "fkllm", sid)
+        steady = data.get("upstream_connections_per_1k_steady") if data else None
+        if data is None or steady is None:
+            continue
+        parts.append(
+            f"{sid} {_fmt(steady)} (whole run {_fmt(data['upstream_connections_per_1k'])})"
+        )
+        ok = ok and steady <= 2
+    return ("; ".join(parts), ok) if parts else ("-", None)
+
+
 GOALS: tuple[Goal, ...] = (
     ("Gateway CPU per non-streaming request", "< 0.5 ms", _goal_cpu),
     ("Added latency at c=1", "p50 < 0.5 ms, p99 < 1.5 ms", _goal_latency),
@@ -194,6 +239,12 @@ GOALS: tuple[Goal, ...] = (
     ("Streaming time to first byte over direct", "≤ 1 ms", _goal_ttfb),
     ("500 ms upstream at c=1024", "≥ 95 % of ideal, no errors", _goal_slow),
     ("Idle RSS", "< 60 MB", _goal_rss),
+    ("CPU TLS adds per request at c=64 (keep-alive)", "≤ 0.1 ms", _goal_tls_cpu),
+    (
+        "Upstream connections opened per 1,000 requests over TLS, after warm-up",
+        "≤ 2",
+        _goal_tls_connections,
+    ),
 )
 
 
@@ -322,7 +373,38 @@ def summary(results: Results) -> str:
         "",
         *_table(header, rows),
     ]
+    tls_rows = _tls_summary_rows(results)
+    if tls_rows:
+        header = ["upstream over TLS", "req/s c=64", "CPU ms/req c=64", "TLS added ms/req c=64"]
+        header += ["500 ms c=1024, % ideal", "TLS added ms/req c=1024"]
+        header += ["upstream conns per 1,000 req c=64 / c=1024"]
+        out += ["", *_table(header, tls_rows)]
     return "\n".join(out) + "\n"
+
+
+def _tls_summary_rows(results: Results) -> list[list[str]]:
+    rows = []
+    for target in _measured(results):
+        c64 = _scenario(results, target, "json_tls_c64")
+        c1024 = _scenario(results, target, "slow_tls_c1024")
+        if c64 is None and c1024 is None:
+            continue
+        slow = slow_figures(results, target, "slow_tls_c1024")
+        steady = [
+            _fmt(d.get("upstream_connections_per_1k_steady")) if d else "-" for d in (c64, c1024)
+        ]
+        rows.append(
+            [
+                target,
+                _fmt(c64["rps"], 0) if c64 else "-",
+                _fmt(c64["cpu_ms_per_req"], 3) if c64 else "-",
+                _signed(tls_added(results, target, "json_tls_c64"), 3),
+                _fmt(slow["pct_ideal"], 1) if slow else "-",
+                _signed(tls_added(results, target, "slow_tls_c1024"), 3),
+                " / ".join(steady),
+            ]
+        )
+    return rows
 
 
 DOCS_START = "<!-- bench:results:start -->"
@@ -521,6 +603,77 @@ def render(results: Results) -> str:
         header = ["scenario", "target", "req/s", "ideal", "% ideal", "% direct", "p50"]
         header += ["+p50", "p99", "CPU ms/req", "errors"]
         out += _table(header, rows)
+        out.append("")
+
+    tls = [s for s in sids if sids[s].get("plain")]
+    if tls:
+        out += ["## Upstream over TLS", ""]
+        out.append(
+            "The same nginx answers behind `listen ... ssl` with a certificate from a CA "
+            f"the harness made for the run ({meta.get('tls', '')}); each gateway trusts "
+            "that CA (fkllm: the provider's `ca_file`; LiteLLM: `SSL_CERT_FILE`; Portkey: "
+            "`NODE_EXTRA_CA_CERTS`). Each row is shown with its plain-HTTP scenario's "
+            "figures from the same run; *TLS added* is the TLS row's CPU per request minus "
+            "the plain row's (for *direct*: nginx's own TLS cost), over the whole run and "
+            "over its steady window (from 40 % to 95 % of the run, without the handshakes "
+            "a gateway redoes at the start, see below). *Upstream conns / 1k* "
+            "is the connections the upstream accepted per 1,000 requests (each a TLS "
+            "handshake): over the whole measured run / over its steady window."
+        )
+        out.append("")
+        rows = []
+        for sid in tls:
+            plain_sid = sids[sid]["plain"]
+            for target in _measured(results):
+                data = _scenario(results, target, sid)
+                if data is None:
+                    reason = _failure(results, target, sid)
+                    if reason:
+                        rows.append(_failed_row(sid, target, reason, 12))
+                    continue
+                plain = _scenario(results, target, plain_sid)
+                direct = _scenario(results, "direct", sid)
+                figures = slow_figures(results, target, sid) if sids[sid].get("ideal_s") else None
+                rows.append(
+                    [
+                        sid,
+                        target,
+                        _fmt(data["rps"], 0),
+                        _ratio(data["rps"], direct["rps"] if direct else None),
+                        _fmt(plain["rps"], 0) if plain else "-",
+                        f"{figures['pct_ideal']:.1f}" if figures else "",
+                        _fmt(data["cpu_ms_per_req"], 3),
+                        _fmt(plain["cpu_ms_per_req"], 3) if plain else "-",
+                        _signed(tls_added(results, target, sid), 3),
+                        _signed(tls_added(results, target, sid, "cpu_ms_per_req_steady"), 3),
+                        _connections(data),
+                        str(data["error_count"]),
+                    ]
+                )
+        header = ["scenario", "target", "req/s", "x direct", "plain req/s", "% ideal"]
+        header += ["CPU ms/req", "plain CPU ms/req", "TLS added ms/req", "steady window"]
+        header += ["upstream conns / 1k", "errors"]
+        out += _table(header, rows)
+        out.append("")
+
+    counted = [s for s in sids if sids[s]["mode"] == "load"]
+    rows = []
+    for target in _measured(results):
+        cells = [_connections(_scenario(results, target, sid)) for sid in counted]
+        if any(cell != "-" for cell in cells):
+            rows.append([target, *cells])
+    if rows:
+        out += ["## Upstream connections opened per 1,000 requests", ""]
+        out.append(
+            "nginx's `stub_status` *accepts*, read before and after each measured run: "
+            "whole run / steady window (from 40 % to 95 % of the run, per 1,000 requests "
+            "nginx served in it). The whole-run figure includes the connections a gateway "
+            "opens again at the start because it hung up on the warm-up's last requests "
+            "when wrk cut them (and for *direct*, wrk's own connections). A gateway that "
+            "keeps its upstream connections alive reads 0 in the steady window."
+        )
+        out.append("")
+        out += _table(["target", *counted], rows)
         out.append("")
 
     out += ["## Memory (resident set of the process tree)", ""]

@@ -2,7 +2,9 @@
 
 Each target is started alone (nothing else of ours running beside it), checked with
 real requests, then put through every scenario: a short warm-up, then the measured
-run with the CPU time of the target's process tree read before and after. Results go
+run with the CPU time of the target's process tree read before and after, and nginx's
+count of accepted connections too (the connections the target opened to the upstream
+during the measured run, each a TLS handshake in the TLS scenarios). Results go
 to ``results.json``; ``bench.report`` and ``bench.chart`` turn that into the markdown
 table and the PNG.
 """
@@ -18,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ from bench.targets import (
     Unavailable,
     check_endpoint,
 )
-from bench.upstream import SLOW_DELAY_S, Nginx
+from bench.upstream import SLOW_DELAY_S, Nginx, StubStatus
 from bench.wrk import run_wrk, wrk_available
 
 __all__ = ["main"]
@@ -99,13 +102,64 @@ def build_targets(names: list[str], variants: list[str]) -> list[Target]:
     return targets
 
 
+# The steady-state window of a measured run, as shares of its duration: late enough that
+# the connections the warm-up's cut requests cost are open again (a gateway hangs up an
+# upstream connection whose client went away mid-request), early enough to end before
+# wrk cuts the run's own last requests.
+STEADY_WINDOW = (0.4, 0.95)
+
+
+class _CounterReadings(threading.Thread):
+    """nginx's counters and the target's CPU time, read at ``delays`` seconds from now,
+    in the background."""
+
+    def __init__(self, upstream: Nginx, pid: int, delays: tuple[float, ...]) -> None:
+        super().__init__(daemon=True)
+        self.upstream, self.pid, self.delays = upstream, pid, delays
+        self.readings: list[StubStatus] = []
+        self.cpu_s: list[float] = []
+        self.started_at = time.monotonic()
+
+    def run(self) -> None:
+        for delay in self.delays:
+            time.sleep(max(0.0, self.started_at + delay - time.monotonic()))
+            try:
+                self.readings.append(self.upstream.status())
+            except (OSError, ValueError):
+                return
+            self.cpu_s.append(sample_tree(self.pid).cpu_s)
+
+    def steady(self) -> dict[str, Any]:
+        """Connections accepted and requests served between the two readings (each
+        reading counts its own connection and request), per 1,000 requests."""
+        if len(self.readings) < 2:
+            return {}
+        first, last = self.readings[0], self.readings[-1]
+        opened, served = last.accepts - first.accepts - 1, last.requests - first.requests - 1
+        cpu = self.cpu_s[-1] - self.cpu_s[0]
+        return {
+            "upstream_connections_steady": opened,
+            "upstream_requests_steady": served,
+            "upstream_connections_per_1k_steady": 1000 * opened / served if served > 0 else None,
+            # Each upstream request is one client request: the same CPU per request, but
+            # without the reconnections at the start (see STEADY_WINDOW).
+            "cpu_ms_per_req_steady": 1000 * cpu / served if served > 0 else None,
+        }
+
+
 def _run_load(
-    target: Target, scenario: Scenario, duration: float, warmup: float, workdir: Path
+    target: Target,
+    upstream: Nginx,
+    scenario: Scenario,
+    duration: float,
+    warmup: float,
+    workdir: Path,
 ) -> dict[str, Any]:
     endpoint = target.endpoint(scenario.kind).for_api(scenario.api)
     body = endpoint.body(stream=scenario.stream)
     headers = {"content-type": "application/json", **endpoint.headers}
-    timeout = 30.0 if scenario.group == "slow" else 10.0
+    slow = scenario.ideal_s > 0  # the upstream holds every answer back
+    timeout = 30.0 if slow else 10.0
     if warmup > 0:
         run_wrk(
             endpoint.url,
@@ -116,9 +170,13 @@ def _run_load(
             workdir=workdir,
             timeout_s=timeout,
         )
-        if scenario.group == "slow":
+        if slow:
             time.sleep(SLOW_DELAY_S * 2)  # let the warm-up's last requests finish
+    accepted_before = upstream.status().accepts
     before = sample_tree(target.pid)
+    delays = tuple(share * duration for share in STEADY_WINDOW)
+    window = _CounterReadings(upstream, target.pid, delays)
+    window.start()
     result = run_wrk(
         endpoint.url,
         body,
@@ -129,11 +187,22 @@ def _run_load(
         timeout_s=timeout,
     )
     after = sample_tree(target.pid)
+    window.join(timeout=10)
+    # Each reading of the counter is a connection of its own, counted in what it reads:
+    # this one and the steady window's are not the target's.
+    opened = upstream.status().accepts - accepted_before - 1 - len(window.readings)
     cpu = after.cpu_s - before.cpu_s
     if result.requests == 0:
         return {
             "failed": f"no request completed in {duration:.0f} s "
             f"(errors {result.errors}, CPU used {cpu:.1f} s)",
+            "rss_mib": after.rss_mib,
+        }
+    if result.ok_requests == 0:
+        # e.g. a circuit the warm-up opened: a rate of error answers is no throughput.
+        return {
+            "failed": f"every one of {result.requests} answers was an error status "
+            f"(upstream connections opened {opened}; see the target's log)",
             "rss_mib": after.rss_mib,
         }
     return {
@@ -146,6 +215,9 @@ def _run_load(
         "cpu_s": cpu,
         "cpu_ms_per_req": 1000 * cpu / result.requests if result.requests else None,
         "rss_mib": after.rss_mib,
+        "upstream_connections": opened,
+        "upstream_connections_per_1k": 1000 * opened / result.requests,
+        **window.steady(),
     }
 
 
@@ -197,6 +269,8 @@ def measure_target(
         entry["load_before"] = os.getloadavg()
         peak = idle.rss_mib
         for scenario in scenarios:
+            if scenario.plain and not target.tls_scenarios:
+                continue
             endpoint = target.endpoint(scenario.kind).for_api(scenario.api)
             problem = check_endpoint(endpoint, stream=scenario.stream)
             if problem is not None:
@@ -204,7 +278,7 @@ def measure_target(
                 entry["scenarios"][scenario.id] = {"failed": problem}
                 continue
             if scenario.mode == "load":
-                result = _run_load(target, scenario, duration, warmup, workdir)
+                result = _run_load(target, upstream, scenario, duration, warmup, workdir)
                 if "failed" in result:
                     _say(f"{target.name} {scenario.id}: FAILED - {result['failed']}")
                     entry["scenarios"][scenario.id] = result
@@ -214,7 +288,9 @@ def measure_target(
                     f"p50 {result['latency_ms']['p50']:.2f} ms, "
                     f"p99 {result['latency_ms']['p99']:.2f} ms, "
                     f"errors {result['error_count']}, "
-                    f"cpu {result['cpu_ms_per_req'] or 0:.3f} ms/req"
+                    f"cpu {result['cpu_ms_per_req'] or 0:.3f} ms/req, "
+                    f"upstream connections {result['upstream_connections']} "
+                    f"({result.get('upstream_connections_steady', '-')} in the steady window)"
                 )
             else:
                 result = _run_sequential(target, scenario, duration)
@@ -259,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     parser.add_argument(
+        "--workdir",
+        default="",
+        help="keep the run's files here (configs, certificates, each target's log) "
+        "instead of a temporary directory removed at the end",
+    )
+    parser.add_argument(
         "--update-docs",
         action="store_true",
         help="also put this run's summary table into docs/performance.md",
@@ -292,11 +374,18 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {},
     }
     with tempfile.TemporaryDirectory(prefix="fkllm-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         upstream = Nginx.start(workdir / "nginx")
+        results["meta"]["tls"] = (
+            f"ECDSA P-256, made with {upstream.tls.made_with}"
+            if upstream.tls
+            else f"no TLS upstream: {upstream.tls_problem}"
+        )
         missing = [s.id for s in scenarios if s.kind not in upstream.ports]
         if missing:
-            _say(f"nginx echo module missing: scenarios {missing} are skipped")
+            why = upstream.tls_problem if upstream.tls is None else ""
+            _say(f"nginx echo module or TLS missing {why}: scenarios {missing} are skipped")
             scenarios = [s for s in scenarios if s.kind in upstream.ports]
         try:
             for target in targets:

@@ -12,7 +12,9 @@ class Scenario:
     """One measurement: a kind of upstream answer, a client shape, and a size.
 
     ``mode`` is ``"load"`` (wrk, ``connections`` at once) or ``"sequential"`` (one
-    streaming request after another, timing the first and last byte).
+    streaming request after another, timing the first and last byte). A scenario with
+    ``plain`` set repeats that plain-HTTP scenario against the upstream over TLS (group
+    ``"tls"``); the report shows the two side by side.
     """
 
     id: str
@@ -25,6 +27,7 @@ class Scenario:
     group: str = "fixed"
     ideal_s: float = 0.0  # for slow upstreams: how long one request takes at best
     api: str = "chat"  # the client's API: "chat" (Chat Completions) or "responses"
+    plain: str = ""  # for a TLS scenario: the id of the plain-HTTP one it repeats
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -75,6 +78,27 @@ SCENARIOS: tuple[Scenario, ...] = (
         256,
         group="slow",
         ideal_s=0.5 + 19 * 0.025,
+    ),
+    Scenario(
+        "json_tls_c64",
+        "fixed completion, upstream over TLS, c=64",
+        "json_tls",
+        False,
+        "load",
+        64,
+        group="tls",
+        plain="json_c64",
+    ),
+    Scenario(
+        "slow_tls_c1024",
+        "500 ms upstream over TLS, c=1024",
+        "slow_tls",
+        False,
+        "load",
+        1024,
+        group="tls",
+        ideal_s=0.5,
+        plain="slow_c1024",
     ),
 )
 

@@ -7,6 +7,13 @@
 - ``litellm``: LiteLLM's proxy from a throwaway virtualenv (``bench/.cache``).
 - ``portkey``: Portkey's gateway from a throwaway npm install (``bench/.cache``).
 
+The upstream's TLS kinds (``upstream.TLS_KINDS``) are reached over https with a
+certificate from the run's own CA, and each gateway is told to trust that CA the way
+its documentation says: fkllm with the provider's ``ca_file``, LiteLLM with
+``SSL_CERT_FILE`` (and ``REQUESTS_CA_BUNDLE`` for what it calls through ``requests``),
+Portkey (Node) with ``NODE_EXTRA_CA_CERTS``. None of them is told to skip verification:
+a gateway that does not trust the CA fails its TLS scenarios' check.
+
 Each target knows how to start, where to send a request for each kind of upstream
 answer (see ``upstream.KINDS``), and which PID roots the process tree to measure. A
 peer that is not installed raises ``Unavailable`` with the reason; it is then skipped
@@ -20,6 +27,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field, replace
@@ -28,7 +36,7 @@ from pathlib import Path
 from bench.callers import BENCH_KEY, caller_config
 from bench.issuer import BenchIssuer
 from bench.payloads import chat_request, responses_request
-from bench.upstream import Nginx, free_port
+from bench.upstream import TLS_KINDS, Nginx, free_port
 
 __all__ = [
     "DirectTarget",
@@ -63,6 +71,7 @@ class Endpoint:
     model: str
     api: str = "chat"
     gateway: bool = True  # False for the upstream itself (direct)
+    ca_file: str | None = None  # for an https URL: the CA to verify the server with
 
     def body(self, *, stream: bool) -> bytes:
         if self.api == "responses":
@@ -82,7 +91,14 @@ def check_endpoint(endpoint: Endpoint, *, stream: bool, timeout: float = 30.0) -
     from urllib.parse import urlsplit
 
     parts = urlsplit(endpoint.url)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=endpoint.ca_file)
+        conn = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout, context=context
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     try:
         conn.request(
             "POST",
@@ -112,6 +128,7 @@ class Target:
     name: str
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     version: str = ""
+    tls_scenarios: bool = True  # put through the TLS scenarios too (group "tls")
 
     @property
     def pid(self) -> int:
@@ -188,6 +205,10 @@ def fkllm_config(upstream: Nginx, *, rate_limit: bool = False) -> str:
             'type = "openai"',
             f'base_url = "{upstream.url(kind)}"',
             f'api_key = "{UPSTREAM_KEY}"',
+        ]
+        if kind in TLS_KINDS:
+            lines.append(f'ca_file = "{upstream.ca_file}"')
+        lines += [
             "",
             "[[models]]",
             f'name = "bench-{kind}"',
@@ -224,6 +245,7 @@ class DirectTarget(Target):
             {"authorization": f"Bearer {UPSTREAM_KEY}"},
             f"bench-{kind}",
             gateway=False,
+            ca_file=str(self.upstream.ca_file) if kind in TLS_KINDS else None,
         )
 
     def stop(self) -> None:
@@ -287,9 +309,11 @@ class FkllmTarget(Target):
 @dataclass
 class FkllmCallerTarget(FkllmTarget):
     """fkllm called as a client key, a budgeted key or a JWT (``bench/callers.py``): what
-    each identity adds per request, next to the plain key's row."""
+    each identity adds per request, next to the plain key's row. Not put through the TLS
+    scenarios: the caller's cost does not depend on how the upstream is reached."""
 
     caller: str = "key"
+    tls_scenarios: bool = False
     issuer: BenchIssuer | None = field(default=None, repr=False)
 
     def extra_config(self, upstream: Nginx) -> str:
@@ -323,6 +347,7 @@ class FkllmRedisTarget(FkllmTarget):
     """
 
     rate_limit: bool = True
+    tls_scenarios: bool = False  # what Redis costs does not depend on the upstream's TLS
     redis: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, upstream: Nginx, workdir: Path) -> None:
@@ -414,6 +439,7 @@ class LiteLLMTarget(Target):
         config.write_text("\n".join(lines) + "\n")
         env = {
             **_base_env(),
+            **_ca_env(upstream, "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "LITELLM_LOG": "ERROR",
             "LITELLM_TELEMETRY": "False",
@@ -463,7 +489,7 @@ class PortkeyTarget(Target):
             )
         self.upstream = upstream
         self.port = free_port()
-        env = {**_base_env(), "NODE_ENV": "production"}
+        env = {**_base_env(), **_ca_env(upstream, "NODE_EXTRA_CA_CERTS"), "NODE_ENV": "production"}
         self._spawn(["node", str(script), f"--port={self.port}", "--headless"], workdir, env)
         self.version = _npm_version(package)
         hono = self.root / "node_modules" / "@hono" / "node-server" / "dist" / "index.mjs"
@@ -482,6 +508,13 @@ class PortkeyTarget(Target):
             },
             f"bench-{kind}",
         )
+
+
+def _ca_env(upstream: Nginx, *names: str) -> dict[str, str]:
+    """The variables that make a peer trust the upstream's CA (none without TLS)."""
+    if upstream.ca_file is None:
+        return {}
+    return dict.fromkeys(names, str(upstream.ca_file))
 
 
 def _pip_version(venv: Path, name: str) -> str:

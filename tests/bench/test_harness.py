@@ -7,7 +7,10 @@ renders what it measured, and can drive a real nginx when nginx and wrk are inst
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +18,12 @@ from pathlib import Path
 import pytest
 from bench.payloads import SSE_CHUNKS, chat_request, completion_body, sse_body
 from bench.procstat import descendants, sample_tree
+from bench.run import measure_target
 from bench.scenarios import SCENARIOS, select
 from bench.stream_timing import measure_streams, percentile
-from bench.targets import FkllmCallerTarget, check_endpoint
-from bench.upstream import Nginx, echo_module_available, nginx_config
+from bench.targets import DirectTarget, FkllmCallerTarget, FkllmTarget, check_endpoint
+from bench.tls import ServerCertificate, make_certificates
+from bench.upstream import Nginx, echo_module_available, nginx_config, parse_stub_status
 from bench.wrk import lua_script, parse_output, run_wrk, wrk_available
 
 from bench import report
@@ -34,7 +39,9 @@ WRK_JSON {"requests":4000,"duration_us":1000000,"bytes":2000000,"errors":{"conne
 """
 
 
-def _load(rps: float, p50: float, p99: float, cpu: float, errors: int = 0) -> dict[str, object]:
+def _load(
+    rps: float, p50: float, p99: float, cpu: float, errors: int = 0, opened: int = 0
+) -> dict[str, object]:
     return {
         "rps": rps,
         "requests": int(rps * 10),
@@ -45,6 +52,12 @@ def _load(rps: float, p50: float, p99: float, cpu: float, errors: int = 0) -> di
         "cpu_s": cpu * rps * 10 / 1000,
         "cpu_ms_per_req": cpu,
         "rss_mib": 50.0,
+        "upstream_connections": opened,
+        "upstream_connections_per_1k": 1000 * opened / (rps * 10),
+        "upstream_connections_steady": 0,
+        "upstream_requests_steady": int(rps * 5),
+        "upstream_connections_per_1k_steady": 0.0,
+        "cpu_ms_per_req_steady": cpu * 0.9,
     }
 
 
@@ -131,6 +144,17 @@ class TestPayloads:
         assert b'"usage"' in completion_body()
 
 
+def _with_tls(results: dict[str, object]) -> dict[str, object]:
+    """The canned run plus the two TLS scenarios for direct and fkllm."""
+    results = copy.deepcopy(results)
+    results["scenarios"] += [s.__dict__ for s in select(["json_tls_c64", "slow_tls_c1024"])]  # type: ignore[operator]
+    targets = results["targets"]
+    targets["direct"]["scenarios"]["json_tls_c64"] = _load(40000, 1.5, 4.0, 0.02, opened=64)  # type: ignore[index]
+    targets["fkllm"]["scenarios"]["json_tls_c64"] = _load(5500, 11.0, 22.0, 0.35, opened=30)  # type: ignore[index]
+    targets["fkllm"]["scenarios"]["slow_tls_c1024"] = _load(1900, 510.0, 540.0, 0.4)  # type: ignore[index]
+    return results
+
+
 class TestNginxConfig:
     def test_every_kind_gets_its_own_port(self, tmp_path: Path) -> None:
         """Each kind of answer is served on the port it was given."""
@@ -141,11 +165,75 @@ class TestNginxConfig:
         assert "echo_sleep 0.5;" in text
         assert "daemon off;" in text
 
+    def test_tls_kinds_listen_with_ssl_and_a_status_port(self, tmp_path: Path) -> None:
+        """The TLS kinds get an ssl listener with the run's certificate; the counter port
+        answers stub_status; without a certificate the TLS kinds are left out."""
+        cert = ServerCertificate(tmp_path / "ca", tmp_path / "crt", tmp_path / "key", "x")
+        ports = {"json": 1, "json_tls": 2, "slow_tls": 3}
+        text = nginx_config(tmp_path, ports, with_echo=True, tls=cert, status_port=4)
+        assert "listen 127.0.0.1:1 backlog=8192 reuseport;" in text
+        assert "listen 127.0.0.1:2 backlog=8192 reuseport ssl;" in text
+        assert f"ssl_certificate {tmp_path / 'crt'};" in text
+        assert f"ssl_certificate_key {tmp_path / 'key'};" in text
+        assert "listen 127.0.0.1:4;" in text and "stub_status;" in text
+        assert text.count("echo_sleep 0.5;") == 1  # slow_tls answers as slow does
+        plain = nginx_config(tmp_path, ports, with_echo=True)
+        assert "ssl;" not in plain and "listen 127.0.0.1:2" not in plain
+
+    def test_stub_status_is_parsed(self) -> None:
+        """The counters come out of nginx's stub_status page; anything else is refused."""
+        page = (
+            "Active connections: 3 \nserver accepts handled requests\n 17 17 1042 \n"
+            "Reading: 0 Writing: 1 Waiting: 2 \n"
+        )
+        status = parse_stub_status(page)
+        assert (status.active, status.accepts, status.handled, status.requests) == (3, 17, 17, 1042)
+        with pytest.raises(ValueError, match="stub_status"):
+            parse_stub_status("<html>404</html>")
+
     def test_without_echo_only_the_instant_kinds(self, tmp_path: Path) -> None:
         """Without the echo module the delayed kinds are left out, not faked."""
         text = nginx_config(tmp_path, {"json": 1, "sse": 2, "slow": 3}, with_echo=False)
         assert "echo_sleep" not in text and "load_module" not in text
         assert "listen 127.0.0.1:3" not in text
+
+
+def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> None:
+    """A TLS handshake between two in-memory ends; raises ``ssl.SSLError`` if refused."""
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    near = client.wrap_bio(to_client, to_server, server_hostname=hostname)
+    far = server.wrap_bio(to_server, to_client, server_side=True)
+    for _ in range(10):
+        done = 0
+        for end in (near, far):
+            try:
+                end.do_handshake()
+                done += 1
+            except ssl.SSLWantReadError:
+                pass
+        if done == 2:
+            return
+    raise AssertionError("the handshake did not finish")
+
+
+class TestCertificates:
+    @pytest.mark.parametrize("use_openssl", [False, True])
+    def test_server_certificate_is_trusted_through_the_ca_only(
+        self, tmp_path: Path, use_openssl: bool
+    ) -> None:
+        """The certificate verifies for 127.0.0.1 against the run's CA, and not without it."""
+        if use_openssl and shutil.which("openssl") is None:
+            pytest.skip("no openssl command")
+        files = make_certificates(tmp_path, use_openssl=use_openssl)
+        assert files.made_with == ("openssl" if use_openssl else "cryptography")
+        assert files.key_file.stat().st_mode & 0o077 == 0
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(files.cert_file, files.key_file)
+        _handshake(server, ssl.create_default_context(cafile=files.ca_file), "127.0.0.1")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _handshake(server, ssl.create_default_context(), "127.0.0.1")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _handshake(server, ssl.create_default_context(cafile=files.ca_file), "example.com")
 
 
 class TestReport:
@@ -199,6 +287,34 @@ class TestReport:
         assert "old table" not in updated
         assert "| fkllm | 6,000 | 0.300 | +0.35 | +0.50 |" in updated
         assert report.update_docs("no markers here", _canned_results()) == "no markers here"
+
+    def test_tls_rows_beside_their_plain_rows(self) -> None:
+        """TLS rows show the plain row's figures, the CPU TLS adds, connections per 1,000
+        requests, and the two TLS goals; the existing tables keep their rows."""
+        plain_text = report.render(_canned_results())
+        text = report.render(_with_tls(_canned_results()))
+        assert "## Upstream over TLS" not in plain_text
+        assert "## Upstream over TLS" in text
+        # fkllm: 5,500 req/s over TLS against 6,000 plain; 0.35 - 0.3 ms; 30 of 55,000.
+        assert (
+            "| json_tls_c64 | fkllm | 5,500 | 0.14x | 6,000 |  | 0.350 | 0.300 | +0.050 |" in text
+        )
+        assert "| +0.050 | +0.045 | 0.55 / 0.00 | 0 |" in text  # steady: 0.315 - 0.270
+        assert "| slow_tls_c1024 | fkllm | 1,900 | - | 1,940 |" in text
+        assert "| CPU TLS adds per request at c=64 (keep-alive) | ≤ 0.1 ms | +0.050 ms" in text
+        assert "json_tls_c64 0.00 (whole run 0.55)" in text
+        assert "## Upstream connections opened per 1,000 requests" in text
+        for line in plain_text.splitlines():
+            if line.startswith("| json_c64 |"):
+                assert line in text
+
+    def test_tls_summary_table_follows_the_unchanged_one(self) -> None:
+        """The docs summary keeps its table as it was and adds one for the TLS rows."""
+        plain = report.summary(_canned_results())
+        summary = report.summary(_with_tls(_canned_results()))
+        assert summary.startswith(plain.rstrip("\n"))
+        assert "| fkllm | 5,500 | 0.350 | +0.050 |" in summary
+        assert "0.00 / 0.00 |" in summary
 
     def test_slow_share_uses_sustained_rate(self) -> None:
         """% of ideal is connections / mean latency over connections / delay."""
@@ -283,6 +399,63 @@ class TestAgainstRealNginx:
         assert timing.errors == 0, timing.sample_error
         assert len(timing.ttfb_ms) == 5
         assert all(f <= t for f, t in zip(timing.ttfb_ms, timing.total_ms, strict=True))
+
+    def test_tls_upstream_is_trusted_through_the_run_ca(self, upstream: Nginx) -> None:
+        """The TLS kinds answer over https to a client given the run's CA, and a client
+        with the system's trust store refuses the certificate."""
+        direct = DirectTarget(name="direct")
+        direct.start(upstream, upstream.root)
+        endpoint = direct.endpoint("json_tls")
+        assert endpoint.url.startswith("https://") and endpoint.ca_file
+        assert check_endpoint(endpoint, stream=False) is None
+        untrusted = dataclasses.replace(endpoint, ca_file=None)
+        assert "CERTIFICATE_VERIFY_FAILED" in (check_endpoint(untrusted, stream=False) or "")
+
+    def test_the_counter_sees_each_new_connection(self, upstream: Nginx) -> None:
+        """stub_status's accepts grows by one per connection (its own reading included)."""
+        before = upstream.status().accepts
+        for _ in range(3):
+            direct = DirectTarget(name="direct")
+            direct.start(upstream, upstream.root)
+            assert check_endpoint(direct.endpoint("json_tls"), stream=False) is None
+        assert upstream.status().accepts - before == 3 + 1
+
+    def test_tls_scenarios_run_on_fkllm_with_connections_counted(
+        self, upstream: Nginx, tmp_path: Path
+    ) -> None:
+        """A short run of the TLS scenarios (and their plain one) through fkllm: fkllm
+        trusts the CA through its provider's ca_file, and every load scenario carries the
+        upstream connection counts."""
+        ids = ["json_c64", "json_tls_c64"]
+        if echo_module_available():
+            ids.append("slow_tls_c1024")
+        small = [dataclasses.replace(s, connections=4) for s in select(ids)]
+        target = FkllmTarget(name="fkllm")
+        try:
+            entry = measure_target(target, upstream, small, duration=1, warmup=1, workdir=tmp_path)
+        finally:
+            target.stop()
+        assert f'ca_file = "{upstream.ca_file}"' in (tmp_path / "fkllm.toml").read_text()
+        assert entry["skipped"] is None
+        for sid in ids:
+            result = entry["scenarios"][sid]
+            assert "failed" not in result, result
+            assert result["requests"] > 0 and result["error_count"] == 0
+            assert result["upstream_connections"] >= 0
+            assert result["upstream_requests_steady"] > 0
+            assert result["upstream_connections_per_1k_steady"] is not None
+            assert result["cpu_ms_per_req_steady"] is not None
+
+    def test_identity_targets_skip_the_tls_scenarios(self, upstream: Nginx, tmp_path: Path) -> None:
+        """fkllm-key (like fkllm-redis) is not put through the TLS scenarios."""
+        target = FkllmCallerTarget(name="fkllm-key", caller="key")
+        try:
+            entry = measure_target(
+                target, upstream, select(["json_tls_c64"]), duration=1, warmup=0, workdir=tmp_path
+            )
+        finally:
+            target.stop()
+        assert entry["skipped"] is None and entry["scenarios"] == {}
 
     @pytest.mark.skipif(not echo_module_available(), reason="nginx echo module not installed")
     def test_slow_kind_waits_before_answering(self, upstream: Nginx) -> None:
