@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from fkllmproxy.config import LoadedConfig
 from fkllmproxy.daemon.bootstrap import StartupError, build_holder, startup_fields
+from fkllmproxy.daemon.collector import tune_collector
 from fkllmproxy.daemon.notify import Notifier, watchdog_interval
 from fkllmproxy.daemon.options import ServeOptions
 from fkllmproxy.daemon.procname import DAEMON_NAME, set_process_name
@@ -66,6 +67,7 @@ class Daemon:
         self.reloader = Reloader(options, self.notifier)
         self.holder = build_holder(loaded, reloader=self.reloader)
         self.reloader.holder = self.holder
+        tune_collector()
         self._reload_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -27,6 +27,7 @@ from typing import Any
 
 from fkllmproxy.config import LoadedConfig
 from fkllmproxy.daemon.bootstrap import StartupError, build_holder, start_ledger, startup_fields
+from fkllmproxy.daemon.collector import tune_collector
 from fkllmproxy.daemon.notify import Notifier, reloading_lines, watchdog_interval
 from fkllmproxy.daemon.options import ServeOptions
 from fkllmproxy.daemon.procname import WORKER_NAME, set_process_name
@@ -183,6 +184,7 @@ def worker_app() -> Any:
     if generation:
         holder.reload_workers = functools.partial(bump_generation, generation)
     app = create_app(holder)
+    tune_collector()
 
     def start() -> None:
         holder.runtime.auth.start()  # the OIDC issuer's keys, if any
