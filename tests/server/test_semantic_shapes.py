@@ -514,3 +514,17 @@ class TestExactCache:
         assert again.headers["x-fkllm-cache"] == "hit" and replayed == text
         assert generation_calls(upstream) == 1
         assert not [r for r in upstream.requests if r.path.endswith("/embeddings")]
+
+    @pytest.mark.parametrize("api", ["messages", "responses"])
+    def test_cache_true_replays_a_stream_to_the_same_streaming_request(
+        self, daemon: RunningDaemon, upstream: FakeUpstream, api: str
+    ) -> None:
+        """The exact cache keeps these routes' streams whole and replays them as sent."""
+        question = f"Exact streamed question for {api}"
+        first, text = ask(daemon, api, "exact", question, stream=True)
+        assert first.headers["x-fkllm-cache"] == "miss"
+        upstream.clear()
+        again, replayed = ask(daemon, api, "exact", question, stream=True)
+        assert again.headers["x-fkllm-cache"] == "hit"
+        assert again.content == first.content and replayed == text
+        assert generation_calls(upstream) == 0
