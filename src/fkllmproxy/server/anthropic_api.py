@@ -12,6 +12,9 @@ Routing and fallback are the same as for chat completions. Per target:
 Errors use Anthropic's shape (``server/errors.py`` renders it for these paths); a
 failure after a stream has started ends it with an ``event: error`` frame.
 ``create_message`` is the handler core ``server/fast_routes.py`` serves from ASGI.
+A model with ``cache = true`` goes through the exact cache (``server/cache.py``), one
+with ``cache = "semantic"`` through the semantic cache (``server/semantic_cache.py``;
+a hit is a Message or its events, ``server/semantic_shapes.py``).
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ Routing and fallback are those of every route. Per target:
   (``translate/gemini_stream.py`` for streams); ``countTokens`` is estimated there and
   the embedding methods use the provider's embeddings.
 
+A model with ``cache = "semantic"`` may be answered by the semantic cache on both
+generate methods (``server/semantic_cache.py``), in Google's shape.
+
 Errors are Google's shape (``server/errors.py``); a failure after a stream has started
 ends it with an error element. ``GeminiRoutes`` is the ASGI router for these paths; it
 sits between ``FastRoutes`` and Litestar and hands every other path on.

@@ -14,7 +14,9 @@ Routing and fallback are the same as for chat completions. Per target:
 continues the conversation (the stored items are put before the new input; a response
 that the same pass-through provider made is left for it to continue itself), and the GET
 returns it. An unknown, expired or foreign id is a 400 naming ``previous_response_id``
-(404 for the GET). Errors use OpenAI's shape; a failure after a stream started ends it
+(404 for the GET). A model with ``cache = "semantic"`` may be answered by the semantic
+cache (``server/semantic_cache.py``): a hit is a new response, kept like any other.
+Errors use OpenAI's shape; a failure after a stream started ends it
 with ``response.failed`` (translated) or an ``error`` event (passed through).
 """
 
