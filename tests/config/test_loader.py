@@ -319,6 +319,18 @@ targets = [{ provider = "mock", model = "e" }]
         assert model.cache == "semantic" and model.semantic is not None
         assert (model.semantic.threshold, model.semantic.max_entries) == (0.93, 10_000)
 
+    def test_a_budgeted_key_needs_a_price_for_the_embedding_model_too(self, tmp_path: Path) -> None:
+        """The embedding calls are charged to the key: an unpriced embedding model is refused."""
+        text = self.chat('cache = "semantic"\nsemantic = { embedding_model = "embed" }\n') + (
+            '\n[[pricing]]\nmodel = "m"\ninput_per_mtok = 1\noutput_per_mtok = 1\n'
+            '\n[[auth.keys]]\nname = "k"\nkey_sha256 = "' + "0" * 64 + '"\n'
+            'models = ["chat"]\nbudget_usd = 5\n'
+        )
+        found = problems_of(config_path=write(tmp_path, text), environ={})
+        assert any("without a price" in p and "'embed'" in p for p in found)
+        priced = text + '\n[[pricing]]\nmodel = "e"\ninput_per_mtok = 1\noutput_per_mtok = 0\n'
+        assert load_config(config_path=write(tmp_path, priced), environ={})
+
     def test_every_mistake_is_named(self, tmp_path: Path) -> None:
         text = self.chat('cache = "semantc"\n') + (
             '\n[[models]]\nname = "c2"\ntargets = [{ provider = "mock", model = "m" }]\n'

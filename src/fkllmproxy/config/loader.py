@@ -463,6 +463,12 @@ def unpriced_models(config: Config, allowed: list[str]) -> list[str]:
         return any((who, what) in prices for what in (upstream, name) for who in (provider, None))
 
     names = set(allowed)
+    if names:  # a semantic model's embedding calls are charged to its callers too
+        names |= {
+            model.semantic.embedding_model
+            for model in config.models
+            if model.name in names and model.cache == "semantic" and model.semantic is not None
+        }
     return [
         model.name
         for model in config.models

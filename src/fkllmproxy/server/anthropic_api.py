@@ -12,18 +12,22 @@ Routing and fallback are the same as for chat completions. Per target:
 Errors use Anthropic's shape (``server/errors.py`` renders it for these paths); a
 failure after a stream has started ends it with an ``event: error`` frame.
 ``create_message`` is the handler core ``server/fast_routes.py`` serves from ASGI.
+A model with ``cache = true`` goes through the exact cache (``server/cache.py``), one
+with ``cache = "semantic"`` through the semantic cache (``server/semantic_cache.py``;
+a hit is a Message or its events, ``server/semantic_shapes.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, Response, post
 
-from fkllmproxy.config import Target
+from fkllmproxy.auth import Caller
+from fkllmproxy.config import ModelConfig, Target
 from fkllmproxy.errors import FkllmError, UpstreamRejected
 from fkllmproxy.providers import (
     ChatRequest,
@@ -38,6 +42,13 @@ from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.openai_api import relay_stream
+from fkllmproxy.server.runtime import Runtime
+from fkllmproxy.server.semantic_shapes import (
+    answer_of_message,
+    answer_of_message_stream,
+    message_body,
+    message_events,
+)
 from fkllmproxy.translate.anthropic_openai import (
     MessagesStreamFromChat,
     chat_request_from_messages,
@@ -46,6 +57,9 @@ from fkllmproxy.translate.anthropic_openai import (
 )
 from fkllmproxy.translate.token_estimate import estimate_input_tokens
 from fkllmproxy.wire.anthropic import count_tokens_decoder, messages_request_decoder
+
+if TYPE_CHECKING:
+    from fkllmproxy.server.semantic_cache import SemanticPlan
 
 __all__ = ["count_tokens", "create_message", "messages"]
 
@@ -116,6 +130,12 @@ async def create_message(request: ApiRequest) -> Reply:
     )
     if hit is not None:
         return hit
+    semantic = None
+    if model.cache == "semantic":
+        semantic, hit = await _consult_semantic(request, runtime, model, caller, raw, parsed.model)
+        if hit is not None:
+            return hit
+    headers = plan.headers if plan else semantic.headers if semantic else None
 
     # The router must see the provider's own result (it times a stream's first chunk
     # and falls back when it fails), so the attempt notes how to read it on the side.
@@ -163,7 +183,9 @@ async def create_message(request: ApiRequest) -> Reply:
             body = messages_response_from_chat(body, provider=answer.provider, model=parsed.model)
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
             await cache.store_body(plan.store_key, body, result.usage)
-        return json_reply(body, result.status, plan.headers if plan else None)
+        if semantic is not None:
+            await semantic.remember_body(result.status, body, result.usage, answer_of_message)
+        return json_reply(body, result.status, headers)
     if not answer.native:
         translator = MessagesStreamFromChat(provider=answer.provider, model=parsed.model)
         result = StreamingCompletion(
@@ -174,7 +196,29 @@ async def create_message(request: ApiRequest) -> Reply:
         frames = cache.recording(
             plan.store_key, frames, b'"type":"message_stop"', lambda: context.usage
         )
-    return sse_reply(frames, plan.headers if plan else None)
+    if semantic is not None:
+        frames = semantic.recording(frames, lambda: context.usage, answer_of_message_stream)
+    return sse_reply(frames, headers)
+
+
+async def _consult_semantic(
+    request: ApiRequest,
+    runtime: Runtime,
+    model: ModelConfig,
+    caller: Caller,
+    raw: bytes,
+    client_model: str,
+) -> tuple[SemanticPlan | None, Reply | None]:
+    """The semantic cache's plan, and a hit as a Message or its events (semantic_cache.py)."""
+    from fkllmproxy.server.semantic_cache import consult_semantic, replayed  # numpy
+
+    plan, hit = await consult_semantic(request, runtime, model, caller, raw, api="messages")
+    if hit is None:
+        return plan, None
+    if request.context.stream:
+        events = message_events(client_model, hit.answer, hit.tokens)
+        return None, sse_reply(replayed(events), hit.headers)
+    return None, json_reply(message_body(client_model, hit.answer, hit.tokens), 200, hit.headers)
 
 
 @post("/v1/messages/count_tokens", status_code=200)

@@ -89,8 +89,8 @@ class ResponseCache:
     ) -> AsyncIterator[bytes]:
         """Pass ``chunks`` through; store them once the stream ended with ``end_marker``.
 
-        A stream cut short or ended by an error frame never reaches its marker, so only
-        complete answers are replayed. ``usage`` gives the stream's token counts once it
+        A stream cut short or ended by an error frame never reaches its marker (looked
+        for in the stream's last event), so only complete answers are replayed. ``usage`` gives the stream's token counts once it
         has ended (the request context's, which the relay fills in).
         """
         seen: list[bytes] = []
@@ -101,9 +101,17 @@ class ResponseCache:
                 size += len(chunk)
             yield chunk
         body = b"".join(seen)
-        if size <= _MAX_VALUE_BYTES and end_marker in body[-256:]:
+        if size <= _MAX_VALUE_BYTES and end_marker in _last_event(body):
             counted = usage() if usage is not None else None
             await self._state.cache_set(key, _entry(True, counted) + body, self._ttl)
+
+
+def _last_event(stream: bytes) -> bytes:
+    """The last SSE event of ``stream`` (a Responses ``response.completed`` event carries
+    the whole response, so its marker can be far more than a few bytes from the end)."""
+    trimmed = stream.rstrip()
+    start = max(trimmed.rfind(b"\n\n"), trimmed.rfind(b"\r\n\r\n"))
+    return trimmed[start + 1 :]
 
 
 def _entry(streamed: bool, usage: Usage | None) -> bytes:

@@ -20,6 +20,9 @@ Routing and fallback are those of every route. Per target:
   (``translate/gemini_stream.py`` for streams); ``countTokens`` is estimated there and
   the embedding methods use the provider's embeddings.
 
+A model with ``cache = "semantic"`` may be answered by the semantic cache on both
+generate methods (``server/semantic_cache.py``), in Google's shape.
+
 Errors are Google's shape (``server/errors.py``); a failure after a stream has started
 ends it with an error element. ``GeminiRoutes`` is the ASGI router for these paths; it
 sits between ``FastRoutes`` and Litestar and hands every other path on.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import msgspec
@@ -56,6 +59,12 @@ from fkllmproxy.server.fast_routes import Send, send_reply
 from fkllmproxy.server.gate import admit
 from fkllmproxy.server.openai_api import relay_stream
 from fkllmproxy.server.runtime import Runtime, RuntimeHolder
+from fkllmproxy.server.semantic_shapes import (
+    answer_of_gemini,
+    answer_of_gemini_stream,
+    gemini_body,
+    gemini_events,
+)
 from fkllmproxy.translate.anthropic_openai import provider_label
 from fkllmproxy.translate.gemini_chat import (
     chat_request_from_gemini,
@@ -72,6 +81,9 @@ from fkllmproxy.wire.gemini_inbound import (
     embed_content_decoder,
     generate_content_decoder,
 )
+
+if TYPE_CHECKING:
+    from fkllmproxy.server.semantic_cache import SemanticPlan
 
 __all__ = ["METHODS", "GeminiRoutes", "parse_path"]
 
@@ -255,6 +267,12 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
         )
         if hit is not None:
             return hit
+    semantic = None
+    if model.cache == "semantic":
+        semantic, hit = await _consult_semantic(request, runtime, model, caller, raw, name, sse)
+        if hit is not None:
+            return hit
+    headers = plan.headers if plan else semantic.headers if semantic else None
     shape = _Shape()
     data: dict[str, Any] | None = None
 
@@ -296,7 +314,9 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
         cache = runtime.cache
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
             await cache.store_body(plan.store_key, answer, result.usage)
-        return json_reply(answer, result.status, plan.headers if plan else None)
+        if semantic is not None:
+            await semantic.remember_body(result.status, answer, result.usage, answer_of_gemini)
+        return json_reply(answer, result.status, headers)
     if shape.native:
         events = _native_events(result.chunks)
     else:
@@ -308,9 +328,39 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
         chunks=framing.frames(events), aclose=result.aclose, usage=result.usage
     )
     frames = relay_stream(relayed, context, error_frame=framing.error_frame)
+    if not sse:
+        frames = _closing(frames, framing)
+    if semantic is not None:
+        frames = semantic.recording(frames, lambda: context.usage, answer_of_gemini_stream)
+    return _stream_reply(frames, sse, headers)
+
+
+def _stream_reply(frames: AsyncIterator[bytes], sse: bool, headers: dict[str, str] | None) -> Reply:
     if sse:
-        return sse_reply(frames)
-    return Reply(200, _closing(frames, framing), content_type="application/json")
+        return sse_reply(frames, headers)
+    return Reply(200, frames, headers, content_type="application/json")
+
+
+async def _consult_semantic(
+    request: ApiRequest,
+    runtime: Runtime,
+    model: ModelConfig,
+    caller: Caller,
+    raw: bytes,
+    name: str,
+    sse: bool,
+) -> tuple[SemanticPlan | None, Reply | None]:
+    """The semantic cache's plan, and a hit as a response or its stream (semantic_cache.py)."""
+    from fkllmproxy.server.semantic_cache import consult_semantic, replayed  # numpy
+
+    plan, hit = await consult_semantic(request, runtime, model, caller, raw, api="gemini")
+    if hit is None:
+        return plan, None
+    if not request.context.stream:
+        return None, json_reply(gemini_body(name, hit.answer, hit.tokens), 200, hit.headers)
+    framing = _Framing(sse)
+    events = [framing.frame(event) for event in gemini_events(name, hit.answer, hit.tokens)]
+    return None, _stream_reply(replayed(b"".join([*events, framing.close()])), sse, hit.headers)
 
 
 async def _native(
@@ -348,7 +398,7 @@ class _Framing:
         self.sse = sse
         self.opened = False
 
-    def _frame(self, event: bytes) -> bytes:
+    def frame(self, event: bytes) -> bytes:
         if self.sse:
             return b"data: " + event + b"\r\n\r\n"
         if self.opened:
@@ -358,10 +408,10 @@ class _Framing:
 
     async def frames(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for event in events:
-            yield self._frame(event)
+            yield self.frame(event)
 
     def error_frame(self, error: FkllmError) -> bytes:
-        return self._frame(google_error_body(error))
+        return self.frame(google_error_body(error))
 
     def close(self) -> bytes:
         return b"" if self.sse else (b"]" if self.opened else b"[]")

@@ -16,6 +16,7 @@ import anyio
 import msgspec
 from litestar import Request, Response, get, post
 
+from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
 from fkllmproxy.errors import ClientDisconnected, FkllmError
 from fkllmproxy.providers import (
@@ -123,7 +124,7 @@ async def complete_chat(request: ApiRequest) -> Reply:
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
 
     if model.cache == "semantic":
-        return await _complete_semantic(request, runtime, caller.name, raw, parsed, model)
+        return await _complete_semantic(request, runtime, caller, raw, parsed, model)
     cache = runtime.cache
     plan, hit = await consult_cache(request, runtime, model, caller.name, raw, namespace=model.name)
     if hit is not None:
@@ -145,29 +146,30 @@ async def complete_chat(request: ApiRequest) -> Reply:
 async def _complete_semantic(
     request: ApiRequest,
     runtime: Runtime,
-    caller: str,
+    caller: Caller,
     raw: bytes,
     parsed: ChatCompletionRequest,
     model: ModelConfig,
 ) -> Reply:
     """``complete_chat`` for a model with ``cache = "semantic"`` (server/semantic_cache.py)."""
-    from fkllmproxy.server.semantic_cache import consult_semantic  # numpy: semantic models only
+    from fkllmproxy.server.semantic_answers import (  # numpy: semantic models only
+        answer_of_completion,
+        replay_body,
+        replay_frames,
+    )
+    from fkllmproxy.server.semantic_cache import consult_semantic, replayed
 
     context = request.context
     stream = bool(parsed.stream)
     include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
-    plan, hit = await consult_semantic(
-        request,
-        runtime,
-        model,
-        caller,
-        raw,
-        client_model=parsed.model,
-        stream=stream,
-        include_usage=include_usage,
-    )
+    plan, hit = await consult_semantic(request, runtime, model, caller, raw, api="chat")
     if hit is not None:
-        return hit
+        if stream:
+            replay = replay_frames(
+                parsed.model, hit.answer, *hit.tokens, include_usage=include_usage
+            )
+            return sse_reply(replayed(replay), hit.headers)
+        return json_reply(replay_body(parsed.model, hit.answer, *hit.tokens), 200, hit.headers)
 
     attempt = _chat_attempt(raw, parsed.model, stream=stream, include_usage=include_usage)
     result = await call_targets(request, runtime, model, attempt, stream=stream)
@@ -175,7 +177,7 @@ async def _complete_semantic(
     if isinstance(result, Completion):
         context.usage = result.usage
         if plan is not None:
-            await plan.remember_completion(result)
+            await plan.remember_body(result.status, result.body, result.usage, answer_of_completion)
         return json_reply(result.body, result.status, headers)
     frames = relay_stream(result, context, error_frame=_openai_error_frame)
     if plan is not None:

@@ -14,7 +14,9 @@ Routing and fallback are the same as for chat completions. Per target:
 continues the conversation (the stored items are put before the new input; a response
 that the same pass-through provider made is left for it to continue itself), and the GET
 returns it. An unknown, expired or foreign id is a 400 naming ``previous_response_id``
-(404 for the GET). Errors use OpenAI's shape; a failure after a stream started ends it
+(404 for the GET). A model with ``cache = "semantic"`` may be answered by the semantic
+cache (``server/semantic_cache.py``): a hit is a new response, kept like any other.
+Errors use OpenAI's shape; a failure after a stream started ends it
 with ``response.failed`` (translated) or an ``error`` event (passed through).
 """
 
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, Response, get, post
 
-from fkllmproxy.config import Target
+from fkllmproxy.auth import Caller
+from fkllmproxy.config import ModelConfig, Target
 from fkllmproxy.errors import BadRequest, FkllmError, NotFound
 from fkllmproxy.providers import ChatRequest, Completion, Provider, StreamingCompletion
 from fkllmproxy.providers.responses import ResponsesCall, decode_object, has_responses_api
@@ -36,6 +39,13 @@ from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
 from fkllmproxy.server.openai_api import relay_stream
 from fkllmproxy.server.runtime import Runtime
+from fkllmproxy.server.semantic_answers import PlainAnswer
+from fkllmproxy.server.semantic_shapes import (
+    answer_of_response,
+    answer_of_response_stream,
+    response_body,
+    response_events,
+)
 from fkllmproxy.state import StateBackend
 from fkllmproxy.state.response_store import ResponseStore, StoredResponse
 from fkllmproxy.translate._common import provider_label
@@ -49,6 +59,9 @@ from fkllmproxy.translate.responses_chat import (
 )
 from fkllmproxy.translate.responses_stream import ResponsesStreamFromChat, event_frame
 from fkllmproxy.wire.responses import ResponsesRequest, responses_request_decoder
+
+if TYPE_CHECKING:
+    from fkllmproxy.server.semantic_cache import SemanticPlan
 
 __all__ = ["create_response", "responses", "retrieve_response"]
 
@@ -145,6 +158,19 @@ async def create_response(request: ApiRequest) -> Reply:
     )
     if hit is not None:
         return hit
+    semantic = None
+    if model.cache == "semantic":
+        semantic, hit = await _consult_semantic(
+            request,
+            runtime,
+            model,
+            caller,
+            parsed,
+            _Keeper(runtime, store, caller.name, parsed, conversation, {}),
+        )
+        if hit is not None:
+            return hit
+    headers = plan.headers if plan else semantic.headers if semantic else None
 
     shape: dict[str, Any] = {}
 
@@ -189,7 +215,9 @@ async def create_response(request: ApiRequest) -> Reply:
             await keep.save(body)
             if cache is not None and plan is not None and plan.store_key:
                 await cache.store_body(plan.store_key, body, result.usage)
-        return json_reply(body, result.status, plan.headers if plan else None)
+        if semantic is not None:
+            await semantic.remember_body(result.status, body, result.usage, _answer_of_body)
+        return json_reply(body, result.status, headers)
     if shape["native"]:
         frames = relay_stream(
             StreamingCompletion(
@@ -211,7 +239,43 @@ async def create_response(request: ApiRequest) -> Reply:
         )
     if cache is not None and plan is not None and plan.store_key:
         frames = cache.recording(plan.store_key, frames, _COMPLETED, lambda: context.usage)
-    return sse_reply(frames, plan.headers if plan else None)
+    if semantic is not None:
+        frames = semantic.recording(frames, lambda: context.usage, answer_of_response_stream)
+    return sse_reply(frames, headers)
+
+
+def _answer_of_body(body: bytes) -> PlainAnswer | None:
+    try:
+        return answer_of_response(msgspec.json.decode(body))
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+async def _consult_semantic(
+    request: ApiRequest,
+    runtime: Runtime,
+    model: ModelConfig,
+    caller: Caller,
+    parsed: ResponsesRequest,
+    keep: _Keeper,
+) -> tuple[SemanticPlan | None, Reply | None]:
+    """The semantic cache's plan, and a hit as a ``response`` or its events, kept (unless
+    ``store: false``) like any answer so ``previous_response_id`` can continue from it."""
+    from fkllmproxy.server.semantic_cache import consult_semantic, replayed  # numpy
+
+    raw = keep.conversation.raw
+    plan, hit = await consult_semantic(request, runtime, model, caller, raw, api="responses")
+    if hit is None:
+        return plan, None
+    data = keep.conversation.data
+    envelope = response_envelope(data, model=parsed.model, response_id=new_id("resp"))
+    if request.context.stream:
+        events, response = response_events(envelope, hit.answer, hit.tokens)
+        await keep.save(_encode(response))
+        return None, sse_reply(replayed(events), hit.headers)
+    body = _encode(response_body(envelope, hit.answer, hit.tokens))
+    await keep.save(body)
+    return None, json_reply(body, 200, hit.headers)
 
 
 class _Keeper:

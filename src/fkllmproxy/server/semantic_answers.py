@@ -1,6 +1,8 @@
 """The semantic cache's answers: what is kept of an OpenAI chat answer, and its replay.
 
-An entry keeps the answer's text, finish reason and token counts, whether it came as
+``PlainAnswer`` is the one canonical form of every entry, whichever API asked and
+answered (``server/semantic_shapes.py`` reads and renders the other APIs' shapes
+through this module's chat replay). An entry keeps the answer's text, finish reason and token counts, whether it came as
 one JSON body or as a stream (the stream's deltas put together), so either kind of
 request can be answered from it: a whole ``chat.completion``, or a stream of
 ``chat.completion.chunk`` frames ending in ``[DONE]`` (with a usage chunk when the
@@ -91,13 +93,22 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
+def _new_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
 def replay_body(
-    model: str, answer: PlainAnswer, prompt_tokens: int, completion_tokens: int
+    model: str,
+    answer: PlainAnswer,
+    prompt_tokens: int,
+    completion_tokens: int,
+    *,
+    ident: str | None = None,
 ) -> bytes:
     """A ``chat.completion`` carrying ``answer`` (with the token counts it was made with)."""
     return _encode(
         {
-            "id": "chatcmpl-" + secrets.token_hex(12),
+            "id": ident or _new_id(),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
@@ -120,10 +131,11 @@ def replay_frames(
     completion_tokens: int,
     *,
     include_usage: bool,
+    ident: str | None = None,
 ) -> bytes:
     """The SSE frames of a chat stream carrying ``answer``, ``[DONE]`` included."""
     base = {
-        "id": "chatcmpl-" + secrets.token_hex(12),
+        "id": ident or _new_id(),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,

@@ -1,14 +1,17 @@
 """The semantic cache: an earlier answer to a close enough question (``cache = "semantic"``).
 
 For a model that opts in (``[[models]] cache = "semantic"`` with a ``semantic`` table),
-an eligible chat request (``server/semantic_request.py`` says which) is embedded
-through the gateway's own router, exactly as ``POST /v1/embeddings`` would call the
-configured embedding model (its targets, fallbacks, retries, circuit breakers and
-upstream metrics), and the model's store is searched for the nearest earlier question
-of the same partition. At or above the model's ``threshold`` its answer is replayed
-(``x-fkllm-cache: semantic-hit`` and ``x-fkllm-cache-similarity``), as JSON or as a
-stream, whichever the request asked for; otherwise the request goes upstream
-(``x-fkllm-cache: miss``) and its answer, once complete and successful, is stored.
+an eligible request (``server/semantic_request.py`` says which) on any of the four
+inbound APIs (chat completions, Anthropic messages, OpenAI Responses, Gemini
+``generateContent`` / ``streamGenerateContent``) is embedded through the gateway's
+own router and charged to its caller (``server/semantic_embedding.py``), and the
+model's store is searched for the nearest earlier question of the same partition. At
+or above the model's ``threshold`` its answer is replayed (``x-fkllm-cache:
+semantic-hit`` and ``x-fkllm-cache-similarity``) in the request's API, whole or
+streamed (the handler renders the ``SemanticHit``: ``semantic_answers.py`` for chat,
+``semantic_shapes.py`` for the others); otherwise the request goes upstream
+(``x-fkllm-cache: miss``) and its answer, once complete and successful, is stored in
+its one canonical form, whichever API asked.
 
 The cache never stands in the way: a failed embedding call, an answer that is not
 plain text or an unreachable Redis make the request an ordinary uncached one.
@@ -23,49 +26,38 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import msgspec
 import numpy as np
 
+from fkllmproxy.auth import Caller
 from fkllmproxy.config.schema import ModelConfig, SemanticCacheConfig
-from fkllmproxy.errors import ClientDisconnected, FkllmError
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.providers import Completion, EmbeddingRequest, Provider, Usage
-from fkllmproxy.routing import Attempted
+from fkllmproxy.providers import Usage
 from fkllmproxy.server.cache import cache_directives
-from fkllmproxy.server.disconnect import unless_disconnected
-from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
-from fkllmproxy.server.semantic_answers import (
-    PlainAnswer,
-    answer_of_completion,
-    answer_of_stream,
-    replay_body,
-    replay_frames,
-)
-from fkllmproxy.server.semantic_request import SemanticQuestion, semantic_question
+from fkllmproxy.server.exchange import ApiRequest
+from fkllmproxy.server.semantic_answers import PlainAnswer, answer_of_stream
+from fkllmproxy.server.semantic_embedding import embed_question
+from fkllmproxy.server.semantic_request import Api, SemanticQuestion, semantic_question
 from fkllmproxy.state import StateUnavailable
 from fkllmproxy.state.semantic import SemanticEntry, SemanticStore
-from fkllmproxy.state.vector_index import unit_vector
 
 if TYPE_CHECKING:
-    from fkllmproxy.config import Target
     from fkllmproxy.server.runtime import Runtime
 
-__all__ = ["SemanticPlan", "consult_semantic"]
+__all__ = ["Reader", "SemanticHit", "SemanticPlan", "consult_semantic", "replayed"]
 
 _log = get_logger("cache")
-_encode = msgspec.json.Encoder().encode
 _MAX_RECORDED_BYTES = 4 * 1024 * 1024  # a longer stream is relayed but not stored
 
-
-class _Embedding(msgspec.Struct):
-    embedding: list[float]
+Reader = Callable[[bytes], PlainAnswer | None]  # an answer's bytes to the canonical answer
 
 
-class _Embeddings(msgspec.Struct):
-    data: list[_Embedding]
+@dataclass(frozen=True, slots=True)
+class SemanticHit:
+    """A hit: the canonical answer, its token counts and the headers the reply carries."""
 
-
-_embeddings_decoder = msgspec.json.Decoder(_Embeddings)
+    answer: PlainAnswer
+    tokens: tuple[int, int]  # prompt, completion, as the answer was made
+    headers: dict[str, str]
 
 
 @dataclass(eq=False)
@@ -97,14 +89,20 @@ class SemanticPlan:
         except StateUnavailable as exc:
             _log.warning("semantic cache: the answer was not stored", extra={"reason": str(exc)})
 
-    async def remember_completion(self, result: Completion) -> None:
-        if result.status == 200:
-            await self.remember(answer_of_completion(result.body), result.usage)
+    async def remember_body(
+        self, status: int, body: bytes, usage: Usage | None, read: Reader
+    ) -> None:
+        """Store a whole answer the client got (``read`` says what it carries)."""
+        if status == 200 and self.vector is not None and self.may_store:
+            await self.remember(read(body), usage)
 
     async def recording(
-        self, frames: AsyncIterator[bytes], usage: Callable[[], Usage | None]
+        self,
+        frames: AsyncIterator[bytes],
+        usage: Callable[[], Usage | None],
+        read: Reader = answer_of_stream,
     ) -> AsyncIterator[bytes]:
-        """Pass a stream through; store its answer once it ended with ``[DONE]``."""
+        """Pass a stream through; store its answer once it ended complete."""
         seen: list[bytes] = []
         size = 0
         async for frame in frames:
@@ -113,21 +111,19 @@ class SemanticPlan:
                 size += len(frame)
             yield frame
         if size <= _MAX_RECORDED_BYTES:
-            await self.remember(answer_of_stream(b"".join(seen)), usage())
+            await self.remember(read(b"".join(seen)), usage())
 
 
 async def consult_semantic(
     request: ApiRequest,
     runtime: Runtime,
     model: ModelConfig,
-    caller: str,
+    caller: Caller,
     raw: bytes,
     *,
-    client_model: str,
-    stream: bool,
-    include_usage: bool,
-) -> tuple[SemanticPlan | None, Reply | None]:
-    """The semantic cache's plan for a chat request, and the reply when it is a hit.
+    api: Api,
+) -> tuple[SemanticPlan | None, SemanticHit | None]:
+    """The semantic cache's plan for a request of ``api``, and the hit when it is one.
 
     ``(None, None)`` when the request is not one the cache may answer (it then carries
     no ``x-fkllm-cache`` header and is not counted).
@@ -140,16 +136,18 @@ async def consult_semantic(
     may_read, may_store = cache_directives(request.headers.get("cache-control"))
     question = semantic_question(
         raw,
-        route="chat",
+        api=api,
         model=model.name,
-        owner="*" if settings.shared_across_keys else caller,
+        owner="*" if settings.shared_across_keys else caller.name,
         embedding_model=settings.embedding_model,
         allow_temperature=settings.allow_temperature,
     )
     if question is None or not (may_read or may_store):
         return None, None
     context = request.context
-    vector = await _embed(request, runtime, model.name, settings.embedding_model, question.text)
+    vector = await embed_question(
+        request, runtime, caller, model.name, settings.embedding_model, question.text
+    )
     found = None
     if vector is not None and may_read:
         try:
@@ -170,54 +168,9 @@ async def consult_semantic(
             prompt_tokens=entry.prompt_tokens, completion_tokens=entry.completion_tokens
         )
     answer = PlainAnswer(entry.content, entry.finish_reason)
-    tokens = (entry.prompt_tokens, entry.completion_tokens)
-    if stream:
-        frames = replay_frames(client_model, answer, *tokens, include_usage=include_usage)
-        return None, sse_reply(_replay(frames), headers)
-    return None, json_reply(replay_body(client_model, answer, *tokens), 200, headers)
+    return None, SemanticHit(answer, (entry.prompt_tokens, entry.completion_tokens), headers)
 
 
-async def _replay(body: bytes) -> AsyncIterator[bytes]:
+async def replayed(body: bytes) -> AsyncIterator[bytes]:
+    """A replayed stream's frames, all made at once, as the stream a reply sends."""
     yield body
-
-
-async def _embed(
-    request: ApiRequest, runtime: Runtime, model: str, embedding_model: str, text: str
-) -> np.ndarray | None:
-    """The question's unit vector from the embedding model, through the router.
-
-    ``None`` (logged, never raised) when the call or its answer fails: the request then
-    goes upstream like an uncached one. A client that hangs up still ends the request.
-    """
-    router = runtime.router
-    raw = _encode({"model": embedding_model, "input": text})
-
-    async def attempt(provider: Provider, target: Target) -> Completion:
-        call = EmbeddingRequest(raw=raw, model=target.model, client_model=embedding_model)
-        return await provider.embeddings(call)
-
-    reason: str
-    try:
-        configured = router.resolve(embedding_model)
-        result = await unless_disconnected(
-            request.receive, router.call(configured, attempt, Attempted())
-        )
-    except ClientDisconnected:
-        raise
-    except FkllmError as exc:
-        reason = exc.code
-    else:
-        vector = None
-        if result.status == 200:
-            try:
-                vector = unit_vector(_embeddings_decoder.decode(result.body).data[0].embedding)
-            except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
-                vector = None
-        if vector is not None:
-            return vector
-        reason = f"status {result.status}" if result.status != 200 else "no usable embedding"
-    _log.warning(
-        "semantic cache: the embedding call failed; the request goes upstream uncached",
-        extra={"model": model, "embedding_model": embedding_model, "reason": reason},
-    )
-    return None
