@@ -61,7 +61,7 @@ from fkllmproxy.wire.anthropic import count_tokens_decoder, messages_request_dec
 if TYPE_CHECKING:
     from fkllmproxy.server.semantic_cache import SemanticPlan
 
-__all__ = ["count_tokens", "create_message", "messages"]
+__all__ = ["count_tokens", "create_message"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -107,11 +107,6 @@ async def _events(
             yield event
     for event in translator.finish():
         yield event
-
-
-@post("/v1/messages", status_code=200)
-async def messages(request: Request[Any, Any, Any]) -> Response[Any]:
-    return (await create_message(ApiRequest.of(request))).to_response()
 
 
 async def create_message(request: ApiRequest) -> Reply:

@@ -11,22 +11,17 @@ from fkllmproxy.server.admin import admin_config, admin_reload
 from fkllmproxy.server.admin_circuits import circuit_routes
 from fkllmproxy.server.admin_config_source import config_source_routes
 from fkllmproxy.server.admin_usage import usage_backup
-from fkllmproxy.server.anthropic_api import count_tokens, create_message, messages
+from fkllmproxy.server.anthropic_api import count_tokens
+from fkllmproxy.server.api_routes import API_ROUTES, litestar_routes
 from fkllmproxy.server.errors import exception_handlers
 from fkllmproxy.server.fast_routes import FastRoutes
 from fkllmproxy.server.gemini_api import GeminiRoutes
 from fkllmproxy.server.health import health, ready
 from fkllmproxy.server.metrics_api import metrics_json, metrics_prometheus
 from fkllmproxy.server.middleware import RequestMiddleware
-from fkllmproxy.server.openai_api import (
-    chat_completions,
-    complete_chat,
-    embed,
-    embeddings,
-    list_models,
-)
+from fkllmproxy.server.openai_api import list_models
 from fkllmproxy.server.openapi import openapi_json
-from fkllmproxy.server.responses_api import create_response, responses, retrieve_response
+from fkllmproxy.server.responses_api import retrieve_response
 from fkllmproxy.server.root import root, root_head
 from fkllmproxy.server.runtime import RuntimeHolder
 from fkllmproxy.server.ui import Console, ui_routes
@@ -55,18 +50,15 @@ def create_app(holder: RuntimeHolder) -> Litestar:
     """The ASGI app serving ``holder``'s current runtime (swapped in place on reload)."""
     app = _MsgspecLitestar(
         route_handlers=[
-            chat_completions,
-            embeddings,
+            *litestar_routes(),
             list_models,
             health,
             ready,
             metrics_json,
             metrics_prometheus,
-            messages,
             count_tokens,
             root,
             root_head,
-            responses,
             retrieve_response,
             *circuit_routes,
             *config_source_routes,
@@ -85,19 +77,10 @@ def create_app(holder: RuntimeHolder) -> Litestar:
     # Outside routing rather than in ``middleware=``: Litestar runs route middleware only
     # for matched routes, and a 404 or 405 must get its X-Request-ID, log line and count
     # too. ``asgi_handler`` is the stack Litestar itself wraps (CORS, OpenTelemetry).
-    # The hot API routes are answered by FastRoutes without entering Litestar's routing;
-    # their Litestar routes stay registered for 405s on other methods and the route list.
+    # The API routes (api_routes.py) are answered by FastRoutes without entering
+    # Litestar's routing; Litestar has them too, from the same table, for 405s.
     # The Gemini API's paths carry the model and method in the path (``models/m:method``):
     # GeminiRoutes parses them, behind the exact-path routes so those pay nothing for it.
-    fast = FastRoutes(
-        GeminiRoutes(app.asgi_handler, holder),
-        holder,
-        {
-            "/v1/chat/completions": complete_chat,
-            "/v1/embeddings": embed,
-            "/v1/messages": create_message,
-            "/v1/responses": create_response,
-        },
-    )
+    fast = FastRoutes(GeminiRoutes(app.asgi_handler, holder), holder, API_ROUTES)
     app.asgi_handler = RequestMiddleware(fast)  # type: ignore[assignment]
     return app

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get
 
 from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
@@ -41,14 +41,7 @@ from fkllmproxy.wire.openai import (
 if TYPE_CHECKING:
     from fkllmproxy.server.runtime import Runtime
 
-__all__ = [
-    "chat_completions",
-    "complete_chat",
-    "embed",
-    "embeddings",
-    "list_models",
-    "relay_stream",
-]
+__all__ = ["complete_chat", "embed", "list_models", "relay_stream"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -103,16 +96,6 @@ def _chat_attempt(
         return await provider.chat(call)
 
     return attempt
-
-
-@post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
-    return (await complete_chat(ApiRequest.of(request))).to_response()
-
-
-@post("/v1/embeddings", status_code=200)
-async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
-    return (await embed(ApiRequest.of(request))).to_response()
 
 
 async def complete_chat(request: ApiRequest) -> Reply:

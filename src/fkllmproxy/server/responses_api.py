@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get
 
 from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
@@ -63,7 +63,7 @@ from fkllmproxy.wire.responses import ResponsesRequest, responses_request_decode
 if TYPE_CHECKING:
     from fkllmproxy.server.semantic_cache import SemanticPlan
 
-__all__ = ["create_response", "responses", "retrieve_response"]
+__all__ = ["create_response", "retrieve_response"]
 
 _encode = msgspec.json.Encoder().encode
 _stores: weakref.WeakKeyDictionary[StateBackend, ResponseStore] = weakref.WeakKeyDictionary()
@@ -131,11 +131,6 @@ class _Conversation:
         if self._chat is None:
             self._chat = chat_request_from_responses(self.expanded(), provider=provider)
         return self._chat
-
-
-@post("/v1/responses", status_code=200)
-async def responses(request: Request[Any, Any, Any]) -> Response[Any]:
-    return (await create_response(ApiRequest.of(request))).to_response()
 
 
 async def create_response(request: ApiRequest) -> Reply:
