@@ -44,7 +44,9 @@ Port = Annotated[int, Meta(ge=1, le=65535)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
 NonNegativeFloat = Annotated[float, Meta(ge=0)]
 Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
-ProviderType = Literal["openai", "azure", "gemini", "vertex", "anthropic", "mock"]
+# A registered provider type's name: the loader checks it against the types the providers
+# package registers (config/provider_types.py), and names them when it is not one.
+ProviderType = Annotated[str, Meta(min_length=1)]
 
 MIB = 1024 * 1024
 
