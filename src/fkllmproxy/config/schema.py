@@ -64,7 +64,7 @@ class ServerConfig(_Section, frozen=True):
     backpressure: Annotated[int, Meta(ge=16)] = 16384
     drain_timeout_secs: NonNegativeFloat = 30.0
     body_timeout_secs: PositiveFloat = 30.0
-    http_transport: Literal["aiohttp", "h1", "httpx"] = "h1"
+    http_transport: Literal["h1", "httpx"] = "h1"
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
