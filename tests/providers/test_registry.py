@@ -69,7 +69,7 @@ class TestRegistry:
     def test_every_type_is_registered_with_the_config_loader_once(self) -> None:
         """Importing the providers package hands the loader every spec, in order."""
         types = [spec.type for spec in PROVIDER_SPECS]
-        assert types == ["openai", "azure", "gemini", "vertex", "anthropic", "mock"]
+        assert types == ["gemini", "vertex", "openai", "anthropic", "azure", "mock"]
         assert list(registered_provider_types()) == types
         assert all(spec_of(t) is registered_provider_types()[t] for t in types)
         assert spec_of("cohere-ish") is None
@@ -79,7 +79,7 @@ class TestRegistry:
         problems = problems_of(path, {"EXAMPLE_API_KEY": "k"})
         assert problems == [
             "providers[0].type (set in the config file): got 'exampel'; allowed: "
-            "openai, azure, gemini, vertex, anthropic, mock, example"
+            "gemini, vertex, openai, anthropic, azure, mock, example"
         ]
 
     def test_build_runs_the_types_own_checks(self) -> None:
@@ -141,3 +141,29 @@ class TestANewType:
 
 def build_example(provider: ProviderConfig) -> object:
     return EXAMPLE.build(provider, default_transport("h1"))
+
+
+def test_credentials_alone_enable_providers_in_registry_order(tmp_path: Path) -> None:
+    """Every well-known variable set, no file: one provider each, fallbacks in order."""
+    service_account = tmp_path / "sa.json"
+    service_account.write_text("{}")
+    environ = {
+        "GOOGLE_API_KEY": "g",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(service_account),
+        "OPENAI_API_KEY": "o",
+        "ANTHROPIC_API_KEY": "a",
+        "GROQ_API_KEY": "q",
+        "OPENROUTER_API_KEY": "r",
+        "AZURE_OPENAI_API_KEY": "z",
+        "AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com",
+    }
+    config = load_config(environ=environ).config
+    assert [p.name for p in config.providers] == [
+        "gemini", "vertex", "openai", "groq", "openrouter", "anthropic", "azure",
+    ]  # fmt: skip
+    targets = {m.name: [t.provider for t in m.targets] for m in config.models}
+    assert targets["gemini-pro"] == ["gemini", "vertex"]
+    assert targets["gpt-4o"] == ["openai", "azure"]
+    assert targets["claude-sonnet-5"] == ["anthropic"]
+    groq = config.provider("groq")
+    assert groq is not None and groq.type == "openai" and groq.api_key == "q"

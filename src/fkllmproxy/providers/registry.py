@@ -1,9 +1,11 @@
 """Every provider type there is, and building a provider's adapter from its block.
 
 Each type is declared by its own module's ``SPEC`` (``providers/spec.py``); this list
-is the one place that names them all. Its order is the order ``check-config`` lists
-the types in, and the order in which credential variables enable providers when no
-config file names any (so Gemini's ``gemini-pro`` falls back to Vertex's).
+is the one place that names them all. Its order is the order in which credential
+variables enable providers when no config file names any, and so the order of their
+models in ``/v1/models`` and of the targets a model name gets from two of them
+(Gemini's ``gemini-pro`` falls back to Vertex's, OpenAI's ``gpt-4o`` to Azure's). An
+unknown ``type`` is answered with the names in this order too.
 
 Importing this module (the providers package does) registers the specs with the config
 loader, which checks each ``[[providers]]`` block against its type's rules.
@@ -22,11 +24,11 @@ from fkllmproxy.providers.spec import ProviderSpec
 __all__ = ["PROVIDER_SPECS", "build_provider", "spec_of"]
 
 PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
-    openai.SPEC,
-    azure.SPEC,
     gemini.SPEC,
     vertex.SPEC,
+    openai.SPEC,
     anthropic.SPEC,
+    azure.SPEC,
     mock.SPEC,
 )
 
