@@ -183,7 +183,7 @@ class _Watch:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=18990)
-    parser.add_argument("--transport", choices=["h1", "aiohttp", "httpx"], default="h1")
+    parser.add_argument("--transport", choices=["h1", "httpx"], default="h1")
     parser.add_argument(
         "--rows", nargs="+", metavar="BEHAVIOUR", help="only these behaviours (default: all)"
     )

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+import fkllmproxy.providers  # noqa: F401 - registers the provider types load_config checks against
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 
 MASTER_KEY = "sk-test-master-0123456789"

@@ -38,7 +38,7 @@ from tests.conftest import RunningDaemon
 
 WAIT = 20.0
 TIMEOUTS = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=10.0).as_dict()
-KINDS = ["h1", "aiohttp", "httpx"]
+KINDS = ["h1", "httpx"]
 ANSWER = {
     "id": "chatcmpl-egress",
     "object": "chat.completion",

@@ -1,6 +1,6 @@
 """``UpstreamClient`` (providers/http.py): what each provider's upstream requests look like.
 
-A real HTTP server on 127.0.0.1 records what arrives, so both transports (aiohttp and
+A real HTTP server on 127.0.0.1 records what arrives, so both transports (h1 and
 httpx's own) are checked the way a provider uses them.
 """
 
@@ -59,7 +59,7 @@ def _provider(**extra: object) -> ProviderConfig:
     return ProviderConfig(name="up", type="openai", timeout_secs=10, **extra)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["aiohttp", "h1", "httpx"])
+@pytest.mark.parametrize("kind", ["h1", "httpx"])
 class TestUpstreamClient:
     async def test_upstream_cookies_are_never_sent_back(
         self, kind: str, upstream: tuple[str, list[dict[str, str]]]

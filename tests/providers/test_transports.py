@@ -1,5 +1,4 @@
-"""The httpx transports on asyncio (``AiohttpTransport``, ``H1Transport``) against real
-servers on 127.0.0.1; every test runs on both.
+"""The httpx transport on asyncio (``H1Transport``) against real servers on 127.0.0.1.
 
 A well-behaved aiohttp.web server for answers (whole, chunked, streamed, with cookies),
 and raw asyncio servers for the faults: refusing, hanging up before answering, never
@@ -21,7 +20,6 @@ import pytest
 from aiohttp import web
 
 from fkllmproxy.errors import UpstreamTimeout, UpstreamUnavailable
-from fkllmproxy.providers.aiohttp_transport import AiohttpTransport
 from fkllmproxy.providers.h1_transport import H1Transport
 from fkllmproxy.providers.http import map_exception
 
@@ -106,8 +104,8 @@ async def upstream() -> AsyncIterator[Upstream]:
     await up.runner.cleanup()
 
 
-Transport = AiohttpTransport | H1Transport
-KINDS = {"aiohttp": AiohttpTransport, "h1": H1Transport}
+Transport = H1Transport
+KINDS = {"h1": H1Transport}
 
 
 @pytest.fixture(params=sorted(KINDS))

@@ -148,7 +148,7 @@ def daemon(
         yield running
 
 
-@pytest.fixture(scope="module", params=["aiohttp", "h1", "httpx"])
+@pytest.fixture(scope="module", params=["h1", "httpx"])
 def patient(
     request: pytest.FixtureRequest,
     upstream: FakeUpstream,

@@ -11,7 +11,8 @@ try:  # Typer >= 0.20 vendors its own copy of click
 except ImportError:  # pragma: no cover - older Typer
     import click.exceptions as click_exceptions  # type: ignore[no-redef]
 
-import fkllmproxy.cli.mock_upstream  # noqa: F401 - registers the command
+import fkllmproxy.cli.mock_upstream  # registers the command
+import fkllmproxy.providers  # noqa: F401 - registers the provider types configs are checked against
 from fkllmproxy import __version__
 from fkllmproxy.cli import (  # noqa: F401 - registers commands
     check_config,

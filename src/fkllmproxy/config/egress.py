@@ -43,12 +43,14 @@ def proxy_parts(url: str) -> ProxyParts | None:
 
 
 def egress_problems(
-    provider: ProviderConfig, environ: Mapping[str, str]
+    provider: ProviderConfig, environ: Mapping[str, str], *, proxy_env: bool = True
 ) -> Iterator[tuple[str, str, str]]:
-    """(field, value, problem) for each egress setting of ``provider`` that cannot work."""
+    """(field, value, problem) for each egress setting of ``provider`` that cannot work;
+    ``proxy_env`` false for a type that never connects anywhere (the proxy variables
+    of the environment are then not its business)."""
     if provider.proxy and provider.proxy != NO_PROXY and proxy_parts(provider.proxy) is None:
         yield "proxy", provider.proxy, 'use "http://[user:password@]host:port", or "none"'
-    if provider.proxy is None and provider.type != "mock":
+    if provider.proxy is None and proxy_env:
         for name in PROXY_VARIABLES:
             value = environ.get(name)
             if value and proxy_parts(value) is None:

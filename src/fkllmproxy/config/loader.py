@@ -12,18 +12,18 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
-import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
-from fkllmproxy.config.credentials import DEFAULT_KEY_ENV, credential_providers
+from fkllmproxy.config.credentials import credential_providers
 from fkllmproxy.config.egress import egress_problems
 from fkllmproxy.config.envfile import read_env_file
+from fkllmproxy.config.provider_types import NOTHING, ProviderRules, registered_provider_types
 from fkllmproxy.config.schema import SECRET_FIELDS, Config, OidcConfig
 from fkllmproxy.errors import ConfigError
 
@@ -99,7 +99,7 @@ class _Problems:
         self.items.append(message)
 
 
-_MISSING = object()
+_MISSING = NOTHING  # a value not given at all ("got nothing"); provider types use it too
 
 
 def _unwrap(tp: Any) -> Any:
@@ -330,17 +330,22 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-# Provider types whose adapters put the upstream model name in the URL path. The rule
-# is the one in ``wire.paths`` (config imports nothing of ours, so it is restated).
-_MODEL_IN_PATH = frozenset({"gemini", "vertex", "azure"})
-_PATH_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,255}")
+def _check_types(blocks: Any, types: Mapping[str, ProviderRules], problems: _Problems) -> None:
+    """Each ``[[providers]]`` block names a registered type (the schema takes any name)."""
+    if not isinstance(blocks, list):
+        return
+    for i, block in enumerate(blocks):
+        given = block.get("type") if isinstance(block, dict) else None
+        if isinstance(given, str) and given not in types:
+            problems.add(("providers", i, "type"), given, f"allowed: {', '.join(types)}")
 
 
-def _is_path_safe(name: str) -> bool:
-    return bool(_PATH_SAFE.fullmatch(name)) and ".." not in name
-
-
-def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problems) -> Config:
+def _resolve_keys(
+    config: Config,
+    environ: Mapping[str, str],
+    problems: _Problems,
+    types: Mapping[str, ProviderRules],
+) -> Config:
     """Cross-field checks, and provider keys read from the variables they name."""
     provider_names = [p.name for p in config.providers]
     for name in {n for n in provider_names if provider_names.count(n) > 1}:
@@ -368,56 +373,32 @@ def _resolve_keys(config: Config, environ: Mapping[str, str], problems: _Problem
             if allowed not in models:
                 problems.add(("auth", "keys", i, "models"), allowed, "no model has that name")
 
-    path_types = {p.name for p in config.providers if p.type in _MODEL_IN_PATH}
+    rules_of = {p.name: types[p.type] for p in config.providers}
     for i, model in enumerate(config.models):
         for j, target in enumerate(model.targets):
-            if target.provider in path_types and not _is_path_safe(target.model):
-                problems.add(
-                    ("models", i, "targets", j, "model"),
-                    target.model,
-                    "this provider puts the model in the URL path: use letters, digits "
-                    "and . _ - @ + only",
-                )
+            rules = rules_of.get(target.provider)
+            problem = rules.model_problem(target.model) if rules else None
+            if problem:
+                problems.add(("models", i, "targets", j, "model"), target.model, problem)
 
     providers = []
     for i, provider in enumerate(config.providers):
-        variable = provider.api_key_env or DEFAULT_KEY_ENV.get(provider.type)
-        needs_key = provider.type in ("gemini", "anthropic", "azure", "cohere") or (
-            provider.type == "openai" and (provider.base_url is None or provider.api_key_env)
-        )
+        rules = types[provider.type]
+        variable = provider.api_key_env or rules.key_env
         if provider.api_key is None and variable and environ.get(variable):
             provider = msgspec.structs.replace(provider, api_key=environ[variable])
-        elif provider.api_key is None and needs_key:
+        elif provider.api_key is None and rules.needs_key(provider):
             problems.add(
                 ("providers", i, "api_key_env"),
                 variable,
                 f"missing credentials: set {variable} in the environment or the env file",
             )
-        for field_name, value, problem in egress_problems(provider, environ):
+        proxy_env = rules.reads_proxy_env
+        for field_name, value, problem in egress_problems(provider, environ, proxy_env=proxy_env):
             problems.add(("providers", i, field_name), value, problem)
-        if provider.type == "azure" and not provider.base_url:
-            problems.add(
-                ("providers", i, "base_url"),
-                _MISSING,
-                "azure needs its endpoint, e.g. https://NAME.openai.azure.com",
-            )
-        if provider.type == "vertex":
-            credentials = provider.credentials_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-            if not credentials:
-                problems.add(
-                    ("providers", i, "credentials_file"),
-                    _MISSING,
-                    "missing credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
-                    "service-account JSON file",
-                )
-            elif not os.access(credentials, os.R_OK):
-                problems.add(
-                    ("providers", i, "credentials_file"),
-                    credentials,
-                    "the service-account JSON file does not exist or cannot be read",
-                )
-            elif provider.credentials_file is None:
-                provider = msgspec.structs.replace(provider, credentials_file=credentials)
+        provider = rules.resolve(provider, environ)
+        for found in rules.validate(provider, environ):
+            problems.add(("providers", i, found.field), found.given, found.message)
         providers.append(provider)
 
     if not config.providers:
@@ -570,6 +551,7 @@ def load_config(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     environ: Mapping[str, str] | None = None,
     config_content: bytes | None = None,
+    provider_types: Sequence[ProviderRules] | None = None,
 ) -> LoadedConfig:
     """Load, merge and validate every layer; raise ``ConfigError`` listing all problems.
 
@@ -577,7 +559,13 @@ def load_config(
     laid over it. ``overrides`` are the CLI flags, as ``{"server": {"port": 4001}}``.
     ``config_content`` is checked as if ``config_path`` held it (a text about to replace
     the file, validated without writing anything): problems name the real file.
+    ``provider_types`` replaces the registered ones (``config/provider_types.py``).
     """
+    types = (
+        {rules.type: rules for rules in provider_types}
+        if provider_types is not None
+        else registered_provider_types()
+    )
     merged_environ, env_path = resolve_environ(env_file, environ)
     path = _config_path(config_path, merged_environ)
     data: dict[str, Any] = _read_toml(path, config_content) if path else {}
@@ -592,7 +580,7 @@ def load_config(
 
     auto = False
     if not data.get("providers"):
-        providers, models = credential_providers(merged_environ)
+        providers, models = credential_providers(merged_environ, types.values())
         if providers:
             auto = True
             data["providers"] = providers
@@ -600,13 +588,14 @@ def load_config(
             data["models"] = list(data["models"]) + models
 
     clean = _check(data, Config, (), problems)
+    _check_types(data.get("providers"), types, problems)
     if problems.items:
         raise ConfigError(problems.items)
     try:
         config = msgspec.convert(clean, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError([f"config: {exc}"]) from None
-    config = _resolve_keys(config, merged_environ, problems)
+    config = _resolve_keys(config, merged_environ, problems, types)
     if problems.items:
         raise ConfigError(problems.items)
     return LoadedConfig(

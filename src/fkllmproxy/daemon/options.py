@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+import fkllmproxy.providers  # noqa: F401 - registers the provider types load() checks against
 from fkllmproxy.config import LoadedConfig, load_config
 
 __all__ = ["OptionsError", "ServeOptions"]

@@ -150,7 +150,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, with_pid: bool 
     root.setLevel(level)
     # Library chatter stays at WARNING unless we are debugging.
     quiet = logging.WARNING if level != "DEBUG" else logging.DEBUG
-    for name in ("httpx", "httpcore", "aiohttp", "asyncio"):
+    for name in ("httpx", "httpcore", "asyncio"):
         logging.getLogger(name).setLevel(quiet)
     # Granian installs its own plain-text handlers; route it through ours instead. Its
     # INFO and WARNING lines ("experimental", "Listening at") repeat what we log ourselves.

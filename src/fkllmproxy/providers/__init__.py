@@ -1,11 +1,12 @@
 """Provider adapters: one per provider type, over the small interface in ``base``.
 
-Nothing here imports the web layer; adapters take plain data and return bytes.
+Nothing here imports the web layer; adapters take plain data and return bytes. Each
+type's module declares its ``SPEC`` and ``registry`` lists them; importing this package
+registers them with the config loader (``config/provider_types.py``).
 """
 
 from __future__ import annotations
 
-from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.providers.base import (
     ChatRequest,
     Completion,
@@ -19,8 +20,11 @@ from fkllmproxy.providers.base import (
     Usage,
 )
 from fkllmproxy.providers.http import TransportFactory, default_transport
+from fkllmproxy.providers.registry import PROVIDER_SPECS, build_provider, spec_of
+from fkllmproxy.providers.spec import ProviderSpec
 
 __all__ = [
+    "PROVIDER_SPECS",
     "ChatRequest",
     "Completion",
     "EmbeddingRequest",
@@ -29,44 +33,11 @@ __all__ = [
     "MessagesCall",
     "MessagesProvider",
     "Provider",
+    "ProviderSpec",
     "StreamingCompletion",
     "TransportFactory",
     "Usage",
     "build_provider",
     "default_transport",
+    "spec_of",
 ]
-
-
-def build_provider(config: ProviderConfig, transport: TransportFactory) -> Provider:
-    """The adapter for ``config.type``."""
-    if config.type == "mock":
-        from fkllmproxy.providers.mock import MockProvider
-
-        return MockProvider(config)
-    if config.type == "openai":
-        from fkllmproxy.providers.openai import OpenAIProvider
-
-        return OpenAIProvider(config, transport)
-    if config.type == "anthropic":
-        from fkllmproxy.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider(config, transport)
-    if config.type == "gemini":
-        from fkllmproxy.providers.gemini import GeminiProvider
-
-        return GeminiProvider(config, transport)
-    if config.type == "vertex":
-        from fkllmproxy.providers.vertex import VertexProvider
-
-        return VertexProvider(config, transport)
-    if config.type == "azure":
-        from fkllmproxy.providers.azure import AzureProvider
-
-        return AzureProvider(config, transport)
-    if config.type == "cohere":
-        from fkllmproxy.providers.cohere import CohereProvider
-
-        return CohereProvider(config, transport)
-    from fkllmproxy.errors import ConfigError
-
-    raise ConfigError([f"provider {config.name!r}: type {config.type!r} is not available yet"])

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 import httpx
 import msgspec
 
-from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers.answers import not_an_event_stream
@@ -43,6 +42,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
+from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import iter_frames, looks_like_sse
 from fkllmproxy.translate.anthropic_openai import (
     ChatStreamFromMessages,
@@ -52,7 +52,9 @@ from fkllmproxy.translate.anthropic_openai import (
 )
 from fkllmproxy.wire.anthropic import ResponseUsage
 
-__all__ = ["DEFAULT_API_VERSION", "AnthropicProvider"]
+__all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "SPEC", "AnthropicProvider"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 DEFAULT_API_VERSION = "2023-06-01"
 _MESSAGES = "/v1/messages"
@@ -141,7 +143,7 @@ class AnthropicProvider(MessagesProvider):
         self.name = config.name
         self.config = config
         self.label = provider_label(config.name, self.type)
-        base_url = (config.base_url or DEFAULT_BASE_URLS["anthropic"]).rstrip("/")
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         base_url = base_url.removesuffix("/v1")
         headers = {"anthropic-version": config.api_version or DEFAULT_API_VERSION}
         if config.api_key:
@@ -271,3 +273,28 @@ class AnthropicProvider(MessagesProvider):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+SPEC = ProviderSpec(
+    type="anthropic",
+    build=AnthropicProvider,
+    key_env="ANTHROPIC_API_KEY",
+    offers=(
+        KeyOffer(
+            "ANTHROPIC_API_KEY",
+            "anthropic",
+            {
+                m: m
+                for m in (
+                    "claude-opus-5",
+                    "claude-sonnet-5",
+                    "claude-haiku-4-5",
+                    "claude-opus-4-7",
+                    "claude-sonnet-4-6",
+                    "claude-sonnet-4-5",
+                    "claude-opus-4-1",
+                )
+            },
+        ),
+    ),
+)

@@ -10,10 +10,11 @@ back untouched, streams included.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
+from fkllmproxy.config.provider_types import NOTHING, AutoProvider, Problem
 from fkllmproxy.config.schema import ProviderConfig
-from fkllmproxy.errors import ConfigError
 from fkllmproxy.providers.answers import chat_answer_usage, embeddings_answer_usage
 from fkllmproxy.providers.base import (
     ChatRequest,
@@ -25,8 +26,9 @@ from fkllmproxy.providers.base import (
 from fkllmproxy.providers.http import TransportFactory, build_client
 from fkllmproxy.providers.openai import OpenAIProvider
 from fkllmproxy.providers.responses import configured_responses_api
+from fkllmproxy.providers.spec import ProviderSpec
 
-__all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
+__all__ = ["DEFAULT_API_VERSION", "SPEC", "AzureProvider"]
 
 # The latest generally available data-plane version with chat, tools, JSON schema
 # output and stream usage. Set ``api_version`` to use another.
@@ -39,12 +41,7 @@ class AzureProvider(OpenAIProvider):
     type = "azure"
 
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
-        if not config.base_url:
-            raise ConfigError(
-                [
-                    f"provider {config.name!r}: azure needs base_url, e.g. https://NAME.openai.azure.com"
-                ]
-            )
+        assert config.base_url, "checked by SPEC.validate"
         self.name = config.name
         self.config = config
         self.api_version = config.api_version or DEFAULT_API_VERSION
@@ -79,3 +76,33 @@ class AzureProvider(OpenAIProvider):
         path = self._path(request.model, "embeddings")
         body = await self._post_whole(path, request.upstream_bytes())
         return Completion(body=body, usage=self._checked_usage(body, embeddings_answer_usage))
+
+
+def _problems(config: ProviderConfig, environ: Mapping[str, str]) -> list[Problem]:
+    if config.base_url:
+        return []
+    return [
+        Problem("base_url", NOTHING, "azure needs its endpoint, e.g. https://NAME.openai.azure.com")
+    ]
+
+
+def _offer(environ: Mapping[str, str]) -> AutoProvider | None:
+    """``AZURE_OPENAI_API_KEY`` with ``AZURE_OPENAI_ENDPOINT``: the deployments named in
+    ``AZURE_OPENAI_DEPLOYMENTS`` (comma-separated), each served under its own name."""
+    endpoint = environ.get("AZURE_OPENAI_ENDPOINT")
+    if not (environ.get("AZURE_OPENAI_API_KEY") and endpoint):
+        return None
+    block = {"name": "azure", "base_url": endpoint, "api_key_env": "AZURE_OPENAI_API_KEY"}
+    deployments = environ.get("AZURE_OPENAI_DEPLOYMENTS", "gpt-4o,gpt-4o-mini")
+    names = filter(None, (d.strip() for d in deployments.split(",")))
+    return AutoProvider(block, {name: name for name in names})
+
+
+SPEC = ProviderSpec(
+    type="azure",
+    build=AzureProvider,
+    key_env="AZURE_OPENAI_API_KEY",
+    model_in_path=True,
+    validate=_problems,
+    offers=(_offer,),
+)

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 import httpx
 import msgspec
 
-from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
 from fkllmproxy.providers.answers import not_an_answer, not_an_event_stream
@@ -38,6 +37,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
+from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import iter_frames, looks_like_sse
 from fkllmproxy.translate._common import split_frame
 from fkllmproxy.translate.cohere_chat import from_cohere, to_cohere, token_counts
@@ -51,7 +51,9 @@ from fkllmproxy.translate.gemini_embeddings import openai_embeddings
 from fkllmproxy.wire.cohere import Usage as CohereUsage
 from fkllmproxy.wire.cohere import decode_chat, decode_embed, decode_event, encode
 
-__all__ = ["CohereProvider"]
+__all__ = ["DEFAULT_BASE_URL", "SPEC", "CohereProvider"]
+
+DEFAULT_BASE_URL = "https://api.cohere.com"
 
 _JSON = {"content-type": "application/json"}
 # Statuses Cohere answers for our account or key, not the client's request.
@@ -70,7 +72,7 @@ class CohereProvider(Provider):
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
         self.name = config.name
         self.config = config
-        base_url = (config.base_url or DEFAULT_BASE_URLS["cohere"]).rstrip("/")
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.client = build_client(config, transport, base_url=base_url, headers=headers)
         self._total = config.timeout_secs
@@ -186,3 +188,28 @@ class CohereProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+SPEC = ProviderSpec(
+    type="cohere",
+    build=CohereProvider,
+    key_env="COHERE_API_KEY",
+    offers=(
+        KeyOffer(
+            "COHERE_API_KEY",
+            "cohere",
+            {
+                m: m
+                for m in (
+                    "command-a-03-2025",
+                    "command-r-plus-08-2024",
+                    "command-r-08-2024",
+                    "command-r7b-12-2024",
+                    "embed-v4.0",
+                    "embed-english-v3.0",
+                    "embed-multilingual-v3.0",
+                )
+            },
+        ),
+    ),
+)

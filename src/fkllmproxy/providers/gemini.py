@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 import httpx
 import msgspec
 
-from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamError, UpstreamUnavailable
 from fkllmproxy.providers.answers import (
@@ -43,6 +42,7 @@ from fkllmproxy.providers.http import (
     read_error_body,
     whole_body,
 )
+from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import iter_frames, looks_like_sse
 from fkllmproxy.translate.gemini_embeddings import (
     embedding_inputs,
@@ -64,7 +64,21 @@ from fkllmproxy.wire.gemini import (
     encode,
 )
 
-__all__ = ["GeminiProvider"]
+__all__ = ["DEFAULT_BASE_URL", "GEMINI_MODELS", "SPEC", "GeminiProvider"]
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+
+# The model names GOOGLE_API_KEY alone serves (client name -> upstream name).
+GEMINI_MODELS = {
+    "gemini-pro": "gemini-2.5-pro",
+    "gemini-flash": "gemini-2.5-flash",
+    "gemini-2.5-pro": "gemini-2.5-pro",
+    "gemini-2.5-flash": "gemini-2.5-flash",
+    "gemini-2.5-flash-lite": "gemini-2.5-flash-lite",
+    "gemini-2.0-flash": "gemini-2.0-flash",
+    "text-embedding-004": "text-embedding-004",
+    "gemini-embedding-001": "gemini-embedding-001",
+}
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"alt": "sse"}
@@ -110,7 +124,7 @@ class GeminiProvider(GeminiApiProvider):
     # --- what Vertex overrides ------------------------------------------------------
 
     def base_url(self, config: ProviderConfig) -> str:
-        return (config.base_url or DEFAULT_BASE_URLS["gemini"]).rstrip("/")
+        return (config.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     def static_headers(self, config: ProviderConfig) -> dict[str, str]:
         return {"x-goog-api-key": config.api_key} if config.api_key else {}
@@ -318,3 +332,12 @@ class GeminiProvider(GeminiApiProvider):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+SPEC = ProviderSpec(
+    type="gemini",
+    build=GeminiProvider,
+    key_env="GOOGLE_API_KEY",
+    model_in_path=True,
+    offers=(KeyOffer("GOOGLE_API_KEY", "gemini", GEMINI_MODELS),),
+)

@@ -2,20 +2,21 @@
 
 The upstream exchange is most of what a proxied request costs once the rest of the path
 is lean: in-process against nginx, aiohttp's ``ClientSession.request`` plus ``read()``
-costs 65-67 µs of CPU per request, a bare asyncio protocol feeding httptools (the llhttp
-parser uvicorn uses) 10-14 µs. A gateway needs only a narrow slice of a general client
-(keep-alive connections to a few configured hosts, a request written in one piece, the
-answer handed over as it arrives), so this transport is that slice and nothing more:
-parsing is httptools', TLS and sockets are asyncio's.
+(the transport this one replaced) cost 65-67 µs of CPU per request, a bare asyncio
+protocol feeding httptools (the llhttp parser uvicorn uses) 10-14 µs. A gateway needs
+only a narrow slice of a general client (keep-alive connections to a few configured
+hosts, a request written in one piece, the answer handed over as it arrives), so this
+transport is that slice and nothing more: parsing is httptools', TLS and sockets are
+asyncio's.
 
-It behaves as ``AiohttpTransport`` does (see that module for the reasons): no cookies,
-no decompression, no redirects, HTTP/1.1 only, at most
-``max_connections`` connections (at most ``connects_at_once`` of them being opened at a
-time per origin), idle ones kept ``keepalive_secs``, each origin's name
-looked up once per five minutes. A forward proxy and the TLS settings come from the
-provider (``providers/egress.py``): an https origin is reached through the proxy with a
-``CONNECT`` tunnel and TLS inside it, a plain-http one by asking the proxy for the
-absolute URL. The request's
+What a request gets: no cookie jar (an upstream's ``Set-Cookie`` must never reach the
+next caller), no decompression (bytes are relayed as they came; we ask for
+``identity``), no redirects, HTTP/1.1 only, at most ``max_connections`` connections (at
+most ``connects_at_once`` of them being opened at a time per origin), idle ones kept
+``keepalive_secs``, each origin's name looked up once per five minutes.
+A forward proxy and the TLS settings come from the provider (``providers/egress.py``):
+an https origin is reached through the proxy with a ``CONNECT`` tunnel and TLS inside
+it, a plain-http one by asking the proxy for the absolute URL. The request's
 ``timeout`` extension gives ``connect`` (opening a connection), ``read`` (the longest
 wait for any bytes of the answer, its head included) and ``pool`` (waiting for a free
 connection); ``write`` is not enforced, and the router bounds first byte, idle gaps and
@@ -26,7 +27,8 @@ Exceptions, as httpx's own transport would choose them:
 - no connection (refused, unreachable, DNS, TLS, a proxy refusing the tunnel):
   ``ConnectError``;
 - connecting took longer than ``connect``, or no connection was free within ``pool``:
-  ``ConnectTimeout`` (as with aiohttp's transport: the provider was not reached);
+  ``ConnectTimeout`` (the provider was not reached: ``PoolTimeout`` would read as the
+  provider timing out);
 - the upstream closed the connection before answering, sent something that is not an
   HTTP response, or ended a body early: ``RemoteProtocolError``;
 - its response head passed ``max_head_bytes`` or ``max_headers``: ``AnswerTooLarge``
@@ -34,8 +36,7 @@ Exceptions, as httpx's own transport would choose them:
 - the connection was reset: ``ReadError``;
 - no byte for ``read`` seconds: ``ReadTimeout``.
 
-Like aiohttp, a request on a kept-alive connection the upstream has just closed is not
-sent again (a POST may not be): it fails with ``RemoteProtocolError`` and the router's
+A request on a kept-alive connection the upstream has just closed is not sent again (a POST may not be): it fails with ``RemoteProtocolError`` and the router's
 retry takes over. One transport belongs to one event loop. ``HEAD`` is not supported
 (no provider call uses it; its answer's body length would be misread).
 """
@@ -426,7 +427,7 @@ class _Pool:
 
         A burst of new connections (a thousand requests arriving together at start)
         would otherwise make a thousand lookups through the loop's small resolver thread
-        pool; concurrent callers share one lookup, as aiohttp's DNS cache does.
+        pool; concurrent callers share one lookup.
         """
         if self._addresses and time.monotonic() - self._resolved_at < _DNS_TTL_SECS:
             return self._addresses
@@ -607,8 +608,8 @@ class H1Transport(httpx.AsyncBaseTransport):
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
-                # ConnectTimeout, as aiohttp's transport reports it: the provider was not
-                # reached (PoolTimeout would read as the provider timing out).
+                # ConnectTimeout: the provider was not reached (PoolTimeout would read as
+                # the provider timing out).
                 raise httpx.ConnectTimeout(
                     f"no free upstream connection within {pool_secs:g} s "
                     f"(max_connections = {self.max_connections})"

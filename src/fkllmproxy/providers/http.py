@@ -3,9 +3,10 @@
 One client per provider (``UpstreamClient``: httpx requests and transports without
 ``httpx.AsyncClient``'s per-request extras), built once with deliberate limits and timeouts.
 The transport is chosen by ``[server] http_transport``: ``h1`` (providers/h1_transport.py,
-the default and the one measured), or one of the alternatives kept beside it (each says
-why in its own docstring). httpx's own connection pool rescans every connection on each
-pool event, so its cost grows with concurrency; it is never the default.
+the default and the one measured), or ``httpx``, httpx's own transport, the one
+alternative (``_ProxyRouted`` says why it is kept). httpx's connection pool rescans
+every connection on each pool event, so its cost grows with concurrency; it is never
+the default.
 """
 
 from __future__ import annotations
@@ -59,23 +60,14 @@ _USER_AGENT = f"fkllmproxy/{__version__}"
 
 
 def default_transport(kind: str, environ: Mapping[str, str] | None = None) -> TransportFactory:
-    """A factory for the named transport kind (``aiohttp``, ``h1`` or ``httpx``), each with
-    the provider's proxy and TLS settings (``providers/egress.py``); ``environ`` holds the
+    """A factory for the named transport kind (``h1`` or ``httpx``), each with the
+    provider's proxy and TLS settings (``providers/egress.py``); ``environ`` holds the
     proxy and CA variables of the environment and the env file (absent: the process's)."""
     env: Mapping[str, str] = os.environ if environ is None else environ
 
     def factory(provider: ProviderConfig) -> httpx.AsyncBaseTransport:
         tls = tls_context(provider, env)
         proxies = proxy_choice(provider, env)
-        if kind == "aiohttp":
-            from fkllmproxy.providers.aiohttp_transport import AiohttpTransport
-
-            return AiohttpTransport(
-                max_connections=provider.max_connections,
-                keepalive_secs=30.0,
-                tls=tls,
-                proxies=proxies,
-            )
         if kind == "h1":
             from fkllmproxy.providers.h1_transport import H1Transport
 
@@ -105,7 +97,15 @@ def default_transport(kind: str, environ: Mapping[str, str] | None = None) -> Tr
 
 class _ProxyRouted(httpx.AsyncBaseTransport):
     """httpx's own transport, one per proxy in use (and one direct), chosen per origin as
-    ``NO_PROXY`` says."""
+    ``NO_PROXY`` says: ``http_transport = "httpx"``.
+
+    Why an alternative to ``h1`` is kept at all, and why this one: it is the HTTP client
+    CONTRACT section 1 names for upstream calls, widely used and maintained elsewhere, so an
+    operator who suspects our own client of a fault with some upstream or proxy can
+    switch to it with one setting and no release, and compare. It costs no dependency
+    (httpx's requests and responses are the interface every transport here speaks).
+    It is not for load: its pool's cost grows with concurrency (docs/performance.md).
+    """
 
     def __init__(
         self, proxies: ProxyChoice, make: Callable[[Proxy | None], httpx.AsyncBaseTransport]

@@ -27,9 +27,11 @@ from fkllmproxy.providers.base import (
     StreamingCompletion,
     Usage,
 )
+from fkllmproxy.providers.http import TransportFactory
+from fkllmproxy.providers.spec import ProviderSpec
 from fkllmproxy.providers.sse import DONE_FRAME
 
-__all__ = ["MockProvider", "mock_reply"]
+__all__ = ["SPEC", "MockProvider", "mock_reply"]
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -168,3 +170,10 @@ def _vector(text: str) -> list[float]:
     raw = [(b - 127.5) / 127.5 for b in digest[:EMBEDDING_DIMENSIONS]]
     norm = math.sqrt(sum(x * x for x in raw)) or 1.0
     return [round(x / norm, 6) for x in raw]
+
+
+def _build(config: ProviderConfig, transport: TransportFactory) -> Provider:
+    return MockProvider(config)  # it answers in-process: no transport, no key
+
+
+SPEC = ProviderSpec(type="mock", build=_build, reads_proxy_env=False)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import msgspec
 
-from fkllmproxy.config.credentials import DEFAULT_BASE_URLS
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers.answers import (
@@ -43,9 +42,12 @@ from fkllmproxy.providers.responses import (
     relay_events,
     responses_answer_usage,
 )
+from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import looks_like_sse, read_usage_frame
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["DEFAULT_BASE_URL", "SPEC", "OpenAIProvider"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 _JSON = {"content-type": "application/json"}
 
@@ -58,7 +60,7 @@ class OpenAIProvider(Provider):
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
         self.name = config.name
         self.config = config
-        base_url = (config.base_url or DEFAULT_BASE_URLS["openai"]).rstrip("/")
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.client = build_client(config, transport, base_url=base_url, headers=headers)
         self._total = config.timeout_secs
@@ -148,3 +150,49 @@ class OpenAIProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _key_required(config: ProviderConfig) -> bool:
+    # OpenAI itself needs a key; a server of its API elsewhere (vLLM, Ollama) may not,
+    # unless the block names a variable for it.
+    return config.base_url is None or bool(config.api_key_env)
+
+
+SPEC = ProviderSpec(
+    type="openai",
+    build=OpenAIProvider,
+    key_env="OPENAI_API_KEY",
+    key_required=_key_required,
+    offers=(
+        KeyOffer(
+            "OPENAI_API_KEY",
+            "openai",
+            {
+                m: m
+                for m in (
+                    "gpt-4o",
+                    "gpt-4o-mini",
+                    "gpt-4.1",
+                    "gpt-4.1-mini",
+                    "gpt-4.1-nano",
+                    "o3-mini",
+                    "o4-mini",
+                    "text-embedding-3-small",
+                    "text-embedding-3-large",
+                )
+            },
+        ),
+        KeyOffer(
+            "GROQ_API_KEY",
+            "groq",
+            {m: m for m in ("llama-3.3-70b-versatile", "llama-3.1-8b-instant")},
+            base_url="https://api.groq.com/openai/v1",
+        ),
+        KeyOffer(
+            "OPENROUTER_API_KEY",
+            "openrouter",
+            {"openrouter/auto": "openrouter/auto"},
+            base_url="https://openrouter.ai/api/v1",
+        ),
+    ),
+)

@@ -12,14 +12,19 @@ account's own; the location is ``location``, default ``us-central1``.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import msgspec
 
+from fkllmproxy.config.provider_types import NOTHING, AutoProvider, Problem
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import ConfigError
 from fkllmproxy.providers.base import Completion, EmbeddingRequest, Usage
-from fkllmproxy.providers.gemini import GeminiProvider
+from fkllmproxy.providers.gemini import GEMINI_MODELS, GeminiProvider
 from fkllmproxy.providers.google_auth import GoogleTokenSource, load_google_credentials
 from fkllmproxy.providers.http import TransportFactory
+from fkllmproxy.providers.spec import ProviderSpec
 from fkllmproxy.translate.gemini_embeddings import (
     embedding_inputs,
     from_vertex_predict,
@@ -28,7 +33,7 @@ from fkllmproxy.translate.gemini_embeddings import (
 )
 from fkllmproxy.wire.gemini import decode_vertex_predict, encode
 
-__all__ = ["DEFAULT_LOCATION", "VertexProvider"]
+__all__ = ["DEFAULT_LOCATION", "SPEC", "VertexProvider"]
 
 DEFAULT_LOCATION = "us-central1"
 
@@ -42,13 +47,7 @@ class VertexProvider(GeminiProvider):
     gemini_methods = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
 
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
-        if not config.credentials_file:
-            raise ConfigError(
-                [
-                    f"provider {config.name!r}: set credentials_file or "
-                    "GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON file"
-                ]
-            )
+        assert config.credentials_file, "checked by SPEC.validate"
         credentials, file_project = load_google_credentials(
             config.credentials_file, provider=config.name
         )
@@ -114,3 +113,53 @@ class VertexProvider(GeminiProvider):
     async def aclose(self) -> None:
         self.tokens.close()
         await super().aclose()
+
+
+_CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
+
+
+def _with_credentials(config: ProviderConfig, environ: Mapping[str, str]) -> ProviderConfig:
+    """A block naming no ``credentials_file`` takes ``$GOOGLE_APPLICATION_CREDENTIALS``."""
+    if config.credentials_file is None and environ.get(_CREDENTIALS_ENV):
+        return msgspec.structs.replace(config, credentials_file=environ[_CREDENTIALS_ENV])
+    return config
+
+
+def _problems(config: ProviderConfig, environ: Mapping[str, str]) -> list[Problem]:
+    path = config.credentials_file
+    if not path:
+        return [
+            Problem(
+                "credentials_file",
+                NOTHING,
+                f"missing credentials: set {_CREDENTIALS_ENV} to a service-account JSON file",
+            )
+        ]
+    if not os.access(path, os.R_OK):
+        return [
+            Problem(
+                "credentials_file",
+                path,
+                "the service-account JSON file does not exist or cannot be read",
+            )
+        ]
+    return []
+
+
+def _offer(environ: Mapping[str, str]) -> AutoProvider | None:
+    """``GOOGLE_APPLICATION_CREDENTIALS`` alone: the Gemini API's model names but
+    ``gemini-embedding-001``, each the fallback of the Gemini API's when both are set."""
+    if not environ.get(_CREDENTIALS_ENV):
+        return None
+    models = {k: v for k, v in GEMINI_MODELS.items() if k != "gemini-embedding-001"}
+    return AutoProvider({"name": "vertex"}, models)
+
+
+SPEC = ProviderSpec(
+    type="vertex",
+    build=VertexProvider,
+    model_in_path=True,
+    resolve=_with_credentials,
+    validate=_problems,
+    offers=(_offer,),
+)
