@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from fkllmproxy.config import load_config
+    from fkllmproxy.daemon.collector import tune_collector
     from fkllmproxy.observability.logging import configure_logging
     from fkllmproxy.server import RuntimeHolder, build_runtime, create_app
 
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 runtime = build_runtime(loaded, transport=_mock_factory() if args.mock else None)
                 app = create_app(RuntimeHolder(runtime))
                 runtime.auth.start()  # the issuer's keys, for --caller jwt
+                tune_collector()  # as the daemon does before serving (daemon/collector.py)
                 for _ in range(100):  # until they are fetched (503 before), at most 10 s
                     if await _drive(app, body, 1, 1, path, token) == [200]:
                         break
