@@ -1,13 +1,18 @@
 """The issuer's key cache: discovery, refresh, the rate-limited unknown-kid refetch, and
-cached keys outliving an unreachable issuer (a real issuer on 127.0.0.1, a fake clock)."""
+cached keys outliving an unreachable issuer (a real issuer on 127.0.0.1, a fake clock);
+the HTTP side (discovery, jwks_uri, an issuer mismatch, HTTP errors, a slow issuer)
+against httpx_mock."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from pytest_httpx import HTTPXMock
 
 from fkllmproxy.auth.jwks import (
     AlgorithmMismatch,
@@ -16,6 +21,7 @@ from fkllmproxy.auth.jwks import (
     KeyNotFound,
     KeysUnavailable,
     discovery_url,
+    http_get,
     is_trusted_url,
     parse_jwks,
 )
@@ -231,3 +237,136 @@ class TestAdopt:
         other = JwksCache("https://other.example", None, refresh_secs=3600, clock=clock)
         other.adopt(loaded)
         assert not other.loaded
+
+
+ISSUER = "https://idp.example/realms/t"
+DISCOVERY = ISSUER + "/.well-known/openid-configuration"
+KEYS_URL = "https://idp.example/realms/t/protocol/certs"
+
+
+def ec_jwks(kid: str = "ec-1") -> dict[str, object]:
+    """A JWKS with one fresh EC P-256 signing key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    jwk.update({"kid": kid, "use": "sig", "alg": "ES256"})
+    return {"keys": [jwk]}
+
+
+class TestHttpAgainstHttpxMock:
+    """``http_get`` and discovery over httpx, the issuer played by httpx_mock."""
+
+    async def test_discovery_document_names_the_jwks_uri(self, httpx_mock: HTTPXMock) -> None:
+        """The keys come from wherever the discovery document's jwks_uri says."""
+        httpx_mock.add_response(url=DISCOVERY, json={"issuer": ISSUER, "jwks_uri": KEYS_URL})
+        httpx_mock.add_response(url=KEYS_URL, json=ec_jwks())
+        cache = JwksCache(ISSUER, None, refresh_secs=3600, clock=Clock())
+        assert await cache.refresh_if_due()
+        assert cache.kids == ["ec-1"]
+        assert [str(r.url) for r in httpx_mock.get_requests()] == [DISCOVERY, KEYS_URL]
+        assert all(r.headers["accept"] == "application/json" for r in httpx_mock.get_requests())
+
+    async def test_an_untrusted_jwks_uri_is_never_fetched(self, httpx_mock: HTTPXMock) -> None:
+        """A jwks_uri over plain http to another host is refused before any request."""
+        httpx_mock.add_response(
+            url=DISCOVERY, json={"issuer": ISSUER, "jwks_uri": "http://idp.example/certs"}
+        )
+        cache = JwksCache(ISSUER, None, refresh_secs=3600, clock=Clock())
+        assert await cache.refresh_if_due()
+        assert not cache.loaded and len(httpx_mock.get_requests()) == 1
+
+    async def test_an_issuer_mismatch_is_logged_and_the_keys_kept(
+        self, httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A document naming another issuer is warned about; tokens are still checked
+        against the configured ``iss``, so its keys are used."""
+        other = "https://idp.example/realms/other"
+        httpx_mock.add_response(url=DISCOVERY, json={"issuer": other, "jwks_uri": KEYS_URL})
+        httpx_mock.add_response(url=KEYS_URL, json=ec_jwks())
+        cache = JwksCache(ISSUER, None, refresh_secs=3600, clock=Clock())
+        with caplog.at_level(logging.WARNING, logger="fkllmproxy.auth"):
+            await cache.refresh_if_due()
+        assert cache.kids == ["ec-1"]
+        (warned,) = [r for r in caplog.records if "names another issuer" in r.getMessage()]
+        assert warned.discovered_issuer == other  # type: ignore[attr-defined]
+
+    async def test_a_discovery_document_that_is_not_json(self, httpx_mock: HTTPXMock) -> None:
+        """An HTML page where the OpenID configuration should be leaves no keys."""
+        httpx_mock.add_response(url=DISCOVERY, text="<html>login</html>")
+        cache = JwksCache(ISSUER, None, refresh_secs=3600, clock=Clock())
+        assert await cache.refresh_if_due()
+        assert not cache.loaded
+
+    @pytest.mark.parametrize(
+        ("answer", "said"),
+        [
+            ({"status_code": 404}, "answered HTTP 404"),
+            ({"status_code": 503}, "answered HTTP 503"),
+            ({"status_code": 302, "headers": {"location": "https://evil.example/"}}, "HTTP 302"),
+            ({"content": b"x" * (1024 * 1024 + 1)}, "larger than 1048576 bytes"),
+        ],
+    )
+    async def test_http_errors(
+        self, httpx_mock: HTTPXMock, answer: dict[str, object], said: str
+    ) -> None:
+        """Anything but a 200 of a sane size is a ``JwksError``; redirects are not followed."""
+        httpx_mock.add_response(url=KEYS_URL, **answer)  # type: ignore[arg-type]
+        with pytest.raises(JwksError, match=said):
+            await http_get(KEYS_URL, 5.0)
+        assert len(httpx_mock.get_requests()) == 1
+
+    @pytest.mark.parametrize(
+        "error", [httpx.ConnectError("refused"), httpx.ReadTimeout("timed out")]
+    )
+    async def test_transport_errors(self, httpx_mock: HTTPXMock, error: Exception) -> None:
+        """A refused connection or a timeout is a ``JwksError`` naming both."""
+        httpx_mock.add_exception(error, url=KEYS_URL)
+        with pytest.raises(JwksError, match=f"{KEYS_URL}: {type(error).__name__}"):
+            await http_get(KEYS_URL, 5.0)
+
+    async def test_failed_refresh_keeps_the_cached_keys(self, httpx_mock: HTTPXMock) -> None:
+        """Keys once fetched outlive a 500 on the next refresh."""
+        httpx_mock.add_response(url=KEYS_URL, json=ec_jwks())
+        httpx_mock.add_response(url=KEYS_URL, status_code=500)
+        clock = Clock()
+        cache = JwksCache(ISSUER, KEYS_URL, refresh_secs=60, clock=clock)
+        await cache.refresh_if_due()
+        clock.now += 60
+        assert await cache.refresh_if_due()
+        assert cache.kids == ["ec-1"] and len(httpx_mock.get_requests()) == 2
+
+    async def test_a_slow_issuer_is_waited_for_at_most_wait_secs(
+        self, httpx_mock: HTTPXMock
+    ) -> None:
+        """A request with an unknown kid waits ``wait_secs``, not for the slow issuer; the
+        fetch goes on without it and its keys arrive for the next request."""
+        keys = ec_jwks()
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(0.5)
+            return httpx.Response(200, json=keys)
+
+        httpx_mock.add_callback(slow, url=KEYS_URL)
+        cache = JwksCache(ISSUER, KEYS_URL, refresh_secs=3600, clock=Clock(), wait_secs=0.05)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert not await cache.refetch()
+        assert loop.time() - started < 0.4 and not cache.loaded
+        assert await asyncio.wait_for(cache.refresh_if_due(), 5)  # joins the running fetch
+        assert cache.kids == ["ec-1"]
+        await cache.aclose()
+
+    async def test_an_issuer_slower_than_the_fetch_limit(self, httpx_mock: HTTPXMock) -> None:
+        """A fetch that outlasts ``fetch_timeout_secs`` is given up, leaving no keys."""
+
+        async def stalled(request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(5)
+            return httpx.Response(200, json=ec_jwks())
+
+        httpx_mock.add_callback(stalled, url=KEYS_URL)
+        cache = JwksCache(
+            ISSUER, KEYS_URL, refresh_secs=3600, clock=Clock(), fetch_timeout_secs=0.1
+        )
+        assert await asyncio.wait_for(cache.refresh_if_due(), 2)
+        assert not cache.loaded

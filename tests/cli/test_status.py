@@ -1,4 +1,5 @@
-"""``fkllm status`` against a live daemon, a degraded one, and a dead port."""
+"""``fkllm status`` against a live daemon, a degraded one, and a dead port; its report
+from each answer of /health and /metrics against httpx_mock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
+from pytest_httpx import HTTPXMock
 
 from tests.conftest import MASTER_KEY, MOCK_CONFIG, fkllm, free_port, send_chats, wait_until
 
@@ -188,3 +191,97 @@ class TestWatchInterrupt:
         assert report["status"] == "unreachable"
         assert len(rounds) == 2
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+class TestGatherAgainstHttpxMock:
+    """``gather``'s report from each answer of /health and /metrics (httpx_mock)."""
+
+    URL = "http://127.0.0.1:4000"
+    HEALTH = {"status": "healthy", "version": "0.1.0", "uptime": 12.5, "providers": []}
+
+    def gather(self) -> dict[str, Any]:
+        from fkllmproxy.cli.locate import DaemonAddress
+        from fkllmproxy.cli.status import gather
+
+        return gather(DaemonAddress(url=self.URL, key="k", usage_path=None))  # type: ignore[arg-type]
+
+    def test_health_and_metrics_make_one_report(self, httpx_mock: HTTPXMock) -> None:
+        """Status, version and uptime from /health; the totals from /metrics."""
+        httpx_mock.add_response(url=f"{self.URL}/health", json=self.HEALTH)
+        httpx_mock.add_response(url=f"{self.URL}/metrics", json={"total_requests": 4})
+        report = self.gather()
+        assert report["status"] == "healthy" and report["version"] == "0.1.0"
+        assert report["uptime"] == 12.5 and report["metrics"] == {"total_requests": 4}
+        assert report["notes"] == []
+
+    def test_no_providers_without_the_key(self, httpx_mock: HTTPXMock) -> None:
+        """A /health without providers (no master key) and a 401 on /metrics are notes."""
+        health = {k: v for k, v in self.HEALTH.items() if k != "providers"}
+        httpx_mock.add_response(url=f"{self.URL}/health", json=health)
+        httpx_mock.add_response(url=f"{self.URL}/metrics", status_code=401)
+        report = self.gather()
+        assert report["status"] == "healthy" and "metrics" not in report
+        assert report["notes"] == [
+            "providers' details need the master key (--key)",
+            "metrics need the master key (--key)",
+        ]
+
+    @pytest.mark.parametrize(
+        ("status", "note"),
+        [(404, "metrics are turned off on this daemon"), (503, "metrics unavailable (HTTP 503)")],
+    )
+    def test_metrics_refused(self, httpx_mock: HTTPXMock, status: int, note: str) -> None:
+        """A /metrics that answers otherwise leaves the health part standing, with a note."""
+        httpx_mock.add_response(url=f"{self.URL}/health", json=self.HEALTH)
+        httpx_mock.add_response(url=f"{self.URL}/metrics", status_code=status)
+        report = self.gather()
+        assert report["status"] == "healthy" and report["notes"] == [note]
+
+    def test_metrics_timing_out(self, httpx_mock: HTTPXMock) -> None:
+        """/metrics not answering in time is a note, not an unreachable daemon."""
+        httpx_mock.add_response(url=f"{self.URL}/health", json=self.HEALTH)
+        httpx_mock.add_exception(httpx.ReadTimeout("timed out"), url=f"{self.URL}/metrics")
+        report = self.gather()
+        assert report["status"] == "healthy"
+        assert report["notes"] == [
+            "metrics unavailable: cannot reach fkllmproxy at http://127.0.0.1:4000 "
+            "(no answer in time)"
+        ]
+
+    def test_metrics_not_json(self, httpx_mock: HTTPXMock) -> None:
+        """A 200 /metrics that is not JSON leaves no totals (the screen shows none)."""
+        httpx_mock.add_response(url=f"{self.URL}/health", json=self.HEALTH)
+        httpx_mock.add_response(url=f"{self.URL}/metrics", text="<html>")
+        assert self.gather()["metrics"] is None
+
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            {"text": "<html>it works</html>"},
+            {"json": ["not", "an", "object"]},
+            {"json": {"status": "ok"}},  # no version: some other service's /health
+        ],
+    )
+    def test_health_not_fkllmproxy(self, httpx_mock: HTTPXMock, answer: dict[str, Any]) -> None:
+        """A /health that is not fkllmproxy's makes the daemon unreachable (exit 2)."""
+        httpx_mock.add_response(url=f"{self.URL}/health", **answer)
+        report = self.gather()
+        assert report["status"] == "unreachable"
+        assert report["error"] == (
+            "the server at http://127.0.0.1:4000 is not fkllmproxy (GET /health answered 200)"
+        )
+
+    @pytest.mark.parametrize(
+        ("error", "why"),
+        [
+            (httpx.ConnectError("[Errno 111] Connection refused"), "connection refused"),
+            (httpx.ReadTimeout("timed out"), "no answer in time"),
+        ],
+    )
+    def test_health_failing(self, httpx_mock: HTTPXMock, error: Exception, why: str) -> None:
+        """Refused or silent: unreachable, with the reason, and /metrics is not tried."""
+        httpx_mock.add_exception(error, url=f"{self.URL}/health")
+        report = self.gather()
+        assert report["status"] == "unreachable"
+        assert report["error"] == f"cannot reach fkllmproxy at http://127.0.0.1:4000 ({why})"
+        assert len(httpx_mock.get_requests()) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fkllmproxy.auth import RateLimiter
+from fkllmproxy.state.buckets import RateLimiter
 
 
 class Clock:

@@ -1,8 +1,7 @@
-"""Access control: who is calling, what they may use, and how fast."""
+"""Access control: who is calling and what they may use (how much: ``limits/``)."""
 
 from fkllmproxy.auth.events import AUTH_FAILURE, RATE_LIMIT_HIT, AccessEvents
 from fkllmproxy.auth.keys import Authenticator, Caller
-from fkllmproxy.state.buckets import Decision, RateLimiter
 
 __all__ = [
     "AUTH_FAILURE",
@@ -10,6 +9,4 @@ __all__ = [
     "AccessEvents",
     "Authenticator",
     "Caller",
-    "Decision",
-    "RateLimiter",
 ]

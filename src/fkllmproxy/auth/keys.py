@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fkllmproxy.config.schema import AuthConfig, ClientKey, KeyRateLimit
+from fkllmproxy.config.usage_limits import UsageLimits, usage_limits
 from fkllmproxy.errors import Forbidden, IdentityProviderUnavailable, Unauthorized
 
 if TYPE_CHECKING:
@@ -36,30 +37,6 @@ __all__ = [
     "looks_like_jwt",
     "presented_key",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class UsageLimits:
-    """A caller's budget and tokens per minute (server/budget.py enforces them).
-
-    ``budget_name`` is whose spend it is: the key's name, or ``group:<claim_value>``
-    for an OIDC group's budget, which its members share.
-    """
-
-    budget_name: str
-    budget_usd: float | None = None
-    budget_period: str = "month"
-    tokens_per_minute: int | None = None
-
-
-def usage_limits(
-    name: str, budget_usd: float | None, budget_period: str, tokens_per_minute: int | None
-) -> UsageLimits | None:
-    """The limits to carry, or ``None`` when there are none (the request path checks
-    only that one attribute)."""
-    if budget_usd is None and tokens_per_minute is None:
-        return None
-    return UsageLimits(name, budget_usd, budget_period, tokens_per_minute)
 
 
 @dataclass(frozen=True, slots=True)

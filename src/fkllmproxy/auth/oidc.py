@@ -38,8 +38,9 @@ from fkllmproxy.auth.jwks import (
     KeysUnavailable,
     http_get,
 )
-from fkllmproxy.auth.keys import Caller, UsageLimits, looks_like_jwt, usage_limits
+from fkllmproxy.auth.keys import Caller, looks_like_jwt
 from fkllmproxy.config.schema import KeyRateLimit, OidcConfig, OidcGroup
+from fkllmproxy.config.usage_limits import UsageLimits, usage_limits
 from fkllmproxy.errors import IdentityProviderUnavailable, Unauthorized
 
 __all__ = ["NO_MODELS", "InvalidToken", "OidcVerifier", "UnknownSigningKey", "looks_like_jwt"]

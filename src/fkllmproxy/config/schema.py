@@ -74,7 +74,7 @@ class KeyRateLimit(_Section, frozen=True):
     refill_per_second: PositiveFloat
 
 
-# Budgets (server/budget.py): calendar periods in UTC, a week starting on Monday.
+# Budgets (limits/budgets.py): calendar periods in UTC, a week starting on Monday.
 BudgetPeriod = Literal["day", "week", "month"]
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fkllmproxy.routing.breaker import CircuitBreaker, CircuitBreakers
-from fkllmproxy.state.base import CircuitParams, SharedCircuit, StateBackend
+from fkllmproxy.state.base import CircuitParams, SharedCircuit, SharedCircuitStore
 
 __all__ = ["SharedCircuits"]
 
@@ -27,14 +27,14 @@ __all__ = ["SharedCircuits"]
 class SharedCircuits:
     def __init__(
         self,
-        state: StateBackend,
+        store: SharedCircuitStore,
         breakers: CircuitBreakers,
         params: CircuitParams,
         *,
         refresh_secs: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._state = state
+        self._store = store
         self._breakers = breakers
         self._params = params
         self._refresh_secs = refresh_secs
@@ -53,7 +53,7 @@ class SharedCircuits:
         task.add_done_callback(self._tasks.discard)
 
     async def _push(self, breaker: CircuitBreaker, failed: bool) -> None:
-        shared = await self._state.circuit_record(breaker.name, failed, self._params)
+        shared = await self._store.circuit_record(breaker.name, failed, self._params)
         if shared is not None:
             self._apply(breaker, shared)
 
@@ -71,7 +71,7 @@ class SharedCircuits:
         self._refreshing = asyncio.get_running_loop().create_future()
         try:
             names = [breaker.name for breaker in self._breakers]
-            found = await self._state.circuit_read(names, self._params)
+            found = await self._store.circuit_read(names, self._params)
             for name, shared in found.items():
                 self._apply(self._breakers[name], shared)
             self._fresh_until = self._clock() + self._refresh_secs

@@ -1,259 +1,46 @@
-"""Budgets and tokens per minute on the request path: check, reserve, settle.
+"""A request's budget, on its context: ``check``, ``reserve``, and the header.
 
-Only callers whose ``Caller.limits`` is set pay anything here; for everyone else the
-cost is one attribute check in ``gate.admit``, ``dispatch.accept`` and the middleware.
+The decisions are ``limits.Budgets``' (``limits/budgets.py``); this module hands them
+what the request knows (the caller, the model, the body) and keeps what they answer on
+the ``RequestContext`` (the hold the middleware settles with ``Budgets.settle``, and
+what is left for ``x-fkllm-budget-remaining-usd``). Only callers whose
+``Caller.limits`` is set pay more than one attribute check.
 
-* ``check`` (every route, in ``admit``): 429 ``budget_exceeded`` when the budget is
-  spent (``Retry-After``: until the period ends), 429 ``rate_limit_exceeded`` when the
-  tokens-per-minute bucket is empty.
-* ``reserve`` (model routes, once the model is known): an estimate of the call's cost
-  is reserved — the body's size at ``CHARS_PER_TOKEN`` as input tokens plus its
-  ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens`` /
-  ``generationConfig.maxOutputTokens`` (``DEFAULT_OUTPUT_TOKENS`` without one), at the
-  prices of the model's most expensive target.
-* ``settle`` (the middleware, before the answer's last byte): the reservation goes, the
-  cost the usage ledger records (cache tokens included) is added, and the real prompt
-  + completion tokens are taken from the per-minute bucket.
-
-Spend lives in ``state/budgets.py``'s stores; nothing here touches SQLite except the
-two reads of the ledger's daily rollups before the first request (``_seeds``).
+``Budgets``, ``Reservation``, ``build_budgets``, ``output_limit`` and
+``DEFAULT_OUTPUT_TOKENS`` are ``limits``', re-exported for the handlers that import them
+from here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from fkllmproxy.auth import Caller
-from fkllmproxy.auth.keys import UsageLimits
-from fkllmproxy.config import Config, ModelConfig
-from fkllmproxy.config.schema import ClientKey
-from fkllmproxy.errors import BudgetExceeded, RateLimited, StateStoreUnavailable
-from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.observability.metrics import MULTIPROC_ENV, process_metrics
-from fkllmproxy.observability.usage import LedgerError, PriceTable, ledger_path
-from fkllmproxy.state.base import StateBackend, StateUnavailable
-from fkllmproxy.state.budget_spend import configured_budgets, period_spend
-from fkllmproxy.state.budgets import (
-    BudgetStore,
-    CellBudgets,
-    MemoryBudgets,
-    SharedFileBudgets,
-    Spend,
-    period_bounds,
+from fkllmproxy.config import ModelConfig
+from fkllmproxy.errors import BudgetExceeded
+from fkllmproxy.limits import (
+    DEFAULT_OUTPUT_TOKENS,
+    Budgets,
+    Reservation,
+    build_budgets,
+    output_limit,
 )
-from fkllmproxy.translate.token_estimate import CHARS_PER_TOKEN
 
 if TYPE_CHECKING:
     from fkllmproxy.server.context import RequestContext
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "Budgets", "Reservation", "build_budgets", "check", "reserve"]
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "HEADER",
+    "Budgets",
+    "Reservation",
+    "build_budgets",
+    "check",
+    "output_limit",
+    "reserve",
+]
 
-DEFAULT_OUTPUT_TOKENS = 4096  # a request that names no output limit is reserved this many
 HEADER = b"x-fkllm-budget-remaining-usd"
-_log = get_logger("budget")
-
-
-class _Gen(msgspec.Struct):
-    maxOutputTokens: int | None = None
-
-
-class _OutputLimits(msgspec.Struct):
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    max_output_tokens: int | None = None
-    generationConfig: _Gen | None = None
-
-
-_limits_decoder = msgspec.json.Decoder(_OutputLimits)
-
-
-def output_limit(raw: bytes) -> int:
-    """The most output tokens the request asks for (``DEFAULT_OUTPUT_TOKENS`` if it names none)."""
-    try:
-        found = _limits_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return DEFAULT_OUTPUT_TOKENS
-    gen = found.generationConfig.maxOutputTokens if found.generationConfig else None
-    for value in (found.max_tokens, found.max_completion_tokens, found.max_output_tokens, gen):
-        if isinstance(value, int) and value > 0:
-            return value
-    return DEFAULT_OUTPUT_TOKENS
-
-
-@dataclass(slots=True)
-class Reservation:
-    """What one request holds against its caller's budget and bucket until settled.
-
-    ``period`` and ``ends`` are the budget period the admission check saw (its start, a
-    record key, and its end), so the reservation and the settlement need not work it
-    out again unless the period ended meanwhile."""
-
-    limits: UsageLimits
-    client: str
-    period: int = 0
-    ends: float = 0.0
-    estimate: float = 0.0
-    reserved: bool = False
-    settled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Period:
-    start: float
-    end: float
-
-
-@dataclass(eq=False)
-class Budgets:
-    """The budgets of one runtime: the store, the prices, and each period's bounds."""
-
-    store: BudgetStore
-    prices: PriceTable
-    model_prices: dict[str, tuple[float, float]]  # model -> USD per token in, out (max)
-    seeds: dict[str, tuple[str, float]]  # budget name -> (period, spent) from the ledger
-    limits: dict[str, UsageLimits]  # budget name -> its limits (configured ones)
-    fallback: BudgetStore | None = None  # Redis down and on_failure = "open"
-    clock: Callable[[], float] = time.time
-    metrics: bool = True
-    _periods: dict[str, _Period] = field(default_factory=dict)
-    # The store as plain calls when it never waits (memory, mapped file): no coroutine,
-    # no fallback, per operation. ``None`` on Redis.
-    _cells: CellBudgets | None = None
-    _seeded: asyncio.Event | None = None
-    _ready: bool = False  # seeded: the per-request check is then one attribute read
-    # Budget name -> its spend gauge, its budget already set: settling a request then
-    # costs one gauge write, not two lookups and two writes.
-    _gauges: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._cells = self.store.immediate()
-
-    def period(self, kind: str) -> _Period:
-        """This ``kind`` of period's bounds now (recomputed only when one ends)."""
-        now = self.clock()
-        known = self._periods.get(kind)
-        if known is None or not known.start <= now < known.end:
-            known = self._periods[kind] = _Period(*period_bounds(kind, now))
-        return known
-
-    async def _seed(self) -> None:
-        """Start each budget from the ledger's spend, once, before its first check."""
-        if self._ready:
-            return
-        if self._seeded is not None:
-            await self._seeded.wait()
-            return
-        self._seeded = asyncio.Event()
-        try:
-            for name, (kind, spent) in self.seeds.items():
-                await self._call("seed", name, int(self.period(kind).start), spent)
-            for name, limits in self.limits.items():
-                self._gauge(name, limits, await self.read(limits))
-        finally:
-            self._seeded.set()
-            self._ready = True
-
-    async def _call(self, method: str, *args: Any) -> Any:
-        try:
-            return await getattr(self.store, method)(*args)
-        except StateUnavailable:
-            return await self._fall_back(method, *args)
-
-    async def _fall_back(self, method: str, *args: Any) -> Any:
-        """The store is unreachable: the fallback store's answer, or a 503."""
-        if self.fallback is None:
-            raise StateStoreUnavailable(
-                "Budgets are unavailable (shared state store unreachable); try again shortly."
-            ) from None
-        return await getattr(self.fallback, method)(*args)
-
-    async def read(self, limits: UsageLimits) -> Spend:
-        period = int(self.period(limits.budget_period).start)
-        try:
-            return await self.store.read(limits.budget_name, period)
-        except StateUnavailable:
-            spend: Spend = await self._fall_back("read", limits.budget_name, period)
-            return spend
-
-    def _gauge(self, name: str, limits: UsageLimits, spend: Spend) -> None:
-        if not self.metrics or limits.budget_usd is None:
-            return
-        gauge = self._gauges.get(name)
-        if gauge is None:
-            gauge, budget = process_metrics().budget_gauges(name)
-            budget.set(limits.budget_usd)
-            self._gauges[name] = gauge
-        gauge.set(spend.spent)
-
-    def _refuse(self, limits: UsageLimits, spend: Spend) -> BudgetExceeded:
-        assert limits.budget_usd is not None
-        wait = self.period(limits.budget_period).end - self.clock()
-        self._gauge(limits.budget_name, limits, spend)
-        return BudgetExceeded(
-            f"Budget exceeded for {limits.budget_name!r}: spent ${spend.spent:.6f} of "
-            f"${limits.budget_usd:.6f} this {limits.budget_period} (UTC); it renews in "
-            f"{int(wait + 0.999)}s.",
-            retry_after=wait,
-        )
-
-    def estimate(self, model: ModelConfig, raw: bytes) -> float:
-        per_in, per_out = self.model_prices.get(model.name, (0.0, 0.0))
-        return -(-len(raw) // CHARS_PER_TOKEN) * per_in + output_limit(raw) * per_out
-
-    async def settle(self, context: RequestContext) -> None:
-        """Release the reservation, add the real cost, take the real tokens."""
-        held = context.budget
-        if held is None or held.settled:
-            return
-        held.settled = True
-        limits = held.limits
-        usage = context.usage
-        cells = self._cells
-        if limits.tokens_per_minute is not None and usage is not None:
-            used = usage.prompt_tokens + usage.completion_tokens
-            if used > 0:
-                if cells is not None:
-                    cells.take_tokens_now(held.client, limits.tokens_per_minute, used)
-                else:
-                    await self._call("take_tokens", held.client, limits.tokens_per_minute, used)
-        if not held.reserved:
-            return
-        cost = 0.0
-        if usage is not None and context.provider and context.provider != "cache":
-            cost = (
-                self.prices.cost(
-                    context.provider,
-                    context.upstream_model,
-                    context.model,
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    usage.cached_tokens,
-                    usage.cache_write_tokens,
-                )
-                or 0.0
-            )
-        period = held.period
-        if self.clock() >= held.ends:  # the period ended meanwhile: nothing of it to release
-            period = int(self.period(limits.budget_period).start)
-            held.estimate = 0.0
-        if cells is not None:
-            spend = cells.settle_now(limits.budget_name, period, held.estimate, cost)
-        else:
-            try:
-                spend = await self.store.settle(limits.budget_name, period, held.estimate, cost)
-            except StateUnavailable:
-                spend = await self._fall_back(
-                    "settle", limits.budget_name, period, held.estimate, cost
-                )
-        self._gauge(limits.budget_name, limits, spend)
 
 
 async def check(budgets: Budgets | None, caller: Caller, context: RequestContext) -> None:
@@ -261,33 +48,9 @@ async def check(budgets: Budgets | None, caller: Caller, context: RequestContext
     limits = caller.limits
     if budgets is None or limits is None:
         return
-    if not budgets._ready:
-        await budgets._seed()
-    cells = budgets._cells
-    if limits.tokens_per_minute is not None:
-        if cells is not None:
-            left = cells.tokens_left_now(caller.name, limits.tokens_per_minute)
-        else:
-            left = await budgets._call("tokens_left", caller.name, limits.tokens_per_minute)
-        if left <= 0:
-            wait = (1.0 - left) * 60.0 / limits.tokens_per_minute
-            raise RateLimited(
-                f"Tokens per minute exceeded for {caller.name!r} "
-                f"(limit {limits.tokens_per_minute}); retry in {wait:.1f}s.",
-                retry_after=wait,
-            )
-    held = context.budget = Reservation(limits, caller.name)
-    if limits.budget_usd is not None:
-        period = budgets.period(limits.budget_period)
-        held.period, held.ends = int(period.start), period.end
-        if cells is not None:
-            spend = cells.read_now(limits.budget_name, held.period)
-        else:
-            spend = await budgets.read(limits)
-        if spend.spent + spend.reserved >= limits.budget_usd:
-            context.budget = None
-            raise budgets._refuse(limits, spend)
-        context.budget_left = max(0.0, limits.budget_usd - spend.spent - spend.reserved)
+    held = context.budget = await budgets.check(caller.name, limits)
+    if held.left is not None:
+        context.budget_left = held.left
 
 
 async def reserve(
@@ -297,116 +60,10 @@ async def reserve(
     limits = caller.limits
     if budgets is None or limits is None or limits.budget_usd is None:
         return
-    held = context.budget
-    if held is None or not held.period:  # not admitted through ``check``: work it out
-        period = budgets.period(limits.budget_period)
-        held = context.budget = Reservation(limits, caller.name, int(period.start), period.end)
-    estimate = budgets.estimate(model, raw)
-    cells = budgets._cells
-    if cells is not None:
-        spend = cells.reserve_now(limits.budget_name, held.period, limits.budget_usd, estimate)
-    else:
-        try:
-            spend = await budgets.store.reserve(
-                limits.budget_name, held.period, limits.budget_usd, estimate
-            )
-        except StateUnavailable:
-            spend = await budgets._fall_back(
-                "reserve", limits.budget_name, held.period, limits.budget_usd, estimate
-            )
-    if not spend.allowed:
-        context.budget = None
-        raise budgets._refuse(limits, spend)
-    held.estimate, held.reserved = estimate, True
-    # What was left when this call was admitted (its own estimate not counted).
-    context.budget_left = max(0.0, limits.budget_usd - spend.spent - spend.reserved + estimate)
-
-
-def _model_prices(config: Config, prices: PriceTable) -> dict[str, tuple[float, float]]:
-    """Per model, USD per token in and out at its most expensive target."""
-    found: dict[str, tuple[float, float]] = {}
-    for model in config.models:
-        per_in = per_out = 0.0
-        for target in model.targets:
-            price = prices.find(target.provider, target.model, model.name)
-            if price is None:
-                continue
-            dearest_in = max(price.input_per_mtok, price.cache_write_per_million or 0.0)
-            per_in = max(per_in, dearest_in / 1_000_000)
-            per_out = max(per_out, price.output_per_mtok / 1_000_000)
-        found[model.name] = (per_in, per_out)
-    return found
-
-
-def _budgeted(config: Config, keys: Iterable[ClientKey]) -> dict[str, UsageLimits]:
-    return {
-        name: UsageLimits(name, budget.usd, budget.period)
-        for name, budget in configured_budgets(config, keys).items()
-    }
-
-
-def _seeds(
-    config: Config, limits: dict[str, UsageLimits], clock: Callable[[], float]
-) -> dict[str, tuple[str, float]]:
-    """Each budget's spend this period from the ledger (``state/budget_spend.py``)."""
-    if not config.usage.enabled or not limits:
-        return {}
-    periods = {name: item.budget_period for name, item in limits.items()}
     try:
-        spent = period_spend(ledger_path(config), periods, clock())
-    except LedgerError as exc:
-        _log.warning(
-            "budgets start from zero: the ledger cannot be read", extra={"error": str(exc)}
-        )
-        return {}
-    return {name: (periods[name], spent[name]) for name in limits}
-
-
-def _store(
-    config: Config, state: StateBackend, previous: Budgets | None, clock: Callable[[], float]
-) -> BudgetStore:
-    if previous is not None:
-        return previous.store
-    shared = state.shared_budgets()
-    if shared is not None:
-        return shared
-    directory = os.environ.get(MULTIPROC_ENV)
-    if config.server.workers > 1 and directory:
-        return SharedFileBudgets(Path(directory) / "budgets.bin", clock)
-    return MemoryBudgets(clock)
-
-
-def build_budgets(
-    config: Config,
-    state: StateBackend,
-    keys: Iterable[ClientKey],
-    *,
-    previous: Budgets | None = None,
-    same_state: bool = False,
-    clock: Callable[[], float] = time.time,
-) -> Budgets | None:
-    """The budgets for ``config``, or ``None`` when no key or group has one (or a
-    tokens-per-minute limit). On reload the store carries over when ``[state]`` did."""
-    keys = list(keys)
-    groups = config.auth.oidc.groups if config.auth.oidc is not None else []
-    wanted = any(k.budget_usd is not None or k.tokens_per_minute is not None for k in keys) or any(
-        g.budget_usd is not None or g.tokens_per_minute is not None for g in groups
-    )
-    if not wanted:
-        return None
-    prices = PriceTable(config.pricing)
-    limits = _budgeted(config, keys)
-    fallback = None
-    if config.state.backend == "redis" and config.state.on_failure == "open":
-        fallback = previous.fallback if previous is not None and same_state else None
-        fallback = fallback or MemoryBudgets(clock)
-    return Budgets(
-        store=_store(config, state, previous if same_state else None, clock),
-        prices=prices,
-        model_prices=_model_prices(config, prices),
-        seeds=_seeds(config, limits, clock),
-        limits=limits,
-        fallback=fallback,
-        clock=clock,
-        metrics=config.metrics.enabled,
-    )
+        held = await budgets.reserve(context.budget, caller.name, limits, model, raw)
+    except BudgetExceeded:
+        context.budget = None
+        raise
+    context.budget = held
+    context.budget_left = held.left

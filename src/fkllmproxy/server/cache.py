@@ -24,7 +24,7 @@ import msgspec
 
 from fkllmproxy.config.schema import CacheConfig
 from fkllmproxy.providers import Usage
-from fkllmproxy.state.base import StateBackend
+from fkllmproxy.state.base import ResponseCacheStore
 
 __all__ = ["CachePlan", "CachedAnswer", "ResponseCache", "plan_cache"]
 
@@ -47,8 +47,8 @@ class CachedAnswer(msgspec.Struct, frozen=True):
 
 
 class ResponseCache:
-    def __init__(self, state: StateBackend, config: CacheConfig) -> None:
-        self._state = state
+    def __init__(self, store: ResponseCacheStore, config: CacheConfig) -> None:
+        self._store = store
         self._ttl = config.ttl_secs
         self._shared = config.shared_across_keys
         self.hits = 0
@@ -63,7 +63,7 @@ class ResponseCache:
         return digest.hexdigest()
 
     async def lookup(self, key: str) -> CachedAnswer | None:
-        value = await self._state.cache_get(key)
+        value = await self._store.cache_get(key)
         if value is None or len(value) < 1:
             self.misses += 1
             return None
@@ -78,7 +78,7 @@ class ResponseCache:
 
     async def store_body(self, key: str, body: bytes, usage: Usage | None = None) -> None:
         if len(body) <= _MAX_VALUE_BYTES:
-            await self._state.cache_set(key, _entry(False, usage) + body, self._ttl)
+            await self._store.cache_set(key, _entry(False, usage) + body, self._ttl)
 
     async def recording(
         self,
@@ -103,7 +103,7 @@ class ResponseCache:
         body = b"".join(seen)
         if size <= _MAX_VALUE_BYTES and end_marker in _last_event(body):
             counted = usage() if usage is not None else None
-            await self._state.cache_set(key, _entry(True, counted) + body, self._ttl)
+            await self._store.cache_set(key, _entry(True, counted) + body, self._ttl)
 
 
 def _last_event(stream: bytes) -> bytes:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fkllmproxy.auth import Decision
+from fkllmproxy.limits import Decision
 from fkllmproxy.providers import Usage
 
 if TYPE_CHECKING:
-    from fkllmproxy.server.budget import Reservation
+    from fkllmproxy.limits import Reservation
 
 __all__ = ["RequestContext"]
 

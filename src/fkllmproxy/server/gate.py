@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fkllmproxy.auth import Caller
 from fkllmproxy.auth.events import AccessEvents
-from fkllmproxy.errors import Forbidden, RateLimited, StateStoreUnavailable, Unauthorized
+from fkllmproxy.errors import Forbidden, RateLimited, Unauthorized
+from fkllmproxy.limits import Decision, refusal
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.server.budget import check as check_budget
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.exchange import ApiRequest
-from fkllmproxy.server.runtime import RateShare, Runtime
-from fkllmproxy.state import StateUnavailable
+from fkllmproxy.server.runtime import Runtime
 
 __all__ = ["admit", "admit_master"]
 
@@ -26,39 +26,10 @@ def _events(request: ApiRequest) -> AccessEvents | None:
     return getattr(request.holder, "access", None)
 
 
-async def _take(
-    runtime: Runtime,
-    limits: RateShare,
-    bucket: str,
-    caller: Caller | None,
-    context: RequestContext,
-    events: AccessEvents | None,
-) -> None:
-    """Take a token from ``bucket`` (the caller's own limits, else the defaults)."""
-    own = caller.rate_limit if caller else None
-    capacity, refill = limits.share(
-        own.capacity if own else limits.capacity,
-        own.refill_per_second if own else limits.refill_per_second,
-    )
-    take_now = runtime.take_now
-    if take_now is not None:
-        decision = take_now(bucket, capacity, refill)
-    else:
-        try:
-            decision = await runtime.state.take_token(bucket, capacity, refill)
-        except StateUnavailable:
-            raise StateStoreUnavailable(
-                "Rate limiting is unavailable (shared state store unreachable); try again shortly."
-            ) from None
-    context.rate = decision
-    if not decision.allowed:
-        if events is not None:
-            events.rate_limited()
-        who = repr(caller.name) if caller else "this client address"
-        raise RateLimited(
-            f"Rate limit exceeded for {who}; retry in {decision.retry_after:.1f}s.",
-            retry_after=decision.retry_after,
-        )
+def _refused(decision: Decision, who: str, events: AccessEvents | None) -> RateLimited:
+    if events is not None:
+        events.rate_limited()
+    return refusal(decision, who)
 
 
 async def admit(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestContext]:
@@ -67,10 +38,12 @@ async def admit(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestC
     A caller with a key is limited per key (its own limits, else the defaults); with no
     keys configured, per client IP. Failed attempts also draw on the client IP's
     bucket, so a client guessing keys is slowed to 429s instead of an endless 401 log.
+    The decisions are ``limits``' (``RateLimits.take``, then a budgeted caller's
+    ``Budgets.check``); the refusals are counted here, on the access events.
     """
     context = request.context
     headers = request.headers
-    limits = runtime.limits
+    rates = runtime.rates
     events = _events(request)
     try:
         # Gemini clients send their key as ``x-goog-api-key`` (or ``?key=``, which the
@@ -90,14 +63,18 @@ async def admit(request: ApiRequest, runtime: Runtime) -> tuple[Caller, RequestC
                 "reason": exc.message,
             },
         )
-        if limits is not None:
-            await _take(runtime, limits, _caller_ip(request), None, context, events)
-            context.rate = None  # the headers are for authenticated callers only
+        if rates is not None:
+            decision = await rates.take(_caller_ip(request), None)
+            if not decision.allowed:
+                context.rate = decision  # the 429's headers; a 401 carries none
+                raise _refused(decision, "this client address", events) from exc
         raise
     context.client = caller.name
-    if limits is not None:
+    if rates is not None:
         bucket = caller.name if runtime.auth.required else _caller_ip(request)
-        await _take(runtime, limits, bucket, caller, context, events)
+        decision = context.rate = await rates.take(bucket, caller.rate_limit)
+        if not decision.allowed:
+            raise _refused(decision, repr(caller.name), events)
     if caller.limits is not None:
         await check_budget(runtime.budgets, caller, context)
     return caller, context

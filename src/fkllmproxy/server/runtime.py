@@ -15,6 +15,7 @@ from fkllmproxy import __version__
 from fkllmproxy.auth import AccessEvents, Authenticator
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.config.schema import ClientKey, UsageConfig
+from fkllmproxy.limits import Budgets, RateLimits, build_budgets, build_rate_limits
 from fkllmproxy.observability.attempts import AttemptRecorder
 from fkllmproxy.observability.energy import EnergyTable
 from fkllmproxy.observability.metrics import Metrics, process_metrics
@@ -23,36 +24,15 @@ from fkllmproxy.observability.usage import UsageLedger
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
 from fkllmproxy.routing.shared_circuits import SharedCircuits
-from fkllmproxy.server.budget import Budgets, build_budgets
 from fkllmproxy.server.cache import ResponseCache
 from fkllmproxy.state import StateBackend, build_state
-from fkllmproxy.state.base import CircuitParams, TakeNow
+from fkllmproxy.state.base import CircuitParams
 
 if TYPE_CHECKING:
     from fkllmproxy.auth.oidc import OidcVerifier
     from fkllmproxy.server.semantic_stores import SemanticCaches
 
 __all__ = ["Runtime", "RuntimeHolder", "build_runtime"]
-
-
-@dataclass(frozen=True, slots=True)
-class RateShare:
-    """This process's share of the rate limits.
-
-    With the memory backend each worker process keeps its own buckets, so with N
-    workers each gets 1/N of every capacity and refill rate: the sum over workers is the
-    configured limit, never N times it (exact when the kernel spreads connections
-    evenly; Redis makes it exact always).
-    """
-
-    capacity: int
-    refill_per_second: float
-    divisor: int = 1
-
-    def share(self, capacity: int, refill: float) -> tuple[int, float]:
-        if self.divisor == 1:
-            return capacity, refill
-        return max(1, -(-capacity // self.divisor)), refill / self.divisor
 
 
 @dataclass(eq=False)
@@ -62,7 +42,7 @@ class Runtime:
     router: Router
     auth: Authenticator
     state: StateBackend
-    limits: RateShare | None
+    rates: RateLimits | None
     cache: ResponseCache | None
     budgets: Budgets | None = None
     # Requests that started on this runtime and have not finished (the middleware
@@ -72,11 +52,6 @@ class Runtime:
     energy: EnergyTable = field(default_factory=lambda: EnergyTable(UsageConfig()))
     # The semantic cache's stores, when a model has cache = "semantic" (server/semantic_cache.py).
     semantic: SemanticCaches | None = None
-    # The state's bucket take as a plain call where it never waits (memory), else None.
-    take_now: TakeNow | None = None
-
-    def __post_init__(self) -> None:
-        self.take_now = self.state.take_now()
 
     @property
     def config(self) -> Config:
@@ -155,11 +130,6 @@ def build_runtime(
     same_state = previous is not None and _same_state(previous.config, config)
     state = previous.state if previous is not None and same_state else build_state(config)
     extra_keys = list(extra_keys)
-    limits = config.rate_limit
-    divisor = config.server.workers if config.state.backend == "memory" else 1
-    share = (
-        RateShare(limits.capacity, limits.refill_per_second, divisor) if limits.enabled else None
-    )
     cache = ResponseCache(state, config.cache) if config.cache.enabled else None
     metrics = process_metrics() if config.metrics.enabled else None
     router = Router(config, providers, record=AttemptRecorder(metrics))
@@ -181,7 +151,12 @@ def build_runtime(
             oidc=_oidc_verifier(config, previous),
         ),
         state=state,
-        limits=share,
+        rates=build_rate_limits(
+            config.rate_limit,
+            state,
+            workers=config.server.workers,
+            per_process=config.state.backend == "memory",
+        ),
         cache=cache,
         budgets=build_budgets(
             config,

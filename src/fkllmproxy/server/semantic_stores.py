@@ -48,10 +48,4 @@ def build_semantic_caches(
 
 
 def _new_store(state: StateBackend, model: str, max_entries: int) -> SemanticStore:
-    from fkllmproxy.state.redis import RedisState
-
-    primary = getattr(state, "primary", state)
-    if isinstance(primary, RedisState):
-        store: SemanticStore = primary.semantic(model, max_entries)
-        return store
-    return MemorySemanticStore(max_entries)
+    return state.shared_semantic(model, max_entries) or MemorySemanticStore(max_entries)

@@ -1,4 +1,6 @@
-"""Shared state for rate limits and the response cache: memory or Redis."""
+"""Where shared state is kept, memory or Redis: rate-limit buckets, cached responses,
+circuits, budgets and semantic cache entries, each behind its own small interface
+(``state/base.py``); the decisions made on them live in ``limits/`` and ``routing/``."""
 
 from __future__ import annotations
 

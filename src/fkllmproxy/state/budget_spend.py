@@ -1,6 +1,6 @@
 """Which budgets the config sets, and what each spent this period by the usage ledger.
 
-One reading for the three places that need it: the daemon's start (``server/budget.py``
+One reading for the three places that need it: the daemon's start (``limits/budget_setup.py``
 seeds its stores with it, so a restart keeps spend), ``fkllm keys list`` and ``fkllm
 usage --budgets``. A key's spend is that of its rows (all of them, so a budget added
 mid-period counts what came before); an OIDC group's, named ``group:<claim_value>``,

@@ -15,6 +15,7 @@ from fkllmproxy.state.buckets import Decision
 
 if TYPE_CHECKING:
     from fkllmproxy.state.budgets import BudgetStore
+    from fkllmproxy.state.semantic import SemanticStore
 
 __all__ = ["RedisState"]
 
@@ -190,11 +191,14 @@ class RedisState(StateBackend):
 
         return RedisBudgets(self._redis, self._prefix)
 
-    def semantic(self, model: str, max_entries: int) -> Any:
+    def semantic(self, model: str, max_entries: int) -> SemanticStore:
         """One model's semantic cache entries on this Redis (state/semantic_redis.py)."""
         from fkllmproxy.state.semantic_redis import RedisSemanticStore
 
         return RedisSemanticStore(self._redis, self._prefix, model, max_entries)
+
+    def shared_semantic(self, model: str, max_entries: int) -> SemanticStore:
+        return self.semantic(model, max_entries)
 
     async def ping(self) -> None:
         await self._run(self._redis.ping())

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Literal
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.state.base import CircuitParams, SharedCircuit, StateBackend, StateUnavailable
 from fkllmproxy.state.buckets import Decision
+from fkllmproxy.state.memory import MemoryState
 
 if TYPE_CHECKING:
     from fkllmproxy.state.budgets import BudgetStore
-from fkllmproxy.state.memory import MemoryState
+    from fkllmproxy.state.semantic import SemanticStore
 
 __all__ = ["ResilientState"]
 
@@ -48,8 +49,12 @@ class ResilientState(StateBackend):
         self.failures = 0
 
     def shared_budgets(self) -> BudgetStore | None:
-        # Budgets keep their own fallback (server/budget.py): the store is the primary's.
+        # Budgets keep their own fallback (limits/budget_setup.py): the store is the primary's.
         return self.primary.shared_budgets()
+
+    def shared_semantic(self, model: str, max_entries: int) -> SemanticStore | None:
+        # A semantic store fails to a miss by itself (server/semantic_cache.py).
+        return self.primary.shared_semantic(model, max_entries)
 
     def _use_primary(self) -> bool:
         return not self.degraded or self._clock() >= self._down_until

@@ -1,6 +1,6 @@
 """Stored ``/v1/responses`` answers, for ``previous_response_id`` and ``GET /v1/responses/{id}``.
 
-Each record lives in the state backend (``cache_get`` / ``cache_set`` under
+Each record lives in the state backend's ``ResponseCacheStore`` (under
 ``responses:<id>``, expiring after ``[responses] ttl_secs``), so with Redis every worker
 and host sees it. It holds the key name that created it (only that key may read or
 continue it), the provider that answered when it was passed through untouched, the
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from fkllmproxy.state.base import StateBackend
+from fkllmproxy.state.base import ResponseCacheStore
 
 __all__ = ["ResponseStore", "StoredResponse"]
 
@@ -44,10 +44,12 @@ _decoder = msgspec.json.Decoder(StoredResponse)
 
 
 class ResponseStore:
-    """Save and load ``StoredResponse`` records on ``state`` within a byte bound."""
+    """Save and load ``StoredResponse`` records on ``store`` within a byte bound."""
 
-    def __init__(self, state: StateBackend, *, clock: Callable[[], float] = time.monotonic):
-        self._state = state
+    def __init__(
+        self, store: ResponseCacheStore, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
         self._clock = clock
         self._kept: deque[tuple[str, int, float]] = deque()  # (id, bytes, expires at)
         self._bytes = 0
@@ -62,17 +64,17 @@ class ResponseStore:
         now = self._clock()
         while self._kept and self._kept[0][2] <= now:
             self._bytes -= self._kept.popleft()[1]
-        await self._state.cache_set(_PREFIX + response_id, value, ttl_secs)
+        await self._store.cache_set(_PREFIX + response_id, value, ttl_secs)
         self._kept.append((response_id, len(value), now + ttl_secs))
         self._bytes += len(value)
         while self._bytes > max_bytes:
             oldest, size, _ = self._kept.popleft()
             self._bytes -= size
-            await self._state.cache_set(_PREFIX + oldest, _TOMBSTONE, _TOMBSTONE_TTL)
+            await self._store.cache_set(_PREFIX + oldest, _TOMBSTONE, _TOMBSTONE_TTL)
 
     async def load(self, response_id: str, owner: str) -> StoredResponse | None:
         """The record, if it exists, has not expired or been evicted, and ``owner`` made it."""
-        value = await self._state.cache_get(_PREFIX + response_id)
+        value = await self._store.cache_get(_PREFIX + response_id)
         if not value:
             return None
         try:

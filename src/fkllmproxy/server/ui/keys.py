@@ -15,8 +15,8 @@ from fkllmproxy.auth.store import KeyStore, store_keys, store_path
 from fkllmproxy.config.loader import unpriced_models
 from fkllmproxy.config.schema import ClientKey, KeyRateLimit
 from fkllmproxy.errors import ConfigError, FkllmError
+from fkllmproxy.limits import build_budgets
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.server.budget import build_budgets
 from fkllmproxy.server.runtime import RuntimeHolder
 from fkllmproxy.server.ui import ledger, pages
 from fkllmproxy.server.ui.common import TO_LOGIN, change, ledger_file, render, who
