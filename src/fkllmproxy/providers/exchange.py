@@ -168,10 +168,11 @@ class ResponseHeaders:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         key = name.lower().encode("ascii")
-        found = [value for header, value in self.raw if header.lower() == key]
-        if not found:
-            return default
-        return ", ".join(_decode(value) for value in found)
+        joined: bytes | None = None  # no list: a lookup allocates no container
+        for header, value in self.raw:
+            if header.lower() == key:
+                joined = value if joined is None else joined + b", " + value
+        return default if joined is None else _decode(joined)
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
