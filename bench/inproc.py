@@ -96,18 +96,32 @@ async def _drive(
     return statuses
 
 
-def _mock_factory() -> Any:
-    import httpx
+class _MemoryTransport:
+    """Answers every request at once from memory: the transport interface
+    (``providers/exchange.py``) with no sockets, so ``--mock`` measures the Python hot path."""
 
+    def __init__(self, answer: bytes) -> None:
+        from fkllmproxy.providers.exchange import UpstreamResponse
+
+        self.response = UpstreamResponse
+        self.answer = answer
+        self.headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(answer)).encode()),
+        ]
+
+    async def handle_async_request(self, request: Any) -> Any:
+        return self.response(200, list(self.headers), content=self.answer)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _mock_factory() -> Any:
     from bench.payloads import completion_body
 
     answer = completion_body()
-    headers = {"content-type": "application/json", "content-length": str(len(answer))}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers=headers, content=answer)
-
-    return lambda provider: httpx.MockTransport(handler)
+    return lambda provider: _MemoryTransport(answer)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mock",
         action="store_true",
-        help="answer from memory (httpx.MockTransport): the Python hot path alone, no sockets",
+        help="answer from memory (an in-memory transport): the Python hot path alone, no sockets",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the figures as one JSON object instead"

@@ -41,7 +41,10 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "upstream transport",
         ("fkllmproxy/providers/h1_transport.py", "httptools/"),
     ),
-    ("httpx objects", ("httpx/", "httpcore/")),
+    (
+        "request/response objects",
+        ("fkllmproxy/providers/exchange.py", "httpx/", "httpcore/"),
+    ),
     ("provider adapter", ("fkllmproxy/providers/",)),
     ("handler", ("fkllmproxy/server/",)),
     ("Litestar", ("litestar/",)),

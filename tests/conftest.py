@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,16 @@ import httpx
 import pytest
 
 import fkllmproxy.providers  # noqa: F401 - registers the provider types load_config checks against
+from fkllmproxy.providers.httpx_transport import HttpxTransport
 from fkllmproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 
 MASTER_KEY = "sk-test-master-0123456789"
+
+
+def mock_transport(handler: Callable[[httpx.Request], httpx.Response]) -> HttpxTransport:
+    """A transport answering from ``handler`` (httpx's request and response models), as
+    ``httpx.MockTransport`` does, behind the providers' transport interface."""
+    return HttpxTransport(httpx.MockTransport(handler))
 
 
 def free_port() -> int:

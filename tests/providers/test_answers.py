@@ -26,7 +26,9 @@ from fkllmproxy.providers.answers import (
     gemini_answer_metadata,
 )
 from fkllmproxy.providers.anthropic import AnthropicProvider
+from fkllmproxy.providers.exchange import Transport
 from fkllmproxy.providers.responses import ResponsesCall, responses_answer_usage
+from tests.conftest import mock_transport
 
 NOT_ANSWERS = [
     b"{}",
@@ -74,8 +76,8 @@ def _provider(kind: str, body: bytes, *, streamed: bool = False) -> Any:
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=chunks() if streamed else body)
 
-    def transport(_: ProviderConfig) -> httpx.AsyncBaseTransport:
-        return httpx.MockTransport(answer)
+    def transport(_: ProviderConfig) -> Transport:
+        return mock_transport(answer)
 
     return build_provider(ProviderConfig(name="p", type=kind, api_key="k"), transport)  # type: ignore[arg-type]
 
@@ -115,8 +117,8 @@ async def test_anthropic_messages_refuse_a_200_that_is_not_a_message(body: bytes
 async def test_azure_chat_refuses_a_200_that_is_not_a_completion() -> None:
     """Azure is OpenAI's format behind another path: the same check."""
 
-    def transport(_: ProviderConfig) -> httpx.AsyncBaseTransport:
-        return httpx.MockTransport(lambda request: httpx.Response(200, content=b"{}"))
+    def transport(_: ProviderConfig) -> Transport:
+        return mock_transport(lambda request: httpx.Response(200, content=b"{}"))
 
     config = ProviderConfig(name="az", type="azure", api_key="k", base_url="https://r.example")
     provider = build_provider(config, transport)

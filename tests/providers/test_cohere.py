@@ -15,9 +15,10 @@ import httpx
 import openai
 import pytest
 
+from fkllmproxy.providers.exchange import Transport
 from fkllmproxy.testing._cohere import TEMPLATE_TOKENS
 from fkllmproxy.testing.fake_upstream import FakeUpstream
-from tests.conftest import MASTER_KEY, RunningDaemon, only_request, wait_until
+from tests.conftest import MASTER_KEY, RunningDaemon, mock_transport, only_request, wait_until
 
 COHERE_KEY = "co-fake-cohere-key-0123"
 
@@ -557,8 +558,8 @@ class TestErrorMapping:
         from fkllmproxy.config.schema import ProviderConfig
         from fkllmproxy.providers import ChatRequest, build_provider
 
-        def transport(_: ProviderConfig) -> httpx.AsyncBaseTransport:
-            return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
+        def transport(_: ProviderConfig) -> Transport:
+            return mock_transport(lambda request: httpx.Response(status, json=body))
 
         config = ProviderConfig(name="co", type="cohere", api_key="k")
         provider = build_provider(config, transport)

@@ -33,6 +33,7 @@ from fkllmproxy.config import load_config
 from fkllmproxy.config.redact import redacted, secret_values
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import ConfigError
+from fkllmproxy.providers.exchange import UpstreamRequest
 from fkllmproxy.providers.http import default_transport
 from tests.conftest import RunningDaemon
 
@@ -313,12 +314,12 @@ async def call(kind: str, config: ProviderConfig, url: str, environ: dict[str, s
     """One POST through the transport ``kind`` the daemon would build for ``config``."""
     transport = default_transport(kind, environ)(config)
     try:
-        request = httpx.Request(
+        request = UpstreamRequest.of(
             "POST",
             url + "/v1/chat/completions",
             content=b"{}",
             headers={"content-type": "application/json", "host": httpx.URL(url).netloc.decode()},
-            extensions={"timeout": TIMEOUTS},
+            timeouts=TIMEOUTS,
         )
         response = await asyncio.wait_for(transport.handle_async_request(request), WAIT)
         return await asyncio.wait_for(response.aread(), WAIT)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from bench.tls import make_certificates
 
+from fkllmproxy.providers.exchange import UpstreamRequest
 from fkllmproxy.providers.h1_transport import H1Transport
 
 WAIT = 10.0
@@ -87,12 +88,12 @@ class HeldHandshakes:
 
 
 async def _post(transport: H1Transport, url: str) -> bytes:
-    request = httpx.Request(
+    request = UpstreamRequest.of(
         "POST",
         url,
         content=b"{}",
         headers={"content-type": "application/json", "host": httpx.URL(url).netloc.decode()},
-        extensions={"timeout": TIMEOUTS},
+        timeouts=TIMEOUTS,
     )
     response = await transport.handle_async_request(request)
     return await response.aread()

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fkllmproxy.providers.exchange import UpstreamRequest
 from fkllmproxy.providers.http import credentials_of, scrub_credentials
 
 PROVIDER_KEY = "sk-provider-echoed-secret-31337"
@@ -74,7 +75,7 @@ targets = [{{ provider = "echo", model = "m" }}]
 
 class TestScrubCredentials:
     def test_header_and_query_credentials_are_found(self) -> None:
-        request = httpx.Request(
+        request = UpstreamRequest.of(
             "POST",
             "http://127.0.0.1/v1beta/models/g:generateContent?key=query-secret-123",
             headers={"authorization": "Bearer bearer-secret-123", "x-api-key": "header-secret-1"},
@@ -90,6 +91,6 @@ class TestScrubCredentials:
         )
 
     def test_short_values_and_missing_request_leave_body_alone(self) -> None:
-        request = httpx.Request("POST", "http://127.0.0.1/", headers={"x-api-key": "abc"})
+        request = UpstreamRequest.of("POST", "http://127.0.0.1/", headers={"x-api-key": "abc"})
         assert scrub_credentials(b"abc abc", request) == b"abc abc"
         assert scrub_credentials(b"anything", None) == b"anything"

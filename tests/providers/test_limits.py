@@ -10,7 +10,9 @@ import pytest
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers.http import build_client, read_error_body
+from fkllmproxy.providers.httpx_transport import from_httpx
 from fkllmproxy.providers.limits import BoundedStream, ResponseLimits, read_bounded
+from tests.conftest import mock_transport
 
 LIMITS = ResponseLimits(body_bytes=1000, event_bytes=100, stream_bytes=1000)
 
@@ -37,14 +39,16 @@ async def _all(stream: BoundedStream) -> bytes:
 class TestReadBounded:
     async def test_a_body_within_the_limit_is_read_raw(self) -> None:
         """The bytes as they came, also stored as ``response.content``."""
-        response = httpx.Response(200, stream=_Chunks(b'{"a":', b" 1}"))
+        response = from_httpx(httpx.Response(200, stream=_Chunks(b'{"a":', b" 1}")))
         assert await read_bounded(response, 1000, "p") == b'{"a": 1}'
         assert response.content == b'{"a": 1}'
 
     async def test_an_announced_length_over_the_limit_is_refused_unread(self) -> None:
         """Content-Length past the limit: refused before a byte is read, stream closed."""
         body = _Chunks(b"x")
-        response = httpx.Response(200, headers={"content-length": str(1 << 30)}, stream=body)
+        response = from_httpx(
+            httpx.Response(200, headers={"content-length": str(1 << 30)}, stream=body)
+        )
         with pytest.raises(UpstreamUnavailable, match="announced an answer of 1073741824 bytes"):
             await read_bounded(response, 1000, "p")
         assert body.closed
@@ -52,7 +56,7 @@ class TestReadBounded:
     async def test_a_body_growing_past_the_limit_is_cut(self) -> None:
         """No Content-Length (chunked): counted as read, cut at the limit."""
         body = _Chunks(*[b"x" * 400] * 10)
-        response = httpx.Response(200, stream=body)
+        response = from_httpx(httpx.Response(200, stream=body))
         with pytest.raises(UpstreamUnavailable, match="max_response_body_bytes"):
             await read_bounded(response, 1000, "p")
         assert body.closed
@@ -90,7 +94,7 @@ class TestBoundedStream:
 
 def _client(response: httpx.Response) -> object:
     config = ProviderConfig(name="p", type="openai", max_response_body_bytes=1024)
-    transport = httpx.MockTransport(lambda request: response)
+    transport = mock_transport(lambda request: response)
     return build_client(config, lambda _: transport, base_url="http://up/v1", headers={})
 
 

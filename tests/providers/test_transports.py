@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from fkllmproxy.errors import UpstreamTimeout, UpstreamUnavailable
+from fkllmproxy.providers.exchange import UpstreamRequest, UpstreamResponse
 from fkllmproxy.providers.h1_transport import H1Transport
 from fkllmproxy.providers.http import map_exception
 
@@ -29,13 +30,13 @@ TIMEOUTS = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=10.0).as_dict(
 
 def _request(
     url: str, *, content: bytes = b"{}", timeout: dict[str, float] = TIMEOUTS
-) -> httpx.Request:
-    return httpx.Request(
+) -> UpstreamRequest:
+    return UpstreamRequest.of(
         "POST",
         url,
         content=content,
         headers={"content-type": "application/json", "accept-encoding": "identity"},
-        extensions={"timeout": timeout},
+        timeouts=timeout,
     )
 
 
@@ -120,7 +121,7 @@ async def transport(kind: type[Transport]) -> AsyncIterator[Transport]:
     await t.aclose()
 
 
-async def _send(transport: Transport, request: httpx.Request) -> httpx.Response:
+async def _send(transport: Transport, request: UpstreamRequest) -> UpstreamResponse:
     return await asyncio.wait_for(transport.handle_async_request(request), WAIT)
 
 
@@ -194,8 +195,7 @@ class TestAnswers:
         self, transport: Transport, upstream: Upstream
     ) -> None:
         request = _request(upstream.url + "/whole?alt=sse&key=a%2Fb")
-        request.headers["x-goog-api-key"] = "secret"
-        request.headers["user-agent"] = "fkllmproxy/test"
+        request.headers += [(b"x-goog-api-key", b"secret"), (b"user-agent", b"fkllmproxy/test")]
         response = await _send(transport, request)
         await asyncio.wait_for(response.aread(), WAIT)
         headers = upstream.seen[0][1]
@@ -560,12 +560,12 @@ class TestRequestHead:
             yield b'{"a": '
             yield b"1}"
 
-        request = httpx.Request(
+        request = UpstreamRequest.of(
             "POST",
             upstream.url + "/whole",
             content=parts(),
             headers={"content-type": "application/json"},
-            extensions={"timeout": TIMEOUTS},
+            timeouts=TIMEOUTS,
         )
         response = await _send(transport, request)
         await asyncio.wait_for(response.aread(), WAIT)
@@ -578,9 +578,7 @@ class TestRequestHead:
         """Nothing may smuggle a second header (or request) to the upstream."""
         transport = kind(max_connections=1)
         request = _request(upstream.url + "/whole")
-        request.headers["x-note"] = "fine"
-        raw = [(k, v) for k, v in request.headers.raw if k.lower() != b"x-note"]
-        request.headers = httpx.Headers([*raw, (b"x-note", b"a\r\nx-injected: yes")])
+        request.headers.append((b"x-note", b"a\r\nx-injected: yes"))
         try:
             with pytest.raises((httpx.LocalProtocolError, ValueError)):
                 await _send(transport, request)

@@ -33,6 +33,7 @@ from fkllmproxy.providers.base import (
     StreamingCompletion,
     Usage,
 )
+from fkllmproxy.providers.exchange import UpstreamResponse
 from fkllmproxy.providers.http import (
     TransportFactory,
     build_client,
@@ -161,7 +162,7 @@ class AnthropicProvider(MessagesProvider):
         stream: bool,
         beta: str | None = None,
         version: str | None = None,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         headers = _JSON
         if beta or version:
             headers = dict(_JSON)
@@ -211,7 +212,7 @@ class AnthropicProvider(MessagesProvider):
         return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
 
     async def _translate(
-        self, response: httpx.Response, translator: ChatStreamFromMessages, usage: Usage
+        self, response: UpstreamResponse, translator: ChatStreamFromMessages, usage: Usage
     ) -> AsyncIterator[bytes]:
         try:
             async for frame in iter_frames(response.aiter_raw()):
@@ -240,7 +241,7 @@ class AnthropicProvider(MessagesProvider):
         chunks = self._relay(response, usage)
         return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
 
-    async def _relay(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+    async def _relay(self, response: UpstreamResponse, usage: Usage) -> AsyncIterator[bytes]:
         """Frames as they arrive, reading usage on the way; a stream that stops before
         ``message_stop`` (and without an error event of its own) raises, and so does one
         whose first frame is not an event stream, before anything is relayed."""

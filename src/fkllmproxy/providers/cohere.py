@@ -28,6 +28,7 @@ from fkllmproxy.providers.base import (
     StreamingCompletion,
     Usage,
 )
+from fkllmproxy.providers.exchange import UpstreamResponse
 from fkllmproxy.providers.http import (
     TransportFactory,
     build_client,
@@ -79,7 +80,7 @@ class CohereProvider(Provider):
 
     # --- transport ------------------------------------------------------------------
 
-    async def _post(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
+    async def _post(self, path: str, content: bytes, *, stream: bool) -> UpstreamResponse:
         response = await post(
             self.client, path, content, provider=self.name, stream=stream, headers=_JSON
         )
@@ -87,7 +88,7 @@ class CohereProvider(Provider):
             raise self._error(response, await read_error_body(response))
         return response
 
-    def _error(self, response: httpx.Response, body: bytes) -> UpstreamError:
+    def _error(self, response: UpstreamResponse, body: bytes) -> UpstreamError:
         reason = _NOT_THE_CLIENTS_FAULT.get(response.status_code)
         if reason is not None:
             return UpstreamUnavailable(
@@ -128,7 +129,7 @@ class CohereProvider(Provider):
         )
 
     async def _relay(
-        self, response: httpx.Response, translator: CohereStreamTranslator, usage: Usage
+        self, response: UpstreamResponse, translator: CohereStreamTranslator, usage: Usage
     ) -> AsyncIterator[bytes]:
         """OpenAI frames for Cohere's events as they arrive; a first frame that is not an
         event stream, an unreadable event or a stream cut before ``message-end`` raises."""

@@ -33,6 +33,7 @@ from fkllmproxy.providers.base import (
     StreamingCompletion,
     Usage,
 )
+from fkllmproxy.providers.exchange import UpstreamResponse
 from fkllmproxy.providers.http import (
     TransportFactory,
     build_client,
@@ -146,7 +147,7 @@ class GeminiProvider(GeminiApiProvider):
 
     async def _post(
         self, path: str, content: bytes, *, stream: bool, params: dict[str, str] | None = None
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         auth = await self.auth_headers()
         response = await self._send(path, content, auth, stream=stream, params=params)
         if response.status_code == 401 and await self.renew_credentials(auth):
@@ -166,7 +167,7 @@ class GeminiProvider(GeminiApiProvider):
         *,
         stream: bool,
         params: dict[str, str] | None,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         headers = {**_JSON, **auth}
         return await post(
             self.client,
@@ -178,7 +179,7 @@ class GeminiProvider(GeminiApiProvider):
             params=params,
         )
 
-    def _error(self, response: httpx.Response, body: bytes) -> UpstreamError:
+    def _error(self, response: UpstreamResponse, body: bytes) -> UpstreamError:
         if response.status_code == 400:
             try:
                 info = decode_error(body).error
@@ -227,7 +228,7 @@ class GeminiProvider(GeminiApiProvider):
         )
 
     async def _relay(
-        self, response: httpx.Response, translator: StreamTranslator, usage: Usage
+        self, response: UpstreamResponse, translator: StreamTranslator, usage: Usage
     ) -> AsyncIterator[bytes]:
         try:
             async for frame in iter_frames(response.aiter_raw()):
@@ -272,7 +273,7 @@ class GeminiProvider(GeminiApiProvider):
         except msgspec.DecodeError as exc:
             raise not_an_answer(self.name, exc) from None
 
-    async def _relay_native(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+    async def _relay_native(self, response: UpstreamResponse, usage: Usage) -> AsyncIterator[bytes]:
         """Google's SSE frames as they arrive, reading usage on the way; a stream that
         stops before a finish reason (and without an error event) raises, and so does
         one whose first frame is not an event stream, before anything is relayed."""

@@ -1,4 +1,4 @@
-"""An httpx transport speaking HTTP/1.1 itself: asyncio protocols and httptools' parser.
+"""A transport speaking HTTP/1.1 itself: asyncio protocols and httptools' parser.
 
 The upstream exchange is most of what a proxied request costs once the rest of the path
 is lean: in-process against nginx, aiohttp's ``ClientSession.request`` plus ``read()``
@@ -17,10 +17,11 @@ most ``connects_at_once`` of them being opened at a time per origin), idle ones 
 A forward proxy and the TLS settings come from the provider (``providers/egress.py``):
 an https origin is reached through the proxy with a ``CONNECT`` tunnel and TLS inside
 it, a plain-http one by asking the proxy for the absolute URL. The request's
-``timeout`` extension gives ``connect`` (opening a connection), ``read`` (the longest
+``timeouts`` give ``connect`` (opening a connection), ``read`` (the longest
 wait for any bytes of the answer, its head included) and ``pool`` (waiting for a free
 connection); ``write`` is not enforced, and the router bounds first byte, idle gaps and
-the total for every adapter.
+the total for every adapter. Requests and answers are ``providers/exchange.py``'s
+``UpstreamRequest`` and ``UpstreamResponse``, written and read as they are.
 
 Exceptions, as httpx's own transport would choose them:
 
@@ -50,12 +51,12 @@ import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httptools
 import httpx
 
 from fkllmproxy.providers.egress import Proxy, ProxyChoice, refused_by_proxy
+from fkllmproxy.providers.exchange import Timeouts, UpstreamRequest, UpstreamResponse
 from fkllmproxy.providers.limits import AnswerTooLarge
 
 __all__ = ["H1Transport"]
@@ -69,7 +70,7 @@ _DNS_TTL_SECS = 300.0  # how long an origin's looked-up addresses are reused
 # ``connect`` timeout does not count (``pool`` does, when given).
 CONNECTS_AT_ONCE = 64
 _HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket stops being read
-_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+_SCHEMES = frozenset({"http", "https"})
 
 
 class _Connection(asyncio.Protocol):
@@ -314,7 +315,7 @@ class _Pool:
         self._resolved_at = 0.0
         self._resolving: asyncio.Future[list[tuple[str, int]]] | None = None
 
-    async def acquire(self, timeouts: Any) -> _Connection:
+    async def acquire(self, timeouts: Timeouts | None) -> _Connection:
         """An idle connection to this origin, else a new one once the limit allows."""
         owner = self.owner
         pool_timeout = timeouts.get("pool") if timeouts else None
@@ -522,7 +523,7 @@ def _abandon(connection: _Connection) -> None:
     connection.pool.release(connection)
 
 
-class _Body(httpx.AsyncByteStream):
+class _Body:
     """The answer's body as it arrives; the connection goes back to the pool at its end."""
 
     __slots__ = ("_connection", "_loop", "_read_timeout", "_released")
@@ -564,7 +565,7 @@ class _Body(httpx.AsyncByteStream):
         self._release()
 
 
-class H1Transport(httpx.AsyncBaseTransport):
+class H1Transport:
     """One provider's upstream connections (see the module docstring for what and why)."""
 
     def __init__(
@@ -583,7 +584,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         self.keepalive_secs = keepalive_secs
         self.max_head_bytes = max_head_bytes
         self.max_headers = max_headers
-        self._pools: dict[tuple[bytes, bytes, int | None], _Pool] = {}
+        self._pools: dict[tuple[str, str, int], _Pool] = {}
         self.open = 0  # connections open or being opened, idle ones included
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._tls = tls
@@ -638,43 +639,41 @@ class H1Transport(httpx.AsyncBaseTransport):
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _pool(self, url: httpx.URL) -> _Pool:
-        scheme = url.raw_scheme
-        key = (scheme, url.raw_host, url.port)
+    def _pool(self, request: UpstreamRequest) -> _Pool:
+        key = (request.scheme, request.host, request.port)
         pool = self._pools.get(key)
         if pool is None:
-            if scheme not in _DEFAULT_PORTS:
-                raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+            scheme, host, port = key
+            if scheme not in _SCHEMES:
+                raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
             tls = None
-            if scheme == b"https":
+            if scheme == "https":
                 if self._tls is None:
                     self._tls = ssl.create_default_context()
                     self._tls.set_alpn_protocols(["http/1.1"])
                 tls = self._tls
-            port = url.port or _DEFAULT_PORTS[scheme]
             proxies = self._proxies
-            proxy = proxies.for_origin(url.scheme, url.host, port) if proxies else None
-            pool = self._pools[key] = _Pool(self, url.host, port, tls, proxy)
+            proxy = proxies.for_origin(scheme, host, port) if proxies else None
+            pool = self._pools[key] = _Pool(self, host, port, tls, proxy)
         return pool
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: UpstreamRequest) -> UpstreamResponse:
         if request.method == "HEAD":
             raise httpx.UnsupportedProtocol("HEAD requests are not supported by this transport")
-        pool = self._pool(request.url)
-        timeouts = request.extensions.get("timeout")
-        headers = request.headers.raw
-        try:
-            content = request.content
-        except httpx.RequestNotRead:
+        pool = self._pool(request)
+        timeouts = request.timeouts
+        headers = request.headers
+        content = request.content
+        if not isinstance(content, bytes):
             # A streamed body: sent whole, with its length instead of chunked framing.
-            content = await request.aread()
+            content = b"".join([chunk async for chunk in content])
             headers = [
                 (name, value)
                 for name, value in headers
                 if name.lower() not in (b"transfer-encoding", b"content-length")
             ]
             headers.append((b"Content-Length", str(len(content)).encode()))
-        target = pool.target + request.url.raw_path
+        target = pool.target + request.target
         head = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n"]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
@@ -705,11 +704,8 @@ class H1Transport(httpx.AsyncBaseTransport):
             pool.release(connection)
             assert pool.proxy is not None
             raise refused_by_proxy(pool.proxy)
-        return httpx.Response(
-            connection.status,
-            headers=connection.headers,
-            stream=_Body(connection, read_timeout),
-            extensions={"http_version": b"HTTP/1.1"},
+        return UpstreamResponse(
+            connection.status, connection.headers, _Body(connection, read_timeout)
         )
 
     async def aclose(self) -> None:

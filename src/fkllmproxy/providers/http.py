@@ -1,10 +1,11 @@
 """The shared HTTP client every network provider uses, and upstream error mapping.
 
-One client per provider (``UpstreamClient``: httpx requests and transports without
-``httpx.AsyncClient``'s per-request extras), built once with deliberate limits and timeouts.
-The transport is chosen by ``[server] http_transport``: ``h1`` (providers/h1_transport.py,
-the default and the one measured), or ``httpx``, httpx's own transport, the one
-alternative (``_ProxyRouted`` says why it is kept). httpx's connection pool rescans
+One client per provider (``UpstreamClient``: requests of ``providers/exchange.py`` built
+from parts made once, sent straight to the transport), built once with deliberate
+limits and timeouts. The transport is chosen by ``[server] http_transport``: ``h1``
+(providers/h1_transport.py, the default and the one measured), or ``httpx``, httpx's
+own transport behind an adapter, the one alternative (``_ProxyRouted`` says why it is
+kept). httpx's connection pool rescans
 every connection on each pool event, so its cost grows with concurrency; it is never
 the default.
 """
@@ -32,6 +33,8 @@ from fkllmproxy.providers.egress import (
     refused_by_proxy,
     tls_context,
 )
+from fkllmproxy.providers.exchange import Transport, UpstreamRequest, UpstreamResponse
+from fkllmproxy.providers.httpx_transport import HttpxTransport
 from fkllmproxy.providers.limits import (
     AnswerTooLarge,
     BoundedStream,
@@ -55,7 +58,7 @@ __all__ = [
     "whole_body",
 ]
 
-TransportFactory = Callable[[ProviderConfig], httpx.AsyncBaseTransport]
+TransportFactory = Callable[[ProviderConfig], Transport]
 _USER_AGENT = f"fkllmproxy/{__version__}"
 
 
@@ -65,7 +68,7 @@ def default_transport(kind: str, environ: Mapping[str, str] | None = None) -> Tr
     proxy and CA variables of the environment and the env file (absent: the process's)."""
     env: Mapping[str, str] = os.environ if environ is None else environ
 
-    def factory(provider: ProviderConfig) -> httpx.AsyncBaseTransport:
+    def factory(provider: ProviderConfig) -> Transport:
         tls = tls_context(provider, env)
         proxies = proxy_choice(provider, env)
         if kind == "h1":
@@ -85,9 +88,11 @@ def default_transport(kind: str, environ: Mapping[str, str] | None = None) -> Tr
             keepalive_expiry=30.0,
         )
 
-        def make(proxy: Proxy | None) -> httpx.AsyncBaseTransport:
-            return httpx.AsyncHTTPTransport(
-                limits=limits, verify=tls, proxy=proxy.for_httpx() if proxy else None
+        def make(proxy: Proxy | None) -> Transport:
+            return HttpxTransport(
+                httpx.AsyncHTTPTransport(
+                    limits=limits, verify=tls, proxy=proxy.for_httpx() if proxy else None
+                )
             )
 
         return _ProxyRouted(proxies, make)
@@ -95,7 +100,7 @@ def default_transport(kind: str, environ: Mapping[str, str] | None = None) -> Tr
     return factory
 
 
-class _ProxyRouted(httpx.AsyncBaseTransport):
+class _ProxyRouted:
     """httpx's own transport, one per proxy in use (and one direct), chosen per origin as
     ``NO_PROXY`` says: ``http_transport = "httpx"``.
 
@@ -103,21 +108,18 @@ class _ProxyRouted(httpx.AsyncBaseTransport):
     CONTRACT section 1 names for upstream calls, widely used and maintained elsewhere, so an
     operator who suspects our own client of a fault with some upstream or proxy can
     switch to it with one setting and no release, and compare. It costs no dependency
-    (httpx's requests and responses are the interface every transport here speaks).
+    (httpx is the contract's client), only the conversion to and from httpx's models
+    (``providers/httpx_transport.py``).
     It is not for load: its pool's cost grows with concurrency (docs/performance.md).
     """
 
-    def __init__(
-        self, proxies: ProxyChoice, make: Callable[[Proxy | None], httpx.AsyncBaseTransport]
-    ) -> None:
+    def __init__(self, proxies: ProxyChoice, make: Callable[[Proxy | None], Transport]) -> None:
         self._proxies = proxies
         self._make = make
-        self._transports: dict[Proxy | None, httpx.AsyncBaseTransport] = {}
+        self._transports: dict[Proxy | None, Transport] = {}
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
-        proxy = self._proxies.for_origin(url.scheme, url.host, port)
+    async def handle_async_request(self, request: UpstreamRequest) -> UpstreamResponse:
+        proxy = self._proxies.for_origin(request.scheme, request.host, request.port)
         transport = self._transports.get(proxy)
         if transport is None:
             transport = self._transports[proxy] = self._make(proxy)
@@ -136,16 +138,16 @@ class _ProxyRouted(httpx.AsyncBaseTransport):
 class UpstreamClient:
     """A provider's HTTP client: requests built from parts made once, sent to the transport.
 
-    The surface is ``httpx.AsyncClient``'s (``build_request``, ``send``, ``aclose``) and
-    the requests and responses are httpx's own, but ``send`` hands a request straight
-    to the transport. ``AsyncClient.send`` does more on every request, none of which a
+    The surface is ``httpx.AsyncClient``'s (``build_request``, ``send``, ``aclose``); the
+    requests and responses are ``providers/exchange.py``'s, and ``send`` hands a request
+    straight to the transport. ``AsyncClient.send`` does more on every request, none of which a
     gateway wants: it parses the URL again to merge it with ``base_url``, runs the auth
     and redirect flows, and stores every ``Set-Cookie`` an upstream sends in one jar
     that the next request, whoever's it is, then carries back. In-process that was
     about a third of fkllm's Python time per request (``python -m bench.inproc``).
-    Here the URL for each path and the default headers are built once, in the form
-    ``httpx.Request`` takes with the least work. The transport
-    keeps its whole job: pooling, the timeouts in the request's ``timeout`` extension,
+    Here the target of each path and the default headers are built once, in the form
+    the transport writes. The transport
+    keeps its whole job: pooling, the timeouts the request carries (``timeouts``),
     and mapping its errors to httpx's exceptions.
 
     What comes back is held to ``limits`` (providers/limits.py): a whole body is read
@@ -156,7 +158,7 @@ class UpstreamClient:
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport,
+        transport: Transport,
         *,
         base_url: str,
         headers: httpx.Headers,
@@ -171,22 +173,27 @@ class UpstreamClient:
         self.headers = headers
         self.timeout = timeout
         self._extension = timeout.as_dict()
-        # Header names lower-case, names and values as bytes: the form httpx keeps them in.
+        # Header names lower-case, names and values as bytes: the form the transport writes.
         self._preset = [(k.lower().encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
         self._preset_names = frozenset(name for name, _ in self._preset)
-        # path -> (URL, preset headers with that URL's Host)
-        self._targets: dict[str, tuple[httpx.URL, list[tuple[bytes, bytes]]]] = {}
+        # path (with its query parameters, if any) -> its target, parsed once
+        self._targets: dict[str | tuple[str, tuple[tuple[str, str], ...]], _Target] = {}
 
-    def _target(self, path: str) -> tuple[httpx.URL, list[tuple[bytes, bytes]]]:
-        target = self._targets.get(path)
+    def _target(self, path: str, params: Mapping[str, str] | None) -> _Target:
+        key: str | tuple[str, tuple[tuple[str, str], ...]] = (
+            (path, tuple(params.items())) if params else path
+        )
+        target = self._targets.get(key)
         if target is None:
             if "://" in path:
                 url = httpx.URL(path)
             else:
                 url = httpx.URL(self.base_url + ("" if path.startswith("/") else "/") + path)
-            target = (url, [(b"host", url.netloc), *self._preset])
+            if params:
+                url = url.copy_merge_params(dict(params))
+            target = _Target(url, [(b"host", url.netloc), *self._preset])
             if len(self._targets) < 4096:  # paths come from configured models: a small set
-                self._targets[path] = target
+                self._targets[key] = target
         return target
 
     def build_request(
@@ -197,16 +204,14 @@ class UpstreamClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> httpx.Request:
+    ) -> UpstreamRequest:
         """A request for ``path`` under ``base_url``, with the preset headers and timeouts.
 
-        ``headers`` replace preset ones of the same name. The headers reach
-        ``httpx.Request`` complete (Host and Content-Length included) and as bytes:
-        left to fill in and normalise them itself, it spends more than twice as long.
+        ``headers`` replace preset ones of the same name. The headers are complete (Host
+        and Content-Length included) and as bytes, as the transport writes them.
         """
-        url, preset = self._target(path)
-        if params:
-            url = url.copy_merge_params(dict(params))
+        target = self._target(path, params)
+        preset = target.headers
         if headers:
             extra = [(k.lower().encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
             if not self._preset_names.isdisjoint(name for name, _ in extra):
@@ -217,11 +222,18 @@ class UpstreamClient:
             merged = preset.copy()
         if content:
             merged.append((b"content-length", str(len(content)).encode()))
-        return httpx.Request(
-            method, url, headers=merged, content=content, extensions={"timeout": self._extension}
+        return UpstreamRequest(
+            method,
+            target.scheme,
+            target.host,
+            target.port,
+            target.target,
+            merged,
+            content or b"",
+            self._extension,
         )
 
-    async def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    async def send(self, request: UpstreamRequest, *, stream: bool = False) -> UpstreamResponse:
         """The transport's response; read to the end and closed unless ``stream``."""
         response = await self.transport.handle_async_request(request)
         response.request = request
@@ -229,11 +241,12 @@ class UpstreamClient:
             if response.status_code >= 300:  # an error: read now, whether streamed or not
                 await read_bounded(response, self.limits.body_bytes, self.name)
                 if not is_identity(response):
-                    response._content = b""  # we relay bytes as they are: these can't be
+                    response.content = b""  # we relay bytes as they are: these can't be
             else:
                 check_encoding(response, self.name)
                 if stream:
-                    response.stream = BoundedStream(response.stream, self.limits, self.name)
+                    if response.stream is not None:
+                        response.stream = BoundedStream(response.stream, self.limits, self.name)
                 else:
                     await read_bounded(response, self.limits.body_bytes, self.name)
         except BaseException:
@@ -243,6 +256,20 @@ class UpstreamClient:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+class _Target:
+    """A path's URL split the way ``UpstreamRequest`` holds it, and the preset headers
+    with its Host: made once per path."""
+
+    __slots__ = ("headers", "host", "port", "scheme", "target")
+
+    def __init__(self, url: httpx.URL, headers: list[tuple[bytes, bytes]]) -> None:
+        self.scheme = url.scheme
+        self.host = url.host
+        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.target = url.raw_path
+        self.headers = headers
 
 
 def build_client(
@@ -284,7 +311,7 @@ async def post(
     stream: bool,
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
-) -> httpx.Response:
+) -> UpstreamResponse:
     """POST ``content`` to ``path``; a transport failure becomes the ``UpstreamError`` it means.
 
     The status is the caller's to judge (Gemini reads some 400s its own way).
@@ -296,14 +323,14 @@ async def post(
         raise map_exception(exc, provider) from exc
 
 
-async def read_error_body(response: httpx.Response) -> bytes:
+async def read_error_body(response: UpstreamResponse) -> bytes:
     """An error response's body, read and the response closed; empty if it can't be read.
 
     ``UpstreamClient.send`` has already read it, held to the provider's limits (empty
     when compressed: we asked for identity and relay bodies as they are).
     """
     try:
-        if hasattr(response, "_content"):
+        if response.is_read:
             return response.content
         if not is_identity(response):
             return b""
@@ -314,7 +341,7 @@ async def read_error_body(response: httpx.Response) -> bytes:
         await response.aclose()
 
 
-async def whole_body(answer: Awaitable[httpx.Response], *, total: float, provider: str) -> bytes:
+async def whole_body(answer: Awaitable[UpstreamResponse], *, total: float, provider: str) -> bytes:
     """The body of a non-streaming answer within ``total`` seconds; any failure an ``UpstreamError``."""
     try:
         async with asyncio.timeout(total):
@@ -346,7 +373,7 @@ def map_exception(exc: Exception, provider: str) -> UpstreamError:
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: UpstreamResponse) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
         return None
@@ -362,11 +389,11 @@ _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key"
 _CREDENTIAL_PARAMS = ("key", "api_key", "access_token")
 
 
-def credentials_of(request: httpx.Request) -> set[bytes]:
+def credentials_of(request: UpstreamRequest) -> set[bytes]:
     """The secret values our ``request`` carried, as bytes, to scrub from what came back."""
     found: set[str] = set()
     for name in _CREDENTIAL_HEADERS:
-        value = request.headers.get(name)
+        value = request.header(name)
         if value:
             scheme, _, token = value.partition(" ")
             found.add(token if scheme.lower() in ("bearer", "basic") and token else value)
@@ -375,7 +402,7 @@ def credentials_of(request: httpx.Request) -> set[bytes]:
     return {value.encode() for value in found if len(value) >= 8}
 
 
-def scrub_credentials(body: bytes, request: httpx.Request | None) -> bytes:
+def scrub_credentials(body: bytes, request: UpstreamRequest | None) -> bytes:
     """``body`` with every credential of ``request`` replaced by ``<redacted>``.
 
     Some providers quote the key they were sent in their error messages; those bodies
@@ -388,14 +415,10 @@ def scrub_credentials(body: bytes, request: httpx.Request | None) -> bytes:
     return body
 
 
-def error_from_response(response: httpx.Response, body: bytes, provider: str) -> UpstreamError:
+def error_from_response(response: UpstreamResponse, body: bytes, provider: str) -> UpstreamError:
     """The error an upstream non-2xx answer means: its own 4xx go back to the client."""
     status = response.status_code
-    try:
-        request: httpx.Request | None = response.request
-    except RuntimeError:  # a response built without a request (tests)
-        request = None
-    body = scrub_credentials(body, request)
+    body = scrub_credentials(body, response.request)
     if status in (401, 403, 404):
         # Our credentials or our model mapping, not the client's request: another
         # target may well work, and the client must not think its own key was refused.

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
+from fkllmproxy.providers.exchange import BodyStream, UpstreamResponse
 
 __all__ = [
     "AnswerTooLarge",
@@ -76,13 +76,13 @@ def _refused(provider: str, what: str, status: int) -> UpstreamUnavailable:
     )
 
 
-def is_identity(response: httpx.Response) -> bool:
+def is_identity(response: UpstreamResponse) -> bool:
     """Whether the body is sent as it is (no ``Content-Encoding`` but ``identity``)."""
     encoding = response.headers.get("content-encoding")
     return encoding is None or encoding.strip().lower() in _IDENTITY
 
 
-def check_encoding(response: httpx.Response, provider: str) -> None:
+def check_encoding(response: UpstreamResponse, provider: str) -> None:
     """Refuse an answer compressed although we asked for ``identity``."""
     if not is_identity(response):
         encoding = response.headers.get("content-encoding", "")
@@ -94,7 +94,7 @@ def check_encoding(response: httpx.Response, provider: str) -> None:
         )
 
 
-async def read_bounded(response: httpx.Response, limit: int, provider: str) -> bytes:
+async def read_bounded(response: UpstreamResponse, limit: int, provider: str) -> bytes:
     """The whole body, as it came on the wire (never decoded), of at most ``limit`` bytes.
 
     The body is also stored as ``response.content``. Past the limit, announced or
@@ -102,7 +102,7 @@ async def read_bounded(response: httpx.Response, limit: int, provider: str) -> b
     raised. The caller owns the response's closing on every other path.
     """
     status = response.status_code
-    if hasattr(response, "_content"):  # built whole (a mock transport's answer)
+    if response.is_read:  # built whole (a mock transport's answer)
         body: bytes = response.content
         if len(body) > limit:
             raise _refused(
@@ -138,11 +138,11 @@ async def read_bounded(response: httpx.Response, limit: int, provider: str) -> b
             )
         chunks.append(chunk)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    response._content = body  # what ``aread`` would have stored, minus the decoding
+    response.content = body  # what ``aread`` stores
     return body
 
 
-class BoundedStream(httpx.AsyncByteStream):
+class BoundedStream:
     """A streamed body that fails once an event or the whole passes its provider's limits.
 
     An event is what runs up to a blank line (so a line that never ends is an event
@@ -152,9 +152,7 @@ class BoundedStream(httpx.AsyncByteStream):
 
     __slots__ = ("_event", "_inner", "_limits", "_newline", "_provider", "_total")
 
-    _inner: httpx.AsyncByteStream  # what a transport's ``handle_async_request`` gives
-
-    def __init__(self, inner: Any, limits: ResponseLimits, provider: str) -> None:
+    def __init__(self, inner: BodyStream, limits: ResponseLimits, provider: str) -> None:
         self._inner = inner
         self._limits = limits
         self._provider = provider

@@ -27,6 +27,7 @@ from fkllmproxy.providers.base import (
     StreamingCompletion,
     Usage,
 )
+from fkllmproxy.providers.exchange import UpstreamResponse
 from fkllmproxy.providers.http import (
     TransportFactory,
     build_client,
@@ -66,7 +67,7 @@ class OpenAIProvider(Provider):
         self._total = config.timeout_secs
         self.responses_api = configured_responses_api(config)
 
-    async def _post(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
+    async def _post(self, path: str, content: bytes, *, stream: bool) -> UpstreamResponse:
         response = await post(
             self.client, path, content, provider=self.name, stream=stream, headers=_JSON
         )
@@ -98,7 +99,7 @@ class OpenAIProvider(Provider):
         except msgspec.DecodeError as exc:
             raise not_an_answer(self.name, exc) from None
 
-    async def _relay(self, response: httpx.Response, usage: Usage) -> AsyncIterator[bytes]:
+    async def _relay(self, response: UpstreamResponse, usage: Usage) -> AsyncIterator[bytes]:
         """The provider's SSE bytes as they come; a stream cut short raises ``UpstreamError``.
 
         OpenAI ends every stream with ``data: [DONE]``: a body that ends without it was

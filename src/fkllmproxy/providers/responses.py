@@ -24,6 +24,7 @@ from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers.answers import not_an_event_stream
 from fkllmproxy.providers.base import Provider, Usage, _decode_object
+from fkllmproxy.providers.exchange import UpstreamResponse
 from fkllmproxy.providers.http import map_exception
 from fkllmproxy.providers.sse import looks_like_sse
 
@@ -136,7 +137,7 @@ def responses_answer_usage(body: bytes) -> Usage | None:
 
 
 async def relay_events(
-    response: httpx.Response, usage: Usage, provider: str
+    response: UpstreamResponse, usage: Usage, provider: str
 ) -> AsyncIterator[bytes]:
     """The provider's event-stream bytes as they come; usage read from its final event.
 
