@@ -57,6 +57,20 @@ def _owner(library: str) -> str | None:
     return None
 
 
+def _cpython() -> dict[str, Any]:
+    """The CPython running this (the one frozen in); the Debian source package it was
+    compiled from, where deploy/buildroot.sh built it (its DEBIAN-SOURCE file)."""
+    python = ".".join(map(str, sys.version_info[:3]))
+    component: dict[str, Any] = {"type": "application", "bom-ref": "cpython", "name": "cpython",
+                                 "version": python, "purl": f"pkg:generic/cpython@{python}"}  # fmt: skip
+    source = Path(sys.base_prefix) / "DEBIAN-SOURCE"
+    if source.is_file():
+        package, revision = source.read_text().split()
+        component["description"] = f"built from Debian's source package {package} {revision}"
+        component["purl"] = f"pkg:deb/debian/{package}@{revision.replace('+', '%2B')}?arch=source"
+    return component
+
+
 def complete(sbom_path: Path, program: Path, frozen: Path, image: bool) -> None:
     sbom = json.loads(sbom_path.read_text())
     init = (Path(__file__).resolve().parents[1] / "src/fkllmproxy/__init__.py").read_text()
@@ -65,16 +79,17 @@ def complete(sbom_path: Path, program: Path, frozen: Path, image: bool) -> None:
     root["version"] = version[1] if version else "unknown"
     root["hashes"] = [{"alg": "SHA-256", "content": hashlib.sha256(program.read_bytes()).hexdigest()}]
     components: list[dict[str, Any]] = sbom.setdefault("components", [])
-    python = "%d.%d.%d" % sys.version_info[:3]
-    components.append({"type": "application", "bom-ref": "cpython", "name": "cpython",
-                       "version": python, "purl": f"pkg:generic/cpython@{python}"})  # fmt: skip
+    refs = {c.get("bom-ref") for c in components}
+    if "cpython" not in refs:  # the build's own run; --image completes that SBOM again
+        components.append(_cpython())
     try:
         from importlib.metadata import version as installed
 
         pyinstaller = installed("pyinstaller")
-        components.append({"type": "application", "bom-ref": "pyinstaller-bootloader",
-                           "name": "pyinstaller", "version": pyinstaller,
-                           "purl": f"pkg:pypi/pyinstaller@{pyinstaller}"})  # fmt: skip
+        if "pyinstaller-bootloader" not in refs:
+            components.append({"type": "application", "bom-ref": "pyinstaller-bootloader",
+                               "name": "pyinstaller", "version": pyinstaller,
+                               "purl": f"pkg:pypi/pyinstaller@{pyinstaller}"})  # fmt: skip
     except ImportError:
         pass
     packages = {"zlib1g"} | ({*IMAGE_PACKAGES} if image else set())
