@@ -113,6 +113,8 @@ ifeq ($(DIST_GLIBC),host)
 	$(MAKE) --no-print-directory freeze
 else ifeq ($(DIST_GLIBC),2.31)
 	sh deploy/buildroot.sh create $(BUILDROOT)
+	@# a build root made anew (another CPython) gets a new build virtualenv too
+	@[ $(BUILD_VENV)/.installed -nt $(BUILDROOT)/.complete ] || rm -rf $(BUILD_VENV)
 	sh deploy/buildroot.sh run $(BUILDROOT) $(CURDIR) $(MAKE) --no-print-directory freeze \
 		DIST_GLIBC=host DIST_BUILD=$(DIST_BUILD) GLIBC_MAX=$(GLIBC_MAX) CC=gcc \
 		BUILD_PYTHON=/opt/python3.11/bin/python3.11

@@ -6,7 +6,9 @@ cyclonedx-py knows the Python packages (name, version, the lock's hashes). What 
 inside the file it cannot see, so this adds: the root component's version and SHA-256
 (the file itself), the CPython the program carries, PyInstaller (its bootloader runs
 first), zlib (linked into the launcher) and every shared library PyInstaller copied from
-this machine, each as the Debian package it came from (``dpkg -S``). With ``--image`` it
+this machine, each as the Debian package it came from (``dpkg -S``); in the Debian 11
+build root (deploy/buildroot.sh), also the Debian source packages of the CPython and the
+OpenSSL compiled there (the root's DEBIAN-SOURCE file). With ``--image`` it
 also adds what deploy/rootfs.sh puts beside the program: glibc and the CA certificates.
 Rewrites SBOM in place; standard library only.
 """
@@ -20,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 IMAGE_PACKAGES = ("libc6", "ca-certificates")
 SYSTEM_LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu")
@@ -57,17 +60,29 @@ def _owner(library: str) -> str | None:
     return None
 
 
-def _cpython() -> dict[str, Any]:
-    """The CPython running this (the one frozen in); the Debian source package it was
-    compiled from, where deploy/buildroot.sh built it (its DEBIAN-SOURCE file)."""
+def _compiled_sources() -> dict[str, str]:
+    """{source package: Debian revision} of what deploy/buildroot.sh compiled for this build
+    (CPython, OpenSSL), from the DEBIAN-SOURCE file beside the CPython running this; {} for
+    a build on the host's own Python."""
+    listing = Path(sys.base_prefix) / "DEBIAN-SOURCE"
+    if not listing.is_file():
+        return {}
+    return dict(line.split(None, 1) for line in listing.read_text().splitlines() if line.strip())
+
+
+def _source_purl(package: str, revision: str) -> str:
+    return f"pkg:deb/debian/{package}@{quote(revision)}?arch=source"
+
+
+def _cpython(sources: dict[str, str]) -> dict[str, Any]:
+    """The CPython running this (the one frozen in), with its Debian source package if any."""
     python = ".".join(map(str, sys.version_info[:3]))
     component: dict[str, Any] = {"type": "application", "bom-ref": "cpython", "name": "cpython",
                                  "version": python, "purl": f"pkg:generic/cpython@{python}"}  # fmt: skip
-    source = Path(sys.base_prefix) / "DEBIAN-SOURCE"
-    if source.is_file():
-        package, revision = source.read_text().split()
-        component["description"] = f"built from Debian's source package {package} {revision}"
-        component["purl"] = f"pkg:deb/debian/{package}@{revision.replace('+', '%2B')}?arch=source"
+    package = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if package in sources:
+        component["description"] = f"built from Debian's source package {package} {sources[package]}"
+        component["purl"] = _source_purl(package, sources[package])
     return component
 
 
@@ -80,8 +95,15 @@ def complete(sbom_path: Path, program: Path, frozen: Path, image: bool) -> None:
     root["hashes"] = [{"alg": "SHA-256", "content": hashlib.sha256(program.read_bytes()).hexdigest()}]
     components: list[dict[str, Any]] = sbom.setdefault("components", [])
     refs = {c.get("bom-ref") for c in components}
+    sources = _compiled_sources()
     if "cpython" not in refs:  # the build's own run; --image completes that SBOM again
-        components.append(_cpython())
+        components.append(_cpython(sources))
+    for package, revision in sources.items():
+        if not package.startswith("python") and f"deb-source:{package}" not in refs:
+            components.append({"type": "library", "bom-ref": f"deb-source:{package}",
+                               "name": package, "version": revision,
+                               "purl": _source_purl(package, revision),
+                               "description": "compiled from Debian's source package"})  # fmt: skip
     try:
         from importlib.metadata import version as installed
 
