@@ -94,7 +94,7 @@ endif
 BUILD_VENV := $(DIST_BUILD)/venv
 FROZEN := $(DIST_BUILD)/frozen/fkllmproxy
 DIST_SOURCES := Makefile pyproject.toml README.md requirements.lock requirements-build.lock \
-	deploy/entry.py deploy/launcher.c deploy/pack.py deploy/sbom.py deploy/glibc.py \
+	deploy/entry.py deploy/launcher.c deploy/pack.py deploy/sbom.py deploy/glibc.py deploy/buildroot.sh \
 	$(shell find src -type f -name '*.py' -o -type f -name '*.typed') \
 	$(shell find src/fkllmproxy/server/ui/templates src/fkllmproxy/server/ui/static -type f)
 PYI_EXCLUDES := faker polyfactory tkinter

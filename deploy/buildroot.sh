@@ -101,6 +101,10 @@ apt_uri() {
 
 create() {
     root=$1
+    mkdir -p "$(dirname "$root")"
+    # One maker at a time (two worktrees' make dist); the others wait, then find it made.
+    exec 9>"$root.lock"
+    flock 9
     stamp="$PYTHON_SOURCE $OPENSSL_SOURCE $(sha256sum <"$0" | cut -c1-16)"
     if [ -f "$root/.complete" ] && [ "$(cat "$root/.complete")" = "$stamp" ]; then
         return 0
@@ -120,7 +124,6 @@ create() {
         exit 1
     fi
     rm -rf "$root"
-    mkdir -p "$(dirname "$root")"
     work="$root.tmp"
     rm -rf "$work"
     echo "buildroot: debootstrap $SUITE into $root"
@@ -206,6 +209,9 @@ case "${1:-}" in
         root=$(cd "$2" && pwd)
         BIND=$(cd "$3" && pwd)
         export BIND
+        # Local wheel directories of this machine are not inside the root (pip warns about
+        # each); the index and the locks' hashes are what count.
+        unset PIP_FIND_LINKS
         shift 3
         inroot "$root" sh -euc 'cd "$BIND" && exec "$@"' sh "$@"
         ;;

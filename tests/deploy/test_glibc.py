@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import MASTER_KEY, MOCK_CONFIG, REPO, free_port, wait_until
 
-pytestmark = pytest.mark.timeout(900)  # the first test may build the file (minutes)
+pytestmark = pytest.mark.timeout(1800)  # the first test may build the file (see dist_binary)
 
 GLIBC_FLOOR = "2.31"  # CONTRACT.md: x86_64 Linux, glibc 2.31 or newer
 SCAN = REPO / "deploy" / "glibc.py"
