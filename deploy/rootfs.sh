@@ -14,8 +14,9 @@
 #   /etc/passwd, group, nsswitch.conf, hosts   user 65532 "fkllmproxy" (the image's USER)
 #   /etc/fkllmproxy/config.toml      listen on 0.0.0.0:4000; a mounted ConfigMap replaces it
 #   /tmp, /var/lib/fkllmproxy        mount points for writable volumes
-# The libraries are copied from the machine assembling the tree: a Debian 12 build needs
-# glibc 2.36, which these are.
+# The C library is copied from the machine assembling the tree, or from the root file system
+# LIBC_ROOT names (the tests take glibc 2.31 from the Debian 11 build root that way, to run
+# the program on the oldest C library it supports).
 set -eu
 mkdir -p "$1"
 dest=$(cd "$1" && pwd)
@@ -31,14 +32,14 @@ mkdir -p "$dest/usr/local/bin" "$dest/lib/x86_64-linux-gnu" "$dest/lib64" "$dest
 chmod 1777 "$dest/tmp"
 install -m 0755 "$binary" "$dest/usr/local/bin/fkllmproxy"
 
-libdir=/lib/x86_64-linux-gnu
+libdir=${LIBC_ROOT:-}/lib/x86_64-linux-gnu
 for lib in libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libutil.so.1 \
         libresolv.so.2 libnss_files.so.2 libnss_dns.so.2 ld-linux-x86-64.so.2; do
     if [ -e "$libdir/$lib" ]; then
         cp -L "$libdir/$lib" "$dest/lib/x86_64-linux-gnu/$lib"
     fi
 done
-cp -L /lib64/ld-linux-x86-64.so.2 "$dest/lib64/ld-linux-x86-64.so.2"
+cp -L "$libdir/ld-linux-x86-64.so.2" "$dest/lib64/ld-linux-x86-64.so.2"
 if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     cp -L /etc/ssl/certs/ca-certificates.crt "$dest/etc/ssl/certs/ca-certificates.crt"
 else

@@ -270,14 +270,16 @@ def dist_binary() -> Path:
     """``dist/fkllmproxy`` built by ``make dist`` once per session.
 
     make rebuilds only when a source changed since the last build, so a warm tree costs
-    nothing; a fresh clone (CI) builds it here, from this virtualenv's pinned versions.
+    nothing; a fresh clone (CI) builds it here, from this virtualenv's pinned versions
+    (about 2 minutes), and on a machine that has none yet, first makes the Debian 11
+    build root it freezes in (deploy/buildroot.sh, about 5 more minutes on 2 cores).
     """
     result = subprocess.run(
         ["make", "-s", "dist", f"VENV={sys.prefix}"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     assert result.returncode == 0, f"make dist failed:\n{result.stdout}\n{result.stderr}"
     binary = REPO / "dist" / "fkllmproxy"

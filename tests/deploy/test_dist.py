@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import MASTER_KEY, REPO
 from tests.deploy.bare import BareRun, copy_program
 
-pytestmark = pytest.mark.timeout(900)  # the first test may build the file (minutes)
+pytestmark = pytest.mark.timeout(1800)  # the first test may build the file (see dist_binary)
 
 HIDE_PYTHON = Path(__file__).with_name("hide_python.sh")
 TRAILER = struct.Struct("<8sQQ64s")

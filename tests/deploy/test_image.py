@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import MASTER_KEY, MOCK_CONFIG, REPO, free_port, wait_until
 
-pytestmark = pytest.mark.timeout(900)  # may build the program first
+pytestmark = pytest.mark.timeout(1800)  # may build the program first (see dist_binary)
 
 CONTAINERFILE = REPO / "deploy" / "Containerfile"
 ROOTFS = REPO / "deploy" / "rootfs.sh"

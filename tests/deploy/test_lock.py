@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.timeout(900)  # the SBOM tests may build the program first
+pytestmark = pytest.mark.timeout(1800)  # the SBOM tests may build the program first
 
 LOCK = REPO / "requirements.lock"
 BUILD_LOCK = REPO / "requirements-build.lock"

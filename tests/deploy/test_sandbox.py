@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import MASTER_KEY, REPO
 from tests.deploy.bare import BareRun
 
-pytestmark = pytest.mark.timeout(900)  # may build the program first
+pytestmark = pytest.mark.timeout(1800)  # may build the program first (see dist_binary)
 
 UNIT = REPO / "systemd" / "fkllmproxy.service"
 LAUNCHER = Path(__file__).with_name("sandbox_exec.py")
