@@ -475,6 +475,7 @@ class TestClientGoesAway:
         """The upstream hangs for good (60 s limit); the client gives up after 0.5 s."""
         port = upstream.port
         before = upstream_connections(patient.pid, port)
+        logged = len(patient.logs())
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(
@@ -484,7 +485,7 @@ class TestClientGoesAway:
                 timeout=httpx.Timeout(5, read=0.5),
             )
         assert wait_until(lambda: upstream_connections(patient.pid, port) <= before, timeout=MARGIN)
-        line = _last_request_line(patient, "long-hang")
+        line = _last_request_line(patient, "long-hang", after=logged)
         assert line["status"] == 499 and line["error"] == "client_closed_request"
         assert time.monotonic() - started < MARGIN + 5
 
@@ -494,6 +495,7 @@ class TestClientGoesAway:
         """40 chunks 300 ms apart: the client reads two events and hangs up."""
         port = upstream.port
         before = upstream_connections(patient.pid, port)
+        logged = len(patient.logs())
         started = time.monotonic()
         with httpx.stream(
             "POST",
@@ -510,7 +512,7 @@ class TestClientGoesAway:
                 if seen == 2:
                     break
         assert wait_until(lambda: upstream_connections(patient.pid, port) <= before, timeout=MARGIN)
-        line = _last_request_line(patient, "long-stream")
+        line = _last_request_line(patient, "long-stream", after=logged)
         assert line["status"] == 200 and line["error"] == "client_closed_request"
         assert time.monotonic() - started < MARGIN + 5
 
@@ -520,6 +522,7 @@ class TestClientGoesAway:
         """The same through ``/v1/messages``, whose events are translated from chat chunks."""
         port = upstream.port
         before = upstream_connections(patient.pid, port)
+        logged = len(patient.logs())
         with httpx.stream(
             "POST",
             patient.url + "/v1/messages",
@@ -534,15 +537,19 @@ class TestClientGoesAway:
                 if deltas == 2:
                     break
         assert wait_until(lambda: upstream_connections(patient.pid, port) <= before, timeout=MARGIN)
-        line = _last_request_line(patient, "long-stream", path="/v1/messages")
+        line = _last_request_line(patient, "long-stream", path="/v1/messages", after=logged)
         assert line["status"] == 200 and line["error"] == "client_closed_request"
 
 
 def _last_request_line(
-    daemon: RunningDaemon, model: str, path: str = "/v1/chat/completions"
+    daemon: RunningDaemon, model: str, path: str = "/v1/chat/completions", *, after: int = 0
 ) -> dict[str, Any]:
+    """The request line of ``model`` among those logged after the first ``after`` lines
+    (the daemon is shared by the module: an earlier test's line must not stand in for
+    one not written yet)."""
+
     def found() -> dict[str, Any] | None:
-        for line in reversed(daemon.logs()):
+        for line in reversed(daemon.logs()[after:]):
             if line.get("msg") == "request" and line.get("model") == model:
                 return line if line.get("path") == path else None
         return None
