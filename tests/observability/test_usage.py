@@ -353,7 +353,10 @@ class TestOutage:
         path = tmp_path / "usage.sqlite3"
         # An hour's flush interval: the writer, woken by the first row, waits until close,
         # so all twelve rows are queued before its one write (refused) and nothing races.
-        ledger = UsageLedger(path, flush_interval=3600, prices=PriceTable([]))
+        # The daemon hands the ledger its metrics; so does this test.
+        ledger = UsageLedger(
+            path, flush_interval=3600, prices=PriceTable([]), metrics=process_metrics()
+        )
         with sqlite3.connect(path) as db:
             db.execute(
                 "CREATE TRIGGER refuse BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'full'); END"

@@ -18,20 +18,34 @@ from fkllmproxy.auth.store import store_keys
 from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.config.redact import secret_values
 from fkllmproxy.observability.logging import register_secrets
+from fkllmproxy.observability.metrics import Metrics, process_metrics
 from fkllmproxy.observability.usage import LedgerError, UsageLedger, open_ledger
 from fkllmproxy.server import Runtime, RuntimeHolder, build_runtime
 
-__all__ = ["StartupError", "build_holder", "build_runtime_for", "start_ledger", "startup_fields"]
+__all__ = [
+    "StartupError",
+    "build_holder",
+    "build_runtime_for",
+    "observed_by",
+    "start_ledger",
+    "startup_fields",
+]
 
 
 class StartupError(Exception):
     """Raised when the daemon cannot start for a reason other than its config."""
 
 
+def observed_by(config: Config) -> Metrics | None:
+    """The process's metrics, which ``config`` may switch off: what every observer that
+    counts something (the router, the breakers, budgets, the ledger) is handed."""
+    return process_metrics() if config.metrics.enabled else None
+
+
 def start_ledger(config: Config) -> UsageLedger | None:
     """The usage ledger, or a ``StartupError`` saying why its file cannot be used."""
     try:
-        return open_ledger(config)
+        return open_ledger(config, observed_by(config))
     except LedgerError as exc:
         raise StartupError(f"{exc} (set usage.path, or usage.enabled = false)") from None
 

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from fkllmproxy.config import Config
-from fkllmproxy.daemon.bootstrap import build_runtime_for, startup_fields
+from fkllmproxy.daemon.bootstrap import build_runtime_for, observed_by, startup_fields
 from fkllmproxy.daemon.notify import Notifier, reloading_lines
 from fkllmproxy.daemon.options import ServeOptions
 from fkllmproxy.errors import ConfigError
@@ -101,7 +101,7 @@ class Reloader:
                 ledger.prices = PriceTable(new.pricing)
             return
         try:
-            holder.ledger = open_ledger(new)
+            holder.ledger = open_ledger(new, observed_by(new))
         except LedgerError as exc:
             _log.error("reload: usage ledger not changed", extra={"error": str(exc)})
             return

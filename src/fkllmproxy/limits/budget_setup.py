@@ -19,7 +19,7 @@ from fkllmproxy.config.schema import ClientKey
 from fkllmproxy.config.usage_limits import UsageLimits
 from fkllmproxy.limits.budgets import Budgets
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.observability.metrics import MULTIPROC_ENV
+from fkllmproxy.observability.metrics import MULTIPROC_ENV, Metrics
 from fkllmproxy.observability.usage import LedgerError, PriceTable, ledger_path
 from fkllmproxy.state.base import StateBackend
 from fkllmproxy.state.budget_spend import configured_budgets, period_spend
@@ -92,6 +92,7 @@ def build_budgets(
     previous: Budgets | None = None,
     same_state: bool = False,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Budgets | None:
     """The budgets for ``config``, or ``None`` when no key or group has one (or a
     tokens-per-minute limit). On reload the store carries over when ``[state]`` did."""
@@ -116,5 +117,5 @@ def build_budgets(
         limits=limits,
         fallback=fallback,
         clock=clock,
-        metrics=config.metrics.enabled,
+        metrics=metrics,
     )

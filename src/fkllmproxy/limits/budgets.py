@@ -33,7 +33,7 @@ import msgspec
 from fkllmproxy.config import ModelConfig
 from fkllmproxy.config.usage_limits import UsageLimits
 from fkllmproxy.errors import BudgetExceeded, RateLimited, StateStoreUnavailable
-from fkllmproxy.observability.metrics import process_metrics
+from fkllmproxy.observability.metrics import Metrics
 from fkllmproxy.observability.usage import PriceTable
 from fkllmproxy.providers import Usage
 from fkllmproxy.state.base import StateUnavailable
@@ -123,7 +123,7 @@ class Budgets:
     limits: dict[str, UsageLimits]  # budget name -> its limits (configured ones)
     fallback: BudgetStore | None = None  # Redis down and on_failure = "open"
     clock: Callable[[], float] = time.time
-    metrics: bool = True
+    metrics: Metrics | None = None  # where spend and budgets are shown (none: not shown)
     _periods: dict[str, _Period] = field(default_factory=dict)
     # The store as plain calls when it never waits (memory, mapped file): no coroutine,
     # no fallback, per operation. ``None`` on Redis.
@@ -185,11 +185,11 @@ class Budgets:
             return spend
 
     def _gauge(self, name: str, limits: UsageLimits, spend: Spend) -> None:
-        if not self.metrics or limits.budget_usd is None:
+        if self.metrics is None or limits.budget_usd is None:
             return
         gauge = self._gauges.get(name)
         if gauge is None:
-            gauge, budget = process_metrics().budget_gauges(name)
+            gauge, budget = self.metrics.budget_gauges(name)
             budget.set(limits.budget_usd)
             self._gauges[name] = gauge
         gauge.set(spend.spent)

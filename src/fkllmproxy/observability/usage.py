@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 from fkllmproxy.config.schema import Config, PriceConfig
 from fkllmproxy.observability.logging import get_logger
-from fkllmproxy.observability.metrics import process_metrics
+from fkllmproxy.observability.metrics import Metrics
 from fkllmproxy.observability.retention import (
     PRUNE_EVERY_SECS,
     cutoff,
@@ -349,8 +349,10 @@ class UsageLedger:
         *,
         retention_days: int = 0,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.path = path
+        self._metrics = metrics  # where dropped rows are counted (none: not counted)
         self.prices = prices
         self._interval = flush_interval
         self._retention_days = retention_days
@@ -449,7 +451,8 @@ class UsageLedger:
             _log.warning(
                 "usage ledger fell behind; oldest records dropped", extra={"dropped": dropped}
             )
-            process_metrics().usage_rows_dropped(dropped)
+            if self._metrics is not None:
+                self._metrics.usage_rows_dropped(dropped)
         try:
             write_rows(self._connection, batch)
         except sqlite3.Error as exc:
@@ -496,8 +499,9 @@ class UsageLedger:
             self._thread.join(timeout)
 
 
-def open_ledger(config: Config) -> UsageLedger | None:
-    """The ledger ``config`` asks for (``None`` when ``usage.enabled`` is false)."""
+def open_ledger(config: Config, metrics: Metrics | None = None) -> UsageLedger | None:
+    """The ledger ``config`` asks for (``None`` when ``usage.enabled`` is false), counting
+    the rows it has to drop in ``metrics``."""
     if not config.usage.enabled:
         return None
     return UsageLedger(
@@ -505,6 +509,7 @@ def open_ledger(config: Config) -> UsageLedger | None:
         config.usage.flush_interval_secs,
         PriceTable(config.pricing),
         retention_days=config.usage.retention_days,
+        metrics=metrics,
     )
 
 

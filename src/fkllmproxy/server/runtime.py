@@ -164,6 +164,7 @@ def build_runtime(
             [*config.auth.keys, *extra_keys],
             previous=previous.budgets if previous is not None else None,
             same_state=same_state,
+            metrics=metrics,
         ),
         energy=EnergyTable(config.usage, config.pricing),
         semantic=_semantic_caches(config, state, previous if same_state else None),
