@@ -19,6 +19,7 @@ from fkllmproxy.config import Config, LoadedConfig
 from fkllmproxy.config.redact import secret_values
 from fkllmproxy.observability.logging import register_secrets
 from fkllmproxy.observability.metrics import Metrics, process_metrics
+from fkllmproxy.observability.tracing import setup_tracing
 from fkllmproxy.observability.usage import LedgerError, UsageLedger, open_ledger
 from fkllmproxy.server import Runtime, RuntimeHolder, build_runtime
 
@@ -51,9 +52,14 @@ def start_ledger(config: Config) -> UsageLedger | None:
 
 
 def build_runtime_for(loaded: LoadedConfig, *, previous: Runtime | None = None) -> Runtime:
-    """The runtime for ``loaded`` (carrying ``previous``'s state on a reload), its secrets
-    registered with the log scrubber once it is known to be valid."""
-    runtime = build_runtime(loaded, previous=previous, extra_keys=store_keys(loaded.config))
+    """The runtime for ``loaded`` (carrying ``previous``'s state and tracing on a reload),
+    its secrets registered with the log scrubber once it is known to be valid. The first
+    runtime of a process sets up its tracing (on only with the otel extra and
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+    tracing = setup_tracing() if previous is None else None
+    runtime = build_runtime(
+        loaded, previous=previous, extra_keys=store_keys(loaded.config), tracing=tracing
+    )
     register_secrets(secret_values(loaded.config))
     return runtime
 

@@ -18,7 +18,7 @@ import time
 from fkllmproxy.errors import ClientError, UpstreamError, UpstreamRejected, UpstreamTimeout
 from fkllmproxy.observability.logging import get_logger
 from fkllmproxy.observability.metrics import Metrics
-from fkllmproxy.observability.tracing import attempt_span
+from fkllmproxy.observability.tracing import Tracing
 
 __all__ = ["AttemptRecorder", "outcome_of"]
 
@@ -39,12 +39,14 @@ def outcome_of(error: BaseException | None) -> str:
 
 
 class AttemptRecorder:
-    """Counts (in ``metrics``, if any) and logs each upstream attempt."""
+    """Counts (in ``metrics``, if any), logs and traces (with ``tracing``, if any) each
+    upstream attempt."""
 
-    __slots__ = ("_metrics",)
+    __slots__ = ("_metrics", "_tracing")
 
-    def __init__(self, metrics: Metrics | None) -> None:
+    def __init__(self, metrics: Metrics | None, tracing: Tracing | None = None) -> None:
         self._metrics = metrics
+        self._tracing = tracing
 
     def __call__(
         self,
@@ -55,11 +57,12 @@ class AttemptRecorder:
         error: BaseException | None = None,
     ) -> None:
         """Count and log one attempt that began at ``started`` (``time.perf_counter()``)."""
-        _record(self._metrics, provider, upstream_model, attempt, started, error)
+        _record(self._metrics, self._tracing, provider, upstream_model, attempt, started, error)
 
 
 def _record(
     metrics: Metrics | None,
+    tracing: Tracing | None,
     provider: str,
     upstream_model: str,
     attempt: int,
@@ -74,7 +77,8 @@ def _record(
     if status is None and isinstance(error, ClientError):
         status = error.status
     message = None if error is None else getattr(error, "message", None) or type(error).__name__
-    attempt_span(provider, upstream_model, attempt, started, outcome, status, message)
+    if tracing is not None:
+        tracing.attempt(provider, upstream_model, attempt, started, outcome, status, message)
     level = logging.DEBUG if outcome in ("success", "rejected") else logging.WARNING
     if not _log.isEnabledFor(level):
         return

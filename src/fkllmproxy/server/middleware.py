@@ -17,7 +17,7 @@ from typing import Any
 
 from fkllmproxy.observability.energy import JOULES_PER_WH
 from fkllmproxy.observability.logging import get_logger, request_id_var
-from fkllmproxy.observability.tracing import finish_request, start_request
+from fkllmproxy.observability.tracing import finish_request
 from fkllmproxy.server.budget import HEADER as BUDGET_HEADER
 from fkllmproxy.server.context import RequestContext
 from fkllmproxy.server.host import host_is_valid, refuse_bad_host
@@ -76,7 +76,8 @@ class RequestMiddleware:
         observed = watched and holder.runtime.config.metrics.enabled
         if observed:
             holder.metrics.request_started()
-        span = start_request(scope) if watched else None
+        tracing = holder.runtime.tracing
+        span = tracing.start_request(scope) if watched and tracing is not None else None
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

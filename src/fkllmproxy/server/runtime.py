@@ -19,7 +19,7 @@ from fkllmproxy.limits import Budgets, RateLimits, build_budgets, build_rate_lim
 from fkllmproxy.observability.attempts import AttemptRecorder
 from fkllmproxy.observability.energy import EnergyTable
 from fkllmproxy.observability.metrics import Metrics, process_metrics
-from fkllmproxy.observability.tracing import setup_tracing, shutdown_tracing
+from fkllmproxy.observability.tracing import Tracing
 from fkllmproxy.observability.usage import UsageLedger
 from fkllmproxy.providers import Provider, TransportFactory, build_provider, default_transport
 from fkllmproxy.routing import Router
@@ -52,6 +52,9 @@ class Runtime:
     energy: EnergyTable = field(default_factory=lambda: EnergyTable(UsageConfig()))
     # The semantic cache's stores, when a model has cache = "semantic" (server/semantic_cache.py).
     semantic: SemanticCaches | None = None
+    # The process's OpenTelemetry tracing, if on (observability/tracing.py); a reload
+    # hands it to the next runtime.
+    tracing: Tracing | None = None
 
     @property
     def config(self) -> Config:
@@ -90,7 +93,6 @@ class RuntimeHolder:
     def __post_init__(self) -> None:
         if self.metrics is None:
             self.metrics = process_metrics(self.runtime.config.metrics.latency_window)
-        setup_tracing()  # on only with the otel extra and OTEL_EXPORTER_OTLP_ENDPOINT
         # Every configured provider shows in the circuit gauge from the start (closed).
         self.metrics.sync_providers({name: "closed" for name in self.runtime.providers})
 
@@ -99,7 +101,8 @@ class RuntimeHolder:
         if self.ledger is not None:
             self.ledger.close()
         self.metrics.close()
-        shutdown_tracing()
+        if self.runtime.tracing is not None:
+            self.runtime.tracing.shutdown()
 
 
 def _same_state(a: Config, b: Config) -> bool:
@@ -116,6 +119,7 @@ def build_runtime(
     *,
     previous: Runtime | None = None,
     extra_keys: Iterable[ClientKey] = (),
+    tracing: Tracing | None = None,
 ) -> Runtime:
     """Build providers, router, authenticator, limits and cache for ``loaded``.
 
@@ -123,6 +127,8 @@ def build_runtime(
     carries over unless the ``[state]`` settings changed, so a reload is not a way to
     reset every caller's rate limit; so does the grace of a previous master key.
     ``extra_keys`` are client keys from the key store, merged with ``[[auth.keys]]``.
+    ``tracing`` is the process's (``observability/tracing.py``); a reload keeps
+    ``previous``'s.
     """
     config = loaded.config
     factory = transport or default_transport(config.server.http_transport, loaded.environ)
@@ -132,7 +138,9 @@ def build_runtime(
     extra_keys = list(extra_keys)
     cache = ResponseCache(state, config.cache) if config.cache.enabled else None
     metrics = process_metrics() if config.metrics.enabled else None
-    router = Router(config, providers, record=AttemptRecorder(metrics))
+    if tracing is None and previous is not None:
+        tracing = previous.tracing
+    router = Router(config, providers, record=AttemptRecorder(metrics, tracing))
     if config.state.backend == "redis":
         breaker = config.circuit_breaker
         params = CircuitParams(
@@ -168,6 +176,7 @@ def build_runtime(
         ),
         energy=EnergyTable(config.usage, config.pricing),
         semantic=_semantic_caches(config, state, previous if same_state else None),
+        tracing=tracing,
     )
 
 
