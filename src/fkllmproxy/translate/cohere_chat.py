@@ -36,6 +36,12 @@ from typing import Any
 import msgspec
 
 from fkllmproxy.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
+from fkllmproxy.translate._common import (
+    Unsupported,
+    invalid,
+    refuse_unknown_chat_fields,
+    refuse_untranslated_outputs,
+)
 from fkllmproxy.wire.cohere import (
     AnswerToolCall,
     CallFunction,
@@ -64,45 +70,6 @@ __all__ = [
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
-# Request fields Cohere takes (mapped below), and fields that change nothing it could
-# honour differently (``parallel_tool_calls``: Cohere decides how many calls to make).
-_HANDLED = frozenset(
-    [
-        "temperature",
-        "top_p",
-        "top_k",
-        "n",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "tools",
-        "tool_choice",
-        "response_format",
-        "reasoning_effort",
-        "logprobs",
-        "top_logprobs",
-        "modalities",
-    ]
-)
-_IGNORED = frozenset(
-    [
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "user",
-        "store",
-        "metadata",
-        "service_tier",
-        "parallel_tool_calls",
-        "safety_identifier",
-        "prompt_cache_key",
-    ]
-)
-
 _FINISH = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",
@@ -124,33 +91,15 @@ _IMAGE_SCHEMES = ("data:", "https://", "http://")
 # ================================================================ OpenAI -> Cohere
 
 
-class _Unsupported:
-    """Builds the one error message every unsupported feature gets."""
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-
-    def __call__(self, field: str, what: str = "") -> BadRequest:
-        detail = f" ({what})" if what else ""
-        return BadRequest(
-            f"'{field}' is not supported by provider {self.provider!r} (Cohere){detail}.",
-            param=field,
-        )
-
-
-def _invalid(field: str, message: str) -> BadRequest:
-    return BadRequest(f"Invalid value for '{field}': {message}.", param=field)
-
-
 def to_cohere(
     body: Mapping[str, Any], *, model: str, provider: str, stream: bool = False
 ) -> ChatRequest:
     """The Cohere request for an OpenAI chat request body (already shape-checked)."""
-    unsupported = _Unsupported(provider)
+    unsupported = Unsupported(provider, "Cohere")
     _check_fields(body, unsupported)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _invalid("messages", "expected a non-empty list of messages")
+        raise invalid("messages", "expected a non-empty list of messages")
     converted = _convert_messages(messages, unsupported)
     if not any(message.role != "system" for message in converted):
         raise BadRequest(
@@ -183,30 +132,20 @@ def to_cohere(
     )
 
 
-def _check_fields(body: Mapping[str, Any], unsupported: _Unsupported) -> None:
-    for name, value in body.items():
-        if name in _IGNORED or value is None:
-            continue
-        if name not in _HANDLED:
-            raise unsupported(name)
+def _check_fields(body: Mapping[str, Any], unsupported: Unsupported) -> None:
+    refuse_unknown_chat_fields(body, unsupported)
     if body.get("n") not in (None, 1):
         raise unsupported("n", "Cohere returns one answer per request")
-    if body.get("logprobs"):
-        raise unsupported("logprobs", "token log probabilities are not translated")
-    if body.get("top_logprobs") is not None:
-        raise unsupported("top_logprobs", "token log probabilities are not translated")
-    modalities = body.get("modalities")
-    if modalities is not None and modalities != ["text"]:
-        raise unsupported("modalities", "only text output is translated")
+    refuse_untranslated_outputs(body, unsupported)
 
 
-def _convert_messages(messages: list[Any], unsupported: _Unsupported) -> list[Message]:
+def _convert_messages(messages: list[Any], unsupported: Unsupported) -> list[Message]:
     system: list[str] = []
     out: list[Message] = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, Mapping):
-            raise _invalid(where, "expected an object")
+            raise invalid(where, "expected an object")
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
@@ -226,37 +165,37 @@ def _convert_messages(messages: list[Any], unsupported: _Unsupported) -> list[Me
         elif role == "function":
             raise unsupported(f"{where}.role", "legacy 'function' messages; use 'tool'")
         else:
-            raise _invalid(f"{where}.role", f"unknown role {role!r}")
+            raise invalid(f"{where}.role", f"unknown role {role!r}")
     if system:
         out.insert(0, Message(role="system", content="\n\n".join(system)))
     return out
 
 
-def _text(content: Any, where: str, unsupported: _Unsupported) -> str:
+def _text(content: Any, where: str, unsupported: Unsupported) -> str:
     """Text-only content (system, assistant and tool messages) as one string."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise _invalid(where, "expected a string or a list of content parts")
+        raise invalid(where, "expected a string or a list of content parts")
     texts = []
     for j, item in enumerate(content):
         kind = item.get("type") if isinstance(item, Mapping) else None
         if kind in ("text", "refusal"):
             text = item.get(kind)
             if not isinstance(text, str):
-                raise _invalid(f"{where}[{j}].{kind}", "expected a string")
+                raise invalid(f"{where}[{j}].{kind}", "expected a string")
             texts.append(text)
         elif kind is None:
-            raise _invalid(f"{where}[{j}]", "expected a content part with a 'type'")
+            raise invalid(f"{where}[{j}]", "expected a content part with a 'type'")
         else:
             raise unsupported(f"{where}[{j}].type", f"{kind!r} parts in this message role")
     return "".join(texts)
 
 
 def _user_content(
-    content: Any, where: str, unsupported: _Unsupported
+    content: Any, where: str, unsupported: Unsupported
 ) -> str | list[ContentBlock] | None:
     if not isinstance(content, list):
         return _text(content, where, unsupported) or None
@@ -267,31 +206,31 @@ def _user_content(
         if kind == "text":
             text = item.get("text")
             if not isinstance(text, str):
-                raise _invalid(f"{here}.text", "expected a string")
+                raise invalid(f"{here}.text", "expected a string")
             if text:
                 blocks.append(ContentBlock(type="text", text=text))
         elif kind == "image_url":
             blocks.append(_image(item.get("image_url"), f"{here}.image_url", unsupported))
         elif kind is None:
-            raise _invalid(here, "expected a content part with a 'type'")
+            raise invalid(here, "expected a content part with a 'type'")
         else:
             raise unsupported(f"{here}.type", f"content parts of type {kind!r}")
     return blocks or None
 
 
-def _image(image: Any, where: str, unsupported: _Unsupported) -> ContentBlock:
+def _image(image: Any, where: str, unsupported: Unsupported) -> ContentBlock:
     url = image.get("url") if isinstance(image, Mapping) else image
     if not isinstance(url, str) or not url:
-        raise _invalid(f"{where}.url", "expected an image URL or a data: URL")
+        raise invalid(f"{where}.url", "expected an image URL or a data: URL")
     if not url.startswith(_IMAGE_SCHEMES):
         raise unsupported(f"{where}.url", "images must be data: or http(s):// URLs")
     detail = image.get("detail") if isinstance(image, Mapping) else None
     if detail is not None and detail not in ("auto", "low", "high"):
-        raise _invalid(f"{where}.detail", "expected 'auto', 'low' or 'high'")
+        raise invalid(f"{where}.detail", "expected 'auto', 'low' or 'high'")
     return ContentBlock(type="image_url", image_url=ImageUrl(url=url, detail=detail))
 
 
-def _assistant(message: Mapping[str, Any], where: str, unsupported: _Unsupported) -> Message | None:
+def _assistant(message: Mapping[str, Any], where: str, unsupported: Unsupported) -> Message | None:
     for legacy in ("function_call", "audio"):
         if message.get(legacy) is not None:
             raise unsupported(f"{where}.{legacy}")
@@ -304,22 +243,22 @@ def _assistant(message: Mapping[str, Any], where: str, unsupported: _Unsupported
     return Message(role="assistant", content=text)
 
 
-def _tool_calls(calls: Any, where: str, unsupported: _Unsupported) -> list[ToolCall]:
+def _tool_calls(calls: Any, where: str, unsupported: Unsupported) -> list[ToolCall]:
     if calls is None:
         return []
     if not isinstance(calls, list):
-        raise _invalid(where, "expected a list")
+        raise invalid(where, "expected a list")
     out = []
     for k, call in enumerate(calls):
         here = f"{where}[{k}]"
         function = call.get("function") if isinstance(call, Mapping) else None
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _invalid(here, "expected {'id', 'type': 'function', 'function': {'name', ...}}")
+            raise invalid(here, "expected {'id', 'type': 'function', 'function': {'name', ...}}")
         if call.get("type", "function") != "function":
             raise unsupported(f"{here}.type", f"tool calls of type {call.get('type')!r}")
         call_id = call.get("id")
         if not isinstance(call_id, str) or not call_id:
-            raise _invalid(f"{here}.id", "expected the tool call's id")
+            raise invalid(f"{here}.id", "expected the tool call's id")
         arguments = _arguments(function.get("arguments"), f"{here}.function.arguments")
         out.append(
             ToolCall(
@@ -338,44 +277,44 @@ def _arguments(raw: Any, where: str) -> str:
     if isinstance(raw, Mapping):
         return _encode(dict(raw)).decode()
     if not isinstance(raw, str):
-        raise _invalid(where, "expected a JSON object encoded as a string")
+        raise invalid(where, "expected a JSON object encoded as a string")
     try:
         value = _decode(raw)
     except msgspec.DecodeError:
-        raise _invalid(where, "not valid JSON") from None
+        raise invalid(where, "not valid JSON") from None
     if not isinstance(value, dict):
-        raise _invalid(where, "expected a JSON object")
+        raise invalid(where, "expected a JSON object")
     return raw
 
 
-def _tool_result(message: Mapping[str, Any], where: str, unsupported: _Unsupported) -> Message:
+def _tool_result(message: Mapping[str, Any], where: str, unsupported: Unsupported) -> Message:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str) or not call_id:
-        raise _invalid(f"{where}.tool_call_id", "expected the id of the tool call it answers")
+        raise invalid(f"{where}.tool_call_id", "expected the id of the tool call it answers")
     text = _text(message.get("content"), f"{where}.content", unsupported)
     return Message(
         role="tool", tool_call_id=call_id, content=[ContentBlock(type="text", text=text)]
     )
 
 
-def _convert_tools(tools: Any, unsupported: _Unsupported) -> list[Tool] | None:
+def _convert_tools(tools: Any, unsupported: Unsupported) -> list[Tool] | None:
     if tools is None:
         return None
     if not isinstance(tools, list):
-        raise _invalid("tools", "expected a list")
+        raise invalid("tools", "expected a list")
     out = []
     for i, tool in enumerate(tools):
         where = f"tools[{i}]"
         if not isinstance(tool, Mapping):
-            raise _invalid(where, "expected an object")
+            raise invalid(where, "expected an object")
         if tool.get("type", "function") != "function":
             raise unsupported(f"{where}.type", f"tools of type {tool.get('type')!r}")
         function = tool.get("function")
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _invalid(f"{where}.function", "expected {'name', 'description', 'parameters'}")
+            raise invalid(f"{where}.function", "expected {'name', 'description', 'parameters'}")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, Mapping):
-            raise _invalid(f"{where}.function.parameters", "expected a JSON Schema object")
+            raise invalid(f"{where}.function.parameters", "expected a JSON Schema object")
         out.append(
             Tool(
                 type="function",
@@ -391,7 +330,7 @@ def _convert_tools(tools: Any, unsupported: _Unsupported) -> list[Tool] | None:
 
 
 def _convert_tool_choice(
-    choice: Any, tools: list[Tool] | None, unsupported: _Unsupported
+    choice: Any, tools: list[Tool] | None, unsupported: Unsupported
 ) -> tuple[list[Tool] | None, str | None]:
     """The tools to offer and Cohere's ``tool_choice`` (``NONE``, ``REQUIRED`` or unset)."""
     if choice is None or choice == "auto":
@@ -399,7 +338,7 @@ def _convert_tool_choice(
     if tools is None:
         if choice == "none":
             return None, None
-        raise _invalid("tool_choice", "a tool choice needs 'tools'")
+        raise invalid("tool_choice", "a tool choice needs 'tools'")
     if choice == "none":
         return tools, "NONE"
     if choice == "required":
@@ -407,19 +346,19 @@ def _convert_tool_choice(
     if isinstance(choice, Mapping) and choice.get("type") == "function":
         function = choice.get("function")
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _invalid("tool_choice.function", "expected {'name': <function name>}")
+            raise invalid("tool_choice.function", "expected {'name': <function name>}")
         chosen = [tool for tool in tools if tool.function.name == function["name"]]
         if not chosen:
-            raise _invalid("tool_choice.function.name", f"no tool is named {function['name']!r}")
+            raise invalid("tool_choice.function.name", f"no tool is named {function['name']!r}")
         # Cohere cannot name the tool to call: offering only that one and requiring a
         # call means the same.
         return chosen, "REQUIRED"
     if isinstance(choice, Mapping) and isinstance(choice.get("type"), str):
         raise unsupported("tool_choice.type", f"tool choice {choice['type']!r}")
-    raise _invalid("tool_choice", "expected 'auto', 'none', 'required' or a function")
+    raise invalid("tool_choice", "expected 'auto', 'none', 'required' or a function")
 
 
-def _response_format(response_format: Any, unsupported: _Unsupported) -> ResponseFormat | None:
+def _response_format(response_format: Any, unsupported: Unsupported) -> ResponseFormat | None:
     if response_format is None:
         return None
     kind = response_format.get("type") if isinstance(response_format, Mapping) else None
@@ -430,14 +369,14 @@ def _response_format(response_format: Any, unsupported: _Unsupported) -> Respons
     if kind == "json_schema":
         spec = response_format.get("json_schema")
         if not isinstance(spec, Mapping):
-            raise _invalid("response_format.json_schema", "expected {'name', 'schema'}")
+            raise invalid("response_format.json_schema", "expected {'name', 'schema'}")
         schema = spec.get("schema")
         if schema is not None and not isinstance(schema, Mapping):
-            raise _invalid("response_format.json_schema.schema", "expected a JSON Schema object")
+            raise invalid("response_format.json_schema.schema", "expected a JSON Schema object")
         return ResponseFormat(type="json_object", json_schema=dict(schema) if schema else None)
     if isinstance(kind, str):
         raise unsupported("response_format.type", f"response format {kind!r}")
-    raise _invalid("response_format", "expected {'type': 'text' | 'json_object' | 'json_schema'}")
+    raise invalid("response_format", "expected {'type': 'text' | 'json_object' | 'json_schema'}")
 
 
 def _thinking(effort: Any) -> Thinking | None:
@@ -447,7 +386,7 @@ def _thinking(effort: Any) -> Thinking | None:
         return Thinking(type="disabled")
     if effort not in _THINKING_BUDGETS:
         allowed = ", ".join(["none", *_THINKING_BUDGETS])
-        raise _invalid("reasoning_effort", f"expected one of {allowed}")
+        raise invalid("reasoning_effort", f"expected one of {allowed}")
     return Thinking(type="enabled", token_budget=_THINKING_BUDGETS[effort])
 
 

@@ -35,7 +35,8 @@ from typing import Any
 
 import msgspec
 
-from fkllmproxy.errors import BadRequest, UpstreamUnavailable
+from fkllmproxy.errors import UpstreamUnavailable
+from fkllmproxy.translate._common import Unsupported, invalid
 from fkllmproxy.translate.token_estimate import (
     CHARS_PER_TOKEN,
     TOKENS_PER_ATTACHMENT,
@@ -101,21 +102,6 @@ FINISH_REASONS = {
 }
 
 
-class _Unsupported:
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-
-    def __call__(self, field: str, what: str = "") -> BadRequest:
-        detail = f" ({what})" if what else ""
-        return BadRequest(
-            f"'{field}' is not supported by provider {self.provider!r}{detail}.", param=field
-        )
-
-
-def _invalid(field: str, message: str) -> BadRequest:
-    return BadRequest(f"Invalid value for '{field}': {message}.", param=field)
-
-
 # ================================================================ request
 
 
@@ -129,7 +115,7 @@ def chat_request_from_gemini(
     stream: bool,
 ) -> dict[str, Any]:
     """The Chat request for a Gemini request (``body`` typed, ``data`` the same as plain data)."""
-    unsupported = _Unsupported(provider)
+    unsupported = Unsupported(provider)
     for name in data:
         if name not in _TOP_LEVEL:
             raise unsupported(name)
@@ -142,7 +128,7 @@ def chat_request_from_gemini(
             messages.append({"role": "system", "content": text})
     _convert_contents(body.contents, messages, provider_type, unsupported)
     if not any(m["role"] != "system" for m in messages):
-        raise _invalid("contents", "expected at least one turn with content")
+        raise invalid("contents", "expected at least one turn with content")
     chat: dict[str, Any] = {"model": model, "messages": messages}
     if stream:
         chat["stream"] = True
@@ -159,13 +145,13 @@ def chat_request_from_gemini(
     return chat
 
 
-def _check_keys(obj: Any, allowed: frozenset[str], where: str, unsupported: _Unsupported) -> None:
+def _check_keys(obj: Any, allowed: frozenset[str], where: str, unsupported: Unsupported) -> None:
     for name in obj if isinstance(obj, Mapping) else ():
         if name not in allowed:
             raise unsupported(f"{where}.{name}")
 
 
-def _check_turns(contents: Any, unsupported: _Unsupported) -> None:
+def _check_turns(contents: Any, unsupported: Unsupported) -> None:
     """Fields of turns and parts the typed decode skipped are refused by name, not lost."""
     for i, content in enumerate(contents if isinstance(contents, list) else ()):
         _check_keys(content, _CONTENT, f"contents[{i}]", unsupported)
@@ -174,7 +160,7 @@ def _check_turns(contents: Any, unsupported: _Unsupported) -> None:
             _check_keys(part, _PART, f"contents[{i}].parts[{j}]", unsupported)
 
 
-def _plain_text(content: InContent, where: str, unsupported: _Unsupported) -> str:
+def _plain_text(content: InContent, where: str, unsupported: Unsupported) -> str:
     texts = []
     for j, part in enumerate(content.parts):
         if part.text is None:
@@ -201,14 +187,14 @@ class _Calls:
                 return ident
         if given:
             return given
-        raise _invalid(where, f"no earlier functionCall named {name!r} to answer")
+        raise invalid(where, f"no earlier functionCall named {name!r} to answer")
 
 
 def _convert_contents(
     contents: list[InContent],
     messages: list[dict[str, Any]],
     provider_type: str,
-    unsupported: _Unsupported,
+    unsupported: Unsupported,
 ) -> None:
     calls = _Calls()
     for i, content in enumerate(contents):
@@ -221,11 +207,11 @@ def _convert_contents(
         elif role in ("user", "function"):
             _user(content, where, messages, calls, provider_type, unsupported)
         else:
-            raise _invalid(f"{where}.role", f"expected 'user' or 'model', not {role!r}")
+            raise invalid(f"{where}.role", f"expected 'user' or 'model', not {role!r}")
 
 
 def _assistant(
-    content: InContent, where: str, calls: _Calls, unsupported: _Unsupported
+    content: InContent, where: str, calls: _Calls, unsupported: Unsupported
 ) -> dict[str, Any] | None:
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
@@ -264,7 +250,7 @@ def _user(
     messages: list[dict[str, Any]],
     calls: _Calls,
     provider_type: str,
-    unsupported: _Unsupported,
+    unsupported: Unsupported,
 ) -> None:
     parts: list[dict[str, Any]] = []
     for j, part in enumerate(content.parts):
@@ -284,7 +270,7 @@ def _user(
         elif part.file_data is not None:
             parts.append(_file(part, here, unsupported))
         elif part.function_call is not None:
-            raise _invalid(f"{here}.functionCall", "function calls belong in a 'model' turn")
+            raise invalid(f"{here}.functionCall", "function calls belong in a 'model' turn")
         else:
             raise unsupported(here, "a part kind the proxy does not translate")
     if not parts:
@@ -311,7 +297,7 @@ def _result_text(response: dict[str, Any] | None) -> str:
 
 
 def _inline(
-    part: InPart, where: str, provider_type: str, unsupported: _Unsupported
+    part: InPart, where: str, provider_type: str, unsupported: Unsupported
 ) -> dict[str, Any]:
     blob = part.inline_data
     assert blob is not None
@@ -326,7 +312,7 @@ def _inline(
     raise unsupported(f"{where}.inlineData", f"inline data of type {blob.mime_type!r}")
 
 
-def _file(part: InPart, where: str, unsupported: _Unsupported) -> dict[str, Any]:
+def _file(part: InPart, where: str, unsupported: Unsupported) -> dict[str, Any]:
     file = part.file_data
     assert file is not None
     mime = (file.mime_type or "").lower()
@@ -337,7 +323,7 @@ def _file(part: InPart, where: str, unsupported: _Unsupported) -> dict[str, Any]
 
 
 def _convert_tools(
-    tools: list[InTool] | None, raw: Any, unsupported: _Unsupported
+    tools: list[InTool] | None, raw: Any, unsupported: Unsupported
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, tool in enumerate(tools or ()):
@@ -371,7 +357,7 @@ _SCHEMA_DROP = frozenset({"propertyOrdering", "property_ordering", "nullable", "
 def json_schema_of(schema: Any, where: str) -> Any:
     """Google's OpenAPI schema subset (``"type": "OBJECT"``, ``nullable``) as JSON Schema."""
     if not isinstance(schema, Mapping):
-        raise _invalid(where, "expected a schema object")
+        raise invalid(where, "expected a schema object")
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key in _SCHEMA_DROP:
@@ -405,19 +391,19 @@ def _tool_choice(config: InToolConfig | None, have_tools: bool) -> Any:
         return "none" if have_tools else None
     if mode == "ANY":
         if not have_tools:
-            raise _invalid("toolConfig.functionCallingConfig.mode", "ANY needs tools")
+            raise invalid("toolConfig.functionCallingConfig.mode", "ANY needs tools")
         names = calling.allowed_function_names or []
         if len(names) == 1:
             return {"type": "function", "function": {"name": names[0]}}
         return "required"
-    raise _invalid("toolConfig.functionCallingConfig.mode", "expected AUTO, ANY or NONE")
+    raise invalid("toolConfig.functionCallingConfig.mode", "expected AUTO, ANY or NONE")
 
 
 def _effort(budget: int | None, level: str | None) -> str | None:
     if level:
         lowered = level.lower()
         if lowered not in ("minimal", "low", "medium", "high"):
-            raise _invalid(
+            raise invalid(
                 "generationConfig.thinkingConfig.thinkingLevel",
                 "expected MINIMAL, LOW, MEDIUM or HIGH",
             )
@@ -438,7 +424,7 @@ def _generation(
     raw: Any,
     chat: dict[str, Any],
     provider_type: str,
-    unsupported: _Unsupported,
+    unsupported: Unsupported,
 ) -> None:
     for name in raw if isinstance(raw, Mapping) else ():
         if name not in _GENERATION:
@@ -469,16 +455,14 @@ def _generation(
             chat["reasoning_effort"] = effort
 
 
-def _response_format(
-    config: InGenerationConfig, unsupported: _Unsupported
-) -> dict[str, Any] | None:
+def _response_format(config: InGenerationConfig, unsupported: Unsupported) -> dict[str, Any] | None:
     mime = config.response_mime_type
     schema = config.response_json_schema
     if schema is None and config.response_schema is not None:
         schema = json_schema_of(config.response_schema, "generationConfig.responseSchema")
     if mime in (None, "text/plain"):
         if schema is not None:
-            raise _invalid("generationConfig.responseMimeType", "a schema needs application/json")
+            raise invalid("generationConfig.responseMimeType", "a schema needs application/json")
         return None
     if mime != "application/json":
         raise unsupported("generationConfig.responseMimeType", f"response type {mime!r}")

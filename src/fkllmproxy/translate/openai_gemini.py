@@ -39,6 +39,12 @@ from typing import Any
 import msgspec
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
+from fkllmproxy.translate._common import (
+    Unsupported,
+    invalid,
+    refuse_unknown_chat_fields,
+    refuse_untranslated_outputs,
+)
 from fkllmproxy.wire.gemini import (
     Blob,
     Candidate,
@@ -70,45 +76,6 @@ __all__ = [
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
-
-# Request fields Gemini takes (mapped below), and fields that change nothing it could
-# honour differently (``parallel_tool_calls``: Gemini decides how many calls to make).
-_HANDLED = frozenset(
-    [
-        "temperature",
-        "top_p",
-        "top_k",
-        "n",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "tools",
-        "tool_choice",
-        "response_format",
-        "reasoning_effort",
-        "logprobs",
-        "top_logprobs",
-        "modalities",
-    ]
-)
-_IGNORED = frozenset(
-    [
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "user",
-        "store",
-        "metadata",
-        "service_tier",
-        "parallel_tool_calls",
-        "safety_identifier",
-        "prompt_cache_key",
-    ]
-)
 
 _FINISH = {
     "STOP": "stop",
@@ -156,24 +123,6 @@ def signature_of(call_id: str) -> str | None:
 # ================================================================ OpenAI -> Gemini
 
 
-class _Unsupported:
-    """Builds the one error message every unsupported feature gets."""
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-
-    def __call__(self, field: str, what: str = "") -> BadRequest:
-        detail = f" ({what})" if what else ""
-        return BadRequest(
-            f"'{field}' is not supported by provider {self.provider!r} (Gemini){detail}.",
-            param=field,
-        )
-
-
-def _invalid(field: str, message: str) -> BadRequest:
-    return BadRequest(f"Invalid value for '{field}': {message}.", param=field)
-
-
 def to_gemini(
     body: Mapping[str, Any], *, provider: str, include_thoughts: bool = False
 ) -> GenerateContentRequest:
@@ -181,11 +130,11 @@ def to_gemini(
 
     ``include_thoughts`` asks a thinking model for its thought summaries as well.
     """
-    unsupported = _Unsupported(provider)
+    unsupported = Unsupported(provider, "Gemini")
     _check_fields(body, unsupported)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _invalid("messages", "expected a non-empty list of messages")
+        raise invalid("messages", "expected a non-empty list of messages")
     system, contents = _convert_messages(messages, unsupported)
     if not contents:
         raise BadRequest(
@@ -204,19 +153,9 @@ def to_gemini(
     )
 
 
-def _check_fields(body: Mapping[str, Any], unsupported: _Unsupported) -> None:
-    for name, value in body.items():
-        if name in _IGNORED or value is None:
-            continue
-        if name not in _HANDLED:
-            raise unsupported(name)
-    if body.get("logprobs"):
-        raise unsupported("logprobs", "token log probabilities are not translated")
-    if body.get("top_logprobs") is not None:
-        raise unsupported("top_logprobs", "token log probabilities are not translated")
-    modalities = body.get("modalities")
-    if modalities is not None and modalities != ["text"]:
-        raise unsupported("modalities", "only text output is translated")
+def _check_fields(body: Mapping[str, Any], unsupported: Unsupported) -> None:
+    refuse_unknown_chat_fields(body, unsupported)
+    refuse_untranslated_outputs(body, unsupported)
 
 
 def _append(contents: list[Content], role: str, parts: list[Part]) -> None:
@@ -230,7 +169,7 @@ def _append(contents: list[Content], role: str, parts: list[Part]) -> None:
 
 
 def _convert_messages(
-    messages: list[Any], unsupported: _Unsupported
+    messages: list[Any], unsupported: Unsupported
 ) -> tuple[list[Part], list[Content]]:
     system: list[Part] = []
     contents: list[Content] = []
@@ -238,7 +177,7 @@ def _convert_messages(
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, Mapping):
-            raise _invalid(where, "expected an object")
+            raise invalid(where, "expected an object")
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
@@ -253,25 +192,25 @@ def _convert_messages(
         elif role == "function":
             raise unsupported(f"{where}.role", "legacy 'function' messages; use 'tool'")
         else:
-            raise _invalid(f"{where}.role", f"unknown role {role!r}")
+            raise invalid(f"{where}.role", f"unknown role {role!r}")
     return system, contents
 
 
-def _text_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Part]:
+def _text_parts(content: Any, where: str, unsupported: Unsupported) -> list[Part]:
     """Text-only content (system, tool and assistant messages)."""
     if content is None:
         return []
     if isinstance(content, str):
         return [Part(text=content)] if content else []
     if not isinstance(content, list):
-        raise _invalid(where, "expected a string or a list of content parts")
+        raise invalid(where, "expected a string or a list of content parts")
     parts = []
     for j, item in enumerate(content):
         kind = item.get("type") if isinstance(item, Mapping) else None
         if kind in ("text", "refusal"):
             parts.extend(_text_part(item, kind, f"{where}[{j}]"))
         elif kind is None:
-            raise _invalid(f"{where}[{j}]", "expected a content part with a 'type'")
+            raise invalid(f"{where}[{j}]", "expected a content part with a 'type'")
         else:
             raise unsupported(f"{where}[{j}].type", f"{kind!r} parts in this message role")
     return parts
@@ -280,11 +219,11 @@ def _text_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Par
 def _text_part(item: Mapping[str, Any], kind: str, where: str) -> list[Part]:
     text = item.get(kind)
     if not isinstance(text, str):
-        raise _invalid(f"{where}.{kind}", "expected a string")
+        raise invalid(f"{where}.{kind}", "expected a string")
     return [Part(text=text)] if text else []
 
 
-def _user_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Part]:
+def _user_parts(content: Any, where: str, unsupported: Unsupported) -> list[Part]:
     if not isinstance(content, list):
         return _text_parts(content, where, unsupported)
     parts = []
@@ -294,7 +233,7 @@ def _user_parts(content: Any, where: str, unsupported: _Unsupported) -> list[Par
         if kind == "text":
             parts.extend(_text_part(item, kind, here))
         elif kind is None:
-            raise _invalid(here, "expected a content part with a 'type'")
+            raise invalid(here, "expected a content part with a 'type'")
         elif kind == "image_url":
             parts.append(_image_part(item.get("image_url"), f"{here}.image_url", unsupported))
         elif kind == "input_audio":
@@ -310,14 +249,14 @@ def _data_url(url: str, where: str) -> Blob:
     header, comma, data = url.partition(",")
     mime, *parameters = header[5:].split(";")
     if not comma or parameters[-1:] != ["base64"] or not mime or not data:
-        raise _invalid(where, "a data: URL must look like data:<mime type>;base64,<data>")
+        raise invalid(where, "a data: URL must look like data:<mime type>;base64,<data>")
     return Blob(mime_type=mime, data=data)
 
 
-def _image_part(image: Any, where: str, unsupported: _Unsupported) -> Part:
+def _image_part(image: Any, where: str, unsupported: Unsupported) -> Part:
     url = image.get("url") if isinstance(image, Mapping) else image
     if not isinstance(url, str) or not url:
-        raise _invalid(f"{where}.url", "expected an image URL or a data: URL")
+        raise invalid(f"{where}.url", "expected an image URL or a data: URL")
     if url.startswith("data:"):
         return Part(inline_data=_data_url(url, f"{where}.url"))
     if url.startswith(("https://", "http://", "gs://")):
@@ -329,27 +268,27 @@ def _image_part(image: Any, where: str, unsupported: _Unsupported) -> Part:
 
 def _audio_part(audio: Any, where: str) -> Part:
     if not isinstance(audio, Mapping) or not isinstance(audio.get("data"), str):
-        raise _invalid(where, "expected {'data': <base64>, 'format': 'wav' | 'mp3'}")
+        raise invalid(where, "expected {'data': <base64>, 'format': 'wav' | 'mp3'}")
     audio_format = audio.get("format")
     if audio_format not in ("wav", "mp3"):
-        raise _invalid(f"{where}.format", "expected 'wav' or 'mp3'")
+        raise invalid(f"{where}.format", "expected 'wav' or 'mp3'")
     return Part(inline_data=Blob(mime_type=f"audio/{audio_format}", data=audio["data"]))
 
 
-def _file_part(file: Any, where: str, unsupported: _Unsupported) -> Part:
+def _file_part(file: Any, where: str, unsupported: Unsupported) -> Part:
     if not isinstance(file, Mapping):
-        raise _invalid(where, "expected an object with 'file_data'")
+        raise invalid(where, "expected an object with 'file_data'")
     if file.get("file_id"):
         raise unsupported(f"{where}.file_id", "OpenAI file ids; send the file as file_data")
     data = file.get("file_data")
     if not isinstance(data, str) or not data:
-        raise _invalid(f"{where}.file_data", "expected a data: URL")
+        raise invalid(f"{where}.file_data", "expected a data: URL")
     if data.startswith("data:"):
         return Part(inline_data=_data_url(data, f"{where}.file_data"))
     filename = file.get("filename")
     guessed = mimetypes.guess_type(filename)[0] if isinstance(filename, str) else None
     if guessed is None:
-        raise _invalid(f"{where}.file_data", "expected a data: URL (or a filename with a type)")
+        raise invalid(f"{where}.file_data", "expected a data: URL (or a filename with a type)")
     return Part(inline_data=Blob(mime_type=guessed, data=data))
 
 
@@ -357,7 +296,7 @@ def _assistant_parts(
     message: Mapping[str, Any],
     where: str,
     call_names: dict[str, str],
-    unsupported: _Unsupported,
+    unsupported: Unsupported,
 ) -> list[Part]:
     for legacy in ("function_call", "audio"):
         if message.get(legacy) is not None:
@@ -367,12 +306,12 @@ def _assistant_parts(
     if calls is None:
         return parts
     if not isinstance(calls, list):
-        raise _invalid(f"{where}.tool_calls", "expected a list")
+        raise invalid(f"{where}.tool_calls", "expected a list")
     for k, call in enumerate(calls):
         here = f"{where}.tool_calls[{k}]"
         function = call.get("function") if isinstance(call, Mapping) else None
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _invalid(here, "expected {'id', 'type': 'function', 'function': {'name', ...}}")
+            raise invalid(here, "expected {'id', 'type': 'function', 'function': {'name', ...}}")
         if call.get("type", "function") != "function":
             raise unsupported(f"{here}.type", f"tool calls of type {call.get('type')!r}")
         name = function["name"]
@@ -394,13 +333,13 @@ def _arguments(raw: Any, where: str) -> dict[str, Any]:
     if isinstance(raw, Mapping):
         return dict(raw)
     if not isinstance(raw, str):
-        raise _invalid(where, "expected a JSON object encoded as a string")
+        raise invalid(where, "expected a JSON object encoded as a string")
     try:
         value = _decode(raw)
     except msgspec.DecodeError:
-        raise _invalid(where, "not valid JSON") from None
+        raise invalid(where, "not valid JSON") from None
     if not isinstance(value, dict):
-        raise _invalid(where, "expected a JSON object")
+        raise invalid(where, "expected a JSON object")
     return value
 
 
@@ -408,14 +347,14 @@ def _tool_result(
     message: Mapping[str, Any],
     where: str,
     call_names: Mapping[str, str],
-    unsupported: _Unsupported,
+    unsupported: Unsupported,
 ) -> Part:
     call_id = message.get("tool_call_id")
     name = call_names.get(call_id) if isinstance(call_id, str) else None
     if name is None:
         name = message.get("name") if isinstance(message.get("name"), str) else None
     if name is None:
-        raise _invalid(
+        raise invalid(
             f"{where}.tool_call_id",
             f"{call_id!r} does not match a tool call of an earlier assistant message",
         )
@@ -436,26 +375,26 @@ def _result_object(text: str) -> dict[str, Any]:
     return {"output": text}
 
 
-def _convert_tools(tools: Any, unsupported: _Unsupported) -> list[Tool] | None:
+def _convert_tools(tools: Any, unsupported: Unsupported) -> list[Tool] | None:
     if tools is None:
         return None
     if not isinstance(tools, list):
-        raise _invalid("tools", "expected a list")
+        raise invalid("tools", "expected a list")
     if not tools:
         return None
     declarations = []
     for i, tool in enumerate(tools):
         where = f"tools[{i}]"
         if not isinstance(tool, Mapping):
-            raise _invalid(where, "expected an object")
+            raise invalid(where, "expected an object")
         if tool.get("type", "function") != "function":
             raise unsupported(f"{where}.type", f"tools of type {tool.get('type')!r}")
         function = tool.get("function")
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _invalid(f"{where}.function", "expected {'name', 'description', 'parameters'}")
+            raise invalid(f"{where}.function", "expected {'name', 'description', 'parameters'}")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, Mapping):
-            raise _invalid(f"{where}.function.parameters", "expected a JSON Schema object")
+            raise invalid(f"{where}.function.parameters", "expected a JSON Schema object")
         declarations.append(
             FunctionDeclaration(
                 name=function["name"],
@@ -467,14 +406,14 @@ def _convert_tools(tools: Any, unsupported: _Unsupported) -> list[Tool] | None:
 
 
 def _convert_tool_choice(
-    choice: Any, have_tools: bool, unsupported: _Unsupported
+    choice: Any, have_tools: bool, unsupported: Unsupported
 ) -> ToolConfig | None:
     if choice is None:
         return None
     if not have_tools:
         if choice == "none" or choice == "auto":
             return None
-        raise _invalid("tool_choice", "a tool choice needs 'tools'")
+        raise invalid("tool_choice", "a tool choice needs 'tools'")
     if choice == "auto":
         mode, names = "AUTO", None
     elif choice == "none":
@@ -484,18 +423,18 @@ def _convert_tool_choice(
     elif isinstance(choice, Mapping) and choice.get("type") == "function":
         function = choice.get("function")
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise _invalid("tool_choice.function", "expected {'name': <function name>}")
+            raise invalid("tool_choice.function", "expected {'name': <function name>}")
         mode, names = "ANY", [function["name"]]
     elif isinstance(choice, Mapping) and isinstance(choice.get("type"), str):
         raise unsupported("tool_choice.type", f"tool choice {choice['type']!r}")
     else:
-        raise _invalid("tool_choice", "expected 'auto', 'none', 'required' or a function")
+        raise invalid("tool_choice", "expected 'auto', 'none', 'required' or a function")
     config = FunctionCallingConfig(mode=mode, allowed_function_names=names)
     return ToolConfig(function_calling_config=config)
 
 
 def _generation_config(
-    body: Mapping[str, Any], unsupported: _Unsupported, include_thoughts: bool = False
+    body: Mapping[str, Any], unsupported: Unsupported, include_thoughts: bool = False
 ) -> GenerationConfig | None:
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -509,7 +448,7 @@ def _generation_config(
     if effort is not None:
         if effort not in _THINKING_BUDGETS:
             allowed = ", ".join(_THINKING_BUDGETS)
-            raise _invalid("reasoning_effort", f"expected one of {allowed}")
+            raise invalid("reasoning_effort", f"expected one of {allowed}")
         budget = _THINKING_BUDGETS[effort]
         thoughts = True if include_thoughts and budget else None
         thinking = ThinkingConfig(thinking_budget=budget, include_thoughts=thoughts)
@@ -531,7 +470,7 @@ def _generation_config(
 
 
 def _response_format(
-    response_format: Any, unsupported: _Unsupported
+    response_format: Any, unsupported: Unsupported
 ) -> tuple[str | None, dict[str, Any] | None]:
     if response_format is None:
         return None, None
@@ -543,14 +482,14 @@ def _response_format(
     if kind == "json_schema":
         spec = response_format.get("json_schema")
         if not isinstance(spec, Mapping):
-            raise _invalid("response_format.json_schema", "expected {'name', 'schema'}")
+            raise invalid("response_format.json_schema", "expected {'name', 'schema'}")
         schema = spec.get("schema")
         if schema is not None and not isinstance(schema, Mapping):
-            raise _invalid("response_format.json_schema.schema", "expected a JSON Schema object")
+            raise invalid("response_format.json_schema.schema", "expected a JSON Schema object")
         return "application/json", dict(schema) if schema else None
     if isinstance(kind, str):
         raise unsupported("response_format.type", f"response format {kind!r}")
-    raise _invalid("response_format", "expected {'type': 'text' | 'json_object' | 'json_schema'}")
+    raise invalid("response_format", "expected {'type': 'text' | 'json_object' | 'json_schema'}")
 
 
 # ================================================================ Gemini -> OpenAI
