@@ -5,9 +5,10 @@ Routing and fallback are the same as for chat completions. Per target:
 * an ``openai`` / ``azure`` provider with the Responses API (``providers/responses.py``)
   gets the client's bytes (model aside) and its answer, JSON or events, goes back
   untouched;
-* any other provider gets the request translated to Chat Completions
-  (``translate/responses_chat.py``, done once) and its answer translated into a
-  ``response`` object or typed Responses events (``translate/responses_stream.py``).
+* any other provider gets the request decoded into the canonical conversation
+  (``translate/codecs/responses.py``, done once) and written in its own API by its
+  adapter; its answer, read back into the canonical model (``server/translated.py``),
+  is written as a ``response`` object or typed Responses events by the same codec.
 
 ``store`` (default true) keeps the answer in the state backend
 (``state/response_store.py``) for the key that made it: ``previous_response_id`` then
@@ -46,18 +47,12 @@ from fkllmproxy.server.semantic_shapes import (
     response_body,
     response_events,
 )
+from fkllmproxy.server.translated import canonical_answer, canonical_events
 from fkllmproxy.state import StateBackend
 from fkllmproxy.state.response_store import ResponseStore, StoredResponse
 from fkllmproxy.translate._common import provider_label
-from fkllmproxy.translate.responses_chat import (
-    chat_request_from_responses,
-    in_responses_terms,
-    input_items,
-    new_id,
-    response_envelope,
-    response_from_chat,
-)
-from fkllmproxy.translate.responses_stream import ResponsesStreamFromChat, event_frame
+from fkllmproxy.translate.canonical import Conversation
+from fkllmproxy.translate.codecs import responses
 from fkllmproxy.wire.responses import ResponsesRequest, responses_request_decoder
 
 if TYPE_CHECKING:
@@ -101,7 +96,7 @@ class _Conversation:
         self.previous = previous
         self._data: dict[str, Any] | None = None
         self._items: list[Any] | None = None
-        self._chat: dict[str, Any] | None = None
+        self._canonical: Conversation | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -117,7 +112,7 @@ class _Conversation:
                 items.extend(msgspec.json.decode(self.previous.history))
                 response = msgspec.json.decode(self.previous.response)
                 items.extend(response.get("output") or [])
-            items.extend(input_items(self.data.get("input")))
+            items.extend(responses.input_items(self.data.get("input")))
             self._items = items
         return self._items
 
@@ -127,10 +122,11 @@ class _Conversation:
         body.pop("previous_response_id", None)
         return body
 
-    def chat_for(self, provider: str) -> dict[str, Any]:
-        if self._chat is None:
-            self._chat = chat_request_from_responses(self.expanded(), provider=provider)
-        return self._chat
+    def canonical_for(self, provider: str) -> Conversation:
+        """The whole conversation decoded (once; ``provider`` is named in its 400s)."""
+        if self._canonical is None:
+            self._canonical = responses.decode_request(self.expanded(), provider=provider)
+        return self._canonical
 
 
 async def create_response(request: ApiRequest) -> Reply:
@@ -178,23 +174,23 @@ async def create_response(request: ApiRequest) -> Reply:
             call = ResponsesCall(raw, target.model, stream, parsed.model, body)
             return await provider.responses(call)  # type: ignore[attr-defined]
         shape.update(native=False, provider=label)
-        chat_body = conversation.chat_for(label)
+        canonical = conversation.canonical_for(label)
         chat = ChatRequest(
             raw=None,
             model=target.model,
             stream=stream,
             client_model=parsed.model,
             include_usage=stream,
-            parsed={**chat_body, "model": target.model},
+            conversation=canonical,
             # A reasoning model's Responses answer has its reasoning item: asking for
             # reasoning asks for the thoughts back (Gemini's includeThoughts), and they
             # come back as a ``reasoning`` output item.
-            reasoning="reasoning_effort" in chat_body,
+            reasoning=canonical.reasoning is not None and canonical.reasoning.include,
         )
         try:
             return await provider.chat(chat)
         except BadRequest as exc:
-            raise in_responses_terms(exc) from None
+            raise responses.in_responses_terms(exc) from None
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     keep = _Keeper(runtime, store, caller.name, parsed, conversation, shape)
@@ -202,10 +198,10 @@ async def create_response(request: ApiRequest) -> Reply:
         context.usage = result.usage
         body = result.body
         if not shape["native"]:
-            envelope = response_envelope(
-                conversation.data, model=parsed.model, response_id=new_id("resp")
+            answer = canonical_answer(result, provider=shape["provider"])
+            body = responses.encode_answer(
+                answer, model=parsed.model, request=conversation.data, provider=shape["provider"]
             )
-            body = _encode(response_from_chat(body, provider=shape["provider"], envelope=envelope))
         if result.status == 200:
             await keep.save(body)
             if cache is not None and plan is not None and plan.store_key:
@@ -222,15 +218,14 @@ async def create_response(request: ApiRequest) -> Reply:
             error_frame=keep.error_event,
         )
     else:
-        envelope = response_envelope(
-            conversation.data, model=parsed.model, response_id=new_id("resp")
+        encoder = responses.StreamEncoder(
+            provider=shape["provider"], model=parsed.model, request=conversation.data
         )
-        translator = ResponsesStreamFromChat(provider=shape["provider"], envelope=envelope)
-        events = _translated_events(result.chunks, translator, keep)
+        events = _translated_events(result, encoder, keep, shape["provider"])
         frames = relay_stream(
             StreamingCompletion(events, aclose=result.aclose, usage=result.usage),
             context,
-            error_frame=translator.failed,
+            error_frame=encoder.failed,
         )
     if cache is not None and plan is not None and plan.store_key:
         frames = cache.recording(plan.store_key, frames, _COMPLETED, lambda: context.usage)
@@ -263,12 +258,11 @@ async def _consult_semantic(
     if hit is None:
         return plan, None
     data = keep.conversation.data
-    envelope = response_envelope(data, model=parsed.model, response_id=new_id("resp"))
     if request.context.stream:
-        events, response = response_events(envelope, hit.answer, hit.tokens)
+        events, response = response_events(parsed.model, data, hit.answer, hit.tokens)
         await keep.save(_encode(response))
         return None, sse_reply(replayed(events), hit.headers)
-    body = _encode(response_body(envelope, hit.answer, hit.tokens))
+    body = response_body(parsed.model, data, hit.answer, hit.tokens)
     await keep.save(body)
     return None, json_reply(body, 200, hit.headers)
 
@@ -323,7 +317,7 @@ class _Keeper:
             "message": error.message,
             "param": error.param,
         }
-        return b"\n\n" + event_frame(payload)
+        return b"\n\n" + responses.event_frame(payload)
 
 
 class _Completed(msgspec.Struct):
@@ -363,45 +357,19 @@ async def _keep_completed(frame: bytes, keep: _Keeper) -> None:
 
 
 async def _translated_events(
-    chunks: AsyncIterator[bytes], translator: ResponsesStreamFromChat, keep: _Keeper
+    result: StreamingCompletion, encoder: responses.StreamEncoder, keep: _Keeper, provider: str
 ) -> AsyncIterator[bytes]:
-    """The events for each upstream chunk as soon as it came, sent together in one write
-    (a chat chunk becomes several events; one send each would cost more than translating)."""
-    buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
-        if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
-            continue
-        *frames, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
-        out, failure = _translate(translator, frames)
+    """The Responses events of each canonical event as soon as it came, sent together in
+    one write (one event becomes several frames; one send each would cost more than
+    writing them); the finished response is kept."""
+    async for event in canonical_events(result, provider=provider):
+        out = encoder.feed(event)
         if out:
-            yield out
-        if failure is not None:
-            raise failure
-    out, failure = _translate(translator, [buffer] if buffer.strip() else [])
-    if out:
-        yield out
-    if failure is not None:
-        raise failure
-    tail = translator.finish()
+            yield b"".join(out)
+    tail = encoder.finish()
     if tail:
         yield b"".join(tail)
-    await keep.save(_encode(translator.response))
-
-
-def _translate(
-    translator: ResponsesStreamFromChat, frames: list[bytes]
-) -> tuple[bytes, FkllmError | None]:
-    """The events for ``frames``, and the failure that stopped them (the events before it
-    are still sent, so the client's sequence numbers have no gap)."""
-    out: list[bytes] = []
-    try:
-        for frame in frames:
-            if frame:
-                out.extend(translator.feed(frame + b"\n\n"))
-    except FkllmError as exc:
-        return b"".join(out), exc
-    return b"".join(out), None
+    await keep.save(_encode(encoder.response))
 
 
 @get("/v1/responses/{response_id:str}")

@@ -6,7 +6,9 @@ answered. This module reads that answer out of what a miss sent its client, whol
 streamed, and renders a hit in the client's API: the answer is replayed as a chat
 completion (``semantic_answers.replay_body`` / ``replay_frames``) and put through the
 very translators that answer these APIs from a chat-speaking provider
-(``translate/``), so a replay has the API's own shape and stream events.
+(``translate/``), or, for the Responses API, given as a canonical answer or events to
+its codec (``translate/codecs/responses.py``), so a replay has the API's own shape and
+stream events.
 
 What is kept is only a plain text answer that ended normally or at its token limit:
 a tool call, a refusal, several candidates, an error or a cut stream is not. Thoughts
@@ -24,10 +26,18 @@ import msgspec
 from fkllmproxy.server.semantic_answers import PlainAnswer, replay_body, replay_frames
 from fkllmproxy.translate.anthropic_answers import messages_response_from_chat
 from fkllmproxy.translate.anthropic_streams import MessagesStreamFromChat
+from fkllmproxy.translate.canonical import (
+    Answer,
+    Finish,
+    StreamEvent,
+    Text,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+)
+from fkllmproxy.translate.codecs import responses
 from fkllmproxy.translate.gemini_chat import gemini_response_from_chat
 from fkllmproxy.translate.gemini_stream import GeminiStreamFromChat
-from fkllmproxy.translate.responses_chat import response_from_chat
-from fkllmproxy.translate.responses_stream import ResponsesStreamFromChat
 
 __all__ = [
     "Tokens",
@@ -175,20 +185,38 @@ def answer_of_response_stream(frames: bytes) -> PlainAnswer | None:
     return None
 
 
-def response_body(envelope: dict[str, Any], answer: PlainAnswer, tokens: Tokens) -> dict[str, Any]:
-    """The finished ``response`` object carrying ``answer`` (``envelope`` from the request)."""
-    chat = replay_body(envelope["model"], answer, *tokens)
-    return response_from_chat(chat, provider=_PROVIDER, envelope=envelope)
+def _finish(answer: PlainAnswer) -> Finish:
+    """How ``answer`` ended, canonically (only whole or token-limited answers are kept)."""
+    return Finish(reason="length" if answer.finish_reason == "length" else "stop")
+
+
+def response_body(
+    model: str, request: dict[str, Any], answer: PlainAnswer, tokens: Tokens
+) -> bytes:
+    """The finished ``response`` object carrying ``answer`` (``request`` echoed in it)."""
+    whole = Answer(
+        id="",
+        model=model,
+        parts=[Text(text=answer.content)],
+        finish=_finish(answer).reason,
+        usage=Usage(input_tokens=tokens[0], output_tokens=tokens[1]),
+    )
+    return responses.encode_answer(whole, model=model, request=request, provider=_PROVIDER)
 
 
 def response_events(
-    envelope: dict[str, Any], answer: PlainAnswer, tokens: Tokens
+    model: str, request: dict[str, Any], answer: PlainAnswer, tokens: Tokens
 ) -> tuple[bytes, dict[str, Any]]:
     """The typed Responses events of ``answer``, and the finished ``response`` they end with."""
-    translator = ResponsesStreamFromChat(provider=_PROVIDER, envelope=envelope)
-    chat = replay_frames(envelope["model"], answer, *tokens, include_usage=True)
-    events = [event for frame in _frames(chat) for event in translator.feed(frame)]
-    return b"".join([*events, *translator.finish()]), translator.response
+    encoder = responses.StreamEncoder(provider=_PROVIDER, model=model, request=request)
+    usage = Usage(input_tokens=tokens[0], output_tokens=tokens[1])
+    events: list[StreamEvent] = [
+        TextDelta(text=answer.content),
+        _finish(answer),
+        UsageUpdate(usage=usage),
+    ]
+    frames = [frame for event in events for frame in encoder.feed(event)]
+    return b"".join([*frames, *encoder.finish()]), encoder.response
 
 
 # ---------------------------------------------------------------- Gemini

@@ -5,10 +5,11 @@ Two views of one request:
 * ``ResponsesRequest`` is what the door checks for every request (model, stream, store,
   previous_response_id and the types of what the proxy reads): lenient, so a request
   passed through to a provider with the Responses API keeps fields we do not know;
-* ``StrictResponsesRequest`` is what translation to Chat Completions accepts: every field
-  and item type it can carry, unknown ones refused (``translate/_common.validation_error``
-  names them). Input items and content parts are tagged unions on ``type``; a message
-  item may omit its ``type`` (the SDK's "easy" message), which the translator fills in.
+* ``StrictResponsesRequest`` is what translation to another provider accepts
+  (``translate/codecs/responses.py``): every field and item type it can carry, unknown
+  ones refused (``translate/_common.validation_error`` names them). Input items and
+  content parts are tagged unions on ``type``; a message item may omit its ``type`` (the
+  SDK's "easy" message), which the codec fills in.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ class _Summary(Struct, kw_only=True):
 
 
 class ReasoningItem(_Strict, tag="reasoning"):
-    """A reasoning item handed back; Chat Completions has no way to send it, so it is dropped."""
+    """A reasoning item handed back: its summary (or text) and proof go to providers
+    that take reasoning back."""
 
     id: str | None = None
     summary: list[_Summary] = msgspec.field(default_factory=list)
@@ -189,7 +191,7 @@ class _StreamOptions(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class StrictResponsesRequest(Struct, kw_only=True, forbid_unknown_fields=True):
-    """Everything a Responses request may hold when it is translated to Chat Completions.
+    """Everything a Responses request may hold when it is translated for another provider.
 
     Hints that steer OpenAI's own service and change nothing in the answer are accepted
     and not carried: ``client_metadata`` (the Codex CLI's), ``prompt_cache_retention``,

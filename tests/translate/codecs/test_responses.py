@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
+from fkllmproxy.translate._common import Unsupported
 from fkllmproxy.translate.canonical import (
     Answer,
     Conversation,
@@ -35,6 +36,7 @@ from fkllmproxy.translate.canonical import (
     Usage,
     UsageUpdate,
 )
+from fkllmproxy.translate.codecs import chat
 from fkllmproxy.translate.codecs._ids import make_call_id
 from fkllmproxy.translate.codecs.responses import (
     StreamEncoder,
@@ -57,7 +59,7 @@ def answer(*parts: Any, finish: Any = "stop", usage: Usage | None = None) -> Ans
 
 
 def response(result: Answer, **request: Any) -> dict[str, Any]:
-    body = encode_answer(result, model="client-name", request={"input": "x", **request})
+    body = encode_answer(result, model="client-name", request={"input": "x", **request}, provider=P)
     data: dict[str, Any] = msgspec.json.decode(body)
     return data
 
@@ -716,3 +718,330 @@ class TestStream:
         encoder = StreamEncoder(provider="'p' (openai)", model="m", request={"input": "x"})
         with pytest.raises(UpstreamUnavailable):
             encoder.feed(ToolArgsDelta(index=3, fragment="{}"))
+
+
+# ---------------------------------------------------------------- through the chat codec
+# What a Chat-speaking provider gets and gives: the former Responses <-> Chat
+# translator's behaviour, now the two codecs in a row.
+
+
+def chat_body(**data: Any) -> dict[str, Any]:
+    return chat.encode_request(decode(**data), model="m", unsupported=Unsupported("main", "openai"))
+
+
+def completion(message: dict[str, Any], finish: str = "stop") -> bytes:
+    return msgspec.json.encode(
+        {
+            "id": "c",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": 7,
+                "completion_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 2},
+                "completion_tokens_details": {"reasoning_tokens": 1},
+            },
+        }
+    )
+
+
+def from_chat(body: bytes) -> dict[str, Any]:
+    return response(chat.decode_answer(body, provider=P))
+
+
+def chunk(
+    delta: dict[str, Any] | None = None, finish: str | None = None, usage: Any = None
+) -> bytes:
+    body: dict[str, Any] = {"id": "c", "choices": []}
+    if delta is not None or finish is not None:
+        body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
+    if usage is not None:
+        body["usage"] = usage
+    return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+
+def run_chat(frames: list[bytes]) -> list[dict[str, Any]]:
+    decoder = chat.StreamDecoder(provider=P)
+    events = [event for frame in frames for event in decoder.feed(frame)]
+    payloads, _ = run([*events, *decoder.finish()])
+    return payloads
+
+
+class TestThroughChat:
+    def test_string_input_and_instructions(self) -> None:
+        """instructions lead as a system message; a string input is one user message."""
+        assert chat_body(input="hi", instructions="be brief")["messages"] == [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+        ]
+
+    def test_message_items_parts_and_roles(self) -> None:
+        """Easy messages (no type), developer/system to system, images kept with detail."""
+        items = [
+            {"role": "developer", "content": "rules"},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "look"},
+                    {
+                        "type": "input_image",
+                        "image_url": "data:image/png;base64,AA",
+                        "detail": "low",
+                    },
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "output_text", "text": "seen"}]},
+        ]
+        assert chat_body(input=items)["messages"] == [
+            {"role": "system", "content": "rules"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look"},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "data:image/png;base64,AA", "detail": "low"},
+                    },
+                ],
+            },
+            {"role": "assistant", "content": "seen"},
+        ]
+
+    def test_function_calls_join_the_assistant_turn_and_outputs_become_tool_messages(self) -> None:
+        """Reasoning with no text stays behind; calls are the turn's tool_calls."""
+        items = [
+            {"role": "user", "content": "weather?"},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"},
+            {"type": "function_call", "call_id": "c1", "name": "w", "arguments": '{"a":1}'},
+            {"type": "function_call", "call_id": "c2", "name": "w", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "sun"},
+            {
+                "type": "function_call_output",
+                "call_id": "c2",
+                "output": [{"type": "input_text", "text": "rain"}],
+            },
+        ]
+        messages = chat_body(input=items)["messages"]
+        assert messages[1] == {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "w", "arguments": '{"a":1}'}},
+                {"id": "c2", "type": "function", "function": {"name": "w", "arguments": "{}"}},
+            ],
+        }
+        assert messages[2:] == [
+            {"role": "tool", "tool_call_id": "c1", "content": "sun"},
+            {"role": "tool", "tool_call_id": "c2", "content": "rain"},
+        ]
+
+    def test_parameters(self) -> None:
+        """Tools, choice, limits, sampling, text format, reasoning effort, user; stream asks
+        usage; prompt_cache_key is a caching hint the chat codec does not carry."""
+        body = chat_body(
+            input="x",
+            tools=[
+                {"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": True}
+            ],
+            tool_choice={"type": "function", "name": "f"},
+            parallel_tool_calls=False,
+            max_output_tokens=50,
+            temperature=0.2,
+            top_p=0.9,
+            text={"format": {"type": "json_object"}},
+            reasoning={"effort": "low", "summary": "auto"},
+            user="u1",
+            stream=True,
+            metadata={"k": "v"},
+            store=False,
+            include=["reasoning.encrypted_content"],
+            prompt_cache_key="abc",
+            client_metadata={"x": "y"},
+        )
+        assert body == {
+            "model": "m",
+            "messages": [{"role": "user", "content": "x"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_completion_tokens": 50,
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "user": "u1",
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": "f", "parameters": {"type": "object"}, "strict": True},
+                }
+            ],
+            "parallel_tool_calls": False,
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "response_format": {"type": "json_object"},
+            "reasoning_effort": "low",
+        }
+
+    def test_json_schema_format(self) -> None:
+        fmt = {"type": "json_schema", "name": "E", "schema": {"type": "object"}, "strict": True}
+        assert chat_body(input="x", text={"format": fmt})["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "E", "schema": {"type": "object"}, "strict": True},
+        }
+
+    def test_reasoning_text_comes_back_as_a_reasoning_item(self) -> None:
+        """A host's reasoning_content is a reasoning item before the message, not dropped."""
+        data = from_chat(
+            completion({"role": "assistant", "content": "hi", "reasoning_content": "Because."})
+        )
+        reasoning, message = data["output"]
+        assert reasoning["type"] == "reasoning" and reasoning["id"].startswith("rs_")
+        assert reasoning["summary"] == []
+        assert reasoning["content"] == [{"type": "reasoning_text", "text": "Because."}]
+        assert message["content"][0]["text"] == "hi"
+
+    def test_text_answer_and_usage(self) -> None:
+        data = from_chat(completion({"role": "assistant", "content": "hello"}))
+        (item,) = data["output"]
+        assert item["content"][0] == {
+            "type": "output_text",
+            "text": "hello",
+            "annotations": [],
+            "logprobs": [],
+        }
+        assert data["usage"] == {
+            "input_tokens": 7,
+            "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
+            "output_tokens": 3,
+            "output_tokens_details": {"reasoning_tokens": 1},
+            "total_tokens": 10,
+        }
+
+    def test_tool_calls_become_function_call_items(self) -> None:
+        call = {
+            "id": "call_9",
+            "type": "function",
+            "function": {"name": "w", "arguments": '{"c":"x"}'},
+        }
+        data = from_chat(
+            completion({"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
+        )
+        (item,) = data["output"]
+        assert item["type"] == "function_call"
+        assert (item["call_id"], item["name"], item["arguments"]) == ("call_9", "w", '{"c":"x"}')
+
+    def test_length_is_incomplete(self) -> None:
+        data = from_chat(completion({"role": "assistant", "content": "cut"}, "length"))
+        assert data["status"] == "incomplete"
+        assert data["incomplete_details"] == {"reason": "max_output_tokens"}
+
+    def test_unreadable_answer_is_an_upstream_failure(self) -> None:
+        with pytest.raises(UpstreamUnavailable):
+            from_chat(b"[]")
+
+    @pytest.mark.parametrize(
+        ("function", "why"),
+        [
+            ({"name": "", "arguments": "{}"}, "without a function name"),
+            ({"name": "w", "arguments": "{oops"}, "with invalid JSON"),
+        ],
+    )
+    def test_a_call_a_client_cannot_run_is_an_upstream_failure(
+        self, function: dict[str, Any], why: str
+    ) -> None:
+        call = {"id": "call_1", "type": "function", "function": function}
+        body = completion({"role": "assistant", "tool_calls": [call]}, "tool_calls")
+        with pytest.raises(UpstreamUnavailable, match=why):
+            from_chat(body)
+
+    def test_text_stream_order_and_final_response(self) -> None:
+        events = run_chat(
+            [
+                chunk({"role": "assistant", "content": ""}),
+                chunk({"content": "Hel"}),
+                chunk({"content": "lo"}),
+                chunk({}, "stop"),
+                chunk(usage={"prompt_tokens": 4, "completion_tokens": 2}),
+                b"data: [DONE]\n\n",
+            ]
+        )
+        assert [e["type"] for e in events] == [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+        final = events[-1]["response"]
+        assert final["status"] == "completed"
+        assert final["output"][0]["content"][0]["text"] == "Hello"
+        assert final["usage"]["input_tokens"] == 4 and final["usage"]["total_tokens"] == 6
+        assert final["usage"]["output_tokens"] == 2
+
+    def test_tool_calls_stream_as_function_call_items(self) -> None:
+        head = {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "w", "arguments": ""},
+        }
+        events = run_chat(
+            [
+                chunk({"tool_calls": [head]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"c":'}}]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"x"}'}}]}),
+                chunk({}, "tool_calls"),
+                b"data: [DONE]\n\n",
+            ]
+        )
+        assert [e["type"] for e in events][2:] == [
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+        assert events[2]["item"]["call_id"] == "call_1"
+        assert events[5]["arguments"] == '{"c":"x"}'
+        assert events[-1]["response"]["output"][0]["arguments"] == '{"c":"x"}'
+
+    def test_length_ends_with_response_incomplete(self) -> None:
+        events = run_chat([chunk({"content": "a"}), chunk({}, "length"), b"data: [DONE]\n\n"])
+        assert events[-1]["type"] == "response.incomplete"
+        assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+    def test_reasoning_text_streams_as_a_reasoning_item_before_the_message(self) -> None:
+        """A host's streamed reasoning_content is a reasoning item, closed when the text starts."""
+        events = run_chat(
+            [
+                chunk({"role": "assistant", "reasoning_content": "Think"}),
+                chunk({"reasoning_content": "ing"}),
+                chunk({"content": "Hi"}),
+                chunk({}, "stop"),
+                b"data: [DONE]\n\n",
+            ]
+        )
+        assert [e["type"] for e in events] == [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.reasoning_text.delta",
+            "response.reasoning_text.delta",
+            "response.reasoning_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+        reasoning, message = events[-1]["response"]["output"]
+        assert reasoning["content"] == [{"type": "reasoning_text", "text": "Thinking"}]
+        assert message["content"][0]["text"] == "Hi"

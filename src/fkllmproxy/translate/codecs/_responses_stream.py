@@ -176,6 +176,11 @@ class StreamEncoder:
         """The frames for one event (the first one opens the response)."""
         if self._ended:
             return []
+        if isinstance(event, ToolArgsDelta) and event.index not in self._calls:
+            # refused before anything is sent, so the sequence numbers keep no gap
+            raise bad_answer(
+                self.provider, f"arguments of tool call {event.index} before its start"
+            )
         out = self.start()
         if isinstance(event, UsageUpdate):
             self._usage = event.usage
@@ -351,11 +356,7 @@ class StreamEncoder:
         return out
 
     def _arguments(self, event: ToolArgsDelta) -> list[bytes]:
-        item = self._calls.get(event.index)
-        if item is None:
-            raise bad_answer(
-                self.provider, f"arguments of tool call {event.index} before its start"
-            )
+        item = self._calls[event.index]  # known: ``feed`` checked
         if not event.fragment:
             return []
         self._call_args[event.index].append(event.fragment)

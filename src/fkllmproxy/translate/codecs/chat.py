@@ -564,7 +564,8 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
     out: dict[str, Any] = {"role": message.role}
     if message.name:
         out["name"] = message.name
-    if (all(c["type"] == "text" for c in content) and message.role != "user") or not content:
+    # Text alone is a string, for every role: the form every chat host reads.
+    if all(c["type"] == "text" for c in content):
         out["content"] = "".join(c["text"] for c in content) if content else None
     else:
         out["content"] = content

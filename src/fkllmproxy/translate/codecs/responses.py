@@ -17,15 +17,16 @@ Request (``decode_request``), every mapping of the former Responses -> Chat tran
   ``function_call_output`` -> ``ToolResult`` parts of a ``tool`` turn.
 * ``tools`` (type ``function``) -> ``Tool``; ``tool_choice`` and ``parallel_tool_calls``
   -> ``ToolChoice``; ``max_output_tokens`` -> ``max_tokens``; ``temperature``, ``top_p``,
-  ``user``; ``text.format`` -> ``ResponseFormat``; ``reasoning.effort`` / ``summary`` ->
+  ``service_tier``, ``user`` (or ``safety_identifier``); ``text.format`` -> ``ResponseFormat``; ``reasoning.effort`` / ``summary`` ->
   ``ReasoningConfig`` (asking for either asks for the thoughts back).
 * ``metadata``, ``store``, ``previous_response_id`` are the proxy's own business (echoed
-  in the ``response``, kept by the store); ``include`` shapes the answer
+  in the ``response``, kept by the store); ``prompt_cache_key`` is a caching hint, as
+  for the chat codec; ``include`` shapes the answer
   (``reasoning.encrypted_content``); the hints ``wire.responses.StrictResponsesRequest``
   lists are accepted and not carried. Hosted tools (``web_search``, ``namespace``, ...),
   other item or part types and unknown fields are a 400 naming the field and provider.
 
-Answer (``encode_answer``) and stream (``StreamEncoder``, in ``_responses_events.py``):
+Answer (``encode_answer``) and stream (``StreamEncoder``, in ``_responses_stream.py``):
 a ``response`` object echoing the request (``response_envelope``), whose output holds
 a ``reasoning`` item per ``Reasoning`` part, a ``message`` per run of text or per
 refusal, and a ``function_call`` per ``ToolCall``. Reasoning text is the item's summary
@@ -44,6 +45,8 @@ import msgspec
 
 from fkllmproxy.errors import BadRequest
 from fkllmproxy.translate._common import (
+    bad_answer,
+    decode_json,
     encode_json,
     invalid,
     missing,
@@ -81,7 +84,7 @@ from fkllmproxy.translate.codecs._responses_items import (
     response_envelope,
     responses_usage,
 )
-from fkllmproxy.translate.codecs._responses_stream import StreamEncoder
+from fkllmproxy.translate.codecs._responses_stream import StreamEncoder, event_frame
 from fkllmproxy.wire.responses import (
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -100,6 +103,7 @@ __all__ = [
     "StreamEncoder",
     "decode_request",
     "encode_answer",
+    "event_frame",
     "in_responses_terms",
     "input_items",
     "response_envelope",
@@ -160,7 +164,8 @@ def decode_request(request: Mapping[str, Any], *, provider: str) -> Conversation
         max_tokens=parsed.max_output_tokens,
         temperature=parsed.temperature,
         top_p=parsed.top_p,
-        user=parsed.user,
+        user=parsed.user or parsed.safety_identifier,
+        service_tier=parsed.service_tier,
         response_format=_response_format(parsed),
         reasoning=_reasoning(parsed),
     )
@@ -383,23 +388,28 @@ def in_responses_terms(error: BadRequest) -> BadRequest:
 # ================================================================ the answer
 
 
-def encode_answer(answer: Answer, *, model: str, request: Mapping[str, Any]) -> bytes:
+def encode_answer(
+    answer: Answer, *, model: str, request: Mapping[str, Any], provider: str
+) -> bytes:
     """The finished ``response`` object for ``answer``.
 
     ``model`` is the name the client sent; ``request`` its request as plain data, echoed
-    in the envelope and saying how reasoning comes back (``ReasoningStyle``).
+    in the envelope and saying how reasoning comes back (``ReasoningStyle``);
+    ``provider`` is named when the answer holds a call a client could not run (no
+    function name, arguments that are not JSON).
     """
     response = response_envelope(request, model=model)
-    response["output"] = _output(answer.parts, ReasoningStyle.of(request))
+    response["output"] = _output(answer.parts, ReasoningStyle.of(request), provider)
     response["usage"] = responses_usage(answer.usage)
     finish_status(response, answer.finish)
     return encode_json(response)
 
 
-def _output(parts: list[Part], style: ReasoningStyle) -> list[dict[str, Any]]:
+def _output(parts: list[Part], style: ReasoningStyle, provider: str) -> list[dict[str, Any]]:
     """The output items of ``parts``: a run of text parts is one message."""
     output: list[dict[str, Any]] = []
     text: list[str] = []
+    calls = 0
     for part in parts:
         if not isinstance(part, Text) and text:
             output.append(message_item("".join(text)))
@@ -413,8 +423,19 @@ def _output(parts: list[Part], style: ReasoningStyle) -> list[dict[str, Any]]:
         elif isinstance(part, Refusal):
             output.append(message_item(part.text, refusal=True))
         elif isinstance(part, ToolCall):
+            _check_call(part, calls, provider)
+            calls += 1
             call_id = call_id_of(part.id, part.signature)
             output.append(function_call_item(call_id, part.name, part.arguments))
     if text:
         output.append(message_item("".join(text)))
     return output
+
+
+def _check_call(call: ToolCall, index: int, provider: str) -> None:
+    if not call.name:
+        raise bad_answer(provider, f"tool call {index} without a function name")
+    try:
+        decode_json(call.arguments)
+    except msgspec.DecodeError:
+        raise bad_answer(provider, f"tool call {call.name!r} with invalid JSON") from None
