@@ -65,6 +65,7 @@ from fkllmproxy.server.semantic_shapes import (
     gemini_body,
     gemini_events,
 )
+from fkllmproxy.server.translated import as_chat
 from fkllmproxy.translate.anthropic_openai import provider_label
 from fkllmproxy.translate.gemini_chat import (
     chat_request_from_gemini,
@@ -303,7 +304,7 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
             include_usage=stream,
             parsed=chat,
         )
-        return await provider.chat(call_chat)
+        return as_chat(await provider.chat(call_chat), name, include_usage=stream)
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     if isinstance(result, Completion):

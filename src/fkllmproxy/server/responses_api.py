@@ -46,6 +46,7 @@ from fkllmproxy.server.semantic_shapes import (
     response_body,
     response_events,
 )
+from fkllmproxy.server.translated import as_chat
 from fkllmproxy.state import StateBackend
 from fkllmproxy.state.response_store import ResponseStore, StoredResponse
 from fkllmproxy.translate._common import provider_label
@@ -192,7 +193,7 @@ async def create_response(request: ApiRequest) -> Reply:
             reasoning="reasoning_effort" in chat_body,
         )
         try:
-            return await provider.chat(chat)
+            return as_chat(await provider.chat(chat), parsed.model, include_usage=stream)
         except BadRequest as exc:
             raise in_responses_terms(exc) from None
 
