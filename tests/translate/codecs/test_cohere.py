@@ -33,6 +33,7 @@ from fkllmproxy.translate.canonical import (
     ToolCallStart,
     ToolChoice,
     ToolResult,
+    Unmapped,
     Usage,
 )
 from fkllmproxy.translate.codecs import cohere
@@ -345,6 +346,18 @@ class TestEncodeRequest:
     def test_parts_cohere_cannot_take_are_refused(self, message: Message, field: str) -> None:
         error = refused(conversation(message, user()))
         assert error.param == field and f"'{field}'" in error.message
+
+    def test_audio_is_refused_as_audio(self) -> None:
+        error = refused(conversation(user(Document(media_type="audio/wav", data="AA"))))
+        assert "content parts of type 'audio'" in error.message
+
+    @pytest.mark.parametrize("role", ["system", "user", "assistant", "tool"])
+    def test_unmapped_content_is_refused_by_its_own_path(self, role: Any) -> None:
+        """What the client's codec could not map is named as the client wrote it."""
+        unmapped = Unmapped(kind="content parts of type 'x'", where="messages[0].content[2].type")
+        error = refused(conversation(Message(role=role, parts=[unmapped]), user()))
+        assert error.param == "messages[0].content[2].type"
+        assert "(content parts of type 'x')" in error.message
 
     @pytest.mark.parametrize(
         ("messages", "where"),

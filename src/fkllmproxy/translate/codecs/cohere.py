@@ -25,8 +25,9 @@ The mapping, in short:
   ``TOOL_CALL`` -> ``tool_calls``; ``ERROR`` and ``TIMEOUT`` are upstream failures.
 - Usage: ``billed_units`` (what Cohere charges for), else ``tokens``; ``cached_tokens``.
 - Anything asked for that Cohere cannot do (several candidates, log probabilities,
-  non-text output, documents, a field the client's codec left in ``extra``) is a
-  ``BadRequest`` naming the field and the provider: nothing is dropped silently but
+  non-text output, documents and audio, content the client's codec left ``Unmapped``,
+  a field it left in ``extra``) is a ``BadRequest`` naming the field (the client's own
+  path for ``Unmapped`` content) and the provider: nothing is dropped silently but
   the cache hints (Cohere caches by itself) and ``user``/``metadata``, which change
   nothing Cohere would do.
 """
@@ -42,6 +43,7 @@ from fkllmproxy.translate._common import Unsupported, invalid, split_frame
 from fkllmproxy.translate.canonical import (
     Answer,
     Conversation,
+    Document,
     Finish,
     FinishReason,
     Image,
@@ -58,6 +60,7 @@ from fkllmproxy.translate.canonical import (
     ToolCallStart,
     ToolChoice,
     ToolResult,
+    Unmapped,
     Usage,
 )
 from fkllmproxy.translate.canonical import ResponseFormat as CanonicalResponseFormat
@@ -174,8 +177,18 @@ def _refuse_what_cohere_cannot_do(conversation: Conversation, unsupported: Unsup
 
 
 def _kind(part: Part) -> str:
-    """A part's type as errors name it (``text``, ``image``, ``tool_call``, ...)."""
+    """A part's type as errors name it (``image``, ``document``, ``audio``, ...)."""
+    if isinstance(part, Document) and (part.media_type or "").startswith("audio/"):
+        return "audio"
     return str(part.__struct_config__.tag)
+
+
+def _unfit(part: Part, where: str, what: str, unsupported: Unsupported) -> BadRequest:
+    """The 400 for a part Cohere cannot take at ``where``: content the client's codec
+    could not map is named by its own path and kind."""
+    if isinstance(part, Unmapped):
+        return unsupported(part.where, part.kind)
+    return unsupported(f"{where}.type", what)
 
 
 def _messages(conversation: Conversation, unsupported: Unsupported) -> list[Message]:
@@ -205,7 +218,9 @@ def _text(parts: list[Part], where: str, unsupported: Unsupported) -> str:
     texts = []
     for j, part in enumerate(parts):
         if not isinstance(part, Text | Refusal):
-            raise unsupported(f"{where}[{j}].type", f"{_kind(part)!r} parts in this message role")
+            raise _unfit(
+                part, f"{where}[{j}]", f"{_kind(part)!r} parts in this message role", unsupported
+            )
         texts.append(part.text)
     return "".join(texts)
 
@@ -225,7 +240,7 @@ def _user(parts: list[Part], where: str, unsupported: Unsupported) -> list[Messa
         elif isinstance(part, ToolResult):
             results.append(_tool_result(part, here, unsupported))
         else:
-            raise unsupported(f"{here}.type", f"content parts of type {_kind(part)!r}")
+            raise _unfit(part, here, f"content parts of type {_kind(part)!r}", unsupported)
     if not blocks:
         return results
     if len(blocks) == 1 and blocks[0].type == "text":
@@ -260,8 +275,11 @@ def _assistant(parts: list[Part], where: str, unsupported: Unsupported) -> Messa
         elif isinstance(part, CanonicalToolCall):
             calls.append(_tool_call(part, f"{where}.tool_calls[{len(calls)}]"))
         else:
-            raise unsupported(
-                f"{where}.content[{j}].type", f"{_kind(part)!r} parts in this message role"
+            raise _unfit(
+                part,
+                f"{where}.content[{j}]",
+                f"{_kind(part)!r} parts in this message role",
+                unsupported,
             )
     text = "".join(texts)
     if calls:
@@ -306,8 +324,11 @@ def _tool_turn(parts: list[Part], where: str, unsupported: Unsupported) -> list[
     for j, part in enumerate(parts):
         here = where if len(parts) == 1 else f"{where}.content[{j}]"
         if not isinstance(part, ToolResult):
-            raise unsupported(
-                f"{where}.content[{j}].type", f"{_kind(part)!r} parts in this message role"
+            raise _unfit(
+                part,
+                f"{where}.content[{j}]",
+                f"{_kind(part)!r} parts in this message role",
+                unsupported,
             )
         out.append(_tool_result(part, here, unsupported))
     return out
@@ -319,8 +340,11 @@ def _tool_result(result: ToolResult, where: str, unsupported: Unsupported) -> Me
     texts = []
     for k, part in enumerate(result.content):
         if not isinstance(part, Text):
-            raise unsupported(
-                f"{where}.content[{k}].type", f"{_kind(part)!r} parts in this message role"
+            raise _unfit(
+                part,
+                f"{where}.content[{k}]",
+                f"{_kind(part)!r} parts in this message role",
+                unsupported,
             )
         texts.append(part.text)
     text = "".join(texts)
