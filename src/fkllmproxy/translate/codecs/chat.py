@@ -520,7 +520,10 @@ def encode_request(
 
 
 def _effort_for(budget: int) -> str:
-    """The OpenAI reasoning effort nearest a thinking budget in tokens."""
+    """The OpenAI reasoning effort nearest a thinking budget in tokens (0, Gemini's
+    "no thinking", is the least effort OpenAI has)."""
+    if budget == 0:
+        return "minimal"
     if budget < 4096:
         return "low"
     return "medium" if budget < 16384 else "high"
