@@ -255,6 +255,7 @@ class Conversation(Struct, kw_only=True):
     cache: CacheHint | None = None
     user: str | None = None
     metadata: dict[str, Any] | None = None
+    service_tier: str | None = None
     logprobs: bool = False
     top_logprobs: int | None = None
     modalities: list[str] | None = None
