@@ -778,14 +778,23 @@ class TestDecodeRequest:
         calls = [p for p in conversation.messages[1].parts if isinstance(p, ToolCall)]
         assert (calls[0].name, calls[0].arguments, calls[0].signature) == ("a", '{"x":1}', "sig")
         assert calls[1].id == "given"
-        assert conversation.messages[2] == Message(
-            role="tool",
-            parts=[
-                ToolResult(call_id="given", content=[Text(text="B")], name="b"),
-                ToolResult(call_id=calls[0].id, content=[Text(text='{"v":2}')], name="a"),
-                ToolResult(call_id=calls[2].id, content=[Text(text="no")], is_error=True, name="a"),
-            ],
-        )
+        assert conversation.messages[2:] == [
+            Message(
+                role="tool", parts=[ToolResult(call_id="given", content=[Text(text="B")], name="b")]
+            ),
+            Message(
+                role="tool",
+                parts=[ToolResult(call_id=calls[0].id, content=[Text(text='{"v":2}')], name="a")],
+            ),
+            Message(
+                role="tool",
+                parts=[
+                    ToolResult(
+                        call_id=calls[2].id, content=[Text(text="no")], is_error=True, name="a"
+                    )
+                ],
+            ),
+        ]
 
     def test_a_response_without_its_call_is_a_400(self) -> None:
         """A functionResponse with no earlier call to answer is refused by its path."""

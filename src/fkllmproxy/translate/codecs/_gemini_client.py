@@ -7,9 +7,9 @@ Used by ``server/gemini_api.py`` for targets that do not speak Gemini themselves
   (text, ``inlineData`` and ``fileData`` as images or documents by their MIME type);
   ``model`` turns -> ``assistant`` messages: ``functionCall`` parts are tool calls
   (their ``thoughtSignature`` in ``ToolCall.signature``), ``thought`` parts reasoning
-  with its signature; ``functionResponse`` parts -> a ``tool`` message, matched to
+  with its signature; ``functionResponse`` parts -> ``tool`` messages, matched to
   their call by ``id`` when the client kept it, else by name and order, as Gemini
-  pairs them.
+  pairs them, one ``tool`` message per result.
 - ``tools[].functionDeclarations`` -> tools (Google's OpenAPI-subset ``parameters``
   turned into JSON Schema, or ``parametersJsonSchema`` as given);
   ``toolConfig.functionCallingConfig`` -> the tool choice.
@@ -303,8 +303,7 @@ class _Contents:
                 parts.append(_media(part))
             elif part.function_call is not None:
                 raise invalid(f"{here}.functionCall", "function calls belong in a 'model' turn")
-        if results:
-            messages.append(Message(role="tool", parts=results))
+        messages.extend(Message(role="tool", parts=[result]) for result in results)
         if parts:
             messages.append(Message(role="user", parts=parts))
 
