@@ -553,8 +553,8 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
             content.append(_document_out(part, here, unsupported))
         elif isinstance(part, ToolCall):
             function = {"name": part.name, "arguments": part.arguments}
-            ident = make_call_id(part.signature, part.id) if part.signature else part.id
-            calls.append({"id": ident, "type": "function", "function": function})
+            # The plain id: the tool results of this request answer it by that id.
+            calls.append({"id": part.id, "type": "function", "function": function})
         elif isinstance(part, Reasoning):
             if part.text:
                 reasoning.append(part.text)
