@@ -49,6 +49,7 @@ from fkllmproxy.server.semantic_shapes import (
     message_body,
     message_events,
 )
+from fkllmproxy.server.translated import as_chat
 from fkllmproxy.translate.anthropic_openai import (
     MessagesStreamFromChat,
     chat_request_from_messages,
@@ -162,7 +163,7 @@ async def create_message(request: ApiRequest) -> Reply:
             parsed=body,
             reasoning="reasoning_effort" in body,
         )
-        return await provider.chat(chat)
+        return as_chat(await provider.chat(chat), parsed.model, include_usage=stream)
 
     try:
         result = await call_targets(request, runtime, model, attempt, stream=stream)

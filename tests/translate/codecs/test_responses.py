@@ -768,10 +768,11 @@ def run_chat(frames: list[bytes]) -> list[dict[str, Any]]:
 
 class TestThroughChat:
     def test_string_input_and_instructions(self) -> None:
-        """instructions lead as a system message; a string input is one user message."""
+        """instructions lead as a system message; a string input is one user message
+        (the chat codec writes a user's text as text parts)."""
         assert chat_body(input="hi", instructions="be brief")["messages"] == [
             {"role": "system", "content": "be brief"},
-            {"role": "user", "content": "hi"},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
         ]
 
     def test_message_items_parts_and_roles(self) -> None:
@@ -860,7 +861,7 @@ class TestThroughChat:
         )
         assert body == {
             "model": "m",
-            "messages": [{"role": "user", "content": "x"}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_completion_tokens": 50,
