@@ -65,7 +65,8 @@ class TestResponsesCreate:
         if provider == "native":
             assert sent.path == "/v1/responses" and sent.json["input"] == "What is fkllm?"
         elif provider == "oai":
-            assert sent.json["messages"] == [{"role": "user", "content": "What is fkllm?"}]
+            user = {"role": "user", "content": [{"type": "text", "text": "What is fkllm?"}]}
+            assert sent.json["messages"] == [user]
         else:
             assert sent.path == "/v1beta/models/ok:generateContent"
             assert sent.json["contents"][-1]["parts"] == [{"text": "What is fkllm?"}]
