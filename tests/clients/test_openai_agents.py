@@ -94,7 +94,7 @@ def test_runner_plain_answer(daemon: RunningDaemon, upstream: FakeUpstream, prov
         assert sent.json["instructions"] == "Answer briefly."
     elif provider == "oai":
         assert sent.json["messages"][0] == {"role": "system", "content": "Answer briefly."}
-        assert sent.json["messages"][-1]["content"] == [{"type": "text", "text": "hello agents"}]
+        assert sent.json["messages"][-1]["content"] == "hello agents"
     else:
         assert sent.path == "/v1/messages" and "Answer briefly." in str(sent.json["system"])
 

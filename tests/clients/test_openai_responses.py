@@ -65,8 +65,7 @@ class TestResponsesCreate:
         if provider == "native":
             assert sent.path == "/v1/responses" and sent.json["input"] == "What is fkllm?"
         elif provider == "oai":
-            user = {"role": "user", "content": [{"type": "text", "text": "What is fkllm?"}]}
-            assert sent.json["messages"] == [user]
+            assert sent.json["messages"] == [{"role": "user", "content": "What is fkllm?"}]
         else:
             assert sent.path == "/v1beta/models/ok:generateContent"
             assert sent.json["contents"][-1]["parts"] == [{"text": "What is fkllm?"}]

@@ -149,7 +149,7 @@ class TestEveryProvider:
         if provider == "oai":
             assert seen.json["messages"] == [
                 {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": [{"type": "text", "text": "Hello there"}]},
+                {"role": "user", "content": "Hello there"},
             ]
         if provider in NATIVE:
             assert response.model == "ok"  # the provider's own bytes
@@ -213,7 +213,7 @@ class TestEveryProvider:
         last = model_requests(upstream)[-1]
         if provider == "oai":
             messages = last.json["messages"]
-            assert messages[0] == {"role": "user", "content": [{"type": "text", "text": "Paris"}]}
+            assert messages[0] == {"role": "user", "content": "Paris"}
             assert messages[1]["tool_calls"][0]["id"] == call.call_id
             assert messages[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "sunny"}
         if provider in NATIVE:
@@ -381,9 +381,9 @@ class TestStore:
         assert second.output_text == "echo: second turn"
         messages = model_requests(upstream)[-1].json["messages"]
         assert messages == [
-            {"role": "user", "content": [{"type": "text", "text": "first turn"}]},
+            {"role": "user", "content": "first turn"},
             {"role": "assistant", "content": "echo: first turn"},
-            {"role": "user", "content": [{"type": "text", "text": "second turn"}]},
+            {"role": "user", "content": "second turn"},
         ]
 
 

@@ -256,6 +256,7 @@ class Conversation(Struct, kw_only=True):
     user: str | None = None
     metadata: dict[str, Any] | None = None
     service_tier: str | None = None
+    prompt_cache_key: str | None = None  # OpenAI's cache routing key; a hint elsewhere
     logprobs: bool = False
     top_logprobs: int | None = None
     modalities: list[str] | None = None

@@ -178,7 +178,7 @@ class TestDecodeRequest:
 
 class TestEncodeRequest:
     def test_another_apis_conversation_as_a_chat_body(self) -> None:
-        """System turns, documents, reasoning text, tool calls and results map to Chat."""
+        """System turns, documents, tool calls and results map to Chat; reasoning stays behind."""
         conversation = Conversation(
             model="claude",
             messages=[
@@ -212,7 +212,7 @@ class TestEncodeRequest:
             "type": "file",
             "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "a.pdf"},
         }
-        assert assistant["reasoning_content"] == "thinking"
+        assert "reasoning_content" not in assistant  # Chat cannot send reasoning back
         assert assistant["tool_calls"][0]["function"] == {"name": "f", "arguments": "{}"}
         assert tool == {"role": "tool", "tool_call_id": "t1", "content": "ok"}
 

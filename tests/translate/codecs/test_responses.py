@@ -772,7 +772,7 @@ class TestThroughChat:
         (the chat codec writes a user's text as text parts)."""
         assert chat_body(input="hi", instructions="be brief")["messages"] == [
             {"role": "system", "content": "be brief"},
-            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "user", "content": "hi"},
         ]
 
     def test_message_items_parts_and_roles(self) -> None:
@@ -838,7 +838,7 @@ class TestThroughChat:
 
     def test_parameters(self) -> None:
         """Tools, choice, limits, sampling, text format, reasoning effort, user; stream asks
-        usage; prompt_cache_key is a caching hint the chat codec does not carry."""
+        usage; prompt_cache_key reaches a Chat host."""
         body = chat_body(
             input="x",
             tools=[
@@ -861,7 +861,7 @@ class TestThroughChat:
         )
         assert body == {
             "model": "m",
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}],
+            "messages": [{"role": "user", "content": "x"}],
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_completion_tokens": 50,
@@ -878,6 +878,7 @@ class TestThroughChat:
             "tool_choice": {"type": "function", "function": {"name": "f"}},
             "response_format": {"type": "json_object"},
             "reasoning_effort": "low",
+            "prompt_cache_key": "abc",
         }
 
     def test_json_schema_format(self) -> None:

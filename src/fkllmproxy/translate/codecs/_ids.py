@@ -19,10 +19,11 @@ def make_call_id(signature: str | None = None, upstream_id: str | None = None) -
     """A tool-call id (the provider's own when it gave one), with ``signature`` inside.
 
     The signature is base64; it is stored URL-safe and unpadded so that the id keeps
-    to ``[A-Za-z0-9_-]``, which every client (Anthropic's included) accepts.
+    to ``[A-Za-z0-9_-]``, which every client (Anthropic's included) accepts. An id that
+    carries a signature already (one the client sent back) is kept as it is.
     """
     ident = upstream_id or "call_" + secrets.token_hex(12)
-    if signature:
+    if signature and _SIGNATURE_MARK not in ident:
         ident += _SIGNATURE_MARK + signature.replace("+", "-").replace("/", "_").rstrip("=")
     return ident
 

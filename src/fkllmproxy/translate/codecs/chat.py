@@ -117,11 +117,12 @@ _READ = frozenset(
         "safety_identifier",
         "metadata",
         "service_tier",
+        "prompt_cache_key",
     ]
 )
-# Fields that change nothing another provider could honour differently: ``store`` (an
-# OpenAI-side log) and ``prompt_cache_key`` (a caching hint, named so in the contract).
-_HINTS = frozenset(["store", "prompt_cache_key"])
+# A field that changes nothing another provider could honour differently: ``store``
+# (an OpenAI-side log).
+_HINTS = frozenset(["store"])
 
 _FINISH_IN: dict[str, FinishReason] = {
     "stop": "stop",
@@ -170,6 +171,7 @@ def decode_request(body: Mapping[str, Any], *, unsupported: Unsupported) -> Conv
         user=body.get("user") or body.get("safety_identifier"),
         metadata=body.get("metadata"),
         service_tier=body.get("service_tier"),
+        prompt_cache_key=body.get("prompt_cache_key"),
         logprobs=bool(body.get("logprobs")),
         top_logprobs=body.get("top_logprobs"),
         modalities=body.get("modalities"),
@@ -465,10 +467,10 @@ def encode_request(
     """The chat request body for an OpenAI-compatible provider (``unsupported`` words
     a refusal and names it).
 
-    Reasoning goes back only as an assistant's ``reasoning_content`` text (signatures
-    and encrypted reasoning have no Chat field and stay behind, as the contract
-    allows); cache hints are dropped (OpenAI caches by itself). Any ``Unmapped``
-    content or unknown field of another API is refused by name.
+    Reasoning stays behind: Chat has no field to send it back in (hosts that return
+    ``reasoning_content`` refuse it in a request), as the contract allows; cache hints
+    are dropped (OpenAI caches by itself). Any ``Unmapped`` content or unknown field of
+    another API is refused by name.
     """
     for name in conversation.extra:
         raise unsupported(name)
@@ -491,6 +493,7 @@ def encode_request(
         "user": conversation.user,
         "metadata": conversation.metadata,
         "service_tier": conversation.service_tier,
+        "prompt_cache_key": conversation.prompt_cache_key,
         "top_logprobs": conversation.top_logprobs,
         "modalities": conversation.modalities,
     }
@@ -537,7 +540,6 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
             return _result_out(results[0], where, unsupported)
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
-    reasoning: list[str] = []
     refusal: list[str] = []
     for j, part in enumerate(message.parts):
         here = f"{where}.content[{j}]"
@@ -556,8 +558,7 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
             # The plain id: the tool results of this request answer it by that id.
             calls.append({"id": part.id, "type": "function", "function": function})
         elif isinstance(part, Reasoning):
-            if part.text:
-                reasoning.append(part.text)
+            continue
         elif isinstance(part, Refusal):
             refusal.append(part.text)
         elif isinstance(part, Unmapped):
@@ -567,13 +568,12 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
     out: dict[str, Any] = {"role": message.role}
     if message.name:
         out["name"] = message.name
-    if (all(c["type"] == "text" for c in content) and message.role != "user") or not content:
+    texts_only = all(c["type"] == "text" for c in content)
+    if not content or (texts_only and (message.role != "user" or len(content) == 1)):
         out["content"] = "".join(c["text"] for c in content) if content else None
     else:
         out["content"] = content
     if message.role == "assistant":
-        if reasoning:
-            out["reasoning_content"] = "".join(reasoning)
         if refusal:
             out["refusal"] = "".join(refusal)
         if calls:

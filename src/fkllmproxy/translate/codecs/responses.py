@@ -20,8 +20,8 @@ Request (``decode_request``), every mapping of the former Responses -> Chat tran
   ``service_tier``, ``user`` (or ``safety_identifier``); ``text.format`` -> ``ResponseFormat``; ``reasoning.effort`` / ``summary`` ->
   ``ReasoningConfig`` (asking for either asks for the thoughts back).
 * ``metadata``, ``store``, ``previous_response_id`` are the proxy's own business (echoed
-  in the ``response``, kept by the store); ``prompt_cache_key`` is a caching hint, as
-  for the chat codec; ``include`` shapes the answer
+  in the ``response``, kept by the store); ``prompt_cache_key`` goes to a Chat host (a
+  hint to the others); ``include`` shapes the answer
   (``reasoning.encrypted_content``); the hints ``wire.responses.StrictResponsesRequest``
   lists are accepted and not carried. Hosted tools (``web_search``, ``namespace``, ...),
   other item or part types and unknown fields are a 400 naming the field and provider.
@@ -166,6 +166,7 @@ def decode_request(request: Mapping[str, Any], *, provider: str) -> Conversation
         top_p=parsed.top_p,
         user=parsed.user or parsed.safety_identifier,
         service_tier=parsed.service_tier,
+        prompt_cache_key=parsed.prompt_cache_key,
         response_format=_response_format(parsed),
         reasoning=_reasoning(parsed),
     )
