@@ -65,6 +65,7 @@ from fkllmproxy.server.semantic_shapes import (
     gemini_events,
 )
 from fkllmproxy.server.translated import canonical_answer, canonical_events
+from fkllmproxy.translate._common import in_client_terms
 from fkllmproxy.translate.anthropic_openai import provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import gemini as codec
@@ -289,7 +290,10 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
             include_usage=stream,
             conversation=conversation,
         )
-        return await provider.chat(request_for)
+        try:
+            return await provider.chat(request_for)
+        except BadRequest as exc:
+            raise in_client_terms(exc, conversation.paths) from None
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     if isinstance(result, Completion):

@@ -16,6 +16,7 @@ __all__ = [
     "bad_answer",
     "decode_json",
     "encode_json",
+    "in_client_terms",
     "invalid",
     "missing",
     "parse_data_url",
@@ -190,3 +191,19 @@ def refuse_untranslated_outputs(body: Mapping[str, Any], unsupported: Unsupporte
     modalities = body.get("modalities")
     if modalities is not None and modalities != ["text"]:
         raise unsupported("modalities", "only text output is translated")
+
+
+def in_client_terms(error: BadRequest, paths: Mapping[str, str]) -> BadRequest:
+    """``error`` naming the client's own field where an encoder named a part by its
+    canonical path (``Conversation.paths``); unchanged when no path matches."""
+    param = error.param
+    if not param or not paths:
+        return error
+    found = ""
+    for canonical in paths:
+        if param == canonical or param.startswith((canonical + ".", canonical + "[")):
+            found = canonical if len(canonical) > len(found) else found
+    if not found:
+        return error
+    client = paths[found]
+    return BadRequest(error.message.replace(param, client), param=client)

@@ -232,6 +232,7 @@ class Conversation(Struct, kw_only=True):
     ``extra`` holds the request's fields its codec did not map, by the client API's own
     name: an encoder for another API refuses any of them with a 400 naming the field,
     so nothing is dropped silently. ``api`` names the API it was decoded from.
+    Encoders name content by its canonical path, ``messages[i].content[j]``.
     """
 
     model: str
@@ -261,6 +262,10 @@ class Conversation(Struct, kw_only=True):
     top_logprobs: int | None = None
     modalities: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+    """The client's own path of a part whose canonical one (``messages[i].content[j]``)
+    reads differently in its API, so that a refusal names what the client sent
+    (``translate/_common.in_client_terms``)."""
 
 
 # ================================================================ the answer

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
+from fkllmproxy.translate._common import in_client_terms
 from fkllmproxy.translate.canonical import (
     Answer,
     Choice,
@@ -1167,3 +1168,33 @@ def test_a_gemini_answer_survives_decode_then_encode() -> None:
     }  # fmt: skip
     answer = gemini.decode_answer(json.dumps(response).encode(), provider=PROVIDER)
     assert json.loads(gemini.encode_answer(answer, model="m")) == response
+
+
+class TestClientPaths:
+    def test_media_parts_remember_where_the_client_put_them(self) -> None:
+        """A refusal of a part names the client's inlineData, not the canonical path."""
+        raw = msgspec.json.encode(
+            {
+                "systemInstruction": {"parts": [{"text": "rules"}]},
+                "contents": [
+                    {
+                        "role": "user",
+                        "parts": [
+                            {"text": "watch"},
+                            {"inlineData": {"mimeType": "video/mp4", "data": "AAAA"}},
+                        ],
+                    }
+                ],
+            }
+        )
+        conversation = gemini.decode_request(raw, model="m")
+        assert conversation.paths == {"messages[1].content[1]": "contents[0].parts[1].inlineData"}
+        refusal = BadRequest(
+            "'messages[1].content[1].file' is not supported by provider 'x'.",
+            param="messages[1].content[1].file",
+        )
+        renamed = in_client_terms(refusal, conversation.paths)
+        assert renamed.param == "contents[0].parts[1].inlineData"
+        assert "'contents[0].parts[1].inlineData' is not supported" in renamed.message
+        other = BadRequest("'top_k' is not supported.", param="top_k")
+        assert in_client_terms(other, conversation.paths) is other

@@ -143,11 +143,12 @@ def decode_request(raw: bytes, *, model: str = "", stream: bool = False) -> Conv
     _unknown_turn_keys(data.get("contents"), extra)
     _unknown_keys(data.get("toolConfig"), _TOOL_CONFIG, "toolConfig", extra)
     messages: list[Message] = []
+    where_of: dict[int, str] = {}
     if body.system_instruction is not None:
-        system = _system(body.system_instruction, extra)
+        system = _system(body.system_instruction, extra, where_of)
         if system:
             messages.append(Message(role="system", parts=system))
-    _Contents().convert(body.contents, messages)
+    _Contents(where_of).convert(body.contents, messages)
     if not any(m.role != "system" for m in messages):
         raise invalid("contents", "expected at least one turn with content")
     tools = _tools(body.tools, data.get("tools"), extra)
@@ -160,6 +161,12 @@ def decode_request(raw: bytes, *, model: str = "", stream: bool = False) -> Conv
         tools=tools or None,
         tool_choice=_tool_choice(body.tool_config, bool(tools)),
         extra=extra,
+        paths={
+            f"messages[{i}].content[{j}]": where_of[id(part)]
+            for i, message in enumerate(messages)
+            for j, part in enumerate(message.parts)
+            if id(part) in where_of
+        },
     )
     if body.generation_config is not None:
         _generation(body.generation_config, data.get("generationConfig"), conversation)
@@ -181,14 +188,14 @@ def _unknown_turn_keys(contents: Any, extra: dict[str, Any]) -> None:
             _unknown_keys(part, _PART, f"contents[{i}].parts[{j}]", extra)
 
 
-def _system(content: InContent, extra: dict[str, Any]) -> list[Part]:
+def _system(content: InContent, extra: dict[str, Any], where_of: dict[int, str]) -> list[Part]:
     """The instruction's parts; text alone joins into one text, as one system prompt."""
     parts: list[Part] = []
     for j, part in enumerate(content.parts):
         if part.text is not None:
             parts.append(Text(text=part.text))
         elif part.inline_data is not None or part.file_data is not None:
-            parts.append(_media(part))
+            parts.append(_media(part, f"systemInstruction.parts[{j}]", where_of))
         else:
             extra[f"systemInstruction.parts[{j}]"] = msgspec.to_builtins(part)
     if all(isinstance(part, Text) for part in parts):
@@ -197,8 +204,16 @@ def _system(content: InContent, extra: dict[str, Any]) -> list[Part]:
     return parts
 
 
-def _media(part: InPart) -> Image | Document:
-    """An ``inlineData`` or ``fileData`` part: an image, or a document of its type."""
+def _media(part: InPart, where: str, where_of: dict[int, str]) -> Image | Document:
+    """An ``inlineData`` or ``fileData`` part: an image, or a document of its type.
+    ``where_of`` learns the part's path in the client's request, for refusals."""
+    media = _media_of(part)
+    field = "inlineData" if part.inline_data is not None else "fileData"
+    where_of[id(media)] = f"{where}.{field}"
+    return media
+
+
+def _media_of(part: InPart) -> Image | Document:
     if part.inline_data is not None:
         mime = part.inline_data.mime_type.lower()
         if mime.startswith("image/"):
@@ -215,8 +230,9 @@ def _media(part: InPart) -> Image | Document:
 class _Contents:
     """One conversion of ``contents``; tool-call ids handed out, awaiting their responses."""
 
-    def __init__(self) -> None:
+    def __init__(self, where_of: dict[int, str]) -> None:
         self.pending: list[tuple[str, str]] = []  # (id, name), oldest first
+        self.where_of = where_of
 
     def convert(self, contents: list[InContent], messages: list[Message]) -> None:
         for i, content in enumerate(contents):
@@ -283,7 +299,7 @@ class _Contents:
             if part.text:
                 parts.append(Text(text=part.text))
             elif part.inline_data is not None or part.file_data is not None:
-                parts.append(_media(part))
+                parts.append(_media(part, f"{where}.parts[{j}]", self.where_of))
         return parts
 
     def _user(self, content: InContent, where: str, messages: list[Message]) -> None:
@@ -300,7 +316,7 @@ class _Contents:
             elif part.text is not None:
                 parts.append(Text(text=part.text))
             elif part.inline_data is not None or part.file_data is not None:
-                parts.append(_media(part))
+                parts.append(_media(part, here, self.where_of))
             elif part.function_call is not None:
                 raise invalid(f"{here}.functionCall", "function calls belong in a 'model' turn")
         messages.extend(Message(role="tool", parts=[result]) for result in results)
