@@ -27,6 +27,7 @@ from fkllmproxy.providers.http import TransportFactory, build_client
 from fkllmproxy.providers.openai import OpenAIProvider
 from fkllmproxy.providers.responses import configured_responses_api
 from fkllmproxy.providers.spec import ProviderSpec
+from fkllmproxy.translate._common import Unsupported
 
 __all__ = ["DEFAULT_API_VERSION", "SPEC", "AzureProvider"]
 
@@ -58,7 +59,7 @@ class AzureProvider(OpenAIProvider):
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
         path = self._path(request.model, "chat/completions")
-        content = request.upstream_bytes()
+        content = request.upstream_bytes(Unsupported(self.name, self.type))
         if not request.stream:
             body = await self._post_whole(path, content)
             return Completion(body=body, usage=self._checked_usage(body, chat_answer_usage))

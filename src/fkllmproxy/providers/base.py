@@ -20,9 +20,14 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+from fkllmproxy.translate.canonical import Answer, Conversation
+
+if TYPE_CHECKING:
+    from fkllmproxy.translate._common import Unsupported
 
 _encode = msgspec.json.Encoder().encode
 
@@ -78,10 +83,11 @@ class Usage:
 
 @dataclass(slots=True)
 class ChatRequest:
-    """One chat call for one target, in OpenAI's format.
+    """One generation call for one target: a chat client's request, or another API's
+    decoded into the canonical ``conversation``.
 
-    ``raw`` is the client's exact bytes (``None`` when the request was translated from
-    another API, then ``parsed`` holds it). ``model`` is the upstream model name;
+    ``raw`` is a chat client's exact bytes (``None`` for another API's request, then
+    ``conversation`` holds it). ``model`` is the upstream model name;
     ``client_model`` the name the client sent. ``upstream_bytes`` forwards ``raw``
     untouched whenever nothing needs changing, and decodes only when something does.
     ``reasoning`` says the client wants the model's reasoning text back (an Anthropic
@@ -96,20 +102,48 @@ class ChatRequest:
     include_usage: bool = False
     parsed: dict[str, Any] | None = None
     reasoning: bool = False
+    conversation: Conversation | None = None
 
     @property
     def body(self) -> dict[str, Any]:
-        """The request as plain data with ``model`` set to the upstream name."""
+        """The request as a chat body (plain data) with ``model`` set to the upstream
+        name; another API's conversation is written as one by the chat codec."""
+        return self.chat_body(None)
+
+    def chat_body(self, unsupported: Unsupported | None) -> dict[str, Any]:
+        """``body``, with ``unsupported`` naming the target in a refusal of what Chat
+        cannot carry of another API's conversation."""
         if self.parsed is None:
+            if self.conversation is not None:
+                from fkllmproxy.translate._common import Unsupported
+                from fkllmproxy.translate.codecs import chat
+
+                self.parsed = chat.encode_request(
+                    self.conversation,
+                    model=self.model,
+                    unsupported=unsupported or Unsupported("?"),
+                )
+                return self.parsed
             data = _decode_object(self.raw or b"{}")
             data["model"] = self.model
             self.parsed = data
         return self.parsed
 
-    def upstream_bytes(self) -> bytes:
+    def canonical(self, unsupported: Unsupported) -> Conversation:
+        """The request as a canonical conversation (a chat body decoded once);
+        ``unsupported`` words the refusal of what the provider cannot take."""
+        if self.conversation is None:
+            from fkllmproxy.translate.codecs import chat
+
+            self.conversation = chat.decode_request(self.body, unsupported=unsupported)
+        return self.conversation
+
+    def upstream_bytes(self, unsupported: Unsupported | None = None) -> bytes:
+        """The chat request to send: the client's bytes untouched when nothing needs
+        changing (``unsupported`` as for ``chat_body``)."""
         if self.raw is not None and self.parsed is None and self.client_model == self.model:
             return self.raw
-        return _encode(self.body)
+        return _encode(self.chat_body(unsupported))
 
 
 @dataclass(slots=True)
@@ -192,25 +226,32 @@ class GeminiCall:
 
 @dataclass(slots=True)
 class Completion:
-    """A whole answer: OpenAI JSON bytes, ready to send."""
+    """A whole answer: the provider's JSON bytes in wire API ``api`` (``chat``,
+    ``messages``, ``gemini``, ``responses``), or, when the provider translated it
+    (``api == "canonical"``), the canonical ``answer`` and no body."""
 
     body: bytes
     usage: Usage | None = None
     status: int = 200
+    api: str = "chat"
+    answer: Answer | None = None
 
 
 @dataclass(slots=True)
 class StreamingCompletion:
-    """An answer still arriving: OpenAI SSE bytes (``data: {...}\\n\\n`` ... ``[DONE]``).
+    """An answer still arriving: SSE frames of wire API ``api`` as they come from
+    upstream (``chat``: ``data: {...}\\n\\n`` ... ``[DONE]``), or, when the provider
+    translates (``api == "canonical"``), canonical ``StreamEvent``s.
 
-    ``chunks`` yields frames as they come from upstream; ``aclose`` releases the
-    upstream connection and must be called whatever happens. ``usage`` is filled in as
-    the stream reports it, so it is complete once ``chunks`` is exhausted.
+    ``aclose`` releases the upstream connection and must be called whatever happens.
+    ``usage`` is filled in as the stream reports it, so it is complete once ``chunks``
+    is exhausted.
     """
 
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncIterator[Any]
     aclose: Callable[[], Awaitable[None]]
     usage: Usage = field(default_factory=Usage)
+    api: str = "chat"
 
 
 class Provider(abc.ABC):

@@ -30,6 +30,7 @@ from fkllmproxy.providers.base import (
 from fkllmproxy.providers.http import TransportFactory
 from fkllmproxy.providers.spec import ProviderSpec
 from fkllmproxy.providers.sse import DONE_FRAME
+from fkllmproxy.translate._common import Unsupported
 
 __all__ = ["SPEC", "MockProvider", "mock_reply"]
 
@@ -76,7 +77,7 @@ class MockProvider(Provider):
         self._delay = config.mock_latency_ms / 1000.0
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        messages = request.body.get("messages") or []
+        messages = request.chat_body(Unsupported(self.name, self.type)).get("messages") or []
         reply = mock_reply(messages)
         prompt = sum(
             _count_tokens(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)

@@ -45,6 +45,7 @@ from fkllmproxy.providers.responses import (
 )
 from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import looks_like_sse, read_usage_frame
+from fkllmproxy.translate._common import Unsupported
 
 __all__ = ["DEFAULT_BASE_URL", "SPEC", "OpenAIProvider"]
 
@@ -81,7 +82,7 @@ class OpenAIProvider(Provider):
         return await whole_body(answer, total=self._total, provider=self.name)
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        content = request.upstream_bytes()
+        content = request.upstream_bytes(Unsupported(self.name, self.type))
         if not request.stream:
             body = await self._post_whole("/chat/completions", content)
             return Completion(body=body, usage=self._checked_usage(body, chat_answer_usage))

@@ -278,7 +278,9 @@ class Router:
                     await inner()
                 await original.aclose()
 
-            result = StreamingCompletion(chunks=guarded, aclose=aclose, usage=original.usage)
+            result = StreamingCompletion(
+                chunks=guarded, aclose=aclose, usage=original.usage, api=original.api
+            )
         return result
 
     def abort_in_flight(self) -> int:

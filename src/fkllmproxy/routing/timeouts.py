@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fkllmproxy.config.schema import ProviderConfig
 from fkllmproxy.errors import ShuttingDown, UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -103,8 +104,8 @@ class AttemptClock:
         return UpstreamTimeout(text, provider=name)
 
 
-async def first_chunk(result: StreamingCompletion, provider: str) -> bytes:
-    """The first chunk of a stream; a stream that ends at once is a failed attempt."""
+async def first_chunk(result: StreamingCompletion, provider: str) -> Any:
+    """The first chunk (bytes, or a canonical event) of a stream; a stream that ends at once is a failed attempt."""
     try:
         return await anext(aiter(result.chunks))
     except StopAsyncIteration:
@@ -114,12 +115,12 @@ async def first_chunk(result: StreamingCompletion, provider: str) -> bytes:
 
 
 async def guard_stream(
-    first: bytes,
+    first: Any,
     result: StreamingCompletion,
     timer: AttemptClock,
     on_failure: Callable[[], None],
     on_done: Callable[[], None],
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[Any, None]:
     """Yield ``first``, then the rest of ``result`` under the idle and total limits.
 
     ``on_failure`` is called when the provider fails mid-stream (the breaker counts it),

@@ -41,6 +41,7 @@ from msgspec import Struct, field
 __all__ = [
     "Answer",
     "CacheHint",
+    "Choice",
     "Conversation",
     "Document",
     "Finish",
@@ -65,6 +66,7 @@ __all__ = [
     "ToolCallStart",
     "ToolChoice",
     "ToolResult",
+    "Unmapped",
     "Usage",
     "UsageUpdate",
 ]
@@ -158,7 +160,16 @@ class Refusal(Struct, tag="refusal", kw_only=True):
     text: str
 
 
-Part = Text | Image | Document | ToolCall | ToolResult | Reasoning | Refusal
+class Unmapped(Struct, tag="unmapped", kw_only=True):
+    """Content of a kind the client's API has and this model does not (``kind``), found
+    at ``where`` (the client's own field path). Every encoder refuses it by that name,
+    so it is never dropped; same-API pairs never decode it."""
+
+    kind: str
+    where: str
+
+
+Part = Text | Image | Document | ToolCall | ToolResult | Reasoning | Refusal | Unmapped
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 
@@ -244,6 +255,7 @@ class Conversation(Struct, kw_only=True):
     cache: CacheHint | None = None
     user: str | None = None
     metadata: dict[str, Any] | None = None
+    service_tier: str | None = None
     logprobs: bool = False
     top_logprobs: int | None = None
     modalities: list[str] | None = None
@@ -267,9 +279,18 @@ class Usage(Struct, kw_only=True):
     reasoning_tokens: int = 0
 
 
+class Choice(Struct, kw_only=True):
+    """A further candidate answer (Chat's ``n``, Gemini's ``candidateCount``)."""
+
+    index: int
+    parts: list[Part] = field(default_factory=list)
+    finish: FinishReason | None = None
+
+
 class Answer(Struct, kw_only=True):
     """A whole answer: ``parts`` in the order the model produced them (reasoning, text,
-    tool calls, refusal)."""
+    tool calls, refusal). ``more`` holds the other candidates when the request asked
+    for several (only Chat and Gemini can); usage covers them all."""
 
     id: str
     model: str
@@ -278,6 +299,7 @@ class Answer(Struct, kw_only=True):
     stop_sequence: str | None = None
     usage: Usage | None = None
     created: int | None = None
+    more: list[Choice] = field(default_factory=list)
 
 
 # ================================================================ the stream
@@ -290,6 +312,7 @@ class Start(Struct, tag="start", kw_only=True):
 
 class TextDelta(Struct, tag="text", kw_only=True):
     text: str
+    choice: int = 0
 
 
 class ReasoningDelta(Struct, tag="reasoning", kw_only=True):
@@ -303,10 +326,12 @@ class ReasoningDelta(Struct, tag="reasoning", kw_only=True):
     redacted: str | None = None
     id: str | None = None
     new: bool = False
+    choice: int = 0
 
 
 class RefusalDelta(Struct, tag="refusal", kw_only=True):
     text: str
+    choice: int = 0
 
 
 class ToolCallStart(Struct, tag="tool_call", kw_only=True):
@@ -316,11 +341,13 @@ class ToolCallStart(Struct, tag="tool_call", kw_only=True):
     id: str
     name: str
     signature: str | None = None
+    choice: int = 0
 
 
 class ToolArgsDelta(Struct, tag="tool_args", kw_only=True):
     index: int
     fragment: str
+    choice: int = 0
 
 
 class UsageUpdate(Struct, tag="usage", kw_only=True):
@@ -330,9 +357,12 @@ class UsageUpdate(Struct, tag="usage", kw_only=True):
 
 
 class Finish(Struct, tag="finish", kw_only=True):
+    """The end of one choice (``choice``; the others' events carry their number too)."""
+
     reason: FinishReason
     stop_sequence: str | None = None
     usage: Usage | None = None
+    choice: int = 0
 
 
 StreamEvent = (

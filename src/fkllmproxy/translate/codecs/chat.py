@@ -1,0 +1,951 @@
+"""OpenAI Chat Completions <-> the canonical conversation.
+
+Chat is an inbound API (``/v1/chat/completions`` clients reaching a provider of another
+kind) and a provider API (clients of the other APIs reaching an OpenAI-compatible
+host), so this codec has all six pieces.
+
+Reading a request, one canonical message per chat message, in order, so that an
+encoder's refusal can name ``messages[i]`` as the client wrote it:
+
+- ``system``/``developer`` -> turns of that role (text parts only); ``user`` content:
+  text, ``image_url`` (a data URL split into its media type and base64 data, any other
+  URL kept), ``input_audio`` and ``file`` -> ``Document``; ``assistant``: text,
+  ``refusal``, ``reasoning_content`` -> ``Reasoning``, ``tool_calls`` -> ``ToolCall``
+  (a thought signature riding in the id is read back); ``tool`` -> a ``ToolResult``
+  whose ``name`` is the function of the earlier call it answers.
+- Content a provider-neutral model cannot say (an unknown part type, the legacy
+  ``function`` role and ``function_call``, assistant ``audio``) becomes ``Unmapped``
+  under its own path; fields this codec does not know go to ``Conversation.extra``.
+  Either way the provider's encoder refuses them by name.
+
+Writing an answer or a stream, a ``ToolCall.signature`` rides in the call's id
+(``_ids.py``) and reasoning text goes in ``reasoning_content``, the field
+OpenAI-compatible hosts use for it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from fkllmproxy.errors import UpstreamUnavailable
+from fkllmproxy.translate._common import (
+    Unsupported,
+    bad_answer,
+    decode_json,
+    encode_json,
+    invalid,
+    missing,
+    parse_data_url,
+    split_frame,
+    sse_data,
+)
+from fkllmproxy.translate.canonical import (
+    Answer,
+    Choice,
+    Conversation,
+    Document,
+    Finish,
+    FinishReason,
+    Image,
+    Message,
+    Part,
+    Reasoning,
+    ReasoningConfig,
+    ReasoningDelta,
+    Refusal,
+    RefusalDelta,
+    ResponseFormat,
+    Start,
+    StreamEvent,
+    Text,
+    TextDelta,
+    Tool,
+    ToolArgsDelta,
+    ToolCall,
+    ToolCallStart,
+    ToolChoice,
+    ToolResult,
+    Unmapped,
+    Usage,
+    UsageUpdate,
+)
+from fkllmproxy.translate.codecs._ids import make_call_id, signature_of
+from fkllmproxy.wire.openai_answers import AnswerMessage, AnswerUsage, ChatAnswer, answer_decoder
+
+__all__ = [
+    "StreamDecoder",
+    "StreamEncoder",
+    "chat_finish",
+    "chat_usage",
+    "decode_answer",
+    "decode_request",
+    "encode_answer",
+    "encode_request",
+]
+
+# Fields read into the conversation's own slots; any other set field goes to ``extra``.
+_READ = frozenset(
+    [
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_p",
+        "top_k",
+        "n",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "logprobs",
+        "top_logprobs",
+        "modalities",
+        "user",
+        "safety_identifier",
+        "metadata",
+        "service_tier",
+    ]
+)
+# Fields that change nothing another provider could honour differently: ``store`` (an
+# OpenAI-side log) and ``prompt_cache_key`` (a caching hint, named so in the contract).
+_HINTS = frozenset(["store", "prompt_cache_key"])
+
+_FINISH_IN: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+_FINISH_OUT = {"refusal": "content_filter", "error": "stop"}
+
+
+# ================================================================ requests
+
+
+def decode_request(body: Mapping[str, Any], *, unsupported: Unsupported) -> Conversation:
+    """The conversation of a chat request body (plain data, already shape-checked by
+    the route's typed decode). ``unsupported`` words the refusal of what no provider
+    of another kind can take (non-function tools)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid("messages", "expected a non-empty list of messages")
+    stop = body.get("stop")
+    max_tokens = body.get("max_completion_tokens")
+    options = body.get("stream_options")
+    tools = _tools(body.get("tools"), unsupported)
+    conversation = Conversation(
+        model=str(body.get("model") or ""),
+        messages=_messages(messages),
+        api="chat",
+        stream=bool(body.get("stream")),
+        include_usage=bool(isinstance(options, Mapping) and options.get("include_usage")),
+        tools=tools,
+        tool_choice=_tool_choice(
+            body.get("tool_choice"), body.get("parallel_tool_calls"), tools, unsupported
+        ),
+        max_tokens=max_tokens if max_tokens is not None else body.get("max_tokens"),
+        temperature=body.get("temperature"),
+        top_p=body.get("top_p"),
+        top_k=body.get("top_k"),
+        stop=[stop] if isinstance(stop, str) else stop or None,
+        seed=body.get("seed"),
+        presence_penalty=body.get("presence_penalty"),
+        frequency_penalty=body.get("frequency_penalty"),
+        candidate_count=body.get("n"),
+        response_format=_response_format(body.get("response_format"), unsupported),
+        user=body.get("user") or body.get("safety_identifier"),
+        metadata=body.get("metadata"),
+        service_tier=body.get("service_tier"),
+        logprobs=bool(body.get("logprobs")),
+        top_logprobs=body.get("top_logprobs"),
+        modalities=body.get("modalities"),
+        extra={
+            name: value
+            for name, value in body.items()
+            if value is not None and name not in _READ and name not in _HINTS
+        },
+    )
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        conversation.reasoning = ReasoningConfig(effort=effort)
+    return conversation
+
+
+def _messages(messages: list[Any]) -> list[Message]:
+    out: list[Message] = []
+    call_names: dict[str, str] = {}
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, Mapping):
+            raise invalid(where, "expected an object")
+        role = message.get("role")
+        content = message.get("content")
+        name = message.get("name") if isinstance(message.get("name"), str) else None
+        if role in ("system", "developer"):
+            parts = _text_parts(content, f"{where}.content")
+            out.append(Message(role=role, parts=parts, name=name))
+        elif role == "user":
+            out.append(Message(role="user", parts=_user_parts(content, where), name=name))
+        elif role == "assistant":
+            parts = _assistant_parts(message, where, call_names)
+            out.append(Message(role="assistant", parts=parts, name=name))
+        elif role == "tool":
+            out.append(Message(role="tool", parts=[_tool_result(message, where, call_names)]))
+        elif role == "function":
+            parts = [Unmapped(kind="legacy 'function' messages; use 'tool'", where=f"{where}.role")]
+            out.append(Message(role="user", parts=parts))
+        else:
+            raise invalid(f"{where}.role", f"unknown role {role!r}")
+    return out
+
+
+def _text_parts(content: Any, where: str) -> list[Part]:
+    """Text-only content (system, tool and assistant messages); ``refusal`` parts of an
+    assistant message stay refusals."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [Text(text=content)] if content else []
+    if not isinstance(content, list):
+        raise invalid(where, "expected a string or a list of content parts")
+    parts: list[Part] = []
+    for j, item in enumerate(content):
+        here = f"{where}[{j}]"
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if kind in ("text", "refusal"):
+            text = item.get(kind)
+            if not isinstance(text, str):
+                raise invalid(f"{here}.{kind}", "expected a string")
+            if text:
+                parts.append(Text(text=text) if kind == "text" else Refusal(text=text))
+        elif kind is None:
+            raise invalid(here, "expected a content part with a 'type'")
+        else:
+            parts.append(Unmapped(kind=f"{kind!r} parts in this message role", where=here))
+    return parts
+
+
+def _user_parts(content: Any, where: str) -> list[Part]:
+    where = f"{where}.content"
+    if not isinstance(content, list):
+        return _text_parts(content, where)
+    parts: list[Part] = []
+    for j, item in enumerate(content):
+        here = f"{where}[{j}]"
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if kind == "text":
+            text = item.get("text")
+            if not isinstance(text, str):
+                raise invalid(f"{here}.text", "expected a string")
+            if text:
+                parts.append(Text(text=text))
+        elif kind is None:
+            raise invalid(here, "expected a content part with a 'type'")
+        elif kind == "image_url":
+            parts.append(_image(item.get("image_url"), f"{here}.image_url"))
+        elif kind == "input_audio":
+            parts.append(_audio(item.get("input_audio"), f"{here}.input_audio"))
+        elif kind == "file":
+            parts.append(_file(item.get("file"), f"{here}.file"))
+        else:
+            parts.append(Unmapped(kind=f"content parts of type {kind!r}", where=f"{here}.type"))
+    return parts
+
+
+def _image(image: Any, where: str) -> Image:
+    url = image.get("url") if isinstance(image, Mapping) else image
+    if not isinstance(url, str) or not url:
+        raise invalid(f"{where}.url", "expected an image URL or a data: URL")
+    detail = image.get("detail") if isinstance(image, Mapping) else None
+    if url.startswith("data:"):
+        media_type, data = _data_url(url, f"{where}.url")
+        return Image(media_type=media_type, data=data, detail=detail)
+    return Image(url=url, detail=detail)
+
+
+def _data_url(url: str, where: str) -> tuple[str, str]:
+    parsed = parse_data_url(url)
+    if parsed is None:
+        raise invalid(where, "a data: URL must look like data:<mime type>;base64,<data>")
+    return parsed
+
+
+def _audio(audio: Any, where: str) -> Document:
+    if not isinstance(audio, Mapping) or not isinstance(audio.get("data"), str):
+        raise invalid(where, "expected {'data': <base64>, 'format': 'wav' | 'mp3'}")
+    audio_format = audio.get("format")
+    if audio_format not in ("wav", "mp3"):
+        raise invalid(f"{where}.format", "expected 'wav' or 'mp3'")
+    return Document(media_type=f"audio/{audio_format}", data=audio["data"])
+
+
+def _file(file: Any, where: str) -> Document:
+    if not isinstance(file, Mapping):
+        raise invalid(where, "expected an object with 'file_data'")
+    filename = file.get("filename") if isinstance(file.get("filename"), str) else None
+    if file.get("file_id"):
+        return Document(file_id=str(file["file_id"]), filename=filename)
+    data = file.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise invalid(f"{where}.file_data", "expected a data: URL")
+    if data.startswith("data:"):
+        media_type, payload = _data_url(data, f"{where}.file_data")
+        return Document(media_type=media_type, data=payload, filename=filename)
+    return Document(data=data, filename=filename)
+
+
+def _assistant_parts(
+    message: Mapping[str, Any], where: str, call_names: dict[str, str]
+) -> list[Part]:
+    parts: list[Part] = []
+    reasoning = message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        parts.append(Reasoning(text=reasoning))
+    parts.extend(_text_parts(message.get("content"), f"{where}.content"))
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        parts.append(Refusal(text=refusal))
+    for legacy in ("function_call", "audio"):
+        if message.get(legacy) is not None:
+            parts.append(Unmapped(kind=legacy, where=f"{where}.{legacy}"))
+    calls = message.get("tool_calls")
+    if calls is None:
+        return parts
+    if not isinstance(calls, list):
+        raise invalid(f"{where}.tool_calls", "expected a list")
+    for k, call in enumerate(calls):
+        here = f"{where}.tool_calls[{k}]"
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise invalid(here, "expected {'id', 'type': 'function', 'function': {'name', ...}}")
+        kind = call.get("type", "function")
+        if kind != "function":
+            parts.append(Unmapped(kind=f"tool calls of type {kind!r}", where=f"{here}.type"))
+            continue
+        name = function["name"]
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            raise missing(f"{here}.id")
+        call_names[call_id] = name
+        arguments = _arguments(function.get("arguments"), f"{here}.function.arguments")
+        parts.append(
+            ToolCall(id=call_id, name=name, arguments=arguments, signature=signature_of(call_id))
+        )
+    return parts
+
+
+def _arguments(raw: Any, where: str) -> str:
+    """The call's arguments as JSON object text (a client may send an object or nothing)."""
+    if raw is None or raw == "":
+        return "{}"
+    if isinstance(raw, Mapping):
+        return encode_json(raw).decode()
+    if not isinstance(raw, str):
+        raise invalid(where, "expected a JSON object encoded as a string")
+    try:
+        value = decode_json(raw)
+    except msgspec.DecodeError:
+        raise invalid(where, "not valid JSON") from None
+    if not isinstance(value, dict):
+        raise invalid(where, "expected a JSON object")
+    return raw
+
+
+def _tool_result(
+    message: Mapping[str, Any], where: str, call_names: Mapping[str, str]
+) -> ToolResult:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise missing(f"{where}.tool_call_id")
+    name = call_names.get(call_id)
+    if name is None and isinstance(message.get("name"), str):
+        name = message["name"]
+    content = _text_parts(message.get("content"), f"{where}.content")
+    texts: list[Text | Image | Document] = [p for p in content if isinstance(p, Text)]
+    for part in content:
+        if isinstance(part, Unmapped):
+            raise invalid(part.where, "a tool result holds text parts only")
+    return ToolResult(call_id=call_id, content=texts, name=name)
+
+
+def _tools(tools: Any, unsupported: Unsupported) -> list[Tool] | None:
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        raise invalid("tools", "expected a list")
+    out = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, Mapping):
+            raise invalid(where, "expected an object")
+        kind = tool.get("type", "function")
+        if kind != "function":
+            raise unsupported(f"{where}.type", f"tools of type {kind!r}")
+        function = tool.get("function")
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise invalid(f"{where}.function", "expected {'name', 'description', 'parameters'}")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise invalid(f"{where}.function.parameters", "expected a JSON Schema object")
+        out.append(
+            Tool(
+                name=function["name"],
+                description=function.get("description") or None,
+                parameters=dict(parameters) if parameters else None,
+                strict=function.get("strict"),
+            )
+        )
+    return out or None
+
+
+def _tool_choice(
+    choice: Any, parallel: Any, tools: list[Tool] | None, unsupported: Unsupported
+) -> ToolChoice | None:
+    parallel = parallel if isinstance(parallel, bool) else None
+    if choice is None:
+        return ToolChoice(parallel=parallel) if parallel is not None else None
+    if choice in ("auto", "none", "required"):
+        if tools is None and choice == "required":
+            raise invalid("tool_choice", "a tool choice needs 'tools'")
+        return ToolChoice(mode=choice, parallel=parallel)
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        function = choice.get("function")
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise invalid("tool_choice.function", "expected {'name': <function name>}")
+        if tools is None:
+            raise invalid("tool_choice", "a tool choice needs 'tools'")
+        return ToolChoice(mode="tool", name=function["name"], parallel=parallel)
+    if isinstance(choice, Mapping) and isinstance(choice.get("type"), str):
+        raise unsupported("tool_choice.type", f"tool choice {choice['type']!r}")
+    raise invalid("tool_choice", "expected 'auto', 'none', 'required' or a function")
+
+
+def _response_format(value: Any, unsupported: Unsupported) -> ResponseFormat | None:
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind=kind)
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, Mapping):
+            raise invalid("response_format.json_schema", "expected {'name', 'schema'}")
+        schema = spec.get("schema")
+        if schema is not None and not isinstance(schema, Mapping):
+            raise invalid("response_format.json_schema.schema", "expected a JSON Schema object")
+        return ResponseFormat(
+            kind="json_schema",
+            name=spec.get("name"),
+            schema=dict(schema) if schema else None,
+            strict=spec.get("strict"),
+            description=spec.get("description"),
+        )
+    if isinstance(kind, str):
+        raise unsupported("response_format.type", f"response format {kind!r}")
+    raise invalid("response_format", "expected {'type': 'text' | 'json_object' | 'json_schema'}")
+
+
+def encode_request(
+    conversation: Conversation, *, model: str, unsupported: Unsupported
+) -> dict[str, Any]:
+    """The chat request body for an OpenAI-compatible provider (``unsupported`` words
+    a refusal and names it).
+
+    Reasoning goes back only as an assistant's ``reasoning_content`` text (signatures
+    and encrypted reasoning have no Chat field and stay behind, as the contract
+    allows); cache hints are dropped (OpenAI caches by itself). Any ``Unmapped``
+    content or unknown field of another API is refused by name.
+    """
+    for name in conversation.extra:
+        raise unsupported(name)
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [_message_out(m, i, unsupported) for i, m in enumerate(conversation.messages)],
+    }
+    if conversation.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    settings = {
+        "max_completion_tokens": conversation.max_tokens,
+        "temperature": conversation.temperature,
+        "top_p": conversation.top_p,
+        "stop": conversation.stop,
+        "seed": conversation.seed,
+        "presence_penalty": conversation.presence_penalty,
+        "frequency_penalty": conversation.frequency_penalty,
+        "n": conversation.candidate_count,
+        "user": conversation.user,
+        "metadata": conversation.metadata,
+        "service_tier": conversation.service_tier,
+        "top_logprobs": conversation.top_logprobs,
+        "modalities": conversation.modalities,
+    }
+    body.update((k, v) for k, v in settings.items() if v is not None)
+    if conversation.top_k is not None:
+        raise unsupported("top_k", "OpenAI's API has no top_k")
+    if conversation.logprobs:
+        body["logprobs"] = True
+    if conversation.tools:
+        body["tools"] = [_tool_out(tool) for tool in conversation.tools]
+    choice = conversation.tool_choice
+    if choice is not None:
+        if choice.mode == "tool":
+            body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        elif conversation.tools or choice.mode != "required":
+            body["tool_choice"] = choice.mode
+        if choice.parallel is not None and conversation.tools:
+            body["parallel_tool_calls"] = choice.parallel
+    if conversation.response_format is not None:
+        body["response_format"] = _format_out(conversation.response_format)
+    reasoning = conversation.reasoning
+    if reasoning is not None and reasoning.effort is not None:
+        body["reasoning_effort"] = reasoning.effort
+    elif reasoning is not None and reasoning.budget_tokens is not None:
+        body["reasoning_effort"] = _effort_for(reasoning.budget_tokens)
+    return body
+
+
+def _effort_for(budget: int) -> str:
+    """The OpenAI reasoning effort nearest a thinking budget in tokens."""
+    if budget < 4096:
+        return "low"
+    return "medium" if budget < 16384 else "high"
+
+
+def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict[str, Any]:
+    where = f"messages[{index}]"
+    if message.role == "tool":
+        results = [p for p in message.parts if isinstance(p, ToolResult)]
+        if len(results) == 1 and len(message.parts) == 1:
+            return _result_out(results[0], where, unsupported)
+    content: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    reasoning: list[str] = []
+    refusal: list[str] = []
+    for j, part in enumerate(message.parts):
+        here = f"{where}.content[{j}]"
+        if isinstance(part, Text):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, Image):
+            url = part.url or f"data:{part.media_type};base64,{part.data}"
+            image: dict[str, Any] = {"url": url}
+            if part.detail:
+                image["detail"] = part.detail
+            content.append({"type": "image_url", "image_url": image})
+        elif isinstance(part, Document):
+            content.append(_document_out(part, here, unsupported))
+        elif isinstance(part, ToolCall):
+            function = {"name": part.name, "arguments": part.arguments}
+            ident = make_call_id(part.signature, part.id) if part.signature else part.id
+            calls.append({"id": ident, "type": "function", "function": function})
+        elif isinstance(part, Reasoning):
+            if part.text:
+                reasoning.append(part.text)
+        elif isinstance(part, Refusal):
+            refusal.append(part.text)
+        elif isinstance(part, Unmapped):
+            raise unsupported(part.where, part.kind)
+        else:  # a tool result outside a tool turn
+            raise unsupported(here, "tool results mixed with other content")
+    out: dict[str, Any] = {"role": message.role}
+    if message.name:
+        out["name"] = message.name
+    if (all(c["type"] == "text" for c in content) and message.role != "user") or not content:
+        out["content"] = "".join(c["text"] for c in content) if content else None
+    else:
+        out["content"] = content
+    if message.role == "assistant":
+        if reasoning:
+            out["reasoning_content"] = "".join(reasoning)
+        if refusal:
+            out["refusal"] = "".join(refusal)
+        if calls:
+            out["tool_calls"] = calls
+    if out["content"] is None and message.role != "assistant":
+        out["content"] = ""
+    return out
+
+
+def _document_out(part: Document, where: str, unsupported: Unsupported) -> dict[str, Any]:
+    if part.media_type and part.media_type.startswith("audio/") and part.data:
+        audio_format = part.media_type.removeprefix("audio/").replace("mpeg", "mp3")
+        return {"type": "input_audio", "input_audio": {"data": part.data, "format": audio_format}}
+    file: dict[str, Any] = {}
+    if part.file_id:
+        file["file_id"] = part.file_id
+    elif part.data and part.media_type:
+        file["file_data"] = f"data:{part.media_type};base64,{part.data}"
+    elif part.text is not None:
+        return {"type": "text", "text": part.text}
+    else:
+        raise unsupported(where, "documents by URL")
+    if part.filename or part.title:
+        file["filename"] = part.filename or part.title
+    return {"type": "file", "file": file}
+
+
+def _result_out(result: ToolResult, where: str, unsupported: Unsupported) -> dict[str, Any]:
+    texts = []
+    for j, part in enumerate(result.content):
+        if not isinstance(part, Text):
+            raise unsupported(f"{where}.content[{j}]", "tool results with images or files")
+        texts.append(part.text)
+    text = "".join(texts)
+    if result.is_error and not text.startswith("Error"):
+        text = f"Error: {text}" if text else "Error"
+    return {"role": "tool", "tool_call_id": result.call_id, "content": text}
+
+
+def _tool_out(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _format_out(value: ResponseFormat) -> dict[str, Any]:
+    if value.kind != "json_schema":
+        return {"type": value.kind}
+    spec: dict[str, Any] = {"name": value.name or "answer"}
+    if value.description:
+        spec["description"] = value.description
+    if value.schema is not None:
+        spec["schema"] = value.schema
+    if value.strict is not None:
+        spec["strict"] = value.strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+# ================================================================ answers
+
+
+def chat_usage(usage: Usage | None) -> dict[str, Any]:
+    """OpenAI's ``usage`` object for canonical counts."""
+    usage = usage or Usage()
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def chat_finish(reason: FinishReason | None, has_tool_calls: bool) -> str:
+    """OpenAI's finish reason (a plain stop with tool calls is ``tool_calls``)."""
+    out = _FINISH_OUT.get(reason or "stop", reason or "stop")
+    if has_tool_calls and out == "stop":
+        return "tool_calls"
+    return out
+
+
+def _usage_in(usage: AnswerUsage | None) -> Usage | None:
+    if usage is None:
+        return None
+    prompt = usage.prompt_tokens_details
+    completion = usage.completion_tokens_details
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cached_tokens=(prompt.cached_tokens or 0) if prompt else 0,
+        reasoning_tokens=(completion.reasoning_tokens or 0) if completion else 0,
+    )
+
+
+def _parts_in(message: AnswerMessage | None) -> list[Part]:
+    if message is None:
+        return []
+    parts: list[Part] = []
+    if message.reasoning_text:
+        parts.append(Reasoning(text=message.reasoning_text))
+    if message.content:
+        parts.append(Text(text=message.content))
+    if message.refusal:
+        parts.append(Refusal(text=message.refusal))
+    for call in message.tool_calls or ():
+        function = call.function
+        ident = call.id or make_call_id()
+        parts.append(
+            ToolCall(
+                id=ident,
+                name=(function.name if function else None) or "",
+                arguments=(function.arguments if function else None) or "{}",
+                signature=signature_of(ident),
+            )
+        )
+    return parts
+
+
+def decode_answer(body: bytes, *, provider: str) -> Answer:
+    """The canonical answer of a whole ``chat.completion`` from an OpenAI-type host."""
+    try:
+        data: ChatAnswer = answer_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise bad_answer(provider, f"completion: {exc}") from None
+    if data.error is not None:
+        raise UpstreamUnavailable(f"provider {provider} failed: {data.error.message}")
+    if not data.choices:
+        raise bad_answer(provider, "completion: no choices")
+    first, *others = data.choices
+    return Answer(
+        id=data.id,
+        model=data.model,
+        parts=_parts_in(first.message),
+        finish=_FINISH_IN.get(first.finish_reason or "stop", "stop"),
+        usage=_usage_in(data.usage),
+        more=[
+            Choice(
+                index=choice.index,
+                parts=_parts_in(choice.message),
+                finish=_FINISH_IN.get(choice.finish_reason or "stop", "stop"),
+            )
+            for choice in others
+        ],
+    )
+
+
+def _choice_out(index: int, parts: list[Part], finish: FinishReason | None) -> dict[str, Any]:
+    texts = [p.text for p in parts if isinstance(p, Text)]
+    refusals = [p.text for p in parts if isinstance(p, Refusal)]
+    thoughts = [p.text for p in parts if isinstance(p, Reasoning) and p.text]
+    calls = [
+        {
+            "id": make_call_id(p.signature, p.id or None),
+            "type": "function",
+            "function": {"name": p.name, "arguments": p.arguments},
+        }
+        for p in parts
+        if isinstance(p, ToolCall)
+    ]
+    text = "".join(texts)
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if text or not (calls or refusals) else None,
+        "refusal": "".join(refusals) if refusals else None,
+    }
+    if thoughts:
+        message["reasoning_content"] = "".join(thoughts)
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "index": index,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": chat_finish(finish, bool(calls)),
+    }
+
+
+def encode_answer(answer: Answer, *, model: str | None = None, created: int | None = None) -> bytes:
+    """The ``chat.completion`` JSON for a canonical answer (``model`` overrides the
+    answer's own name when given)."""
+    choices = [_choice_out(0, answer.parts, answer.finish)]
+    choices.extend(_choice_out(c.index, c.parts, c.finish) for c in answer.more)
+    body = {
+        "id": answer.id or "chatcmpl-" + secrets.token_hex(12),
+        "object": "chat.completion",
+        "created": created if created is not None else answer.created or int(time.time()),
+        "model": model or answer.model,
+        "choices": choices,
+        "usage": chat_usage(answer.usage),
+    }
+    return encode_json(body)
+
+
+# ================================================================ streams
+
+
+class StreamDecoder:
+    """Canonical events from ``chat.completion.chunk`` frames of an OpenAI-type host.
+
+    The finish is held back until the stream ends (``[DONE]`` or its last frame), so
+    that it carries the usage a host reports in a chunk of its own after it. A stream
+    that stops before any choice finished raises ``UpstreamUnavailable``.
+    """
+
+    def __init__(self, *, provider: str) -> None:
+        self.provider = provider
+        self.usage: Usage | None = None
+        self._started = False
+        self._done = False
+        self._finishes: dict[int, FinishReason] = {}
+        self._calls: dict[tuple[int, int], int] = {}  # (choice, upstream index) -> ours
+        self._counts: dict[int, int] = {}
+
+    def feed(self, frame: bytes) -> list[StreamEvent]:
+        _, data = split_frame(frame)
+        if not data or self._done:
+            return []
+        if data.strip() == b"[DONE]":
+            return self._end()
+        try:
+            chunk: ChatAnswer = answer_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise bad_answer(self.provider, f"chunk: {exc}") from None
+        if chunk.error is not None:
+            raise UpstreamUnavailable(
+                f"provider {self.provider} failed mid-stream: {chunk.error.message}"
+            )
+        events: list[StreamEvent] = []
+        if not self._started:
+            self._started = True
+            events.append(Start(id=chunk.id, model=chunk.model))
+        if chunk.usage is not None:
+            self.usage = _usage_in(chunk.usage)
+            assert self.usage is not None
+            events.append(UsageUpdate(usage=self.usage))
+        for choice in chunk.choices:
+            if choice.delta is not None:
+                events.extend(self._delta(choice.index, choice.delta))
+            if choice.finish_reason:
+                self._finishes[choice.index] = _FINISH_IN.get(choice.finish_reason, "stop")
+        return events
+
+    def _delta(self, choice: int, delta: AnswerMessage) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        if delta.reasoning_text:
+            events.append(ReasoningDelta(text=delta.reasoning_text, choice=choice))
+        if delta.content:
+            events.append(TextDelta(text=delta.content, choice=choice))
+        if delta.refusal:
+            events.append(RefusalDelta(text=delta.refusal, choice=choice))
+        for position, call in enumerate(delta.tool_calls or ()):
+            key = (choice, call.index if call.index is not None else position)
+            function = call.function
+            if key not in self._calls:
+                index = self._counts.get(choice, 0)
+                self._counts[choice] = index + 1
+                self._calls[key] = index
+                ident = call.id or make_call_id()
+                events.append(
+                    ToolCallStart(
+                        index=index,
+                        id=ident,
+                        name=(function.name if function else None) or "",
+                        signature=signature_of(ident),
+                        choice=choice,
+                    )
+                )
+            arguments = function.arguments if function else None
+            if arguments:
+                events.append(
+                    ToolArgsDelta(index=self._calls[key], fragment=arguments, choice=choice)
+                )
+        return events
+
+    def _end(self) -> list[StreamEvent]:
+        self._done = True
+        if not self._finishes:
+            raise UpstreamUnavailable(
+                f"provider {self.provider} ended the stream before the answer was complete"
+            )
+        return [
+            Finish(reason=reason, usage=self.usage, choice=choice)
+            for choice, reason in sorted(self._finishes.items())
+        ]
+
+    def finish(self) -> list[StreamEvent]:
+        """At the end of the upstream stream; a host may end without ``[DONE]``."""
+        if self._done:
+            return []
+        return self._end()
+
+
+class StreamEncoder:
+    """``chat.completion.chunk`` frames for canonical events, then ``[DONE]``.
+
+    The role chunk opens each choice; reasoning text streams as ``reasoning_content``;
+    a tool call's id and name come first, then its argument pieces; each choice ends
+    with its finish chunk, and the usage chunk follows when the client asked for it
+    (``include_usage``).
+    """
+
+    def __init__(self, *, model: str, include_usage: bool, created: int | None = None) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.created = created if created is not None else int(time.time())
+        self.usage: Usage | None = None
+        self._id = "chatcmpl-" + secrets.token_hex(12)
+        self._opened: set[int] = set()
+        self._calls: dict[int, int] = {}  # choice -> tool calls so far
+
+    def _frame(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return sse_data(
+            {
+                "id": self._id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": choices,
+                **extra,
+            }
+        )
+
+    def _delta(self, choice: int, delta: dict[str, Any], finish: str | None = None) -> list[bytes]:
+        out = []
+        if choice not in self._opened:
+            self._opened.add(choice)
+            opening = {"index": choice, "delta": {"role": "assistant", "content": ""}}
+            out.append(self._frame([{**opening, "logprobs": None, "finish_reason": None}]))
+        entry = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": finish}
+        out.append(self._frame([entry]))
+        return out
+
+    def feed(self, event: StreamEvent) -> list[bytes]:
+        if isinstance(event, Start):
+            if event.id:
+                self._id = event.id
+            self.model = event.model or self.model
+            self._opened.add(0)
+            role = {"index": 0, "delta": {"role": "assistant", "content": ""}}
+            return [self._frame([{**role, "logprobs": None, "finish_reason": None}])]
+        if isinstance(event, TextDelta):
+            return self._delta(event.choice, {"content": event.text}) if event.text else []
+        if isinstance(event, ReasoningDelta):
+            if not event.text:
+                return []
+            return self._delta(event.choice, {"reasoning_content": event.text})
+        if isinstance(event, RefusalDelta):
+            return self._delta(event.choice, {"refusal": event.text})
+        if isinstance(event, ToolCallStart):
+            self._calls[event.choice] = self._calls.get(event.choice, 0) + 1
+            call = {
+                "index": event.index,
+                "id": make_call_id(event.signature, event.id or None),
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},
+            }
+            return self._delta(event.choice, {"tool_calls": [call]})
+        if isinstance(event, ToolArgsDelta):
+            call = {"index": event.index, "function": {"arguments": event.fragment}}
+            return self._delta(event.choice, {"tool_calls": [call]})
+        if isinstance(event, UsageUpdate):
+            self.usage = event.usage
+            return []
+        if event.usage is not None:
+            self.usage = event.usage
+        reason = chat_finish(event.reason, self._calls.get(event.choice, 0) > 0)
+        return self._delta(event.choice, {}, reason)
+
+    def finish(self) -> list[bytes]:
+        frames = []
+        if self.include_usage:
+            frames.append(self._frame([], usage=chat_usage(self.usage)))
+        frames.append(b"data: [DONE]\n\n")
+        return frames
