@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
+from fkllmproxy.translate._common import Unsupported
 from fkllmproxy.translate.canonical import (
     Answer,
     CacheHint,
@@ -33,6 +34,7 @@ from fkllmproxy.translate.canonical import (
     ToolCallStart,
     ToolChoice,
     ToolResult,
+    Unmapped,
     Usage,
     UsageUpdate,
 )
@@ -41,6 +43,8 @@ from fkllmproxy.translate.codecs._ids import make_call_id
 
 PROVIDER = "'up' (openai)"
 CLAUDE = "'claude' (anthropic)"
+UP = Unsupported("up", "openai")
+TO_CLAUDE = Unsupported("claude", "anthropic")
 PNG = "iVBORw0KGgo="
 PDF = "JVBERi0xLjQ="
 EPHEMERAL = {"type": "ephemeral"}
@@ -54,12 +58,12 @@ def decode(**fields: Any) -> Conversation:
         "messages": [{"role": "user", "content": "hi"}],
     }
     body.update(fields)
-    return messages.decode_request(json.dumps(body).encode(), provider=PROVIDER)
+    return messages.decode_request(json.dumps(body).encode(), unsupported=UP)
 
 
 def encode(conversation: Conversation, default_max_tokens: int = 4096) -> dict[str, Any]:
     call = messages.encode_request(
-        conversation, model="claude-x", provider=CLAUDE, default_max_tokens=default_max_tokens
+        conversation, model="claude-x", unsupported=TO_CLAUDE, default_max_tokens=default_max_tokens
     )
     return call.body
 
@@ -198,22 +202,17 @@ class TestDecodeTurns:
         conversation = decode(messages=[{"role": "user", "content": [block]}])
         assert conversation.messages[0].parts == [document]
 
-    def test_document_context_citations_and_cache_are_kept(self) -> None:
-        """A document's context, citations setting and cache hint reach the canonical part."""
+    def test_document_context_and_cache_are_kept(self) -> None:
+        """A document's context and cache hint reach the canonical part."""
         block = {
             "type": "document",
             "source": {"type": "base64", "media_type": "application/pdf", "data": PDF},
             "context": "from the archive",
-            "citations": {"enabled": True},
             "cache_control": EPHEMERAL,
         }
         (part,) = decode(messages=[{"role": "user", "content": [block]}]).messages[0].parts
         assert isinstance(part, Document)
-        assert (part.context, part.citations, part.cache) == (
-            "from the archive",
-            {"enabled": True},
-            CacheHint(),
-        )
+        assert (part.context, part.cache) == ("from the archive", CacheHint())
 
     def test_tool_result_follows_tool_call_with_ids_and_name(self) -> None:
         """tool_use -> a tool call, tool_result -> a tool turn naming the call it answers."""
@@ -247,7 +246,7 @@ class TestDecodeTurns:
         ]
 
     def test_tool_results_come_before_the_users_other_content(self) -> None:
-        """Two results then a text: one tool turn with both results, then the user text."""
+        """Two results then a text: a tool turn for each result, then the user text."""
         conversation = decode(
             messages=[
                 {"role": "user", "content": "both"},
@@ -273,11 +272,11 @@ class TestDecodeTurns:
         )
         assert conversation.messages[2:] == [
             Message(
+                role="tool", parts=[ToolResult(call_id="a", content=[Text(text="A")], name="f")]
+            ),
+            Message(
                 role="tool",
-                parts=[
-                    ToolResult(call_id="a", content=[Text(text="A")], name="f"),
-                    ToolResult(call_id="b", content=[Text(text="B")], is_error=True, name="g"),
-                ],
+                parts=[ToolResult(call_id="b", content=[Text(text="B")], is_error=True, name="g")],
             ),
             user("thanks"),
         ]
@@ -526,12 +525,30 @@ class TestDecodeRefusals:
                 {"messages": [{"role": "user", "content": [{"type": "tool_addition"}]}]},
                 "messages[0].content[0].type = 'tool_addition'",
             ),
+            (
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {
+                                    "type": "document",
+                                    "source": {"type": "text", "data": "x"},
+                                    "citations": {"enabled": True},
+                                }
+                            ],
+                        }
+                    ]
+                },
+                "messages[0].content[0].citations",
+            ),
         ],
     )
     def test_what_no_provider_can_carry_names_field_and_provider(
         self, fields: dict[str, Any], names: str
     ) -> None:
-        """Server tools, unknown fields and block types: a 400 with path and provider."""
+        """Server tools, document citations, unknown fields and block types: a 400 with
+        path and provider."""
         with pytest.raises(BadRequest) as info:
             decode(**fields)
         assert names in info.value.message
@@ -872,7 +889,7 @@ class TestEncodeSettings:
         translated = messages.encode_request(
             chat(response_format=ResponseFormat(kind="json_object")),
             model="c",
-            provider=CLAUDE,
+            unsupported=TO_CLAUDE,
             default_max_tokens=10,
         )
         assert translated.json_tool == messages.JSON_TOOL
@@ -920,6 +937,16 @@ class TestEncodeSettings:
                 "'generationConfig.thinkingConfig'",
             ),
             (chat(temperature=1.5), "temperature = 1.5"),
+            (chat(service_tier="flex"), "service_tier = 'flex'"),
+            (
+                chat(
+                    Message(
+                        role="user",
+                        parts=[Unmapped(kind="audio input", where="messages[0].content[1].type")],
+                    )
+                ),
+                "'messages[0].content[1].type'",
+            ),
             (chat(extra={"made_up": True}), "'made_up'"),
             (
                 chat(response_format=ResponseFormat(kind="json_object"), tools=[Tool(name="f")]),
@@ -947,6 +974,11 @@ class TestEncodeSettings:
             encode(conversation)
         assert names in info.value.message
         assert CLAUDE in info.value.message
+
+    @pytest.mark.parametrize(("tier", "sent"), [("auto", "auto"), ("default", "standard_only")])
+    def test_service_tier(self, tier: str, sent: str) -> None:
+        """OpenAI's auto and default tiers are Anthropic's auto and standard_only."""
+        assert encode(chat(service_tier=tier))["service_tier"] == sent
 
     def test_neutral_values_pass(self) -> None:
         """One candidate, zero penalties, text output mean nothing special."""
@@ -1027,9 +1059,9 @@ class TestRequestRoundTrip:
             "thinking": {"type": "enabled", "budget_tokens": 2048},
             "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
         }
-        conversation = messages.decode_request(json.dumps(request).encode(), provider=PROVIDER)
+        conversation = messages.decode_request(json.dumps(request).encode(), unsupported=UP)
         back = messages.encode_request(
-            conversation, model="m", provider=CLAUDE, default_max_tokens=1
+            conversation, model="m", unsupported=TO_CLAUDE, default_max_tokens=1
         ).body
         assert back == request
 
@@ -1578,6 +1610,20 @@ class TestStreamEncoder:
             "cache_creation_input_tokens": 4,
             "cache_read_input_tokens": 10,
         }
+
+    def test_further_candidates_are_left_out(self) -> None:
+        """Events of a choice other than the first make no frames."""
+        sequence = encode_stream(
+            [
+                TextDelta(text="one"),
+                TextDelta(text="two", choice=1),
+                Finish(reason="length", choice=1),
+                Finish(reason="stop"),
+            ]
+        )
+        message = rebuild(sequence)
+        assert message["content"] == [{"type": "text", "text": "one"}]
+        assert message["stop_reason"] == "end_turn"
 
     def test_empty_stream_still_makes_a_message(self) -> None:
         """A finish straight away: a well-formed, empty message."""

@@ -8,9 +8,9 @@ Anthropic provider gets the client's bytes untouched). Mapping:
   ``mid-conversation-system`` beta, which Claude Code uses) -> a ``system`` message in
   the same place, text only.
 * ``user`` blocks: text, image (base64 or URL), document (base64, plain text or URL;
-  title, context and citations kept) -> their parts. ``tool_result`` blocks -> one
-  ``tool`` message placed before the user's other content, in order; each result keeps
-  its images and documents, ``is_error``, and the name of the call it answers.
+  title and context kept) -> their parts. Each ``tool_result`` block -> a ``tool``
+  message, placed before the user's other content, in order; a result keeps its images
+  and documents, ``is_error``, and the name of the call it answers.
 * ``assistant`` blocks: text -> text, ``tool_use`` -> tool calls (ids kept, a Gemini
   thought signature read back out of the id), ``thinking`` -> reasoning with its
   signature, ``redacted_thinking`` -> reasoning with its opaque data.
@@ -30,8 +30,9 @@ Ignored, because they steer Anthropic's own machinery and not what the answer sa
 ``output_config.effort`` without adaptive thinking, ``context_management``,
 ``service_tier``, ``speed`` and ``diagnostics``. ``container``, ``mcp_servers`` and
 ``inference_geo`` have no canonical form and go to ``Conversation.extra``, for the
-target's encoder to refuse by name. Server tools, unknown fields, roles and block
-types are a 400 naming the field and the provider right here.
+target's encoder to refuse by name. Server tools, document citations (Anthropic's
+alone), unknown fields, roles and block types are a 400 naming the field and the
+provider right here.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ from typing import Any, Literal
 import msgspec
 
 from fkllmproxy.translate._common import (
+    Unsupported,
     encode_json,
     invalid,
     missing,
-    unsupported,
     validation_error,
 )
 from fkllmproxy.translate.canonical import (
@@ -108,23 +109,24 @@ def block_kind(block: object) -> str:
     return _BLOCK_TYPES.get(type(block), type(block).__name__)
 
 
-def decode_request(raw: bytes, *, provider: str) -> Conversation:
+def decode_request(raw: bytes, *, unsupported: Unsupported) -> Conversation:
     """The conversation of Anthropic request bytes ``raw``.
 
-    ``provider`` (e.g. ``"'main' (openai)"``) is named in every 400 about something
-    no other provider can carry.
+    ``unsupported`` words the 400 for what no provider of another kind can carry, and
+    names the target it was decoded for.
     """
     try:
         request = strict_request_decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        raise validation_error(exc, provider) from None
+        label = f"{unsupported.provider!r}{unsupported.family}"
+        raise validation_error(exc, label) from None
     messages: list[Message] = []
     system = _system(request.system)
     if system is not None:
         messages.append(system)
     names: dict[str, str] = {}  # tool_use id -> name, for the results that answer it
     for index, message in enumerate(request.messages):
-        messages.extend(_message(message, f"messages[{index}]", names))
+        messages.extend(_message(message, f"messages[{index}]", names, unsupported))
     if messages and _is_empty_assistant(messages[-1]):
         messages.pop()  # an empty final turn prefills nothing
     conversation = Conversation(
@@ -144,7 +146,7 @@ def decode_request(raw: bytes, *, provider: str) -> Conversation:
     )
     if request.tools:
         conversation.tools = [
-            _tool(tool, f"tools[{i}]", provider) for i, tool in enumerate(request.tools)
+            _tool(tool, f"tools[{i}]", unsupported) for i, tool in enumerate(request.tools)
         ]
     conversation.tool_choice = _tool_choice(request)
     output = request.output_config
@@ -195,7 +197,9 @@ def _is_empty_assistant(message: Message) -> bool:
     )
 
 
-def _message(message: StrictMessage, where: str, names: dict[str, str]) -> list[Message]:
+def _message(
+    message: StrictMessage, where: str, names: dict[str, str], unsupported: Unsupported
+) -> list[Message]:
     content = message.content
     if message.role == "assistant":
         return [_assistant(content, where, names)]
@@ -203,16 +207,16 @@ def _message(message: StrictMessage, where: str, names: dict[str, str]) -> list[
         return [Message(role="system", parts=_system_parts(content, where))]
     if isinstance(content, str):
         return [Message(role="user", parts=[Text(text=content)])]
-    results: list[Part] = []
+    out: list[Message] = []
     parts: list[Part] = []
     for index, block in enumerate(content):
         at = f"{where}.content[{index}]"
         if isinstance(block, ToolResultBlock):
-            results.append(_tool_result(block, at, names))
+            result = _tool_result(block, at, names, unsupported)
+            out.append(Message(role="tool", parts=[result]))
         else:
-            parts.append(_user_part(block, at))
-    out = [Message(role="tool", parts=results)] if results else []
-    if parts or not results:
+            parts.append(_user_part(block, at, unsupported))
+    if parts or not out:
         out.append(Message(role="user", parts=parts))
     return out
 
@@ -233,13 +237,13 @@ def _system_parts(content: str | list[Any], where: str) -> list[Part]:
     return parts
 
 
-def _user_part(block: object, where: str) -> Text | Image | Document:
+def _user_part(block: object, where: str, unsupported: Unsupported) -> Text | Image | Document:
     if isinstance(block, TextBlock):
         return Text(text=block.text, cache=_cache(block.cache_control), citations=block.citations)
     if isinstance(block, ImageBlock):
         return _image(block, where)
     if isinstance(block, DocumentBlock):
-        return _document(block)
+        return _document(block, where, unsupported)
     raise invalid(f"{where}.type", f"a user message cannot hold a {block_kind(block)} block")
 
 
@@ -253,14 +257,11 @@ def _image(block: ImageBlock, where: str) -> Image:
     return Image(media_type=source.media_type, data=source.data, cache=cache)
 
 
-def _document(block: DocumentBlock) -> Document:
+def _document(block: DocumentBlock, where: str, unsupported: Unsupported) -> Document:
+    if block.citations and block.citations.get("enabled"):
+        raise unsupported(f"{where}.citations")  # Anthropic's alone
     source = block.source
-    document = Document(
-        title=block.title,
-        context=block.context,
-        citations=block.citations,
-        cache=_cache(block.cache_control),
-    )
+    document = Document(title=block.title, context=block.context, cache=_cache(block.cache_control))
     if isinstance(source, TextSource):
         document.media_type = source.media_type
         document.text = source.data
@@ -273,13 +274,17 @@ def _document(block: DocumentBlock) -> Document:
     return document
 
 
-def _tool_result(block: ToolResultBlock, where: str, names: dict[str, str]) -> ToolResult:
+def _tool_result(
+    block: ToolResultBlock, where: str, names: dict[str, str], unsupported: Unsupported
+) -> ToolResult:
     content = block.content
     parts: list[Text | Image | Document] = []
     if isinstance(content, str):
         parts.append(Text(text=content))
     elif content:
-        parts = [_user_part(item, f"{where}.content[{i}]") for i, item in enumerate(content)]
+        parts = [
+            _user_part(item, f"{where}.content[{i}]", unsupported) for i, item in enumerate(content)
+        ]
     return ToolResult(
         call_id=block.tool_use_id,
         content=parts,
@@ -321,12 +326,10 @@ def _assistant(content: str | list[Any], where: str, names: dict[str, str]) -> M
     return Message(role="assistant", parts=parts)
 
 
-def _tool(tool: ToolDefinition, where: str, provider: str) -> Tool:
+def _tool(tool: ToolDefinition, where: str, unsupported: Unsupported) -> Tool:
     if tool.type not in (None, "custom"):
         raise unsupported(
-            f"{where}.type = {tool.type!r}",
-            provider,
-            "Anthropic server tools run only on Anthropic",
+            f"{where}.type = {tool.type!r}", "Anthropic server tools run only on Anthropic"
         )
     if tool.input_schema is None:
         raise missing(f"{where}.input_schema")

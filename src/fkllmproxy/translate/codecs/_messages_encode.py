@@ -19,7 +19,8 @@ Used by the ``anthropic`` provider for clients of every other API. Mapping:
 * Cache hints -> ``cache_control`` on their block, tool or the request.
 * ``max_tokens``, else the provider's ``default_max_tokens`` (Anthropic requires one);
   ``temperature`` (0 to 1 there), ``top_p``, ``top_k``, ``stop`` -> ``stop_sequences``;
-  ``user`` -> ``metadata.user_id``.
+  ``user`` -> ``metadata.user_id``; ``service_tier`` ``auto``/``default`` ->
+  ``auto``/``standard_only``.
 * ``tools`` -> tools with ``input_schema``; ``tool_choice`` auto/none/required/tool ->
   auto/none/any/tool; ``parallel = False`` -> ``disable_parallel_tool_use``.
 * ``response_format`` ``json_schema`` -> ``output_config.format`` (Anthropic's
@@ -31,7 +32,9 @@ Used by the ``anthropic`` provider for clients of every other API. Mapping:
 Refused with a 400 naming the field (as the client's API names it) and the provider:
 a seed, several candidates, non-zero penalties, log probabilities, output other than
 text, an effort with no budget (use an Anthropic model's thinking through
-``/v1/messages``), ``metadata``, and every field in ``Conversation.extra``.
+``/v1/messages``), ``metadata``, another service tier, content the client's API has
+and the canonical model does not (``Unmapped``), and every field in
+``Conversation.extra``.
 """
 
 from __future__ import annotations
@@ -41,11 +44,11 @@ from typing import Any
 from msgspec import Struct
 
 from fkllmproxy.translate._common import (
+    Unsupported,
     decode_json,
     invalid,
     missing,
     parse_data_url,
-    unsupported,
 )
 from fkllmproxy.translate.canonical import (
     CacheHint,
@@ -60,6 +63,7 @@ from fkllmproxy.translate.canonical import (
     Tool,
     ToolCall,
     ToolResult,
+    Unmapped,
 )
 
 __all__ = ["JSON_TOOL", "MessagesCallBody", "encode_request"]
@@ -68,6 +72,7 @@ JSON_TOOL = "json_answer"
 """The forced tool that carries a JSON-mode answer."""
 
 _CHOICES = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
+_TIERS = {"auto": "auto", "default": "standard_only"}
 _WHY = {
     "seed": "Anthropic has no seed",
     "reasoning": "use an Anthropic model's thinking through /v1/messages",
@@ -104,16 +109,15 @@ class MessagesCallBody(Struct, kw_only=True):
 
 
 def encode_request(
-    conversation: Conversation, *, model: str, provider: str, default_max_tokens: int
+    conversation: Conversation, *, model: str, unsupported: Unsupported, default_max_tokens: int
 ) -> MessagesCallBody:
     """The Anthropic body for ``conversation``, to send to ``model``.
 
-    ``provider`` (e.g. ``"'claude' (anthropic)"``) is named in every 400;
-    ``default_max_tokens`` is the provider's, used when the client set no limit, since
-    Anthropic requires one.
+    ``unsupported`` words every refusal and names the provider; ``default_max_tokens``
+    is the provider's, used when the client set no limit, since Anthropic requires one.
     """
-    _refuse_settings(conversation, provider)
-    system, messages = _conversation(conversation.messages, provider)
+    _refuse_settings(conversation, unsupported)
+    system, messages = _conversation(conversation.messages, unsupported)
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": conversation.max_tokens or default_max_tokens,
@@ -123,14 +127,19 @@ def encode_request(
         body["system"] = system
     if conversation.stream:
         body["stream"] = True
-    _sampling(conversation, body, provider)
+    _sampling(conversation, body, unsupported)
     if conversation.user:
         body["metadata"] = {"user_id": conversation.user}
+    tier = conversation.service_tier
+    if tier is not None:
+        if tier not in _TIERS:
+            raise unsupported(f"service_tier = {tier!r}")
+        body["service_tier"] = _TIERS[tier]
     if conversation.cache is not None:
         body["cache_control"] = _cache_control(conversation.cache)
     _thinking(conversation, body)
     _tools(conversation, body)
-    json_tool = _response_format(conversation, body, provider)
+    json_tool = _response_format(conversation, body, unsupported)
     return MessagesCallBody(body=body, json_tool=json_tool)
 
 
@@ -139,12 +148,12 @@ def _name(conversation: Conversation, setting: str) -> str:
     return _NAMES.get(conversation.api or "chat", {}).get(setting, setting)
 
 
-def _refuse_settings(conversation: Conversation, provider: str) -> None:
+def _refuse_settings(conversation: Conversation, unsupported: Unsupported) -> None:
     for name in conversation.extra:
-        raise unsupported(name, provider)
+        raise unsupported(name)
 
     def refuse(setting: str) -> None:
-        raise unsupported(_name(conversation, setting), provider, _WHY.get(setting, ""))
+        raise unsupported(_name(conversation, setting), _WHY.get(setting, ""))
 
     if conversation.seed is not None:
         refuse("seed")
@@ -171,11 +180,11 @@ def _refuse_settings(conversation: Conversation, provider: str) -> None:
         refuse("reasoning")
 
 
-def _sampling(conversation: Conversation, body: dict[str, Any], provider: str) -> None:
+def _sampling(conversation: Conversation, body: dict[str, Any], unsupported: Unsupported) -> None:
     temperature = conversation.temperature
     if temperature is not None:
         if temperature > 1:
-            raise unsupported(f"temperature = {temperature}", provider, "its range is 0 to 1")
+            raise unsupported(f"temperature = {temperature}", "its range is 0 to 1")
         body["temperature"] = temperature
     if conversation.top_p is not None:
         body["top_p"] = conversation.top_p
@@ -214,7 +223,7 @@ def _cached(block: dict[str, Any], hint: CacheHint | None) -> dict[str, Any]:
 
 
 def _conversation(
-    messages: list[Message], provider: str
+    messages: list[Message], unsupported: Unsupported
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if not messages:
         raise missing("messages")
@@ -228,19 +237,22 @@ def _conversation(
             turns.append({"role": role, "content": blocks})
 
     for index, message in enumerate(messages):
+        for part in message.parts:
+            if isinstance(part, Unmapped):
+                raise unsupported(part.where, part.kind)
         where = f"messages[{index}].content"
         if message.role in ("system", "developer"):
-            system.extend(_text_blocks(message.parts, where, provider))
+            system.extend(_text_blocks(message.parts, where, unsupported))
         elif message.role == "assistant":
-            blocks = _assistant_blocks(message.parts, f"messages[{index}]", provider)
+            blocks = _assistant_blocks(message.parts, f"messages[{index}]", unsupported)
             if blocks:
                 push("assistant", blocks)
         else:
-            push("user", _user_blocks(message.parts, where, provider))
+            push("user", _user_blocks(message.parts, where, unsupported))
     return system, turns
 
 
-def _text_blocks(parts: list[Part], where: str, provider: str) -> list[dict[str, Any]]:
+def _text_blocks(parts: list[Part], where: str, unsupported: Unsupported) -> list[dict[str, Any]]:
     blocks = []
     for index, part in enumerate(parts):
         if isinstance(part, Text | Refusal):
@@ -249,28 +261,28 @@ def _text_blocks(parts: list[Part], where: str, provider: str) -> list[dict[str,
                 blocks.append(_cached({"type": "text", "text": part.text}, cache))
         else:
             kind = type(part).__name__.lower()
-            raise unsupported(f"{where}[{index}].type = {kind!r}", provider, "text parts only")
+            raise unsupported(f"{where}[{index}].type = {kind!r}", "text parts only")
     return blocks
 
 
-def _user_blocks(parts: list[Part], where: str, provider: str) -> list[dict[str, Any]]:
+def _user_blocks(parts: list[Part], where: str, unsupported: Unsupported) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for index, part in enumerate(parts):
         at = f"{where}[{index}]"
         if isinstance(part, ToolResult):
-            blocks.append(_tool_result(part, at, provider))
+            blocks.append(_tool_result(part, at, unsupported))
         elif isinstance(part, Text | Image | Document):
-            block = _content_block(part, at, provider)
+            block = _content_block(part, at, unsupported)
             if block is not None:
                 blocks.append(block)
         else:
             kind = type(part).__name__.lower()
-            raise unsupported(f"{at}.type = {kind!r}", provider, "not in a user turn")
+            raise unsupported(f"{at}.type = {kind!r}", "not in a user turn")
     return blocks
 
 
 def _content_block(
-    part: Text | Image | Document, where: str, provider: str
+    part: Text | Image | Document, where: str, unsupported: Unsupported
 ) -> dict[str, Any] | None:
     """The block for a text, image or document part (``None`` for empty text)."""
     if isinstance(part, Text):
@@ -282,7 +294,7 @@ def _content_block(
         return _cached(block, part.cache)
     if isinstance(part, Image):
         return _cached({"type": "image", "source": _image_source(part, where)}, part.cache)
-    return _cached(_document(part, where, provider), part.cache)
+    return _cached(_document(part, where, unsupported), part.cache)
 
 
 def _image_source(image: Image, where: str) -> dict[str, Any]:
@@ -300,16 +312,16 @@ def _image_source(image: Image, where: str) -> dict[str, Any]:
     raise invalid(f"{where}.image_url.url", "expected an http(s) URL or a base64 data URL")
 
 
-def _document(document: Document, where: str, provider: str) -> dict[str, Any]:
+def _document(document: Document, where: str, unsupported: Unsupported) -> dict[str, Any]:
     if document.file_id:
-        raise unsupported(f"{where}.file.file_id", provider, "send the file inline as file_data")
+        raise unsupported(f"{where}.file.file_id", "send the file inline as file_data")
     if document.text is not None:
         source: dict[str, Any] = {"type": "text", "media_type": "text/plain"}
         source["data"] = document.text
     elif document.data is not None:
         media_type = document.media_type or "application/pdf"
         if media_type != "application/pdf":
-            raise unsupported(f"{where}.file.file_data ({media_type})", provider, "PDF only")
+            raise unsupported(f"{where}.file.file_data ({media_type})", "PDF only")
         source = {"type": "base64", "media_type": media_type, "data": document.data}
     elif document.url and document.url.startswith(("https://", "http://")):
         source = {"type": "url", "url": document.url}
@@ -326,12 +338,14 @@ def _document(document: Document, where: str, provider: str) -> dict[str, Any]:
     return block
 
 
-def _assistant_blocks(parts: list[Part], where: str, provider: str) -> list[dict[str, Any]]:
+def _assistant_blocks(
+    parts: list[Part], where: str, unsupported: Unsupported
+) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     calls = 0
     for index, part in enumerate(parts):
         if isinstance(part, Text | Refusal):
-            blocks.extend(_text_blocks([part], f"{where}.content", provider))
+            blocks.extend(_text_blocks([part], f"{where}.content", unsupported))
         elif isinstance(part, ToolCall):
             blocks.append(_tool_use(part, f"{where}.tool_calls[{calls}]"))
             calls += 1
@@ -342,7 +356,7 @@ def _assistant_blocks(parts: list[Part], where: str, provider: str) -> list[dict
         else:
             kind = type(part).__name__.lower()
             at = f"{where}.content[{index}].type = {kind!r}"
-            raise unsupported(at, provider, "not in an assistant turn")
+            raise unsupported(at, "not in an assistant turn")
     return blocks
 
 
@@ -370,7 +384,7 @@ def _tool_use(call: ToolCall, where: str) -> dict[str, Any]:
     return _cached(block, call.cache)
 
 
-def _tool_result(result: ToolResult, where: str, provider: str) -> dict[str, Any]:
+def _tool_result(result: ToolResult, where: str, unsupported: Unsupported) -> dict[str, Any]:
     if not result.call_id:
         raise missing(f"{where}.tool_call_id")
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": result.call_id}
@@ -380,7 +394,7 @@ def _tool_result(result: ToolResult, where: str, provider: str) -> dict[str, Any
         if content[0].text:
             block["content"] = content[0].text
     elif content:
-        items = [_content_block(part, f"{where}.content", provider) for part in content]
+        items = [_content_block(part, f"{where}.content", unsupported) for part in content]
         block["content"] = [item for item in items if item is not None]
     if result.is_error:
         block["is_error"] = True
@@ -425,7 +439,9 @@ def _tool(tool: Tool) -> dict[str, Any]:
     return _cached(out, tool.cache)
 
 
-def _response_format(conversation: Conversation, body: dict[str, Any], provider: str) -> str | None:
+def _response_format(
+    conversation: Conversation, body: dict[str, Any], unsupported: Unsupported
+) -> str | None:
     response_format = conversation.response_format
     if response_format is None or response_format.kind == "text":
         return None
@@ -438,7 +454,6 @@ def _response_format(conversation: Conversation, body: dict[str, Any], provider:
     if body.get("tools"):
         raise unsupported(
             f"{_name(conversation, 'response_format')} = json_object",
-            provider,
             "JSON mode cannot be combined with tools",
         )
     body["tools"] = [

@@ -196,8 +196,9 @@ class StreamEncoder:
         self._refused = False
 
     def feed(self, event: StreamEvent) -> list[bytes]:
-        """The frames that follow from ``event``."""
-        if self._ended:
+        """The frames that follow from ``event``. Events of further candidates are
+        left out: a Messages client asks for one."""
+        if self._ended or getattr(event, "choice", 0) != 0:
             return []
         out: list[bytes] = []
         if not self._started:

@@ -16,9 +16,12 @@ Each module's docstring holds its mapping table, and what it ignores or refuses.
 
 Usage::
 
-    conversation = messages.decode_request(raw, provider="'main' (gemini)")
+    conversation = messages.decode_request(raw, unsupported=Unsupported("main", "gemini"))
     call = messages.encode_request(
-        conversation, model="claude-sonnet-5", provider=label, default_max_tokens=4096
+        conversation,
+        model="claude-sonnet-5",
+        unsupported=Unsupported("claude", "anthropic"),
+        default_max_tokens=4096,
     )
     answer = messages.decode_answer(body, provider=label, json_tool=call.json_tool)
     client_bytes = messages.encode_answer(answer, model="claude-sonnet-5", provider=label)
