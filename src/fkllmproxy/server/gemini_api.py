@@ -65,7 +65,8 @@ from fkllmproxy.server.semantic_shapes import (
     gemini_body,
     gemini_events,
 )
-from fkllmproxy.translate.anthropic_openai import provider_label
+from fkllmproxy.server.translated import in_chat_shape
+from fkllmproxy.translate._common import provider_label
 from fkllmproxy.translate.gemini_chat import (
     chat_request_from_gemini,
     estimate_gemini_tokens,
@@ -306,6 +307,8 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
         return await provider.chat(call_chat)
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
+    if not shape.native:
+        result = in_chat_shape(result, model=name, provider=shape.label)
     if isinstance(result, Completion):
         context.usage = result.usage
         answer = result.body

@@ -15,7 +15,7 @@ from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.translate.canonical import Answer, StreamEvent
 from fkllmproxy.translate.codecs import chat
 
-__all__ = ["canonical_answer", "canonical_events"]
+__all__ = ["canonical_answer", "canonical_events", "in_chat_shape"]
 
 
 def canonical_answer(result: Completion, *, provider: str) -> Answer:
@@ -45,3 +45,27 @@ async def canonical_events(
             yield event
     for event in decoder.finish():
         yield event
+
+
+def in_chat_shape(
+    result: Completion | StreamingCompletion, *, model: str, provider: str
+) -> Completion | StreamingCompletion:
+    """``result`` as chat bytes or frames (usage included), for a handler that still
+    translates its answers from Chat's shape: a canonical answer written by the chat
+    codec, a chat one as it is. ``model`` names an answer that names none."""
+    if result.api == "chat":
+        return result
+    if isinstance(result, Completion):
+        answer = canonical_answer(result, provider=provider)
+        body = chat.encode_answer(answer, model=answer.model or model)
+        return Completion(body=body, usage=result.usage, status=result.status)
+    encoder = chat.StreamEncoder(model=model, include_usage=True)
+
+    async def frames() -> AsyncIterator[bytes]:
+        async for event in canonical_events(result, provider=provider):
+            for frame in encoder.feed(event):
+                yield frame
+        for frame in encoder.finish():
+            yield frame
+
+    return StreamingCompletion(chunks=frames(), aclose=result.aclose, usage=result.usage)

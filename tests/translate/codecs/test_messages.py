@@ -190,14 +190,10 @@ class TestDecodeTurns:
                 {"type": "text", "media_type": "text/plain", "data": "plain words"},
                 Document(media_type="text/plain", text="plain words", title="Report"),
             ),
-            (
-                {"type": "url", "url": "https://x.test/a.pdf"},
-                Document(url="https://x.test/a.pdf", title="Report"),
-            ),
         ],
     )
     def test_documents_are_documents(self, source: dict[str, Any], document: Document) -> None:
-        """PDF, plain-text and URL documents are carried as documents, title kept."""
+        """PDF and plain-text documents are carried as documents, title kept."""
         block = {"type": "document", "source": source, "title": "Report"}
         conversation = decode(messages=[{"role": "user", "content": [block]}])
         assert conversation.messages[0].parts == [document]
@@ -502,14 +498,6 @@ class TestDecodeSettings:
         )
         assert conversation == decode()
 
-    @pytest.mark.parametrize(
-        ("name", "value"),
-        [("container", "c-1"), ("mcp_servers", [{"url": "x"}]), ("inference_geo", "us")],
-    )
-    def test_anthropic_only_fields_go_to_extra(self, name: str, value: Any) -> None:
-        """Fields with no canonical form wait in extra for the target to refuse by name."""
-        assert decode(**{name: value}).extra == {name: value}
-
 
 class TestDecodeRefusals:
     @pytest.mark.parametrize(
@@ -517,6 +505,9 @@ class TestDecodeRefusals:
         [
             ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
             ({"surprise": 1}, "'surprise'"),
+            ({"container": "c-1"}, "'container'"),
+            ({"mcp_servers": [{"url": "x"}]}, "'mcp_servers'"),
+            ({"inference_geo": "us"}, "'inference_geo'"),
             (
                 {"messages": [{"role": "user", "content": [{"type": "search_result", "x": 1}]}]},
                 "messages[0].content[0].type",
@@ -542,13 +533,29 @@ class TestDecodeRefusals:
                 },
                 "messages[0].content[0].citations",
             ),
+            (
+                {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {
+                                    "type": "document",
+                                    "source": {"type": "url", "url": "https://x.test/a.pdf"},
+                                }
+                            ],
+                        }
+                    ]
+                },
+                "messages[0].content[0].source.type",
+            ),
         ],
     )
     def test_what_no_provider_can_carry_names_field_and_provider(
         self, fields: dict[str, Any], names: str
     ) -> None:
-        """Server tools, document citations, unknown fields and block types: a 400 with
-        path and provider."""
+        """Server tools, documents by URL or with citations, unknown fields and block
+        types: a 400 with path and provider."""
         with pytest.raises(BadRequest) as info:
             decode(**fields)
         assert names in info.value.message

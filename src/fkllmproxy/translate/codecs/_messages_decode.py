@@ -7,8 +7,8 @@ Anthropic provider gets the client's bytes untouched). Mapping:
   message; a ``system`` message inside ``messages`` (Anthropic's
   ``mid-conversation-system`` beta, which Claude Code uses) -> a ``system`` message in
   the same place, text only.
-* ``user`` blocks: text, image (base64 or URL), document (base64, plain text or URL;
-  title and context kept) -> their parts. Each ``tool_result`` block -> a ``tool``
+* ``user`` blocks: text, image (base64 or URL), document (base64 or plain text; title
+  and context kept) -> their parts. Each ``tool_result`` block -> a ``tool``
   message, placed before the user's other content, in order; a result keeps its images
   and documents, ``is_error``, and the name of the call it answers.
 * ``assistant`` blocks: text -> text, ``tool_use`` -> tool calls (ids kept, a Gemini
@@ -28,11 +28,10 @@ Anthropic provider gets the client's bytes untouched). Mapping:
 
 Ignored, because they steer Anthropic's own machinery and not what the answer says:
 ``output_config.effort`` without adaptive thinking, ``context_management``,
-``service_tier``, ``speed`` and ``diagnostics``. ``container``, ``mcp_servers`` and
-``inference_geo`` have no canonical form and go to ``Conversation.extra``, for the
-target's encoder to refuse by name. Server tools, document citations (Anthropic's
-alone), unknown fields, roles and block types are a 400 naming the field and the
-provider right here.
+``service_tier``, ``speed`` and ``diagnostics``. What only Anthropic can do
+(``container``, ``mcp_servers``, ``inference_geo``, server tools, documents by URL or
+with citations) and unknown fields, roles and block types are a 400 naming the field
+and the provider right here: a conversation decoded here never goes to Anthropic.
 """
 
 from __future__ import annotations
@@ -92,7 +91,9 @@ _CHOICES: dict[str, Literal["auto", "none", "required", "tool"]] = {
     "tool": "tool",
 }
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
-_EXTRA_FIELDS = ("container", "mcp_servers", "inference_geo")
+# Anthropic's own machinery, with no canonical form: a conversation decoded here goes
+# to a provider of another kind (an Anthropic one gets the bytes), which has none.
+_ANTHROPIC_ONLY = ("container", "mcp_servers", "inference_geo")
 _BLOCK_TYPES: dict[type, str] = {
     TextBlock: "text",
     ToolUseBlock: "tool_use",
@@ -120,6 +121,9 @@ def decode_request(raw: bytes, *, unsupported: Unsupported) -> Conversation:
     except msgspec.ValidationError as exc:
         label = f"{unsupported.provider!r}{unsupported.family}"
         raise validation_error(exc, label) from None
+    for name in _ANTHROPIC_ONLY:
+        if getattr(request, name) is not None:
+            raise unsupported(name)
     messages: list[Message] = []
     system = _system(request.system)
     if system is not None:
@@ -154,10 +158,6 @@ def decode_request(raw: bytes, *, unsupported: Unsupported) -> Conversation:
         conversation.response_format = ResponseFormat(
             kind="json_schema", name="output", schema=output.format.schema, strict=True
         )
-    for name in _EXTRA_FIELDS:
-        value = getattr(request, name)
-        if value is not None:
-            conversation.extra[name] = value
     return conversation
 
 
@@ -266,7 +266,8 @@ def _document(block: DocumentBlock, where: str, unsupported: Unsupported) -> Doc
         document.media_type = source.media_type
         document.text = source.data
     elif isinstance(source, URLSource):
-        document.url = source.url
+        # No provider of another kind fetches a document by URL.
+        raise unsupported(f"{where}.source.type = 'url'", "send the PDF as base64")
     else:
         assert isinstance(source, Base64Source)
         document.media_type = source.media_type

@@ -499,7 +499,8 @@ def encode_request(
     }
     body.update((k, v) for k, v in settings.items() if v is not None)
     if conversation.top_k is not None:
-        raise unsupported("top_k", "OpenAI's API has no top_k")
+        # OpenAI-compatible hosts such as vLLM take it; OpenAI refuses it with its own 400.
+        body["top_k"] = conversation.top_k
     if conversation.logprobs:
         body["logprobs"] = True
     if conversation.tools:
@@ -563,8 +564,13 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
     out: dict[str, Any] = {"role": message.role}
     if message.name:
         out["name"] = message.name
-    if (all(c["type"] == "text" for c in content) and message.role != "user") or not content:
-        out["content"] = "".join(c["text"] for c in content) if content else None
+    # Text as a plain string (what every OpenAI-compatible host reads), except a user's
+    # several text parts, which stay apart; instructions given in several blocks are
+    # paragraphs apart, as they were apart.
+    texts_only = all(c["type"] == "text" for c in content)
+    if (texts_only and (message.role != "user" or len(content) == 1)) or not content:
+        glue = "\n\n" if message.role in ("system", "developer") else ""
+        out["content"] = glue.join(c["text"] for c in content) if content else None
     else:
         out["content"] = content
     if message.role == "assistant":
@@ -574,8 +580,8 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
             out["refusal"] = "".join(refusal)
         if calls:
             out["tool_calls"] = calls
-    if out["content"] is None and message.role != "assistant":
-        out["content"] = ""
+    if out["content"] is None and "tool_calls" not in out:
+        out["content"] = ""  # OpenAI refuses a null content without tool calls
     return out
 
 
