@@ -253,9 +253,11 @@ class TestTools:
 
 class TestFailures:
     def test_blocked_prompt_is_content_filter(self, client: openai.OpenAI) -> None:
+        """An answer with no content, its refusal naming Google's block reason."""
         reply = client.chat.completions.create(model="blocked", messages=user("bad things"))
         assert reply.choices[0].finish_reason == "content_filter"
-        assert reply.choices[0].message.content == ""
+        assert not reply.choices[0].message.content
+        assert "SAFETY" in (reply.choices[0].message.refusal or "")
 
     def test_blocked_output_is_content_filter(self, client: openai.OpenAI) -> None:
         reply = client.chat.completions.create(model="blocked-output", messages=user("x"))

@@ -276,7 +276,7 @@ class TestTranslated:
         (seen,) = model_requests(up)
         if provider in ("oai", "az"):
             assert seen.json["messages"][0] == {"role": "system", "content": "Be brief."}
-            assert seen.json["max_tokens"] == 50 and "top_k" not in seen.json
+            assert seen.json["max_completion_tokens"] == 50 and "top_k" not in seen.json
         else:
             assert seen.json["system"] and seen.json["top_k"] == 40
 

@@ -1,4 +1,5 @@
-"""Gemini API requests -> OpenAI Chat requests, and Chat answers -> Gemini answers."""
+"""Gemini API requests -> OpenAI Chat requests, and Chat answers -> Gemini answers,
+through the Gemini and chat codecs (as the inbound Gemini API reaches a chat provider)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,28 @@ import msgspec
 import pytest
 
 from fkllmproxy.errors import BadRequest
-from fkllmproxy.translate.gemini_chat import (
-    chat_request_from_gemini,
-    estimate_gemini_tokens,
-    gemini_response_from_chat,
-    json_schema_of,
-)
+from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate.canonical import Conversation, Document, ReasoningConfig
+from fkllmproxy.translate.codecs import chat, gemini
+from fkllmproxy.translate.codecs.gemini import json_schema_of
+from fkllmproxy.translate.token_estimate import estimate_gemini_tokens
 from fkllmproxy.wire.gemini_inbound import GenerateContentBody, generate_content_decoder
 
 
-def translate(
-    data: dict[str, Any], provider_type: str = "openai", stream: bool = False
-) -> dict[str, Any]:
-    body: GenerateContentBody = generate_content_decoder.decode(json.dumps(data))
-    return chat_request_from_gemini(
-        body, data, provider="p (x)", provider_type=provider_type, model="up", stream=stream
-    )
+def conversation_of(data: dict[str, Any], stream: bool = False) -> Conversation:
+    return gemini.decode_request(json.dumps(data).encode(), model="up", stream=stream)
+
+
+def translate(data: dict[str, Any], stream: bool = False) -> dict[str, Any]:
+    """The chat body an OpenAI-type target gets (topK left out, as the route does)."""
+    conversation = conversation_of(data, stream)
+    conversation.top_k = None
+    return chat.encode_request(conversation, model="up", unsupported=Unsupported("p (x)"))
+
+
+def gemini_response_from_chat(body: bytes, *, provider: str, model: str) -> bytes:
+    answer = chat.decode_answer(body, provider=provider)
+    return gemini.encode_answer(answer, model=model, provider=provider)
 
 
 def user(text: str) -> dict[str, Any]:
@@ -46,18 +53,16 @@ class TestRequest:
         )  # fmt: skip
         assert chat["messages"] == [
             {"role": "system", "content": "A\nB"},
-            {"role": "user", "content": "hi"},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
             {"role": "assistant", "content": "yo"},
-            {"role": "user", "content": "again"},
+            {"role": "user", "content": [{"type": "text", "text": "again"}]},
         ]
-        assert chat["temperature"] == 0.3 and chat["top_p"] == 0.9 and chat["max_tokens"] == 7
+        assert chat["temperature"] == 0.3 and chat["top_p"] == 0.9
+        assert chat["max_completion_tokens"] == 7
         assert chat["stop"] == ["END"] and chat["n"] == 2 and chat["seed"] == 1
         assert "top_k" not in chat  # OpenAI has none: a sampling hint, left out
         assert (
-            translate({"contents": [user("x")], "generationConfig": {"topK": 5}}, "anthropic")[
-                "top_k"
-            ]
-            == 5
+            conversation_of({"contents": [user("x")], "generationConfig": {"topK": 5}}).top_k == 5
         )
 
     def test_stream_asks_for_usage(self) -> None:
@@ -112,7 +117,8 @@ class TestRequest:
                 {"contents": [{"parts": [{"functionResponse": {"name": "a", "response": {}}}]}]}
             )
 
-    def test_thought_parts_are_left_out(self) -> None:
+    def test_thought_parts_are_reasoning_text_to_chat(self) -> None:
+        """A thought summary is the assistant's reasoning_content (its signature stays behind)."""
         chat = translate(
             {
                 "contents": [
@@ -122,7 +128,11 @@ class TestRequest:
                 ]
             }
         )
-        assert chat["messages"][1] == {"role": "assistant", "content": "A"}
+        assert chat["messages"][1] == {
+            "role": "assistant",
+            "content": "A",
+            "reasoning_content": "hmm",
+        }
 
     def test_tools_and_tool_config(self) -> None:
         declaration = {
@@ -161,7 +171,12 @@ class TestRequest:
             "type": "json_schema",
             "json_schema": {"name": "response", "schema": {"type": "object"}},
         }
-        assert chat["reasoning_effort"] == "minimal"
+        assert "reasoning_effort" in chat
+        data = {
+            "contents": [user("x")],
+            "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}},
+        }
+        assert conversation_of(data).reasoning == ReasoningConfig(budget_tokens=0)
 
     @pytest.mark.parametrize(
         ("data", "field"),
@@ -190,8 +205,10 @@ class TestRequest:
         part = {"inlineData": {"mimeType": "image/png", "data": "AA=="}, "videoMetadata": {}}
         with pytest.raises(BadRequest, match=r"contents\[0\].parts\[0\].videoMetadata"):
             translate({"contents": [{"role": "user", "parts": [part]}]})
-        with pytest.raises(BadRequest, match=r"contents\[0\].parts\[0\].executableCode"):
-            translate({"contents": [{"role": "model", "parts": [{"executableCode": {}}]}]})
+        with pytest.raises(BadRequest, match=r"contents\[1\].parts\[0\].executableCode"):
+            translate(
+                {"contents": [user("x"), {"role": "model", "parts": [{"executableCode": {}}]}]}
+            )
 
     def test_media(self) -> None:
         png = {"inlineData": {"mimeType": "image/png", "data": "AAA="}}
@@ -203,8 +220,11 @@ class TestRequest:
             {"type": "input_audio", "input_audio": {"data": "UklG", "format": "wav"}},
             {"type": "image_url", "image_url": {"url": "https://x/y.jpg"}},
         ]
-        with pytest.raises(BadRequest, match=r"contents\[0\].parts\[1\].inlineData"):
-            translate({"contents": [{"role": "user", "parts": [png, wav]}]}, "anthropic")
+        # Audio is a document of its type, for the target's encoder to take or refuse.
+        parts = (
+            conversation_of({"contents": [{"role": "user", "parts": [png, wav]}]}).messages[0].parts
+        )
+        assert parts[1] == Document(media_type="audio/wav", data="UklG")
 
 
 def test_json_schema_of_google_schema() -> None:

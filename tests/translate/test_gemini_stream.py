@@ -1,4 +1,4 @@
-"""An OpenAI Chat stream -> Gemini stream events."""
+"""An OpenAI Chat stream -> Gemini stream events, through the chat and Gemini codecs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from fkllmproxy.errors import UpstreamUnavailable
-from fkllmproxy.translate.gemini_stream import GeminiStreamFromChat
+from fkllmproxy.translate.codecs import chat, gemini
 
 
 def frame(chunk: Any) -> bytes:
@@ -20,9 +20,11 @@ def delta(**fields: Any) -> dict[str, Any]:
 
 
 def run(frames: list[bytes]) -> list[dict[str, Any]]:
-    translator = GeminiStreamFromChat(provider="p", model="m")
-    events = [e for f in frames for e in translator.feed(f)]
-    events += translator.finish()
+    decoder = chat.StreamDecoder(provider="p")
+    encoder = gemini.StreamEncoder(model="m", provider="p")
+    canonical = [e for f in frames for e in decoder.feed(f)]
+    canonical += decoder.finish()
+    events = [out for e in canonical for out in encoder.feed(e)] + encoder.finish()
     return [json.loads(e) for e in events]
 
 

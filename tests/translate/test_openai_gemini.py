@@ -1,7 +1,9 @@
-"""OpenAI Chat Completions <-> Gemini generateContent: each mapping, as tables.
+"""OpenAI Chat Completions <-> Gemini generateContent through the two codecs, as tables.
 
-Expected Gemini JSON is written out by hand from Google's API reference, so these
-tests check the translator against the documented format, not against itself.
+A chat request is read by the chat codec and written by the Gemini codec; a Gemini
+answer or stream goes the other way. Expected Gemini JSON is written out by hand from
+Google's API reference, so these tests check the pair against the documented format,
+not against itself.
 """
 
 from __future__ import annotations
@@ -12,16 +14,39 @@ import msgspec
 import pytest
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
-from fkllmproxy.translate.openai_gemini import (
-    StreamTranslator,
-    from_gemini,
-    make_call_id,
-    signature_of,
-    to_gemini,
-)
-from fkllmproxy.wire.gemini import decode_response
+from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate.codecs import chat, gemini
+from fkllmproxy.translate.codecs._ids import make_call_id, signature_of
+from fkllmproxy.wire.gemini import GenerateContentRequest
 
 PROVIDER = "gem"
+
+
+def to_gemini(
+    body: dict[str, Any], *, provider: str, include_thoughts: bool = False
+) -> GenerateContentRequest:
+    """A chat body as the Gemini provider sends it (``include_thoughts``: a client that
+    asked for the reasoning)."""
+    conversation = chat.decode_request(body, unsupported=Unsupported(provider, "Gemini"))
+    if include_thoughts and conversation.reasoning is not None:
+        conversation.reasoning.include = True
+    return gemini.encode_request(conversation, provider=provider)
+
+
+class StreamTranslator:
+    """Gemini stream events as chat chunks: the Gemini decoder, then the chat encoder."""
+
+    def __init__(self, *, model: str, provider: str, include_usage: bool) -> None:
+        self._decoder = gemini.StreamDecoder(provider=provider, model=model)
+        self._encoder = chat.StreamEncoder(model=model, include_usage=include_usage)
+
+    def feed(self, event: bytes) -> list[bytes]:
+        frames = self._decoder.feed(b"data: " + event + b"\n\n")
+        return [out for e in frames for out in self._encoder.feed(e)]
+
+    def finish(self) -> list[bytes]:
+        frames = self._decoder.finish()
+        return [out for e in frames for out in self._encoder.feed(e)] + self._encoder.finish()
 
 
 def gemini_json(body: dict[str, Any]) -> dict[str, Any]:
@@ -510,7 +535,7 @@ BAD_MESSAGES: list[tuple[str, list[dict[str, Any]], str, str]] = [
             {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
             user("x"),
         ],
-        "messages[0].content[0].type",
+        "messages[0].content[0]",
         "gem",
     ),
 ]
@@ -531,11 +556,9 @@ def test_bad_messages_are_refused_by_path(
 # ---------------------------------------------------------------- responses
 
 
-def openai_answer(gemini: dict[str, Any], model: str = "gemini-2.5-pro") -> dict[str, Any]:
-    body, _ = from_gemini(
-        decode_response(msgspec.json.encode(gemini)), model=model, provider=PROVIDER
-    )
-    result: dict[str, Any] = msgspec.json.decode(body)
+def openai_answer(response: dict[str, Any], model: str = "gemini-2.5-pro") -> dict[str, Any]:
+    answer = gemini.decode_answer(msgspec.json.encode(response), provider=PROVIDER, model=model)
+    result: dict[str, Any] = msgspec.json.decode(chat.encode_answer(answer))
     return result
 
 
@@ -581,7 +604,7 @@ def test_text_answer_with_usage() -> None:
         }
     )
     assert answer["object"] == "chat.completion"
-    assert answer["id"] == "chatcmpl-abc"
+    assert answer["id"] == "abc"  # Gemini's responseId
     assert answer["model"] == "gemini-2.5-pro-001"
     assert answer["choices"] == [
         {
@@ -692,7 +715,7 @@ def test_blocked_prompt_is_an_empty_content_filter_answer() -> None:
     )
     choice = answer["choices"][0]
     assert choice["finish_reason"] == "content_filter"
-    assert choice["message"]["content"] == ""
+    assert not choice["message"]["content"]
     assert "SAFETY" in choice["message"]["refusal"]
     assert answer["usage"]["prompt_tokens"] == 4
 
@@ -720,7 +743,7 @@ def run_stream(events: list[dict[str, Any]], include_usage: bool = True) -> list
     )
     frames: list[bytes] = []
     for event in events:
-        frames.extend(translator.feed(decode_response(msgspec.json.encode(event))))
+        frames.extend(translator.feed(msgspec.json.encode(event)))
     frames.extend(translator.finish())
     out: list[Any] = []
     for frame in frames:
@@ -761,7 +784,7 @@ def test_text_stream_in_openai_order() -> None:
     assert usage_chunk["usage"]["prompt_tokens"] == 3
     assert usage_chunk["usage"]["completion_tokens"] == 2
     assert chunks[-1] == "[DONE]"
-    assert {c["id"] for c in chunks[:-1]} == {"chatcmpl-r1"}
+    assert {c["id"] for c in chunks[:-1]} == {"r1"}  # Gemini's responseId
     assert {c["object"] for c in chunks[:-1]} == {"chat.completion.chunk"}
 
 
@@ -779,12 +802,14 @@ def test_tool_calls_stream_with_running_indices() -> None:
     )
     found = deltas(chunks)
     assert found[0] == ({"role": "assistant", "content": ""}, None)
-    first, second = found[1][0]["tool_calls"], found[2][0]["tool_calls"]
-    assert [(c["index"], c["function"]["name"], c["function"]["arguments"]) for c in first] == [
-        (0, "a", '{"x":1}')
-    ]
-    assert [(c["index"], c["function"]["name"]) for c in second] == [(1, "b")]
-    assert first[0]["id"] != second[0]["id"]
+    calls = [c for delta, _ in found for c in delta.get("tool_calls", ())]
+    starts = [c for c in calls if "id" in c]
+    assert [(c["index"], c["function"]["name"]) for c in starts] == [(0, "a"), (1, "b")]
+    arguments = {
+        i: "".join(c["function"]["arguments"] for c in calls if c["index"] == i) for i in (0, 1)
+    }
+    assert arguments == {0: '{"x":1}', 1: "{}"}
+    assert starts[0]["id"] != starts[1]["id"]
     assert found[-1] == ({}, "tool_calls")
 
 
@@ -795,7 +820,7 @@ def test_blocked_prompt_in_a_stream() -> None:
 
 def test_stream_cut_short_is_an_error_not_a_short_answer() -> None:
     translator = StreamTranslator(model="m", provider=PROVIDER, include_usage=False)
-    translator.feed(decode_response(b'{"candidates": [{"content": {"parts": [{"text": "Hal"}]}}]}'))
+    translator.feed(b'{"candidates": [{"content": {"parts": [{"text": "Hal"}]}}]}')
     with pytest.raises(UpstreamUnavailable) as info:
         translator.finish()
     assert "before the answer was complete" in info.value.message
@@ -809,12 +834,12 @@ def test_empty_stream_is_an_error() -> None:
 
 def test_provider_error_mid_stream() -> None:
     translator = StreamTranslator(model="m", provider=PROVIDER, include_usage=False)
-    translator.feed(decode_response(b'{"candidates": [{"content": {"parts": [{"text": "a"}]}}]}'))
+    translator.feed(b'{"candidates": [{"content": {"parts": [{"text": "a"}]}}]}')
     error = (
         b'{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}'
     )
     with pytest.raises(UpstreamUnavailable) as info:
-        translator.feed(decode_response(error))
+        translator.feed(error)
     assert "The model is overloaded." in info.value.message
 
 
@@ -851,7 +876,7 @@ def test_streamed_thought_summaries_are_reasoning_deltas() -> None:
     frames: list[bytes] = []
     for parts, finish in (([{"text": "hmm", "thought": True}], None), ([{"text": "42"}], "STOP")):
         event = {"candidates": [candidate(parts, finish)]}
-        frames.extend(translator.feed(decode_response(msgspec.json.encode(event))))
+        frames.extend(translator.feed(msgspec.json.encode(event)))
     deltas = [msgspec.json.decode(f[6:])["choices"][0]["delta"] for f in frames]
     assert {"reasoning_content": "hmm"} in deltas
     assert deltas.index({"reasoning_content": "hmm"}) < deltas.index({"content": "42"})

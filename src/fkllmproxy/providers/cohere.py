@@ -2,8 +2,8 @@
 
 Chat goes to ``POST /v2/chat`` (``stream: true`` for server-sent events), embeddings
 to ``POST /v2/embed``; the key travels as ``Authorization: Bearer``. The translation
-itself lives in ``fkllmproxy.translate`` (``cohere_chat``, ``cohere_stream``,
-``cohere_embeddings``); this module only moves bytes.
+itself lives in ``fkllmproxy.translate`` (the ``cohere`` codec, which answers in the
+canonical model, and ``cohere_embeddings``); this module only moves bytes.
 
 Cohere's statuses beyond the common ones: 402 (the account's billing) and 498 (an
 invalid token) are ours to fix, not the client's, so another target is tried; 422 is
@@ -40,17 +40,17 @@ from fkllmproxy.providers.http import (
 )
 from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import iter_frames, looks_like_sse
-from fkllmproxy.translate._common import split_frame
-from fkllmproxy.translate.cohere_chat import from_cohere, to_cohere, token_counts
+from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate.canonical import Finish, StreamEvent
+from fkllmproxy.translate.canonical import Usage as CanonicalUsage
+from fkllmproxy.translate.codecs import cohere
 from fkllmproxy.translate.cohere_embeddings import (
     cohere_embedding_inputs,
     from_cohere_embed,
     to_cohere_embed,
 )
-from fkllmproxy.translate.cohere_stream import CohereStreamTranslator
 from fkllmproxy.translate.gemini_embeddings import openai_embeddings
-from fkllmproxy.wire.cohere import Usage as CohereUsage
-from fkllmproxy.wire.cohere import decode_chat, decode_embed, decode_event, encode
+from fkllmproxy.wire.cohere import decode_embed, encode
 
 __all__ = ["DEFAULT_BASE_URL", "SPEC", "CohereProvider"]
 
@@ -61,8 +61,11 @@ _JSON = {"content-type": "application/json"}
 _NOT_THE_CLIENTS_FAULT = {402: "payment required", 498: "invalid token"}
 
 
-def _fill(usage: Usage, reported: CohereUsage | None) -> None:
-    usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens = token_counts(reported)
+def _fill(usage: Usage, reported: CanonicalUsage | None) -> None:
+    if reported is not None:
+        usage.prompt_tokens = reported.input_tokens
+        usage.completion_tokens = reported.output_tokens
+        usage.cached_tokens = reported.cached_tokens
 
 
 class CohereProvider(Provider):
@@ -105,34 +108,32 @@ class CohereProvider(Provider):
     # --- chat -----------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        call = to_cohere(
-            request.body, model=request.model, provider=self.name, stream=request.stream
-        )
+        """The answer as canonical data (``api == "canonical"``): an ``Answer``, or a
+        stream of ``StreamEvent``s."""
+        conversation = request.canonical(Unsupported(self.name, "Cohere"))
+        call = cohere.encode_request(conversation, model=request.model, provider=self.name)
+        # The route says whether to stream (Gemini clients ask in the URL, not the body).
+        call.stream = True if request.stream else None
         payload = encode(call)
         if not request.stream:
             raw = await self._post_whole("/v2/chat", payload)
-            try:
-                answer = decode_chat(raw)
-            except msgspec.DecodeError as exc:
-                raise not_an_answer(self.name, exc) from None
+            answer = cohere.decode_answer(raw, provider=self.name)
             usage = Usage()
             _fill(usage, answer.usage)
-            body = from_cohere(answer, model=request.model, provider=self.name)
-            return Completion(body=body, usage=usage)
+            return Completion(body=b"", usage=usage, api="canonical", answer=answer)
         response = await self._post("/v2/chat", payload, stream=True)
         usage = Usage()
-        translator = CohereStreamTranslator(
-            model=request.model, provider=self.name, include_usage=request.include_usage
-        )
         return StreamingCompletion(
-            chunks=self._relay(response, translator, usage), aclose=response.aclose, usage=usage
+            chunks=self._relay(response, usage),
+            aclose=response.aclose,
+            usage=usage,
+            api="canonical",
         )
 
-    async def _relay(
-        self, response: UpstreamResponse, translator: CohereStreamTranslator, usage: Usage
-    ) -> AsyncIterator[bytes]:
-        """OpenAI frames for Cohere's events as they arrive; a first frame that is not an
+    async def _relay(self, response: UpstreamResponse, usage: Usage) -> AsyncIterator[StreamEvent]:
+        """Canonical events for Cohere's as they arrive; a first frame that is not an
         event stream, an unreadable event or a stream cut before ``message-end`` raises."""
+        decoder = cohere.StreamDecoder(provider=self.name)
         started = False
         try:
             async for frame in iter_frames(response.aiter_raw()):
@@ -140,23 +141,12 @@ class CohereProvider(Provider):
                     started = True
                     if not looks_like_sse(frame):
                         raise not_an_event_stream(self.name)
-                _, data = split_frame(frame)
-                if not data or data == b"[DONE]":
-                    continue
-                try:
-                    event = decode_event(data)
-                except msgspec.DecodeError:
-                    raise UpstreamUnavailable(
-                        f"provider {self.name!r} sent a stream event that is not JSON of the "
-                        "expected shape",
-                        provider=self.name,
-                    ) from None
-                for chunk in translator.feed(event):
-                    yield chunk
-                if translator.usage is not None:
-                    _fill(usage, translator.usage)
-            for chunk in translator.finish():
-                yield chunk
+                for event in decoder.feed(frame):
+                    if isinstance(event, Finish):
+                        _fill(usage, event.usage)
+                    yield event
+            for event in decoder.finish():
+                yield event
         except httpx.HTTPError as exc:
             raise map_exception(exc, self.name) from exc
 

@@ -45,17 +45,15 @@ from fkllmproxy.providers.http import (
 )
 from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import iter_frames, looks_like_sse
+from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate.canonical import StreamEvent
+from fkllmproxy.translate.canonical import Usage as CanonicalUsage
+from fkllmproxy.translate.codecs import gemini as codec
 from fkllmproxy.translate.gemini_embeddings import (
     embedding_inputs,
     from_gemini_embeddings,
     openai_embeddings,
     to_gemini_embeddings,
-)
-from fkllmproxy.translate.openai_gemini import (
-    StreamTranslator,
-    from_gemini,
-    to_gemini,
-    token_counts,
 )
 from fkllmproxy.wire.gemini import (
     UsageMetadata,
@@ -89,7 +87,12 @@ _NOT_THE_CLIENTS_FAULT = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"
 
 
 def _usage(metadata: UsageMetadata | None) -> Usage:
-    return Usage(*token_counts(metadata))
+    return _counted(codec.usage_of(metadata))
+
+
+def _counted(usage: CanonicalUsage) -> Usage:
+    """The proxy's token counts of canonical usage (thinking counts as completion)."""
+    return Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
 
 
 def _event_data(frame: bytes) -> bytes | None:
@@ -207,47 +210,43 @@ class GeminiProvider(GeminiApiProvider):
     # --- chat -----------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        thoughts = request.reasoning
-        payload = encode(to_gemini(request.body, provider=self.name, include_thoughts=thoughts))
+        """Any client's conversation as a Gemini request; the answer in canonical form."""
+        conversation = request.canonical(Unsupported(self.name, "Gemini"))
+        if request.reasoning and conversation.reasoning is not None:
+            conversation.reasoning.include = True  # a client that asked for thinking
+        payload = encode(
+            codec.encode_request(conversation, model=request.model, provider=self.name)
+        )
         if not request.stream:
             raw = await self._post_whole(self.model_path(request.model, "generateContent"), payload)
-            try:
-                answer = decode_response(raw)
-            except msgspec.DecodeError:
-                raise self._bad_answer() from None
-            body, metadata = from_gemini(answer, model=request.model, provider=self.name)
-            return Completion(body=body, usage=_usage(metadata))
+            answer = codec.decode_answer(raw, provider=self.name, model=request.model)
+            usage = _counted(answer.usage) if answer.usage else Usage()
+            return Completion(body=b"", usage=usage, api="canonical", answer=answer)
         path = self.model_path(request.model, "streamGenerateContent")
         response = await self._post(path, payload, stream=True, params=_SSE)
         usage = Usage()
-        translator = StreamTranslator(
-            model=request.model, provider=self.name, include_usage=request.include_usage
-        )
+        decoder = codec.StreamDecoder(provider=self.name, model=request.model)
         return StreamingCompletion(
-            chunks=self._relay(response, translator, usage), aclose=response.aclose, usage=usage
+            chunks=self._relay(response, decoder, usage),
+            aclose=response.aclose,
+            usage=usage,
+            api="canonical",
         )
 
     async def _relay(
-        self, response: UpstreamResponse, translator: StreamTranslator, usage: Usage
-    ) -> AsyncIterator[bytes]:
+        self, response: UpstreamResponse, decoder: codec.StreamDecoder, usage: Usage
+    ) -> AsyncIterator[StreamEvent]:
         try:
             async for frame in iter_frames(response.aiter_raw()):
-                data = _event_data(frame)
-                if data is None:
-                    continue
-                try:
-                    event = decode_response(data)
-                except msgspec.DecodeError:
-                    raise self._bad_answer() from None
-                for chunk in translator.feed(event):
-                    yield chunk
-                if translator.usage is not None:
-                    counted = _usage(translator.usage)
+                for event in decoder.feed(frame):
+                    yield event
+                if decoder.usage is not None:
+                    counted = _counted(decoder.usage)
                     usage.prompt_tokens = counted.prompt_tokens
                     usage.completion_tokens = counted.completion_tokens
                     usage.cached_tokens = counted.cached_tokens
-            for chunk in translator.finish():
-                yield chunk
+            for event in decoder.finish():
+                yield event
         except httpx.HTTPError as exc:
             raise map_exception(exc, self.name) from exc
 

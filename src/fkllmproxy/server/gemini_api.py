@@ -14,11 +14,11 @@ Routing and fallback are those of every route. Per target:
 * a Google provider (``gemini``, ``vertex``) that has the method gets the client's
   bytes untouched (the model goes in the URL) and its answer or events go back as
   they come; its own refusals go back verbatim;
-* any other provider gets the request translated to OpenAI Chat for its type (the
-  body is read as plain data once, on the first such target; ``translate/gemini_chat.py``)
-  and its answer translated back
-  (``translate/gemini_stream.py`` for streams); ``countTokens`` is estimated there and
-  the embedding methods use the provider's embeddings.
+* any other provider gets the request as a canonical conversation (decoded once, on
+  the first such target, by ``translate/codecs/gemini.py``), which its adapter writes
+  in its own API; its answer or events come back canonical (``server/translated.py``)
+  and the same codec writes them in Google's shape. ``countTokens`` is estimated there
+  and the embedding methods use the provider's embeddings.
 
 A model with ``cache = "semantic"`` may be answered by the semantic cache on both
 generate methods (``server/semantic_cache.py``), in Google's shape.
@@ -49,7 +49,6 @@ from fkllmproxy.providers import (
     Provider,
     StreamingCompletion,
 )
-from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.server.body import decode_body, read_body
 from fkllmproxy.server.budget import reserve
 from fkllmproxy.server.dispatch import call_targets, consult_cache
@@ -65,17 +64,13 @@ from fkllmproxy.server.semantic_shapes import (
     gemini_body,
     gemini_events,
 )
-from fkllmproxy.server.translated import in_chat_shape
+from fkllmproxy.server.translated import canonical_answer, canonical_events
 from fkllmproxy.translate._common import provider_label
-from fkllmproxy.translate.gemini_chat import (
-    chat_request_from_gemini,
-    estimate_gemini_tokens,
-    gemini_response_from_chat,
-)
-from fkllmproxy.translate.gemini_stream import GeminiStreamFromChat
+from fkllmproxy.translate.canonical import Conversation
+from fkllmproxy.translate.codecs import gemini as codec
+from fkllmproxy.translate.token_estimate import estimate_gemini_tokens
 from fkllmproxy.wire.gemini_inbound import (
     EmbedContentBody,
-    GenerateContentBody,
     InContent,
     batch_embed_decoder,
     count_tokens_decoder,
@@ -97,6 +92,8 @@ METHODS = (
     "batchEmbedContents",
 )
 _GENERATE = ("generateContent", "streamGenerateContent")
+# Chat has no top_k: for the providers that speak it Gemini's topK is a sampling hint left out.
+_NO_TOP_K = frozenset({"openai", "azure", "mock"})
 _MISSING_KEY = (
     "Missing API key: send 'x-goog-api-key: <key>' (GEMINI_API_KEY for the Gemini CLI), "
     "the 'key' query parameter, or 'Authorization: Bearer <key>'."
@@ -237,12 +234,6 @@ async def _accept(
     return runtime, caller, raw, parsed, model
 
 
-def _plain(raw: bytes) -> dict[str, Any]:
-    """The body as plain data (already known to be a JSON object of the right shape)."""
-    data = msgspec.json.decode(raw)
-    return data if isinstance(data, dict) else {}
-
-
 @dataclass(slots=True)
 class _Shape:
     """How the answer of the target that answered must be read."""
@@ -255,8 +246,7 @@ class _Shape:
 
 
 async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
-    runtime, caller, raw, parsed, model = await _accept(request, name, generate_content_decoder)
-    body: GenerateContentBody = parsed
+    runtime, caller, raw, _, model = await _accept(request, name, generate_content_decoder)
     context = request.context
     stream = method == "streamGenerateContent"
     context.stream = stream
@@ -275,10 +265,10 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
             return hit
     headers = plan.headers if plan else semantic.headers if semantic else None
     shape = _Shape()
-    data: dict[str, Any] | None = None
+    decoded: Conversation | None = None
 
     async def attempt(provider: Provider, target: Target) -> Completion | StreamingCompletion:
-        nonlocal data
+        nonlocal decoded
         shape.label = provider_label(provider.name, provider.type)
         shape.native = isinstance(provider, GeminiApiProvider) and method in provider.gemini_methods
         if isinstance(provider, GeminiApiProvider) and shape.native:
@@ -286,34 +276,28 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
                 raw=raw, model=target.model, method=method, stream=stream, client_model=name
             )
             return await _native(provider, call)
-        if data is None:
-            data = _plain(raw)
-        chat = chat_request_from_gemini(
-            body,
-            data,
-            provider=shape.label,
-            provider_type=provider.type,
-            model=target.model,
-            stream=stream,
-        )
-        call_chat = ChatRequest(
+        if decoded is None:
+            decoded = codec.decode_request(raw, model=name, stream=stream)
+        conversation = decoded
+        if provider.type in _NO_TOP_K and conversation.top_k is not None:
+            conversation = msgspec.structs.replace(conversation, top_k=None)
+        request_for = ChatRequest(
             raw=None,
             model=target.model,
             stream=stream,
             client_model=name,
             include_usage=stream,
-            parsed=chat,
+            conversation=conversation,
         )
-        return await provider.chat(call_chat)
+        return await provider.chat(request_for)
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
-    if not shape.native:
-        result = in_chat_shape(result, model=name, provider=shape.label)
     if isinstance(result, Completion):
         context.usage = result.usage
         answer = result.body
         if not shape.native and result.status == 200:
-            answer = gemini_response_from_chat(answer, provider=shape.label, model=name)
+            canonical = canonical_answer(result, provider=shape.label)
+            answer = codec.encode_answer(canonical, model=name, provider=shape.label)
         cache = runtime.cache
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
             await cache.store_body(plan.store_key, answer, result.usage)
@@ -323,9 +307,7 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
     if shape.native:
         events = _native_events(result.chunks)
     else:
-        events = _translated_events(
-            result.chunks, GeminiStreamFromChat(provider=shape.label, model=name)
-        )
+        events = _translated_events(result, shape.label, name)
     framing = _Framing(sse)
     relayed = StreamingCompletion(
         chunks=framing.frames(events), aclose=result.aclose, usage=result.usage
@@ -385,13 +367,15 @@ async def _native_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 async def _translated_events(
-    chunks: AsyncIterator[bytes], translator: GeminiStreamFromChat
+    result: StreamingCompletion, label: str, model: str
 ) -> AsyncIterator[bytes]:
-    async for frame in iter_frames(chunks):
-        for event in translator.feed(frame):
-            yield event
-    for event in translator.finish():
-        yield event
+    """Another provider's stream as Google's events (unframed), through the canonical one."""
+    encoder = codec.StreamEncoder(model=model, provider=label)
+    async for event in canonical_events(result, provider=label):
+        for out in encoder.feed(event):
+            yield out
+    for out in encoder.finish():
+        yield out
 
 
 class _Framing:

@@ -32,8 +32,7 @@ from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
 from fkllmproxy.server.gate import admit
-from fkllmproxy.server.translated import canonical_answer, canonical_events
-from fkllmproxy.translate.codecs import chat
+from fkllmproxy.server.translated import chat_stream, in_chat_shape
 from fkllmproxy.wire.openai import (
     ChatCompletionRequest,
     chat_request_decoder,
@@ -78,33 +77,6 @@ async def relay_stream(
             await result.aclose()
 
 
-def _in_chat_shape(result: Completion, client_model: str) -> bytes:
-    """A whole answer as a ``chat.completion``: a translating provider's canonical
-    answer written by the chat codec, an OpenAI-type host's bytes as they are."""
-    if result.api == "chat":
-        return result.body
-    answer = canonical_answer(result, provider=result.api)
-    return chat.encode_answer(answer, model=answer.model or client_model)
-
-
-def _chat_stream(
-    result: StreamingCompletion, client_model: str, *, include_usage: bool
-) -> StreamingCompletion:
-    """A stream as chat chunks (``_in_chat_shape`` for streams)."""
-    if result.api == "chat":
-        return result
-    encoder = chat.StreamEncoder(model=client_model, include_usage=include_usage)
-
-    async def frames() -> AsyncIterator[bytes]:
-        async for event in canonical_events(result, provider=result.api):
-            for frame in encoder.feed(event):
-                yield frame
-        for frame in encoder.finish():
-            yield frame
-
-    return StreamingCompletion(chunks=frames(), aclose=result.aclose, usage=result.usage)
-
-
 def _openai_error_frame(error: FkllmError) -> bytes:
     return b"\n\ndata: " + error_body(error, anthropic=False) + b"\n\n"
 
@@ -146,11 +118,11 @@ async def complete_chat(request: ApiRequest) -> Reply:
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     if isinstance(result, Completion):
         context.usage = result.usage
-        body = _in_chat_shape(result, parsed.model)
+        body = in_chat_shape(result, parsed.model)
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
             await cache.store_body(plan.store_key, body, result.usage)
         return json_reply(body, result.status, plan.headers if plan else None)
-    result = _chat_stream(result, parsed.model, include_usage=include_usage)
+    result = chat_stream(result, parsed.model, include_usage=include_usage)
     frames = relay_stream(result, context, error_frame=_openai_error_frame)
     if cache is not None and plan is not None and plan.store_key:
         frames = cache.recording(plan.store_key, frames, DONE_FRAME.strip(), lambda: context.usage)
@@ -190,11 +162,11 @@ async def _complete_semantic(
     headers = plan.headers if plan is not None else None
     if isinstance(result, Completion):
         context.usage = result.usage
-        body = _in_chat_shape(result, parsed.model)
+        body = in_chat_shape(result, parsed.model)
         if plan is not None:
             await plan.remember_body(result.status, body, result.usage, answer_of_completion)
         return json_reply(body, result.status, headers)
-    result = _chat_stream(result, parsed.model, include_usage=include_usage)
+    result = chat_stream(result, parsed.model, include_usage=include_usage)
     frames = relay_stream(result, context, error_frame=_openai_error_frame)
     if plan is not None:
         frames = plan.recording(frames, lambda: context.usage)

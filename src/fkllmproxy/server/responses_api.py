@@ -46,7 +46,7 @@ from fkllmproxy.server.semantic_shapes import (
     response_body,
     response_events,
 )
-from fkllmproxy.server.translated import in_chat_shape
+from fkllmproxy.server.translated import as_chat
 from fkllmproxy.state import StateBackend
 from fkllmproxy.state.response_store import ResponseStore, StoredResponse
 from fkllmproxy.translate._common import provider_label
@@ -193,13 +193,11 @@ async def create_response(request: ApiRequest) -> Reply:
             reasoning="reasoning_effort" in chat_body,
         )
         try:
-            return await provider.chat(chat)
+            return as_chat(await provider.chat(chat), parsed.model, include_usage=stream)
         except BadRequest as exc:
             raise in_responses_terms(exc) from None
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
-    if not shape["native"]:
-        result = in_chat_shape(result, model=parsed.model, provider=shape["provider"])
     keep = _Keeper(runtime, store, caller.name, parsed, conversation, shape)
     if isinstance(result, Completion):
         context.usage = result.usage

@@ -24,9 +24,8 @@ import msgspec
 
 from fkllmproxy.server.semantic_answers import PlainAnswer, replay_body, replay_frames
 from fkllmproxy.translate.canonical import Answer, Finish, Start, Text, TextDelta, Usage
-from fkllmproxy.translate.codecs import messages
-from fkllmproxy.translate.gemini_chat import gemini_response_from_chat
-from fkllmproxy.translate.gemini_stream import GeminiStreamFromChat
+from fkllmproxy.translate.codecs import chat, messages
+from fkllmproxy.translate.codecs import gemini as gemini_codec
 from fkllmproxy.translate.responses_chat import response_from_chat
 from fkllmproxy.translate.responses_stream import ResponsesStreamFromChat
 
@@ -257,14 +256,15 @@ def answer_of_gemini_stream(streamed: bytes) -> PlainAnswer | None:
 
 
 def gemini_body(model: str, answer: PlainAnswer, tokens: Tokens) -> bytes:
-    """A ``GenerateContentResponse`` carrying ``answer``."""
-    chat = replay_body(model, answer, *tokens)
-    return gemini_response_from_chat(chat, provider=_PROVIDER, model=model)
+    """A ``GenerateContentResponse`` carrying ``answer`` (through the canonical answer)."""
+    replay = chat.decode_answer(replay_body(model, answer, *tokens), provider=_PROVIDER)
+    return gemini_codec.encode_answer(replay, model=model, provider=_PROVIDER)
 
 
 def gemini_events(model: str, answer: PlainAnswer, tokens: Tokens) -> list[bytes]:
     """The JSON of each streamed ``GenerateContentResponse`` of ``answer`` (unframed)."""
-    translator = GeminiStreamFromChat(provider=_PROVIDER, model=model)
-    chat = replay_frames(model, answer, *tokens, include_usage=True)
-    events = [event for frame in _frames(chat) for event in translator.feed(frame)]
-    return [*events, *translator.finish()]
+    decoder = chat.StreamDecoder(provider=_PROVIDER)
+    encoder = gemini_codec.StreamEncoder(model=model, provider=_PROVIDER)
+    replay = replay_frames(model, answer, *tokens, include_usage=True)
+    events = [*(e for frame in _frames(replay) for e in decoder.feed(frame)), *decoder.finish()]
+    return [*(out for event in events for out in encoder.feed(event)), *encoder.finish()]

@@ -15,7 +15,13 @@ from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.translate.canonical import Answer, StreamEvent
 from fkllmproxy.translate.codecs import chat
 
-__all__ = ["canonical_answer", "canonical_events", "in_chat_shape"]
+__all__ = [
+    "as_chat",
+    "canonical_answer",
+    "canonical_events",
+    "chat_stream",
+    "in_chat_shape",
+]
 
 
 def canonical_answer(result: Completion, *, provider: str) -> Answer:
@@ -47,25 +53,43 @@ async def canonical_events(
         yield event
 
 
-def in_chat_shape(
-    result: Completion | StreamingCompletion, *, model: str, provider: str
-) -> Completion | StreamingCompletion:
-    """``result`` as chat bytes or frames (usage included), for a handler that still
-    translates its answers from Chat's shape: a canonical answer written by the chat
-    codec, a chat one as it is. ``model`` names an answer that names none."""
+def in_chat_shape(result: Completion, client_model: str) -> bytes:
+    """A whole answer as a ``chat.completion``: a translating provider's canonical
+    answer written by the chat codec, an OpenAI-type host's bytes as they are."""
+    if result.api == "chat":
+        return result.body
+    answer = canonical_answer(result, provider=result.api)
+    return chat.encode_answer(answer, model=answer.model or client_model)
+
+
+def chat_stream(
+    result: StreamingCompletion, client_model: str, *, include_usage: bool
+) -> StreamingCompletion:
+    """A stream as chat chunks (``in_chat_shape`` for streams)."""
     if result.api == "chat":
         return result
-    if isinstance(result, Completion):
-        answer = canonical_answer(result, provider=provider)
-        body = chat.encode_answer(answer, model=answer.model or model)
-        return Completion(body=body, usage=result.usage, status=result.status)
-    encoder = chat.StreamEncoder(model=model, include_usage=True)
+    encoder = chat.StreamEncoder(model=client_model, include_usage=include_usage)
 
     async def frames() -> AsyncIterator[bytes]:
-        async for event in canonical_events(result, provider=provider):
+        async for event in canonical_events(result, provider=result.api):
             for frame in encoder.feed(event):
                 yield frame
         for frame in encoder.finish():
             yield frame
 
     return StreamingCompletion(chunks=frames(), aclose=result.aclose, usage=result.usage)
+
+
+def as_chat(
+    result: Completion | StreamingCompletion, client_model: str, *, include_usage: bool
+) -> Completion | StreamingCompletion:
+    """``result`` in Chat's shape whatever the provider answered in: for a handler that
+    still reads every translated answer as Chat (a canonical answer written by the chat
+    codec; a native one as it is)."""
+    if isinstance(result, StreamingCompletion):
+        return chat_stream(result, client_model, include_usage=include_usage)
+    if result.api == "chat":
+        return result
+    return Completion(
+        body=in_chat_shape(result, client_model), usage=result.usage, status=result.status
+    )

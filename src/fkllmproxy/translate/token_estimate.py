@@ -1,6 +1,7 @@
-"""An estimate of a Messages request's input tokens, for providers that cannot count them.
+"""An estimate of a request's input tokens, for providers that cannot count them.
 
-``/v1/messages/count_tokens`` goes to the provider when it is Anthropic. For any other
+``/v1/messages/count_tokens`` goes to the provider when it is Anthropic (and Gemini's
+``:countTokens`` to Google's providers). For any other
 provider there is no tokenizer to ask, so the proxy estimates: one token per four
 characters of text (system, messages, tool results, tool calls' input and the tool
 definitions as JSON, rounded up), 1,600 tokens per image or PDF (Anthropic's figure for
@@ -15,8 +16,14 @@ from typing import Any
 
 from fkllmproxy.translate._common import encode_json
 from fkllmproxy.wire.anthropic import CountTokensRequest
+from fkllmproxy.wire.gemini_inbound import GenerateContentBody, InContent
 
-__all__ = ["CHARS_PER_TOKEN", "TOKENS_PER_ATTACHMENT", "estimate_input_tokens"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "TOKENS_PER_ATTACHMENT",
+    "estimate_gemini_tokens",
+    "estimate_input_tokens",
+]
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_ATTACHMENT = 1600
@@ -73,3 +80,29 @@ def _block_size(block: dict[str, Any]) -> tuple[int, int]:
     if kind == "thinking":
         return len(block.get("thinking") or ""), 0
     return 0, 0
+
+
+def estimate_gemini_tokens(contents: list[InContent], extra: GenerateContentBody | None) -> int:
+    """The estimated input tokens of a Gemini ``countTokens`` request, by the same figures
+    (``extra`` is its ``generateContentRequest``, for the system instruction and tools)."""
+    chars = 0
+    attachments = 0
+    turns = list(contents)
+    if extra is not None:
+        if extra.system_instruction is not None:
+            turns.append(extra.system_instruction)
+        if extra.tools:
+            chars += len(encode_json(extra.tools))
+    for content in turns:
+        for part in content.parts:
+            if part.text is not None:
+                chars += len(part.text)
+            elif part.inline_data is not None or part.file_data is not None:
+                attachments += 1
+            elif part.function_call is not None:
+                call = part.function_call
+                chars += len(call.name) + len(encode_json(call.args or {}))
+            elif part.function_response is not None:
+                chars += len(encode_json(part.function_response.response or {}))
+    text_tokens = -(-chars // CHARS_PER_TOKEN)
+    return text_tokens + attachments * TOKENS_PER_ATTACHMENT + TOKENS_PER_MESSAGE * len(turns)

@@ -59,12 +59,14 @@ class ImageUrl(_Wire):
 
 class ContentBlock(_Wire):
     """One block of a message's ``content`` list: ``text``, ``image_url`` (user
-    messages) or ``thinking`` (assistant messages of a reasoning model)."""
+    messages), ``thinking`` (assistant messages of a reasoning model) or ``document``
+    (tool messages: ``{"data": {...}}``, an object the model may cite)."""
 
     type: str
     text: str | None = None
     image_url: ImageUrl | None = None
     thinking: str | None = None
+    document: dict[str, Any] | None = None
 
 
 class CallFunction(_Wire):

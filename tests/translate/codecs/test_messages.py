@@ -934,15 +934,6 @@ class TestEncodeSettings:
             (chat(modalities=["text", "audio"]), "'modalities'"),
             (chat(metadata={"a": "b"}), "'metadata'"),
             (chat(reasoning=ReasoningConfig(effort="high")), "'reasoning_effort'"),
-            (
-                Conversation(
-                    model="m",
-                    messages=[user("x")],
-                    api="gemini",
-                    reasoning=ReasoningConfig(effort="high"),
-                ),
-                "'generationConfig.thinkingConfig'",
-            ),
             (chat(temperature=1.5), "temperature = 1.5"),
             (chat(service_tier="flex"), "service_tier = 'flex'"),
             (
@@ -981,6 +972,18 @@ class TestEncodeSettings:
             encode(conversation)
         assert names in info.value.message
         assert CLAUDE in info.value.message
+
+    @pytest.mark.parametrize(
+        "reasoning", [ReasoningConfig(budget_tokens=1024), ReasoningConfig(effort="high")]
+    )
+    def test_a_gemini_clients_thinking_config_is_a_hint_left_out(
+        self, reasoning: ReasoningConfig
+    ) -> None:
+        """Gemini's thinkingConfig is neither sent to Anthropic nor refused."""
+        conversation = Conversation(
+            model="m", messages=[user("x")], api="gemini", reasoning=reasoning
+        )
+        assert "thinking" not in encode(conversation)
 
     @pytest.mark.parametrize(("tier", "sent"), [("auto", "auto"), ("default", "standard_only")])
     def test_service_tier(self, tier: str, sent: str) -> None:

@@ -27,7 +27,8 @@ Used by the ``anthropic`` provider for clients of every other API. Mapping:
   structured outputs); ``json_object`` -> a forced tool whose input is the JSON answer,
   turned back into text by the answer decoders (so not together with ``tools``).
 * Reasoning with ``budget_tokens`` -> ``thinking`` enabled with that budget;
-  ``adaptive`` -> adaptive thinking with ``output_config.effort``.
+  ``adaptive`` -> adaptive thinking with ``output_config.effort``. A Gemini client's
+  ``thinkingConfig`` is a hint, left out.
 
 Refused with a 400 naming the field (as the client's API names it) and the provider:
 a seed, several candidates, non-zero penalties, log probabilities, output other than
@@ -73,6 +74,9 @@ JSON_TOOL = "json_answer"
 
 _CHOICES = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
 _TIERS = {"auto": "auto", "default": "standard_only"}
+# APIs whose reasoning setting is a hint left out for Anthropic (the README names
+# Gemini's ``thinkingConfig`` so): it is neither sent nor refused.
+_REASONING_HINT_APIS = frozenset(["gemini"])
 _WHY = {
     "seed": "Anthropic has no seed",
     "reasoning": "use an Anthropic model's thinking through /v1/messages",
@@ -94,7 +98,6 @@ _NAMES: dict[str, dict[str, str]] = {
         "logprobs": "generationConfig.responseLogprobs",
         "top_logprobs": "generationConfig.logprobs",
         "modalities": "generationConfig.responseModalities",
-        "reasoning": "generationConfig.thinkingConfig",
         "response_format": "generationConfig.responseMimeType",
     },
 }
@@ -171,6 +174,8 @@ def _refuse_settings(conversation: Conversation, unsupported: Unsupported) -> No
     if conversation.metadata:
         refuse("metadata")
     reasoning = conversation.reasoning
+    if conversation.api in _REASONING_HINT_APIS:
+        return
     if (
         reasoning is not None
         and reasoning.budget_tokens is None
@@ -196,7 +201,7 @@ def _sampling(conversation: Conversation, body: dict[str, Any], unsupported: Uns
 
 def _thinking(conversation: Conversation, body: dict[str, Any]) -> None:
     reasoning = conversation.reasoning
-    if reasoning is None:
+    if reasoning is None or conversation.api in _REASONING_HINT_APIS:
         return
     if reasoning.adaptive:
         body["thinking"] = {"type": "adaptive"}

@@ -524,7 +524,10 @@ def encode_request(
 
 
 def _effort_for(budget: int) -> str:
-    """The OpenAI reasoning effort nearest a thinking budget in tokens."""
+    """The OpenAI reasoning effort nearest a thinking budget in tokens (0, Gemini's
+    "no thinking", is the least effort OpenAI has)."""
+    if budget == 0:
+        return "minimal"
     if budget < 4096:
         return "low"
     return "medium" if budget < 16384 else "high"
@@ -550,8 +553,8 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
             content.append(_document_out(part, here, unsupported))
         elif isinstance(part, ToolCall):
             function = {"name": part.name, "arguments": part.arguments}
-            ident = make_call_id(part.signature, part.id) if part.signature else part.id
-            calls.append({"id": ident, "type": "function", "function": function})
+            # The plain id: the tool results of this request answer it by that id.
+            calls.append({"id": part.id, "type": "function", "function": function})
         elif isinstance(part, Reasoning):
             if part.text:
                 reasoning.append(part.text)
@@ -564,11 +567,8 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
     out: dict[str, Any] = {"role": message.role}
     if message.name:
         out["name"] = message.name
-    # Text as a plain string (what every OpenAI-compatible host reads), except a user's
-    # several text parts, which stay apart; instructions given in several blocks are
-    # paragraphs apart, as they were apart.
-    texts_only = all(c["type"] == "text" for c in content)
-    if (texts_only and (message.role != "user" or len(content) == 1)) or not content:
+    # Instructions given in several blocks are paragraphs apart, as they were apart.
+    if (all(c["type"] == "text" for c in content) and message.role != "user") or not content:
         glue = "\n\n" if message.role in ("system", "developer") else ""
         out["content"] = glue.join(c["text"] for c in content) if content else None
     else:
