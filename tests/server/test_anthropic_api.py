@@ -260,7 +260,7 @@ class TestOpenAIProvider:
         (seen,) = sent(upstream, "/v1/chat/completions")
         assert seen.json["messages"] == [
             {"role": "system", "content": "Be terse."},
-            {"role": "user", "content": "hello world"},
+            {"role": "user", "content": [{"type": "text", "text": "hello world"}]},
         ]
         assert seen.json["max_completion_tokens"] == 50
         assert seen.json["temperature"] == 0.3

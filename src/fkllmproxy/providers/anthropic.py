@@ -5,8 +5,10 @@ Two ways in:
 * ``messages`` / ``count_tokens`` for ``/v1/messages`` clients: the client's bytes go up
   untouched (only ``model`` rewritten when the client's name differs) and the answer
   comes back untouched, streamed frame by frame as it arrives.
-* ``chat`` for ``/v1/chat/completions`` clients: the OpenAI request is translated
-  (``translate.chat_to_messages``) and the answer translated back, streams included.
+* ``chat`` for clients of every other API: the request, as the canonical conversation,
+  is written as a Messages request (``translate/codecs/messages.py``) and the answer
+  comes back canonical (``api == "canonical"``), streams as canonical events, for the
+  client's handler to write in its own API.
 
 ``base_url`` is the host root (default ``https://api.anthropic.com``; a trailing
 ``/v1`` is tolerated); the key goes in ``x-api-key`` and ``api_version`` sets
@@ -16,7 +18,6 @@ which is forwarded as sent, as is its ``anthropic-beta``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -45,12 +46,9 @@ from fkllmproxy.providers.http import (
 )
 from fkllmproxy.providers.spec import KeyOffer, ProviderSpec
 from fkllmproxy.providers.sse import iter_frames, looks_like_sse
-from fkllmproxy.translate.anthropic_openai import (
-    ChatStreamFromMessages,
-    chat_response_from_messages,
-    messages_request_from_chat,
-    provider_label,
-)
+from fkllmproxy.translate._common import Unsupported, provider_label
+from fkllmproxy.translate.canonical import Finish, StreamEvent, UsageUpdate
+from fkllmproxy.translate.codecs import messages as codec
 from fkllmproxy.wire.anthropic import ResponseUsage
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "SPEC", "AnthropicProvider"]
@@ -122,6 +120,17 @@ def _message_usage(body: bytes, label: str) -> Usage:
     return usage
 
 
+def _count(event: StreamEvent, usage: Usage) -> None:
+    """Set ``usage`` from the counts a canonical event reports (the last one wins)."""
+    counts = event.usage if isinstance(event, UsageUpdate | Finish) else None
+    if counts is None:
+        return
+    usage.prompt_tokens = counts.input_tokens
+    usage.completion_tokens = counts.output_tokens
+    usage.cached_tokens = counts.cached_tokens
+    usage.cache_write_tokens = counts.cache_write_tokens
+
+
 def _read_event_usage(frame: bytes, seen: ResponseUsage, usage: Usage) -> None:
     for line in frame.split(b"\n"):
         if not line.startswith(b"data:"):
@@ -184,48 +193,45 @@ class AnthropicProvider(MessagesProvider):
         answer = self._post(path, content, stream=False, beta=beta, version=version)
         return await whole_body(answer, total=self._total, provider=self.name)
 
-    # ---- OpenAI clients: translated --------------------------------------------------
+    # ---- clients of other APIs: translated -------------------------------------------
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        translated = messages_request_from_chat(
-            request.body, provider=self.label, default_max_tokens=self.config.default_max_tokens
+        unsupported = Unsupported(self.name, self.type)
+        call = codec.encode_request(
+            request.canonical(unsupported),
+            model=request.model,
+            unsupported=unsupported,
+            default_max_tokens=self.config.default_max_tokens,
         )
-        content = _encode(translated.body)
-        created = int(time.time())
+        content = _encode(call.body)
         if not request.stream:
             body = await self._post_whole(_MESSAGES, content)
-            answer = chat_response_from_messages(
-                body, provider=self.label, created=created, json_tool=translated.json_tool
-            )
-            # From Anthropic's own counts: OpenAI's shape has no place for cache writes.
-            return Completion(body=answer, usage=_message_usage(body, self.label))
+            # From Anthropic's own counts, before the answer is read, so that a body
+            # that is not a Message is reported as such.
+            usage = _message_usage(body, self.label)
+            answer = codec.decode_answer(body, provider=self.label, json_tool=call.json_tool)
+            return Completion(body=b"", usage=usage, api="canonical", answer=answer)
         response = await self._post(_MESSAGES, content, stream=True)
-        translator = ChatStreamFromMessages(
-            provider=self.label,
-            model=request.model,
-            created=created,
-            include_usage=request.include_usage,
-            json_tool=translated.json_tool,
-        )
+        decoder = codec.StreamDecoder(provider=self.label, json_tool=call.json_tool)
         usage = Usage()
-        chunks = self._translate(response, translator, usage)
-        return StreamingCompletion(chunks=chunks, aclose=response.aclose, usage=usage)
+        events = self._translate(response, decoder, usage)
+        return StreamingCompletion(
+            chunks=events, aclose=response.aclose, usage=usage, api="canonical"
+        )
 
     async def _translate(
-        self, response: UpstreamResponse, translator: ChatStreamFromMessages, usage: Usage
-    ) -> AsyncIterator[bytes]:
+        self, response: UpstreamResponse, decoder: codec.StreamDecoder, usage: Usage
+    ) -> AsyncIterator[StreamEvent]:
+        """The canonical events of the upstream stream, keeping ``usage`` up to date."""
         try:
             async for frame in iter_frames(response.aiter_raw()):
-                for chunk in translator.feed(frame):
-                    yield chunk
-                usage.prompt_tokens = translator.prompt_tokens
-                usage.completion_tokens = translator.completion_tokens
-                usage.cached_tokens = translator.cached_tokens
-                usage.cache_write_tokens = translator.cache_write_tokens
+                for event in decoder.feed(frame):
+                    _count(event, usage)
+                    yield event
         except httpx.HTTPError as exc:
             raise map_exception(exc, self.name) from exc
-        for chunk in translator.finish():
-            yield chunk
+        for event in decoder.finish():
+            yield event
 
     # ---- Anthropic clients: untouched -------------------------------------------------
 

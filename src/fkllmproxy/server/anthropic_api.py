@@ -6,8 +6,10 @@ Routing and fallback are the same as for chat completions. Per target:
   client's ``anthropic-version`` and ``anthropic-beta``, and its answer (JSON or event
   stream) goes back untouched, as does a 4xx it refuses the request with (status and
   body);
-* any other provider gets the request translated to OpenAI's shape (done once, on the
-  first such target) and its answer translated back into a Message or Anthropic events.
+* any other provider gets the request as a canonical conversation (decoded once, on
+  the first such target, by ``translate/codecs/messages.py``) and its answer, read as
+  canonical (``server/translated.py``), is written back as a Message or Anthropic
+  events by the same codec.
 
 Errors use Anthropic's shape (``server/errors.py`` renders it for these paths); a
 failure after a stream has started ends it with an ``event: error`` frame.
@@ -37,7 +39,6 @@ from fkllmproxy.providers import (
     Provider,
     StreamingCompletion,
 )
-from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.server.dispatch import accept, call_targets, consult_cache
 from fkllmproxy.server.errors import error_body
 from fkllmproxy.server.exchange import ApiRequest, Reply, json_reply, sse_reply
@@ -49,13 +50,10 @@ from fkllmproxy.server.semantic_shapes import (
     message_body,
     message_events,
 )
-from fkllmproxy.server.translated import as_chat
-from fkllmproxy.translate.anthropic_openai import (
-    MessagesStreamFromChat,
-    chat_request_from_messages,
-    messages_response_from_chat,
-    provider_label,
-)
+from fkllmproxy.server.translated import canonical_answer, canonical_events
+from fkllmproxy.translate._common import Unsupported, provider_label
+from fkllmproxy.translate.canonical import Conversation
+from fkllmproxy.translate.codecs import messages
 from fkllmproxy.translate.token_estimate import estimate_input_tokens
 from fkllmproxy.wire.anthropic import count_tokens_decoder, messages_request_decoder
 
@@ -81,16 +79,17 @@ class _Answer:
 
 
 class _Translation:
-    """The request in OpenAI's shape, translated once when a target first needs it."""
+    """The request as a canonical conversation, decoded once when a target first needs
+    it (``unsupported`` names that target in a refusal)."""
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
-        self.body: dict[str, Any] | None = None
+        self.conversation: Conversation | None = None
 
-    def for_provider(self, label: str) -> dict[str, Any]:
-        if self.body is None:
-            self.body = chat_request_from_messages(self.raw, provider=label)
-        return self.body
+    def for_provider(self, unsupported: Unsupported) -> Conversation:
+        if self.conversation is None:
+            self.conversation = messages.decode_request(self.raw, unsupported=unsupported)
+        return self.conversation
 
 
 def _as_sent(error: UpstreamRejected, context: Any) -> Reply:
@@ -100,14 +99,28 @@ def _as_sent(error: UpstreamRejected, context: Any) -> Reply:
     return json_reply(error.body, error.status, error.headers or None)
 
 
-async def _events(
-    chunks: AsyncIterator[bytes], translator: MessagesStreamFromChat
-) -> AsyncIterator[bytes]:
-    async for frame in iter_frames(chunks):
-        for event in translator.feed(frame):
-            yield event
-    for event in translator.finish():
-        yield event
+def _as_message(result: Completion, *, provider: str, client_model: str) -> bytes:
+    """Another provider's whole answer as a Message."""
+    answer = canonical_answer(result, provider=provider)
+    return messages.encode_answer(answer, model=client_model, provider=provider)
+
+
+def _message_stream(
+    result: StreamingCompletion, *, provider: str, client_model: str
+) -> StreamingCompletion:
+    """Another provider's stream as Anthropic events."""
+    encoder = messages.StreamEncoder(model=client_model, provider=provider)
+
+    async def frames() -> AsyncIterator[bytes]:
+        async for event in canonical_events(result, provider=provider):
+            for frame in encoder.feed(event):
+                yield frame
+        for frame in encoder.finish():
+            yield frame
+
+    return StreamingCompletion(
+        chunks=frames(), aclose=result.aclose, usage=result.usage, api="messages"
+    )
 
 
 async def create_message(request: ApiRequest) -> Reply:
@@ -151,19 +164,20 @@ async def create_message(request: ApiRequest) -> Reply:
                 version=version,
             )
             return await provider.messages(call)
-        body = {**translation.for_provider(label), "model": target.model}
-        if not target.reasoning:
-            body.pop("reasoning_effort", None)  # the model takes no reasoning setting
+        conversation = translation.for_provider(Unsupported(provider.name, provider.type))
+        if not target.reasoning and conversation.reasoning is not None:
+            # The model takes no reasoning setting (a copy: other targets may).
+            conversation = msgspec.structs.replace(conversation, reasoning=None)
         chat = ChatRequest(
             raw=None,
             model=target.model,
             stream=stream,
             client_model=parsed.model,
             include_usage=stream,
-            parsed=body,
-            reasoning="reasoning_effort" in body,
+            reasoning=conversation.reasoning is not None,
+            conversation=conversation,
         )
-        return as_chat(await provider.chat(chat), parsed.model, include_usage=stream)
+        return await provider.chat(chat)
 
     try:
         result = await call_targets(request, runtime, model, attempt, stream=stream)
@@ -176,17 +190,14 @@ async def create_message(request: ApiRequest) -> Reply:
         context.usage = result.usage
         body = result.body
         if not answer.native:
-            body = messages_response_from_chat(body, provider=answer.provider, model=parsed.model)
+            body = _as_message(result, provider=answer.provider, client_model=parsed.model)
         if cache is not None and plan is not None and plan.store_key and result.status == 200:
             await cache.store_body(plan.store_key, body, result.usage)
         if semantic is not None:
             await semantic.remember_body(result.status, body, result.usage, answer_of_message)
         return json_reply(body, result.status, headers)
     if not answer.native:
-        translator = MessagesStreamFromChat(provider=answer.provider, model=parsed.model)
-        result = StreamingCompletion(
-            chunks=_events(result.chunks, translator), aclose=result.aclose, usage=result.usage
-        )
+        result = _message_stream(result, provider=answer.provider, client_model=parsed.model)
     frames = relay_stream(result, context, error_frame=_error_event)
     if cache is not None and plan is not None and plan.store_key:
         frames = cache.recording(

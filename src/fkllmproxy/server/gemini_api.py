@@ -65,8 +65,7 @@ from fkllmproxy.server.semantic_shapes import (
     gemini_events,
 )
 from fkllmproxy.server.translated import canonical_answer, canonical_events
-from fkllmproxy.translate._common import in_client_terms
-from fkllmproxy.translate.anthropic_openai import provider_label
+from fkllmproxy.translate._common import in_client_terms, provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import gemini as codec
 from fkllmproxy.translate.token_estimate import estimate_gemini_tokens

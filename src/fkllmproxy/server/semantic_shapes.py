@@ -3,12 +3,10 @@
 An entry holds one canonical answer (``semantic_answers.PlainAnswer``: the text, the
 finish reason in OpenAI's terms, and the token counts), however it was asked and
 answered. This module reads that answer out of what a miss sent its client, whole or
-streamed, and renders a hit in the client's API: the answer is replayed as a chat
-completion (``semantic_answers.replay_body`` / ``replay_frames``) and put through the
-very translators that answer these APIs from a chat-speaking provider
-(``translate/``), or, for the Responses API, given as a canonical answer or events to
-its codec (``translate/codecs/responses.py``), so a replay has the API's own shape and
-stream events.
+streamed, and renders a hit in the client's API: as a canonical answer (or its
+events) written by the API's own codec (``translate/codecs/``), so a replay has the
+API's own shape and stream events; a chat client's hit is replayed as a chat
+completion (``semantic_answers.replay_body`` / ``replay_frames``).
 
 What is kept is only a plain text answer that ended normally or at its token limit:
 a tool call, a refusal, several candidates, an error or a cut stream is not. Thoughts
@@ -24,18 +22,17 @@ from typing import Any
 import msgspec
 
 from fkllmproxy.server.semantic_answers import PlainAnswer, replay_body, replay_frames
-from fkllmproxy.translate.anthropic_answers import messages_response_from_chat
-from fkllmproxy.translate.anthropic_streams import MessagesStreamFromChat
 from fkllmproxy.translate.canonical import (
     Answer,
     Finish,
+    Start,
     StreamEvent,
     Text,
     TextDelta,
     Usage,
     UsageUpdate,
 )
-from fkllmproxy.translate.codecs import chat, responses
+from fkllmproxy.translate.codecs import chat, messages, responses
 from fkllmproxy.translate.codecs import gemini as gemini_codec
 
 __all__ = [
@@ -126,22 +123,36 @@ def answer_of_message_stream(frames: bytes) -> PlainAnswer | None:
     return None
 
 
+def _canonical(model: str, answer: PlainAnswer, tokens: Tokens) -> Answer:
+    """``answer`` as a canonical answer, for the Messages codec to write."""
+    prompt, completion = tokens
+    return Answer(
+        id="msg_" + secrets.token_hex(12),
+        model=model,
+        parts=[Text(text=answer.content)],
+        finish="length" if answer.finish_reason == "length" else "stop",
+        usage=Usage(input_tokens=prompt, output_tokens=completion),
+    )
+
+
 def message_body(model: str, answer: PlainAnswer, tokens: Tokens) -> bytes:
     """A Message carrying ``answer``."""
-    chat = replay_body(model, answer, *tokens, ident=_message_id())
-    return messages_response_from_chat(chat, provider=_PROVIDER, model=model)
+    return messages.encode_answer(
+        _canonical(model, answer, tokens), model=model, provider=_PROVIDER
+    )
 
 
 def message_events(model: str, answer: PlainAnswer, tokens: Tokens) -> bytes:
     """The Messages stream events (``message_start`` ... ``message_stop``) of ``answer``."""
-    translator = MessagesStreamFromChat(provider=_PROVIDER, model=model)
-    chat = replay_frames(model, answer, *tokens, include_usage=True, ident=_message_id())
-    events = [event for frame in _frames(chat) for event in translator.feed(frame)]
-    return b"".join([*events, *translator.finish()])
-
-
-def _message_id() -> str:
-    return "msg_" + secrets.token_hex(12)
+    whole = _canonical(model, answer, tokens)
+    encoder = messages.StreamEncoder(model=model, provider=_PROVIDER)
+    events = (
+        Start(id=whole.id, model=model),
+        TextDelta(text=answer.content),
+        Finish(reason=whole.finish or "stop", usage=whole.usage),
+    )
+    frames = [frame for event in events for frame in encoder.feed(event)]
+    return b"".join([*frames, *encoder.finish()])
 
 
 # ---------------------------------------------------------------- OpenAI Responses

@@ -252,6 +252,10 @@ class ResponseBlock(Struct, kw_only=True):
     id: str | None = None
     name: str | None = None
     input: Any = None
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None  # redacted_thinking
+    citations: list[Any] | None = None
 
 
 class MessageResponse(Struct, kw_only=True):
@@ -269,6 +273,8 @@ class EventDelta(Struct, kw_only=True):
     type: str | None = None
     text: str | None = None
     partial_json: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
     stop_reason: str | None = None
     stop_sequence: str | None = None
 

@@ -476,8 +476,11 @@ def encode_request(
         raise unsupported(name)
     body: dict[str, Any] = {
         "model": model,
-        "messages": [_message_out(m, i, unsupported) for i, m in enumerate(conversation.messages)],
+        "messages": [],
     }
+    for i, message in enumerate(conversation.messages):
+        body["messages"].append(_message_out(message, i, unsupported))
+        body["messages"].extend(_attachments_out(message, i, unsupported))
     if conversation.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -499,7 +502,8 @@ def encode_request(
     }
     body.update((k, v) for k, v in settings.items() if v is not None)
     if conversation.top_k is not None:
-        raise unsupported("top_k", "OpenAI's API has no top_k")
+        # OpenAI-compatible hosts such as vLLM take it; OpenAI refuses it with its own 400.
+        body["top_k"] = conversation.top_k
     if conversation.logprobs:
         body["logprobs"] = True
     if conversation.tools:
@@ -537,7 +541,7 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
     if message.role == "tool":
         results = [p for p in message.parts if isinstance(p, ToolResult)]
         if len(results) == 1 and len(message.parts) == 1:
-            return _result_out(results[0], where, unsupported)
+            return _result_out(results[0])
     content: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     refusal: list[str] = []
@@ -546,11 +550,7 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
         if isinstance(part, Text):
             content.append({"type": "text", "text": part.text})
         elif isinstance(part, Image):
-            url = part.url or f"data:{part.media_type};base64,{part.data}"
-            image: dict[str, Any] = {"url": url}
-            if part.detail:
-                image["detail"] = part.detail
-            content.append({"type": "image_url", "image_url": image})
+            content.append(_image_out(part))
         elif isinstance(part, Document):
             content.append(_document_out(part, here, unsupported))
         elif isinstance(part, ToolCall):
@@ -568,9 +568,11 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
     out: dict[str, Any] = {"role": message.role}
     if message.name:
         out["name"] = message.name
+    # Instructions given in several blocks are paragraphs apart, as they were apart.
     texts_only = all(c["type"] == "text" for c in content)
     if not content or (texts_only and (message.role != "user" or len(content) == 1)):
-        out["content"] = "".join(c["text"] for c in content) if content else None
+        glue = "\n\n" if message.role in ("system", "developer") else ""
+        out["content"] = glue.join(c["text"] for c in content) if content else None
     else:
         out["content"] = content
     if message.role == "assistant":
@@ -578,9 +580,38 @@ def _message_out(message: Message, index: int, unsupported: Unsupported) -> dict
             out["refusal"] = "".join(refusal)
         if calls:
             out["tool_calls"] = calls
-    if out["content"] is None and message.role != "assistant":
-        out["content"] = ""
+    if out["content"] is None and "tool_calls" not in out:
+        out["content"] = ""  # OpenAI refuses a null content without tool calls
     return out
+
+
+def _image_out(part: Image) -> dict[str, Any]:
+    url = part.url or f"data:{part.media_type};base64,{part.data}"
+    image: dict[str, Any] = {"url": url}
+    if part.detail:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def _attachments_out(
+    message: Message, index: int, unsupported: Unsupported
+) -> list[dict[str, Any]]:
+    """The images and files a tool returned, as a user message right after its ``tool``
+    message (Chat's tool messages carry text only); none for any other message."""
+    parts = message.parts
+    if message.role != "tool" or len(parts) != 1 or not isinstance(parts[0], ToolResult):
+        return []
+    result = parts[0]
+    files: list[dict[str, Any]] = []
+    for j, part in enumerate(result.content):
+        if isinstance(part, Image):
+            files.append(_image_out(part))
+        elif isinstance(part, Document):
+            files.append(_document_out(part, f"messages[{index}].content[{j}]", unsupported))
+    if not files:
+        return []
+    label = {"type": "text", "text": f"Attachments returned by tool call {result.call_id}:"}
+    return [{"role": "user", "content": [label, *files]}]
 
 
 def _document_out(part: Document, where: str, unsupported: Unsupported) -> dict[str, Any]:
@@ -601,13 +632,10 @@ def _document_out(part: Document, where: str, unsupported: Unsupported) -> dict[
     return {"type": "file", "file": file}
 
 
-def _result_out(result: ToolResult, where: str, unsupported: Unsupported) -> dict[str, Any]:
-    texts = []
-    for j, part in enumerate(result.content):
-        if not isinstance(part, Text):
-            raise unsupported(f"{where}.content[{j}]", "tool results with images or files")
-        texts.append(part.text)
-    text = "".join(texts)
+def _result_out(result: ToolResult) -> dict[str, Any]:
+    """The ``tool`` message of a result: its text (images and files follow it, see
+    ``_attachments_out``)."""
+    text = "".join(part.text for part in result.content if isinstance(part, Text))
     if result.is_error and not text.startswith("Error"):
         text = f"Error: {text}" if text else "Error"
     return {"role": "tool", "tool_call_id": result.call_id, "content": text}

@@ -1,4 +1,7 @@
-"""Anthropic Messages <-> OpenAI Chat Completions translation, table by table."""
+"""Anthropic Messages <-> OpenAI Chat Completions through the canonical model: the
+messages codec and the chat codec in a row, both ways, as a ``/v1/messages`` client
+reaching an OpenAI-type host and a ``/v1/chat/completions`` client reaching Anthropic
+go. These are the tests of the pairwise translators the two codecs replace."""
 
 from __future__ import annotations
 
@@ -8,35 +11,95 @@ from typing import Any
 import pytest
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
-from fkllmproxy.translate.anthropic_openai import (
-    JSON_TOOL,
-    ChatStreamFromMessages,
-    MessagesStreamFromChat,
-    chat_request_from_messages,
-    chat_response_from_messages,
-    messages_request_from_chat,
-    messages_response_from_chat,
-)
+from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate.canonical import StreamEvent
+from fkllmproxy.translate.codecs import chat, messages
+from fkllmproxy.translate.codecs.messages import JSON_TOOL, MessagesCallBody
 
 PROVIDER = "'up' (openai)"
 CLAUDE = "'claude' (anthropic)"
+UP = Unsupported("up", "openai")
+TO_CLAUDE = Unsupported("claude", "anthropic")
 PNG = "iVBORw0KGgo="
+
+
+def chat_request_from_messages(raw: bytes) -> dict[str, Any]:
+    """The chat body an OpenAI-type host gets for Anthropic request bytes."""
+    conversation = messages.decode_request(raw, unsupported=UP)
+    return chat.encode_request(conversation, model=conversation.model, unsupported=UP)
+
+
+def messages_request_from_chat(body: dict[str, Any], default_max_tokens: int) -> MessagesCallBody:
+    """The Anthropic call for a chat request body."""
+    conversation = chat.decode_request(body, unsupported=TO_CLAUDE)
+    return messages.encode_request(
+        conversation,
+        model=body["model"],
+        unsupported=TO_CLAUDE,
+        default_max_tokens=default_max_tokens,
+    )
+
+
+def chat_response_from_messages(body: bytes, *, created: int, json_tool: str | None) -> bytes:
+    """The chat completion a chat client gets for an Anthropic Message."""
+    answer = messages.decode_answer(body, provider=CLAUDE, json_tool=json_tool)
+    return chat.encode_answer(answer, created=created)
+
+
+def messages_response_from_chat(body: bytes, *, model: str) -> bytes:
+    """The Message an Anthropic client gets for a chat completion."""
+    answer = chat.decode_answer(body, provider=PROVIDER)
+    return messages.encode_answer(answer, model=model, provider=PROVIDER)
+
+
+class MessagesStreamFromChat:
+    """Chat chunks in, Anthropic events out: the chat decoder, then the messages encoder."""
+
+    def __init__(self, *, model: str) -> None:
+        self.decoder = chat.StreamDecoder(provider=PROVIDER)
+        self.encoder = messages.StreamEncoder(model=model, provider=PROVIDER)
+
+    def _encode(self, events: list[StreamEvent]) -> list[bytes]:
+        return [frame for event in events for frame in self.encoder.feed(event)]
+
+    def feed(self, frame: bytes) -> list[bytes]:
+        return self._encode(self.decoder.feed(frame))
+
+    def finish(self) -> list[bytes]:
+        return self._encode(self.decoder.finish()) + self.encoder.finish()
+
+
+class ChatStreamFromMessages:
+    """Anthropic events in, chat chunks out: the messages decoder, then the chat encoder."""
+
+    def __init__(
+        self, *, model: str, created: int, include_usage: bool, json_tool: str | None = None
+    ) -> None:
+        self.decoder = messages.StreamDecoder(provider=CLAUDE, json_tool=json_tool)
+        self.encoder = chat.StreamEncoder(model=model, include_usage=include_usage, created=created)
+
+    def _encode(self, events: list[StreamEvent]) -> list[bytes]:
+        return [frame for event in events for frame in self.encoder.feed(event)]
+
+    def feed(self, frame: bytes) -> list[bytes]:
+        return self._encode(self.decoder.feed(frame))
+
+    def finish(self) -> list[bytes]:
+        return self._encode(self.decoder.finish()) + self.encoder.finish()
 
 
 def to_chat(**fields: Any) -> dict[str, Any]:
     """Translate an Anthropic request (defaults filled in) to OpenAI."""
     body = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
     body.update(fields)
-    return chat_request_from_messages(json.dumps(body).encode(), provider=PROVIDER)
+    return chat_request_from_messages(json.dumps(body).encode())
 
 
 def to_messages(default_max_tokens: int = 4096, **fields: Any) -> dict[str, Any]:
     """Translate an OpenAI request (defaults filled in) to Anthropic."""
     body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     body.update(fields)
-    return messages_request_from_chat(
-        body, provider=CLAUDE, default_max_tokens=default_max_tokens
-    ).body
+    return messages_request_from_chat(body, default_max_tokens).body
 
 
 def tool_use(ident: str, name: str, **arguments: Any) -> dict[str, Any]:
@@ -53,7 +116,7 @@ class TestAnthropicRequestToOpenAI:
         """A string system prompt is the first message, role system."""
         body = to_chat(system="Be brief.")
         assert body["messages"][0] == {"role": "system", "content": "Be brief."}
-        assert body["messages"][1] == {"role": "user", "content": "hi"}
+        assert body["messages"][1] == {"role": "user", "content": [{"type": "text", "text": "hi"}]}
 
     def test_system_blocks_are_joined(self) -> None:
         """System text blocks (cache_control and all) become one system message."""
@@ -64,7 +127,7 @@ class TestAnthropicRequestToOpenAI:
         assert to_chat(system=system)["messages"][0]["content"] == "One.\n\nTwo."
 
     def test_turns_keep_their_roles_and_order(self) -> None:
-        """user/assistant turns map one to one, text blocks joined."""
+        """user/assistant turns map one to one, text blocks kept apart."""
         messages = [
             {
                 "role": "user",
@@ -74,9 +137,12 @@ class TestAnthropicRequestToOpenAI:
             {"role": "user", "content": "d"},
         ]
         assert to_chat(messages=messages)["messages"] == [
-            {"role": "user", "content": "a\n\nb"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            },
             {"role": "assistant", "content": "c"},
-            {"role": "user", "content": "d"},
+            {"role": "user", "content": [{"type": "text", "text": "d"}]},
         ]
 
     @pytest.mark.parametrize(
@@ -150,7 +216,7 @@ class TestAnthropicRequestToOpenAI:
         assert out[2:] == [
             {"role": "tool", "tool_call_id": "a", "content": "A"},
             {"role": "tool", "tool_call_id": "b", "content": "Error: B"},
-            {"role": "user", "content": "thanks"},
+            {"role": "user", "content": [{"type": "text", "text": "thanks"}]},
         ]
 
     def test_images_in_a_tool_result_follow_it_in_a_user_message(self) -> None:
@@ -191,13 +257,14 @@ class TestAnthropicRequestToOpenAI:
         ]
         out = to_chat(messages=messages)["messages"]
         assert out == [
-            {"role": "user", "content": "a"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}]},
             {"role": "assistant", "content": ""},
-            {"role": "user", "content": "b"},
+            {"role": "user", "content": [{"type": "text", "text": "b"}]},
         ]
 
     def test_thinking_blocks_are_not_sent_back(self) -> None:
-        """Prior thinking has no Chat Completions form; the text around it stays."""
+        """Prior thinking goes back as reasoning text at most (its signature has no Chat
+        form); the text around it stays."""
         content = [
             {"type": "thinking", "thinking": "hmm", "signature": "s"},
             {"type": "text", "text": "ok"},
@@ -207,7 +274,9 @@ class TestAnthropicRequestToOpenAI:
             {"role": "assistant", "content": content},
             {"role": "user", "content": "r"},
         ]
-        assert to_chat(messages=messages)["messages"][1] == {"role": "assistant", "content": "ok"}
+        turn = to_chat(messages=messages)["messages"][1]
+        assert (turn["role"], turn["content"]) == ("assistant", "ok")
+        assert "s" not in turn.values()  # Anthropic's signature reaches no other provider
 
     def test_sampling_and_limits(self) -> None:
         """max_tokens, temperature, top_p, top_k, stop_sequences, metadata.user_id."""
@@ -500,11 +569,7 @@ class TestOpenAIRequestToAnthropic:
             "role": "user",
             "content": [
                 {"type": "tool_result", "tool_use_id": "a", "content": "A"},
-                {
-                    "type": "tool_result",
-                    "tool_use_id": "b",
-                    "content": [{"type": "text", "text": "B"}],
-                },
+                {"type": "tool_result", "tool_use_id": "b", "content": "B"},
                 {"type": "text", "text": "and?"},
             ],
         }
@@ -579,8 +644,7 @@ class TestOpenAIRequestToAnthropic:
                 "messages": [{"role": "user", "content": "hi"}],
                 "response_format": {"type": "json_object"},
             },
-            provider=CLAUDE,
-            default_max_tokens=10,
+            10,
         )
         assert translated.json_tool == JSON_TOOL
         assert translated.body["tool_choice"] == {"type": "tool", "name": JSON_TOOL}
@@ -599,10 +663,18 @@ class TestOpenAIRequestToAnthropic:
             (
                 {
                     "messages": [
-                        {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}
+                        {
+                            "role": "user",
+                            "content": [
+                                {
+                                    "type": "input_audio",
+                                    "input_audio": {"data": "UklGRg==", "format": "wav"},
+                                }
+                            ],
+                        }
                     ]
                 },
-                "messages[0].content[0].type",
+                "messages[0].content[0]",
             ),
             (
                 {
@@ -653,8 +725,8 @@ class TestOpenAIRequestToAnthropic:
                 ],
             },
         ]
-        chat = to_chat(messages=messages, system="S")
-        back = messages_request_from_chat(chat, provider=CLAUDE, default_max_tokens=1).body
+        chat_body = to_chat(messages=messages, system="S")
+        back = messages_request_from_chat(chat_body, 1).body
         assert back["system"] == [{"type": "text", "text": "S"}]
         assert back["messages"] == messages
 
@@ -693,7 +765,7 @@ def openai_completion(message: dict[str, Any], finish: str = "stop", **usage: An
 
 class TestAnthropicAnswerToOpenAI:
     def answer(self, body: bytes, json_tool: str | None = None) -> dict[str, Any]:
-        out = chat_response_from_messages(body, provider=CLAUDE, created=123, json_tool=json_tool)
+        out = chat_response_from_messages(body, created=123, json_tool=json_tool)
         return json.loads(out)
 
     def test_text(self) -> None:
@@ -738,6 +810,7 @@ class TestAnthropicAnswerToOpenAI:
             "completion_tokens": 5,
             "total_tokens": 135,
             "prompt_tokens_details": {"cached_tokens": 100},
+            "completion_tokens_details": {"reasoning_tokens": 0},
         }
 
     def test_json_mode_tool_becomes_text(self) -> None:
@@ -754,7 +827,7 @@ class TestAnthropicAnswerToOpenAI:
 
 class TestOpenAIAnswerToAnthropic:
     def answer(self, body: bytes) -> dict[str, Any]:
-        return json.loads(messages_response_from_chat(body, provider=PROVIDER, model="asked"))
+        return json.loads(messages_response_from_chat(body, model="asked"))
 
     def test_text(self) -> None:
         out = self.answer(openai_completion({"role": "assistant", "content": "Hi"}))
@@ -857,7 +930,7 @@ def events(frames: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
 def run_messages_stream(
     frames: list[bytes],
 ) -> tuple[list[tuple[str, dict[str, Any]]], MessagesStreamFromChat]:
-    translator = MessagesStreamFromChat(provider=PROVIDER, model="asked")
+    translator = MessagesStreamFromChat(model="asked")
     out: list[bytes] = []
     for frame in frames:
         out.extend(translator.feed(frame))
@@ -894,7 +967,7 @@ def rebuild(sequence: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 class TestOpenAIStreamToAnthropicEvents:
     def test_text_stream(self) -> None:
         """message_start, ping, one text block, message_delta with usage, message_stop."""
-        sequence, translator = run_messages_stream(
+        sequence, _ = run_messages_stream(
             [
                 chunk({"role": "assistant", "content": ""}),
                 chunk({"content": "Hel"}),
@@ -918,7 +991,6 @@ class TestOpenAIStreamToAnthropicEvents:
         assert message["content"] == [{"type": "text", "text": "Hello"}]
         assert message["stop_reason"] == "end_turn"
         assert message["usage"]["input_tokens"] == 7 and message["usage"]["output_tokens"] == 2
-        assert (translator.prompt_tokens, translator.completion_tokens) == (7, 2)
 
     def test_two_tool_calls_stream_their_arguments(self) -> None:
         """Each tool call is a tool_use block; argument pieces are input_json_delta."""
@@ -949,7 +1021,7 @@ class TestOpenAIStreamToAnthropicEvents:
 
     def test_stream_cut_short_raises(self) -> None:
         """No finish_reason and no [DONE]: the provider broke off, and the caller is told."""
-        translator = MessagesStreamFromChat(provider=PROVIDER, model="m")
+        translator = MessagesStreamFromChat(model="m")
         translator.feed(chunk({"content": "partial"}))
         with pytest.raises(UpstreamUnavailable, match="before the answer was complete"):
             translator.finish()
@@ -960,7 +1032,7 @@ class TestOpenAIStreamToAnthropicEvents:
         assert rebuild(sequence)["stop_reason"] == "max_tokens"
 
     def test_error_mid_stream_raises(self) -> None:
-        translator = MessagesStreamFromChat(provider=PROVIDER, model="m")
+        translator = MessagesStreamFromChat(model="m")
         translator.feed(chunk({"content": "partial"}))
         with pytest.raises(UpstreamUnavailable, match="overloaded"):
             translator.feed(
@@ -968,8 +1040,8 @@ class TestOpenAIStreamToAnthropicEvents:
             )
 
     def test_empty_stream_still_makes_a_message(self) -> None:
-        """[DONE] straight away: a well-formed, empty message."""
-        sequence, _ = run_messages_stream([DONE])
+        """A finish and [DONE] straight away: a well-formed, empty message."""
+        sequence, _ = run_messages_stream([chunk({}, "stop"), DONE])
         assert [name for name, _ in sequence] == [
             "message_start",
             "ping",
@@ -1018,7 +1090,7 @@ def run_chat_stream(
     frames: list[bytes], include_usage: bool = True, json_tool: str | None = None
 ) -> tuple[list[Any], ChatStreamFromMessages]:
     translator = ChatStreamFromMessages(
-        provider=CLAUDE, model="asked", created=5, include_usage=include_usage, json_tool=json_tool
+        model="asked", created=5, include_usage=include_usage, json_tool=json_tool
     )
     out: list[bytes] = []
     for frame in frames:
@@ -1030,7 +1102,7 @@ def run_chat_stream(
 
 class TestAnthropicEventsToOpenAIChunks:
     def test_text_with_usage(self) -> None:
-        chunks, translator = run_chat_stream(text_events("Hel", "lo"))
+        chunks, _ = run_chat_stream(text_events("Hel", "lo"))
         text = "".join(
             c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
         )
@@ -1042,11 +1114,6 @@ class TestAnthropicEventsToOpenAIChunks:
         assert chunks[-1]["usage"]["completion_tokens"] == 6
         assert chunks[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 4}
         assert all(c["id"] == "msg_7" and c["object"] == "chat.completion.chunk" for c in chunks)
-        assert (
-            translator.prompt_tokens,
-            translator.completion_tokens,
-            translator.cached_tokens,
-        ) == (13, 6, 4)
 
     def test_no_usage_chunk_unless_asked(self) -> None:
         chunks, _ = run_chat_stream(text_events("x"), include_usage=False)
@@ -1132,9 +1199,7 @@ class TestAnthropicEventsToOpenAIChunks:
         assert text == "answer"
 
     def test_error_event_raises(self) -> None:
-        translator = ChatStreamFromMessages(
-            provider=CLAUDE, model="m", created=1, include_usage=False
-        )
+        translator = ChatStreamFromMessages(model="m", created=1, include_usage=False)
         translator.feed(text_events("x")[0])
         with pytest.raises(UpstreamUnavailable, match="overloaded_error"):
             translator.feed(
@@ -1144,10 +1209,134 @@ class TestAnthropicEventsToOpenAIChunks:
             )
 
     def test_cut_short_raises(self) -> None:
-        translator = ChatStreamFromMessages(
-            provider=CLAUDE, model="m", created=1, include_usage=False
-        )
+        translator = ChatStreamFromMessages(model="m", created=1, include_usage=False)
         for frame in text_events("x")[:4]:
             translator.feed(frame)
         with pytest.raises(UpstreamUnavailable, match="before the answer was complete"):
             translator.finish()
+
+
+# ---- from the Messages-to-Chat tests: Claude Code's newer fields ----
+
+
+class TestSystemMessages:
+    def test_system_message_in_messages_stays_in_place(self) -> None:
+        """A mid-conversation system message is a system message at the same place."""
+        body = to_chat(
+            system="Top.",
+            messages=[
+                {"role": "user", "content": "read a.py"},
+                {"role": "system", "content": "Available agents: Explore."},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "go"},
+                {"role": "system", "content": [{"type": "text", "text": "Go mode."}]},
+            ],
+        )
+        assert body["messages"] == [
+            {"role": "system", "content": "Top."},
+            {"role": "user", "content": [{"type": "text", "text": "read a.py"}]},
+            {"role": "system", "content": "Available agents: Explore."},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "go"}]},
+            {"role": "system", "content": "Go mode."},
+        ]
+
+    def test_system_message_with_an_image_is_refused_by_name(self) -> None:
+        """A system message holds text only; the 400 names the block."""
+        image = {"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}
+        with pytest.raises(BadRequest) as caught:
+            to_chat(
+                messages=[{"role": "user", "content": "x"}, {"role": "system", "content": [image]}]
+            )
+        assert "messages[1].content[0].type" in caught.value.message
+
+    def test_unknown_role_names_the_field(self) -> None:
+        """A role no API knows is a 400 naming messages[i].role."""
+        with pytest.raises(BadRequest) as caught:
+            to_chat(messages=[{"role": "narrator", "content": "x"}])
+        assert caught.value.param == "messages[0].role"
+
+    def test_unknown_block_type_names_the_path_and_provider(self) -> None:
+        """A block type the translation does not know is refused with its path and the provider."""
+        block = {"type": "tool_addition", "tool": {"name": "x"}}
+        with pytest.raises(BadRequest) as caught:
+            to_chat(messages=[{"role": "user", "content": [block]}])
+        assert "messages[0].content[0].type = 'tool_addition'" in caught.value.message
+        assert PROVIDER in caught.value.message
+
+
+class TestThinking:
+    @pytest.mark.parametrize(
+        ("thinking", "output", "effort"),
+        [
+            ({"type": "enabled", "budget_tokens": 1024}, None, "low"),
+            ({"type": "enabled", "budget_tokens": 8000}, None, "medium"),
+            ({"type": "enabled", "budget_tokens": 31999}, None, "high"),
+            ({"type": "adaptive"}, {"effort": "low"}, "low"),
+            ({"type": "adaptive"}, {"effort": "max"}, "high"),
+            ({"type": "adaptive"}, None, "medium"),
+        ],
+    )
+    def test_thinking_becomes_reasoning_effort(
+        self, thinking: dict[str, Any], output: dict[str, Any] | None, effort: str
+    ) -> None:
+        """Claude's thinking budget or adaptive effort is the provider's reasoning effort."""
+        fields: dict[str, Any] = {"thinking": thinking}
+        if output is not None:
+            fields["output_config"] = output
+        assert to_chat(**fields)["reasoning_effort"] == effort
+
+    def test_disabled_thinking_sends_no_effort(self) -> None:
+        """thinking disabled: no reasoning setting goes up."""
+        assert "reasoning_effort" not in to_chat(thinking={"type": "disabled"})
+
+    def test_cache_control_is_dropped(self) -> None:
+        """cache_control is a hint: it reaches no other provider."""
+        block = {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}
+        body = to_chat(messages=[{"role": "user", "content": [block]}])
+        assert "cache_control" not in json.dumps(body)
+
+
+def completion(message: dict[str, Any]) -> bytes:
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return json.dumps({"id": "c1", "model": "m", "choices": [choice]}).encode()
+
+
+class TestReasoningComesBack:
+    @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+    def test_reasoning_text_is_a_thinking_block(self, field: str) -> None:
+        """A host's reasoning text becomes a leading thinking block."""
+        body = completion({"role": "assistant", "content": "4", field: "2+2"})
+        message = json.loads(messages_response_from_chat(body, model="m"))
+        assert message["content"] == [
+            {"type": "thinking", "thinking": "2+2", "signature": ""},
+            {"type": "text", "text": "4"},
+        ]
+
+    def test_streamed_reasoning_is_a_thinking_block_before_the_text(self) -> None:
+        """Reasoning deltas stream as thinking_delta in their own block, then the text."""
+        translator = MessagesStreamFromChat(model="m")
+        frames: list[bytes] = []
+        for delta, finish in (
+            ({"role": "assistant", "reasoning_content": "two "}, None),
+            ({"reasoning_content": "plus two"}, None),
+            ({"content": "4"}, "stop"),
+        ):
+            chunk = {
+                "id": "c",
+                "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            frames.extend(translator.feed(b"data: " + json.dumps(chunk).encode() + b"\n\n"))
+        frames.extend(translator.feed(b"data: [DONE]\n\n"))
+        frames.extend(translator.finish())
+        events = [json.loads(f.split(b"data: ", 1)[1]) for f in frames]
+        starts = [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"]
+        deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+        assert starts == ["thinking", "text"]
+        assert deltas == [
+            {"type": "thinking_delta", "thinking": "two "},
+            {"type": "thinking_delta", "thinking": "plus two"},
+            {"type": "text_delta", "text": "4"},
+        ]
+        assert events[-1]["type"] == "message_stop"
