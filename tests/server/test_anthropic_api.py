@@ -260,7 +260,7 @@ class TestOpenAIProvider:
         (seen,) = sent(upstream, "/v1/chat/completions")
         assert seen.json["messages"] == [
             {"role": "system", "content": "Be terse."},
-            {"role": "user", "content": [{"type": "text", "text": "hello world"}]},
+            {"role": "user", "content": "hello world"},
         ]
         assert seen.json["max_completion_tokens"] == 50
         assert seen.json["temperature"] == 0.3
@@ -383,7 +383,7 @@ class TestAnthropicProvider:
             "max_tokens": 40,
             "system": [{"type": "text", "text": "Sys.", "cache_control": {"type": "ephemeral"}}],
             "thinking": {"type": "enabled", "budget_tokens": 1024},
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "pass me"}]}],
+            "messages": [{"role": "user", "content": "pass me"}],
         }
         response = post_messages(daemon, body, **{"anthropic-beta": "context-1m-2025-08-07"})
         assert response.status_code == 200

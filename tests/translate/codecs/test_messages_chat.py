@@ -116,7 +116,7 @@ class TestAnthropicRequestToOpenAI:
         """A string system prompt is the first message, role system."""
         body = to_chat(system="Be brief.")
         assert body["messages"][0] == {"role": "system", "content": "Be brief."}
-        assert body["messages"][1] == {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+        assert body["messages"][1] == {"role": "user", "content": "hi"}
 
     def test_system_blocks_are_joined(self) -> None:
         """System text blocks (cache_control and all) become one system message."""
@@ -142,7 +142,7 @@ class TestAnthropicRequestToOpenAI:
                 "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
             },
             {"role": "assistant", "content": "c"},
-            {"role": "user", "content": [{"type": "text", "text": "d"}]},
+            {"role": "user", "content": "d"},
         ]
 
     @pytest.mark.parametrize(
@@ -216,7 +216,7 @@ class TestAnthropicRequestToOpenAI:
         assert out[2:] == [
             {"role": "tool", "tool_call_id": "a", "content": "A"},
             {"role": "tool", "tool_call_id": "b", "content": "Error: B"},
-            {"role": "user", "content": [{"type": "text", "text": "thanks"}]},
+            {"role": "user", "content": "thanks"},
         ]
 
     def test_images_in_a_tool_result_follow_it_in_a_user_message(self) -> None:
@@ -257,9 +257,9 @@ class TestAnthropicRequestToOpenAI:
         ]
         out = to_chat(messages=messages)["messages"]
         assert out == [
-            {"role": "user", "content": [{"type": "text", "text": "a"}]},
+            {"role": "user", "content": "a"},
             {"role": "assistant", "content": ""},
-            {"role": "user", "content": [{"type": "text", "text": "b"}]},
+            {"role": "user", "content": "b"},
         ]
 
     def test_thinking_blocks_are_not_sent_back(self) -> None:
@@ -1234,10 +1234,10 @@ class TestSystemMessages:
         )
         assert body["messages"] == [
             {"role": "system", "content": "Top."},
-            {"role": "user", "content": [{"type": "text", "text": "read a.py"}]},
+            {"role": "user", "content": "read a.py"},
             {"role": "system", "content": "Available agents: Explore."},
             {"role": "assistant", "content": "ok"},
-            {"role": "user", "content": [{"type": "text", "text": "go"}]},
+            {"role": "user", "content": "go"},
             {"role": "system", "content": "Go mode."},
         ]
 
