@@ -159,7 +159,8 @@ def test_streamed_thinking_and_tool_round_trip(
     elif model == "gem-think":
         assert thought.signature == ""
         config = up_first.json["generationConfig"]["thinkingConfig"]
-        assert config == {"thinkingBudget": 1024, "includeThoughts": True}
+        # The client's own budget, not the nearest OpenAI effort's (no Chat in between).
+        assert config == {"thinkingBudget": THINKING["budget_tokens"], "includeThoughts": True}
         parts = [p for c in up_second.json["contents"] for p in c["parts"]]
         (answered,) = [p["functionResponse"] for p in parts if "functionResponse" in p]
         assert answered["name"] == "get_weather"

@@ -1,18 +1,21 @@
 """The small interface every provider adapter implements.
 
-The proxy's canonical format is OpenAI Chat Completions: a request arrives (or is
-translated) as an OpenAI body, an adapter turns it into its provider's call, and the
-answer comes back as an OpenAI JSON body or an OpenAI SSE stream. Adapters whose
-provider speaks OpenAI already forward the client's bytes untouched.
+A chat client's request arrives as its bytes; any other API's arrives decoded into
+the canonical conversation (``translate/canonical.py``). An adapter whose provider
+speaks the client's API forwards the client's bytes untouched and answers with the
+provider's; one that translates writes the conversation in its provider's API with
+that API's codec (``translate/codecs/``) and answers in canonical form
+(``Completion.answer``, or ``StreamEvent``s), which the client's route writes in the
+client's API.
 
 Usage::
 
     provider = build_provider(config, transport)
-    result = await provider.chat(ChatRequest(body=..., raw=..., model="gpt-4o", stream=False))
+    result = await provider.chat(ChatRequest(raw=client_bytes, model="gpt-4o", stream=False))
     if isinstance(result, Completion):
-        send(result.body)
+        send(result.body if result.api == "chat" else chat.encode_answer(result.answer))
     else:
-        async for chunk in result.chunks: send(chunk)
+        async for chunk in result.chunks: send(chunk)  # bytes, or canonical events
 """
 
 from __future__ import annotations
@@ -90,9 +93,8 @@ class ChatRequest:
     ``conversation`` holds it). ``model`` is the upstream model name;
     ``client_model`` the name the client sent. ``upstream_bytes`` forwards ``raw``
     untouched whenever nothing needs changing, and decodes only when something does.
-    ``reasoning`` says the client wants the model's reasoning text back (an Anthropic
-    client that asked for thinking): providers that return it only on request (Gemini's
-    thought summaries) then ask for it.
+    Whether the client wants the model's reasoning back is the conversation's
+    ``reasoning.include``.
     """
 
     raw: bytes | None
@@ -101,7 +103,6 @@ class ChatRequest:
     client_model: str | None = None
     include_usage: bool = False
     parsed: dict[str, Any] | None = None
-    reasoning: bool = False
     conversation: Conversation | None = None
 
     @property

@@ -212,8 +212,6 @@ class GeminiProvider(GeminiApiProvider):
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
         """Any client's conversation as a Gemini request; the answer in canonical form."""
         conversation = request.canonical(Unsupported(self.name, "Gemini"))
-        if request.reasoning and conversation.reasoning is not None:
-            conversation.reasoning.include = True  # a client that asked for thinking
         payload = encode(
             codec.encode_request(conversation, model=request.model, provider=self.name)
         )

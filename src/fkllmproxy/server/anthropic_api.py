@@ -54,6 +54,7 @@ from fkllmproxy.server.translated import canonical_answer, canonical_events
 from fkllmproxy.translate._common import Unsupported, provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import messages
+from fkllmproxy.translate.codecs.proofs import without_foreign_thinking
 from fkllmproxy.translate.token_estimate import estimate_input_tokens
 from fkllmproxy.wire.anthropic import count_tokens_decoder, messages_request_decoder
 
@@ -156,7 +157,7 @@ async def create_message(request: ApiRequest) -> Reply:
         shape.update(native=native, provider=label)
         if isinstance(provider, MessagesProvider):
             call = MessagesCall(
-                raw=raw,
+                raw=without_foreign_thinking(raw),
                 model=target.model,
                 stream=stream,
                 client_model=parsed.model,
@@ -174,7 +175,6 @@ async def create_message(request: ApiRequest) -> Reply:
             stream=stream,
             client_model=parsed.model,
             include_usage=stream,
-            reasoning=conversation.reasoning is not None,
             conversation=conversation,
         )
         return await provider.chat(chat)

@@ -68,6 +68,7 @@ from fkllmproxy.server.translated import canonical_answer, canonical_events
 from fkllmproxy.translate._common import in_client_terms, provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import gemini as codec
+from fkllmproxy.translate.codecs.proofs import without_foreign_thoughts
 from fkllmproxy.translate.token_estimate import estimate_gemini_tokens
 from fkllmproxy.wire.gemini_inbound import (
     EmbedContentBody,
@@ -273,7 +274,11 @@ async def _generate(request: ApiRequest, name: str, method: str) -> Reply:
         shape.native = isinstance(provider, GeminiApiProvider) and method in provider.gemini_methods
         if isinstance(provider, GeminiApiProvider) and shape.native:
             call = GeminiCall(
-                raw=raw, model=target.model, method=method, stream=stream, client_model=name
+                raw=without_foreign_thoughts(raw),
+                model=target.model,
+                method=method,
+                stream=stream,
+                client_model=name,
             )
             return await _native(provider, call)
         if decoded is None:

@@ -182,10 +182,6 @@ async def create_response(request: ApiRequest) -> Reply:
             client_model=parsed.model,
             include_usage=stream,
             conversation=canonical,
-            # A reasoning model's Responses answer has its reasoning item: asking for
-            # reasoning asks for the thoughts back (Gemini's includeThoughts), and they
-            # come back as a ``reasoning`` output item.
-            reasoning=canonical.reasoning is not None and canonical.reasoning.include,
         )
         try:
             return await provider.chat(chat)

@@ -16,7 +16,6 @@ from fkllmproxy.translate.canonical import Answer, StreamEvent
 from fkllmproxy.translate.codecs import chat
 
 __all__ = [
-    "as_chat",
     "canonical_answer",
     "canonical_events",
     "chat_stream",
@@ -78,18 +77,3 @@ def chat_stream(
             yield frame
 
     return StreamingCompletion(chunks=frames(), aclose=result.aclose, usage=result.usage)
-
-
-def as_chat(
-    result: Completion | StreamingCompletion, client_model: str, *, include_usage: bool
-) -> Completion | StreamingCompletion:
-    """``result`` in Chat's shape whatever the provider answered in: for a handler that
-    still reads every translated answer as Chat (a canonical answer written by the chat
-    codec; a native one as it is)."""
-    if isinstance(result, StreamingCompletion):
-        return chat_stream(result, client_model, include_usage=include_usage)
-    if result.api == "chat":
-        return result
-    return Completion(
-        body=in_chat_shape(result, client_model), usage=result.usage, status=result.status
-    )

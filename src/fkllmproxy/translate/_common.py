@@ -10,8 +10,6 @@ import msgspec
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
 
 __all__ = [
-    "IGNORED_CHAT_FIELDS",
-    "TRANSLATED_CHAT_FIELDS",
     "Unsupported",
     "bad_answer",
     "decode_json",
@@ -21,8 +19,6 @@ __all__ = [
     "missing",
     "parse_data_url",
     "provider_label",
-    "refuse_unknown_chat_fields",
-    "refuse_untranslated_outputs",
     "split_frame",
     "sse_data",
     "sse_event",
@@ -130,67 +126,6 @@ class Unsupported:
             f"'{field}' is not supported by provider {self.provider!r}{self.family}{detail}.",
             param=field,
         )
-
-
-# OpenAI chat request fields a translation to another provider maps, and fields that
-# change nothing such a provider could honour differently (``parallel_tool_calls``: it
-# decides how many calls to make). Any other field is refused, never dropped.
-TRANSLATED_CHAT_FIELDS = frozenset(
-    [
-        "temperature",
-        "top_p",
-        "top_k",
-        "n",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "tools",
-        "tool_choice",
-        "response_format",
-        "reasoning_effort",
-        "logprobs",
-        "top_logprobs",
-        "modalities",
-    ]
-)
-IGNORED_CHAT_FIELDS = frozenset(
-    [
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "user",
-        "store",
-        "metadata",
-        "service_tier",
-        "parallel_tool_calls",
-        "safety_identifier",
-        "prompt_cache_key",
-    ]
-)
-
-
-def refuse_unknown_chat_fields(body: Mapping[str, Any], unsupported: Unsupported) -> None:
-    """A 400 for the first set field of ``body`` that is neither translated nor ignorable."""
-    for name, value in body.items():
-        if name in IGNORED_CHAT_FIELDS or value is None:
-            continue
-        if name not in TRANSLATED_CHAT_FIELDS:
-            raise unsupported(name)
-
-
-def refuse_untranslated_outputs(body: Mapping[str, Any], unsupported: Unsupported) -> None:
-    """A 400 for asking for what no translation returns: log probabilities, non-text output."""
-    if body.get("logprobs"):
-        raise unsupported("logprobs", "token log probabilities are not translated")
-    if body.get("top_logprobs") is not None:
-        raise unsupported("top_logprobs", "token log probabilities are not translated")
-    modalities = body.get("modalities")
-    if modalities is not None and modalities != ["text"]:
-        raise unsupported("modalities", "only text output is translated")
 
 
 def in_client_terms(error: BadRequest, paths: Mapping[str, str]) -> BadRequest:

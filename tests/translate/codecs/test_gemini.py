@@ -228,7 +228,7 @@ class TestEncodeRequest:
             assistant(
                 Reasoning(text="unsigned"),
                 Reasoning(redacted="opaque"),
-                Reasoning(text="Let me look.", signature="sig-r"),
+                Reasoning(text="Let me look.", signature="gemini:sig-r"),
                 ToolCall(id="c1", name="get_weather", signature="sig-1"),
                 ToolCall(id=make_call_id("ab+c/==="), name="get_weather"),
             ),
@@ -241,7 +241,7 @@ class TestEncodeRequest:
 
     def test_a_bare_signature_goes_on_the_part_after_it(self) -> None:
         """A text's signature (reasoning with no text) returns on the text it came with."""
-        body = sent(user("q"), assistant(Reasoning(signature="s"), Text(text="A")), user("q2"))
+        body = sent(user("q"), assistant(Reasoning(signature="gemini:s"), Text(text="A")), user("q2"))
         assert body["contents"][1]["parts"] == [{"text": "A", "thoughtSignature": "s"}]
 
     def test_generation_config(self) -> None:
@@ -498,7 +498,7 @@ class TestDecodeAnswer:
                 ]
             }
         )
-        assert answer.parts == [Reasoning(text="pondering", signature="sig"), Text(text="42")]
+        assert answer.parts == [Reasoning(text="pondering", signature="gemini:sig"), Text(text="42")]
 
     def test_function_calls_are_tool_calls_with_distinct_ids_and_signatures(self) -> None:
         """functionCall -> ToolCall (Gemini's id kept, else a fresh one); signature apart."""
@@ -645,7 +645,7 @@ class TestStreamDecoder:
         assert events[1:] == [
             ReasoningDelta(text="hm", new=True),
             ReasoningDelta(text="m"),
-            ReasoningDelta(signature="sig"),
+            ReasoningDelta(signature="gemini:sig"),
             TextDelta(text="42"),
             Finish(reason="stop"),
         ]
@@ -822,7 +822,7 @@ class TestDecodeRequest:
             }
         )
         assert conversation.messages[1].parts == [
-            Reasoning(text="hmm", signature="s"),
+            Reasoning(text="hmm", signature="gemini:s"),
             Text(text="A"),
         ]
 

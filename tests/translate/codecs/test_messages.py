@@ -347,8 +347,8 @@ class TestDecodeTurns:
             ]
         )
         assert conversation.messages[1].parts == [
-            Reasoning(text="hmm", signature="sig=="),
-            Reasoning(redacted="opaque"),
+            Reasoning(text="hmm", signature="anthropic:sig=="),
+            Reasoning(redacted="anthropic:opaque"),
             Text(text="ok"),
         ]
 
@@ -800,8 +800,8 @@ class TestEncodeConversation:
                     role="assistant",
                     parts=[
                         Reasoning(text="plain thoughts"),
-                        Reasoning(text="hmm", signature="sig"),
-                        Reasoning(redacted="opaque"),
+                        Reasoning(text="hmm", signature="anthropic:sig"),
+                        Reasoning(redacted="anthropic:opaque"),
                         Refusal(text="No."),
                     ],
                 ),
@@ -1110,8 +1110,8 @@ class TestDecodeAnswer:
         ]
         answer = self.answer(anthropic_message(content, "tool_use"))
         assert answer.parts == [
-            Reasoning(text="hmm", signature="sig"),
-            Reasoning(redacted="opaque"),
+            Reasoning(text="hmm", signature="anthropic:sig"),
+            Reasoning(redacted="anthropic:opaque"),
             Text(text="Let me."),
             ToolCall(id="toolu_9", name="get", arguments='{"city":"Oslo"}'),
         ]
@@ -1477,9 +1477,9 @@ class TestStreamDecoder:
         assert events[2:-2] == [
             ReasoningDelta(text="a", new=True),
             ReasoningDelta(text="b"),
-            ReasoningDelta(signature="S"),
+            ReasoningDelta(signature="anthropic:S"),
             ReasoningDelta(text="c", new=True),
-            ReasoningDelta(redacted="R", new=True),
+            ReasoningDelta(redacted="anthropic:R", new=True),
             ToolCallStart(index=0, id="toolu_1", name="get"),
             ToolArgsDelta(index=0, fragment='{"city": '),
             ToolArgsDelta(index=0, fragment='"Oslo"}'),

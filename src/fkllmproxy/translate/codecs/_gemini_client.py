@@ -64,6 +64,7 @@ from fkllmproxy.translate.canonical import (
     Usage,
     UsageUpdate,
 )
+from fkllmproxy.translate.codecs._ids import GEMINI, for_client, tagged
 from fkllmproxy.wire.gemini_inbound import (
     InContent,
     InFunctionDeclaration,
@@ -271,13 +272,14 @@ class _Contents:
                 where_j = f"{where}.parts[{j}].functionResponse"
                 raise invalid(where_j, "function responses belong in a 'user' turn")
             signature = part.thought_signature
+            proof = tagged(GEMINI, signature) if signature else None
             if part.thought:
                 if open_reasoning is None:
-                    open_reasoning = Reasoning(text=part.text or "", signature=signature)
+                    open_reasoning = Reasoning(text=part.text or "", signature=proof)
                     parts.append(open_reasoning)
                 else:
                     open_reasoning.text += part.text or ""
-                    open_reasoning.signature = signature
+                    open_reasoning.signature = proof
                 if signature:
                     open_reasoning = None
                 continue
@@ -290,12 +292,12 @@ class _Contents:
                     ToolCall(id=ident, name=call.name, arguments=arguments, signature=signature)
                 )
                 continue
-            if signature:
+            if proof:
                 last = parts[-1] if parts else None
                 if isinstance(last, Reasoning) and last.signature is None:
-                    last.signature = signature
+                    last.signature = proof
                 else:
-                    parts.append(Reasoning(signature=signature))
+                    parts.append(Reasoning(signature=proof))
             if part.text:
                 parts.append(Text(text=part.text))
             elif part.inline_data is not None or part.file_data is not None:
@@ -496,10 +498,12 @@ def _call_part(
     return part
 
 
-def _thought_part(text: str, signature: str | None) -> dict[str, Any]:
+def _thought_part(text: str, proof: str | None) -> dict[str, Any]:
+    """A thought part for a Gemini client: Gemini's own signature as Google sends it,
+    another provider's tagged (``codecs/_ids.py``)."""
     part: dict[str, Any] = {"text": text, "thought": True}
-    if signature:
-        part["thoughtSignature"] = signature
+    if proof:
+        part["thoughtSignature"] = for_client(GEMINI, proof)
     return part
 
 

@@ -32,7 +32,13 @@ from fkllmproxy.translate.canonical import (
     ToolCall,
     Usage,
 )
-from fkllmproxy.translate.codecs._ids import make_call_id, signature_of
+from fkllmproxy.translate.codecs._ids import (
+    ANTHROPIC,
+    for_client,
+    make_call_id,
+    signature_of,
+    tagged,
+)
 from fkllmproxy.wire.anthropic import MessageResponse, ResponseUsage, response_decoder
 
 __all__ = [
@@ -153,9 +159,10 @@ def decode_answer(body: bytes, *, provider: str, json_tool: str | None = None) -
             arguments = encode_json(block.input if block.input is not None else {}).decode()
             parts.append(ToolCall(id=block.id or "", name=block.name or "", arguments=arguments))
         elif block.type == "thinking":
-            parts.append(Reasoning(text=block.thinking or "", signature=block.signature or None))
+            proof = tagged(ANTHROPIC, block.signature) if block.signature else None
+            parts.append(Reasoning(text=block.thinking or "", signature=proof))
         elif block.type == "redacted_thinking" and block.data is not None:
-            parts.append(Reasoning(redacted=block.data))
+            parts.append(Reasoning(redacted=tagged(ANTHROPIC, block.data)))
     finish = finish_of(message.stop_reason)
     if json_tool and finish == "tool_calls" and not calls:
         finish = "stop"
@@ -210,8 +217,9 @@ def encode_answer(answer: Answer, *, model: str, provider: str) -> bytes:
 def thinking_block(reasoning: Reasoning) -> dict[str, Any]:
     """A ``thinking`` block (or ``redacted_thinking``) for reasoning in an answer."""
     if reasoning.redacted is not None and not reasoning.text:
-        return {"type": "redacted_thinking", "data": reasoning.redacted}
-    return {"type": "thinking", "thinking": reasoning.text, "signature": reasoning.signature or ""}
+        return {"type": "redacted_thinking", "data": for_client(ANTHROPIC, reasoning.redacted)}
+    signature = for_client(ANTHROPIC, reasoning.signature) if reasoning.signature else ""
+    return {"type": "thinking", "thinking": reasoning.text, "signature": signature}
 
 
 def _tool_use(call: ToolCall, position: int, provider: str) -> dict[str, Any]:

@@ -63,7 +63,7 @@ from fkllmproxy.translate.canonical import (
     ToolChoice,
     ToolResult,
 )
-from fkllmproxy.translate.codecs._ids import signature_of
+from fkllmproxy.translate.codecs._ids import ANTHROPIC, signature_of, tagged
 from fkllmproxy.wire.anthropic import (
     Base64Source,
     CacheControl,
@@ -316,9 +316,10 @@ def _assistant(content: str | list[Any], where: str, names: dict[str, str]) -> M
                 )
             )
         elif isinstance(block, ThinkingBlock):
-            parts.append(Reasoning(text=block.thinking, signature=block.signature))
+            proof = tagged(ANTHROPIC, block.signature) if block.signature else None
+            parts.append(Reasoning(text=block.thinking, signature=proof))
         elif isinstance(block, RedactedThinkingBlock):
-            parts.append(Reasoning(redacted=block.data))
+            parts.append(Reasoning(redacted=tagged(ANTHROPIC, block.data)))
         else:
             raise invalid(
                 f"{where}.content[{index}].type",

@@ -66,6 +66,7 @@ from fkllmproxy.translate.canonical import (
     ToolResult,
     Unmapped,
 )
+from fkllmproxy.translate.codecs._ids import ANTHROPIC, own_proof
 
 __all__ = ["JSON_TOOL", "MessagesCallBody", "encode_request"]
 
@@ -366,11 +367,14 @@ def _assistant_blocks(
 
 
 def _thinking_block(reasoning: Reasoning) -> dict[str, Any] | None:
-    """Reasoning Anthropic can take back: signed thinking, or redacted thinking."""
-    if reasoning.redacted is not None:
-        return {"type": "redacted_thinking", "data": reasoning.redacted}
-    if reasoning.signature:
-        return {"type": "thinking", "thinking": reasoning.text, "signature": reasoning.signature}
+    """Reasoning Anthropic can take back: thinking it signed, or its redacted thinking
+    (another provider's proof means nothing to it, ``codecs/_ids.py``)."""
+    redacted = own_proof(ANTHROPIC, reasoning.redacted)
+    if redacted is not None:
+        return {"type": "redacted_thinking", "data": redacted}
+    signature = own_proof(ANTHROPIC, reasoning.signature)
+    if signature:
+        return {"type": "thinking", "thinking": reasoning.text, "signature": signature}
     return None
 
 

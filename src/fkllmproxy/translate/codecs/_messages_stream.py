@@ -28,6 +28,7 @@ from fkllmproxy.translate.canonical import (
     Usage,
     UsageUpdate,
 )
+from fkllmproxy.translate.codecs._ids import ANTHROPIC, for_client, tagged
 from fkllmproxy.translate.codecs._messages_answer import (
     finish_of,
     message_id,
@@ -140,7 +141,7 @@ class StreamDecoder:
             self._fresh.add(index)
             return self._reasoning(index, block.thinking or "", block.signature or None)
         if block.type == "redacted_thinking":
-            return [ReasoningDelta(redacted=block.data or "", new=True)]
+            return [ReasoningDelta(redacted=tagged(ANTHROPIC, block.data or ""), new=True)]
         return []  # server-tool blocks have no canonical form
 
     def _block_delta(self, index: int, event: WireEvent) -> list[StreamEvent]:
@@ -167,7 +168,8 @@ class StreamDecoder:
             return []
         new = index in self._fresh
         self._fresh.discard(index)
-        return [ReasoningDelta(text=text, signature=signature, new=new)]
+        proof = tagged(ANTHROPIC, signature) if signature else None
+        return [ReasoningDelta(text=text, signature=proof, new=new)]
 
 
 class StreamEncoder:
@@ -285,7 +287,7 @@ class StreamEncoder:
 
     def _reasoning(self, event: ReasoningDelta) -> list[bytes]:
         if event.redacted is not None:
-            block = {"type": "redacted_thinking", "data": event.redacted}
+            block = {"type": "redacted_thinking", "data": for_client(ANTHROPIC, event.redacted)}
             out = self._open_block(block, "redacted")
             out.extend(self._close_block())
             return out
@@ -296,7 +298,7 @@ class StreamEncoder:
         if event.text:
             out.append(self._block_delta({"type": "thinking_delta", "thinking": event.text}))
         if event.signature:
-            delta = {"type": "signature_delta", "signature": event.signature}
+            delta = {"type": "signature_delta", "signature": for_client(ANTHROPIC, event.signature)}
             out.append(self._block_delta(delta))
         return out
 

@@ -77,7 +77,7 @@ from fkllmproxy.translate.codecs._gemini_client import (
     encode_answer,
     json_schema_of,
 )
-from fkllmproxy.translate.codecs._ids import signature_of
+from fkllmproxy.translate.codecs._ids import GEMINI, own_proof, signature_of, tagged
 from fkllmproxy.wire.gemini import (
     Blob,
     Candidate,
@@ -305,13 +305,12 @@ class _Turns:
         calls = 0
         for j, part in enumerate(message.parts):
             if isinstance(part, Reasoning):
-                if part.signature and part.text:
-                    parts.append(
-                        Part(text=part.text, thought=True, thought_signature=part.signature)
-                    )
-                elif part.signature:
-                    signature = part.signature
-                continue  # unsigned reasoning: Gemini cannot take it back
+                proof = own_proof(GEMINI, part.signature)
+                if proof and part.text:
+                    parts.append(Part(text=part.text, thought=True, thought_signature=proof))
+                elif proof:
+                    signature = proof
+                continue  # unsigned (or another provider's) reasoning: Gemini cannot take it
             if isinstance(part, Text | Refusal):
                 found = _text(part.text)
             elif isinstance(part, ToolCall):
@@ -524,12 +523,13 @@ def _parts_of(content: Content | None) -> Iterator[CanonicalPart]:
     reasoning: Reasoning | None = None
     for part in content.parts:
         signature = part.thought_signature
+        proof = tagged(GEMINI, signature) if signature else None
         if part.thought:
             if reasoning is not None and reasoning.signature is None:
                 reasoning.text += part.text or ""
-                reasoning.signature = signature
+                reasoning.signature = proof
                 continue
-            reasoning = Reasoning(text=part.text or "", signature=signature)
+            reasoning = Reasoning(text=part.text or "", signature=proof)
             yield reasoning
             continue
         if part.function_call is not None:
@@ -541,11 +541,11 @@ def _parts_of(content: Content | None) -> Iterator[CanonicalPart]:
                 arguments=arguments,
                 signature=signature,
             )
-        elif signature:
+        elif proof:
             if reasoning is not None and reasoning.signature is None:
-                reasoning.signature = signature
+                reasoning.signature = proof
             else:
-                yield Reasoning(signature=signature)
+                yield Reasoning(signature=proof)
         if part.text:
             yield Text(text=part.text)
         elif part.inline_data is not None:
@@ -685,10 +685,11 @@ class StreamDecoder:
         out: list[StreamEvent] = []
         for part in candidate.content.parts if candidate.content else ():
             signature = part.thought_signature
+            proof = tagged(GEMINI, signature) if signature else None
             if part.thought:
                 new = not state.open_reasoning
                 text = part.text or ""
-                out.append(ReasoningDelta(text=text, signature=signature, new=new, choice=choice))
+                out.append(ReasoningDelta(text=text, signature=proof, new=new, choice=choice))
                 state.open_reasoning = signature is None
                 continue
             if part.function_call is not None:
@@ -704,9 +705,9 @@ class StreamDecoder:
                 )
                 fragment = _encode(call.args or {}).decode()
                 out.append(ToolArgsDelta(index=index, fragment=fragment, choice=choice))
-            elif signature:
+            elif proof:
                 new = not state.open_reasoning
-                out.append(ReasoningDelta(signature=signature, new=new, choice=choice))
+                out.append(ReasoningDelta(signature=proof, new=new, choice=choice))
             if part.text:
                 out.append(TextDelta(text=part.text, choice=choice))
             state.open_reasoning = False
