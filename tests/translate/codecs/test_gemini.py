@@ -241,7 +241,9 @@ class TestEncodeRequest:
 
     def test_a_bare_signature_goes_on_the_part_after_it(self) -> None:
         """A text's signature (reasoning with no text) returns on the text it came with."""
-        body = sent(user("q"), assistant(Reasoning(signature="gemini:s"), Text(text="A")), user("q2"))
+        body = sent(
+            user("q"), assistant(Reasoning(signature="gemini:s"), Text(text="A")), user("q2")
+        )
         assert body["contents"][1]["parts"] == [{"text": "A", "thoughtSignature": "s"}]
 
     def test_generation_config(self) -> None:
@@ -498,7 +500,10 @@ class TestDecodeAnswer:
                 ]
             }
         )
-        assert answer.parts == [Reasoning(text="pondering", signature="gemini:sig"), Text(text="42")]
+        assert answer.parts == [
+            Reasoning(text="pondering", signature="gemini:sig"),
+            Text(text="42"),
+        ]
 
     def test_function_calls_are_tool_calls_with_distinct_ids_and_signatures(self) -> None:
         """functionCall -> ToolCall (Gemini's id kept, else a fresh one); signature apart."""

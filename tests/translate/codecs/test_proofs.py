@@ -113,4 +113,3 @@ class TestPassThrough:
         assert kept["contents"][1]["parts"] == [{"text": "a"}]
         own = raw.replace(b"anthropic:", b"")
         assert without_foreign_thoughts(own) is own
-
