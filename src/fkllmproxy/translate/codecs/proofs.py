@@ -10,6 +10,7 @@ body that holds a tag at all is decoded: the search is one ``bytes.find``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fkllmproxy.translate._common import decode_json, encode_json
@@ -20,17 +21,30 @@ __all__ = ["without_foreign_thinking", "without_foreign_thoughts"]
 
 def without_foreign_thinking(raw: bytes) -> bytes:
     """A Messages request without the thinking blocks Anthropic did not sign."""
-    if raw.find(b"gemini:") < 0:
+    return _without(raw, b"gemini:", "messages", "content", _foreign_block)
+
+
+def without_foreign_thoughts(raw: bytes) -> bytes:
+    """A Gemini request without the thought parts Gemini did not sign."""
+    return _without(raw, b"anthropic:", "contents", "parts", _foreign_thought)
+
+
+def _without(
+    raw: bytes, tag: bytes, turns: str, items: str, foreign: Callable[[Any], bool]
+) -> bytes:
+    """``raw`` without the ``items`` of its ``turns`` that are ``foreign``; the bytes as
+    they came when no other maker's ``tag`` is in them, or nothing was taken out."""
+    if raw.find(tag) < 0:
         return raw
     body = decode_json(raw)
     changed = False
-    for message in body.get("messages") or () if isinstance(body, dict) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
+    for turn in body.get(turns) or () if isinstance(body, dict) else ():
+        held = turn.get(items) if isinstance(turn, dict) else None
+        if not isinstance(held, list):
             continue
-        kept = [block for block in content if not _foreign_block(block)]
-        if len(kept) != len(content):
-            message["content"] = kept
+        kept = [item for item in held if not foreign(item)]
+        if len(kept) != len(held):
+            turn[items] = kept
             changed = True
     return encode_json(body) if changed else raw
 
@@ -42,23 +56,6 @@ def _foreign_block(block: Any) -> bool:
     proof = block.get("signature") if kind == "thinking" else None
     proof = block.get("data") if kind == "redacted_thinking" else proof
     return isinstance(proof, str) and ":" in proof and own_proof(ANTHROPIC, proof) is None
-
-
-def without_foreign_thoughts(raw: bytes) -> bytes:
-    """A Gemini request without the thought parts Gemini did not sign."""
-    if raw.find(b"anthropic:") < 0:
-        return raw
-    body = decode_json(raw)
-    changed = False
-    for content in body.get("contents") or () if isinstance(body, dict) else ():
-        parts = content.get("parts") if isinstance(content, dict) else None
-        if not isinstance(parts, list):
-            continue
-        kept = [part for part in parts if not _foreign_thought(part)]
-        if len(kept) != len(parts):
-            content["parts"] = kept
-            changed = True
-    return encode_json(body) if changed else raw
 
 
 def _foreign_thought(part: Any) -> bool:
