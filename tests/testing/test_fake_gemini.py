@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fkllmproxy.testing.behaviour import embedding_vector
+from fkllmproxy.testing.behaviour import embedding_vector, parse_behaviour
 from fkllmproxy.testing.fake_upstream import FakeUpstream
 
 KEY = {"x-goog-api-key": "g-key"}
@@ -187,6 +187,199 @@ class TestRequestRules:
     def test_a_full_tool_round_is_valid(self, fake_upstream: FakeUpstream) -> None:
         body = {"contents": [USER, call_turn("f", "g"), response_turn("f", "g")]}
         assert gemini(fake_upstream, "m", body).status_code == 200
+
+
+TWO_TOOLS = {
+    "functionDeclarations": [
+        *WEATHER["functionDeclarations"],
+        {"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"zone": {}}}},
+    ]
+}
+ASKED = {"role": "user", "parts": [{"text": "Paris"}]}
+
+
+def weather_result(*names: str) -> dict[str, Any]:
+    parts = [{"functionResponse": {"name": n, "response": {"result": "sunny"}}} for n in names]
+    return {"role": "user", "parts": parts}
+
+
+def signed_call(up: FakeUpstream, model: str = "signed") -> dict[str, Any]:
+    """The model turn a signing model answers ``ASKED`` with (``get_weather`` called)."""
+    first = gemini(up, model, {"contents": [ASKED], "tools": [WEATHER]})
+    assert first.status_code == 200, first.text
+    content: dict[str, Any] = first.json()["candidates"][0]["content"]
+    return content
+
+
+class TestThoughtSignatures:
+    """``signed`` models act as Gemini 3 does with thought signatures on function calls."""
+
+    def test_the_name_reads_as_signed_plus_a_behaviour(self) -> None:
+        """``signed`` is ``tools`` that signs; ``signed-WORD`` is WORD that signs."""
+        assert (parse_behaviour("signed").kind, parse_behaviour("signed").signed) == ("tools", True)
+        assert parse_behaviour("models/signed-tools-all").kind == "tools-all"
+        assert parse_behaviour("signed-thinking").signed
+        assert not parse_behaviour("tools").signed
+
+    def test_the_first_call_is_signed_with_opaque_base64(self, fake_upstream: FakeUpstream) -> None:
+        """The functionCall part carries a base64 thoughtSignature the fake remembers."""
+        (part,) = signed_call(fake_upstream)["parts"]
+        assert part["functionCall"] == {"name": "get_weather", "args": {"city": "Paris"}}
+        signature = part["thoughtSignature"]
+        assert base64.b64decode(signature, validate=True)
+        assert {"+", "/", "="} <= set(signature)  # all of base64's awkward characters
+        assert fake_upstream.thought_signatures.issued == [signature]
+
+    def test_parallel_calls_sign_only_the_first(self, fake_upstream: FakeUpstream) -> None:
+        """Of parallel calls only the first functionCall part is signed."""
+        body = {"contents": [ASKED], "tools": [TWO_TOOLS]}
+        parts = gemini(fake_upstream, "signed-tools-all", body).json()["candidates"][0]["content"]
+        first, second = parts["parts"]
+        assert first["functionCall"]["name"] == "get_weather" and "thoughtSignature" in first
+        assert second["functionCall"]["name"] == "get_time" and "thoughtSignature" not in second
+
+    def test_a_streamed_call_is_signed(self, fake_upstream: FakeUpstream) -> None:
+        """Streamed (SSE and JSON array), the call comes whole with its signature."""
+        body = {"contents": [ASKED], "tools": [WEATHER]}
+        (frame,) = sse_frames(fake_upstream, "signed", body)
+        (part,) = frame["candidates"][0]["content"]["parts"]
+        assert part["thoughtSignature"] == fake_upstream.thought_signatures.issued[-1]
+        array = gemini(fake_upstream, "signed", body, "streamGenerateContent").json()
+        (part,) = array[0]["candidates"][0]["content"]["parts"]
+        assert part["thoughtSignature"] == fake_upstream.thought_signatures.issued[-1]
+        assert len(set(fake_upstream.thought_signatures.issued)) == 2
+
+    def test_a_thought_summary_comes_before_the_signed_call(
+        self, fake_upstream: FakeUpstream
+    ) -> None:
+        """With includeThoughts the thought part comes first; the call is still signed."""
+        body = {
+            "contents": [ASKED],
+            "tools": [WEATHER],
+            "generationConfig": {"thinkingConfig": {"includeThoughts": True}},
+        }
+        answer = gemini(fake_upstream, "signed-thinking", body).json()
+        thought, call = answer["candidates"][0]["content"]["parts"]
+        assert thought["thought"] is True and "thoughtSignature" not in thought
+        assert call["thoughtSignature"] == fake_upstream.thought_signatures.issued[-1]
+
+    def test_its_own_signature_back_is_accepted(self, fake_upstream: FakeUpstream) -> None:
+        """The call sent back as received, then the result: the model answers."""
+        contents = [ASKED, signed_call(fake_upstream), weather_result("get_weather")]
+        second = gemini(fake_upstream, "signed", {"contents": contents, "tools": [WEATHER]})
+        assert second.status_code == 200, second.text
+        assert text_of(second.json()) == "tool said: sunny"
+
+    def test_url_safe_unpadded_base64_is_the_same_signature(
+        self, fake_upstream: FakeUpstream
+    ) -> None:
+        """The signature is protobuf bytes: URL-safe, unpadded base64 of it is accepted."""
+        call = signed_call(fake_upstream)
+        signature = call["parts"][0]["thoughtSignature"]
+        urlsafe = signature.replace("+", "-").replace("/", "_").rstrip("=")
+        call["parts"][0]["thoughtSignature"] = urlsafe
+        body = {"contents": [ASKED, call, weather_result("get_weather")], "tools": [WEATHER]}
+        assert gemini(fake_upstream, "signed", body).status_code == 200
+
+    def test_a_missing_signature_is_refused(self, fake_upstream: FakeUpstream) -> None:
+        """A current-turn call without its signature: 400 naming the function and position."""
+        call = signed_call(fake_upstream)
+        del call["parts"][0]["thoughtSignature"]
+        call["parts"].insert(0, {"text": "Let me look."})
+        body = {"contents": [ASKED, call, weather_result("get_weather")], "tools": [WEATHER]}
+        refused = gemini(fake_upstream, "signed", body)
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+        assert error["message"].startswith(
+            "Function call is missing a thought_signature in functionCall parts."
+        )
+        assert "function call `default_api:get_weather`, position 1." in error["message"]
+        streamed = gemini(fake_upstream, "signed", body, "streamGenerateContent", alt="sse")
+        assert streamed.status_code == 400
+
+    @pytest.mark.parametrize("foreign", ["c2lnbmF0dXJl", "not base64!", "Zm9v"])
+    def test_a_signature_it_did_not_issue_is_refused(
+        self, fake_upstream: FakeUpstream, foreign: str
+    ) -> None:
+        """A signature this model never issued (another's, or garbage) is refused."""
+        call = signed_call(fake_upstream)
+        call["parts"][0]["thoughtSignature"] = foreign
+        body = {"contents": [ASKED, call, weather_result("get_weather")], "tools": [WEATHER]}
+        refused = gemini(fake_upstream, "signed", body)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["message"] == "Invalid thought signature."
+
+    def test_a_signature_moved_to_another_call_is_refused(
+        self, fake_upstream: FakeUpstream
+    ) -> None:
+        """A signature is good only on the call it was issued for."""
+        signature = signed_call(fake_upstream)["parts"][0]["thoughtSignature"]
+        call = {
+            "role": "model",
+            "parts": [
+                {"functionCall": {"name": "get_time", "args": {}}, "thoughtSignature": signature}
+            ],
+        }
+        body = {"contents": [ASKED, call, weather_result("get_time")], "tools": [TWO_TOOLS]}
+        assert gemini(fake_upstream, "signed", body).status_code == 400
+
+    def test_each_step_of_the_current_turn_is_checked(self, fake_upstream: FakeUpstream) -> None:
+        """Sequential steps: every step's first call needs its own signature."""
+        step_one = signed_call(fake_upstream)
+        contents = [ASKED, step_one, weather_result("get_weather")]
+        step_two = gemini(
+            fake_upstream, "signed", {"contents": [*contents, ASKED], "tools": [WEATHER]}
+        )
+        # A later step of the same turn, as a model calling again after a result would.
+        step_two_call = step_two.json()["candidates"][0]["content"]
+        turn = [*contents, step_two_call, weather_result("get_weather")]
+        assert (
+            gemini(fake_upstream, "signed", {"contents": turn, "tools": [WEATHER]}).status_code
+            == 200
+        )
+        del turn[1]["parts"][0]["thoughtSignature"]
+        refused = gemini(fake_upstream, "signed", {"contents": turn, "tools": [WEATHER]})
+        assert refused.status_code == 400
+        assert "missing a thought_signature" in refused.json()["error"]["message"]
+
+    def test_earlier_turns_and_later_parallel_calls_are_not_checked(
+        self, fake_upstream: FakeUpstream
+    ) -> None:
+        """Only the current turn is validated, and only each step's first call."""
+        old_turn = [ASKED, call_turn("get_weather"), weather_result("get_weather")]
+        model_text = {"role": "model", "parts": [{"text": "sunny"}]}
+        body = {"contents": [*old_turn, model_text, ASKED], "tools": [TWO_TOOLS]}
+        assert gemini(fake_upstream, "signed", body).status_code == 200
+        parallel = gemini(
+            fake_upstream, "signed-tools-all", {"contents": [ASKED], "tools": [TWO_TOOLS]}
+        )
+        content = parallel.json()["candidates"][0]["content"]
+        contents = [ASKED, content, weather_result("get_weather", "get_time")]
+        answer = gemini(
+            fake_upstream, "signed-tools-all", {"contents": contents, "tools": [TWO_TOOLS]}
+        )
+        assert answer.status_code == 200, answer.text
+
+    def test_other_models_neither_sign_nor_check(self, fake_upstream: FakeUpstream) -> None:
+        """Without ``signed`` in the name, calls are unsigned and none is asked back."""
+        (part,) = signed_call(fake_upstream, "tools")["parts"]
+        assert "thoughtSignature" not in part
+        contents = [ASKED, call_turn("get_weather"), weather_result("get_weather")]
+        assert gemini(fake_upstream, "tools", {"contents": contents}).status_code == 200
+        assert fake_upstream.thought_signatures.issued == []
+
+    def test_vertex_models_sign_too(self, fake_upstream: FakeUpstream) -> None:
+        """Vertex AI's publisher models sign and check as the Gemini API's do."""
+        headers = {"authorization": f"Bearer {fake_upstream.issue_token()}"}
+        url = fake_upstream.url + VERTEX_MODEL.format("signed", "generateContent")
+        first = httpx.post(url, json={"contents": [ASKED], "tools": [WEATHER]}, headers=headers)
+        call = first.json()["candidates"][0]["content"]
+        assert call["parts"][0]["thoughtSignature"] == fake_upstream.thought_signatures.issued[-1]
+        contents = [ASKED, call, weather_result("get_weather")]
+        assert httpx.post(url, json={"contents": contents}, headers=headers).status_code == 200
+        del call["parts"][0]["thoughtSignature"]
+        assert httpx.post(url, json={"contents": contents}, headers=headers).status_code == 400
 
 
 class TestEmbeddingsAndCounting:

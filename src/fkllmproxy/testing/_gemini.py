@@ -11,11 +11,24 @@ Field names are accepted in lowerCamelCase and snake_case, as protobuf JSON allo
 SSE frames end in CRLF CRLF, as Google's servers send them (valid SSE that a parser
 splitting only on ``\n\n`` gets wrong); in a stream every chunk carries the usage
 so far, so the last one holds the totals.
+
+A signing model (``signed`` in the model name) acts as Google's thought-signatures
+page describes Gemini 3: the first ``functionCall`` part of each answer (whole or
+streamed) carries an opaque base64 ``thoughtSignature``; on later requests the current
+turn (the contents after the last user content with standard parts, not just function
+responses) must give each step's first call the signature back, and only signatures
+this fake issued are taken. ``thoughtSignature`` is protobuf ``bytes``, so it is
+compared decoded: standard or URL-safe base64, padded or not, as Google's JSON parser
+reads it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import secrets
+import threading
 from typing import Any
 
 import msgspec
@@ -23,7 +36,14 @@ import msgspec
 from fkllmproxy.testing._flow import Invalid
 from fkllmproxy.testing.behaviour import Answer, Prompt, ToolSpec, count_tokens
 
-__all__ = ["GEMINI", "GeminiFormat", "read_generate", "snake"]
+__all__ = [
+    "GEMINI",
+    "GeminiFormat",
+    "ThoughtSignatures",
+    "check_signatures",
+    "read_generate",
+    "snake",
+]
 
 _encode = msgspec.json.encode
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
@@ -143,13 +163,17 @@ class GeminiFormat:
         body["responseId"] = f"fake-response-{self._ids:06d}"
         return body
 
-    def _parts(self, answer: Answer) -> list[dict[str, Any]]:
+    def _parts(self, answer: Answer, prompt: Prompt) -> list[dict[str, Any]]:
         # A thought summary (asked for with thinkingConfig.includeThoughts) comes first.
         thought = [{"text": answer.thinking, "thought": True}] if answer.thinking else []
         if answer.tool_calls:
-            return thought + [
+            calls: list[dict[str, Any]] = [
                 {"functionCall": {"name": c.name, "args": c.arguments}} for c in answer.tool_calls
             ]
+            if prompt.sign is not None:
+                # Parallel calls: only the first is signed.
+                calls[0]["thoughtSignature"] = prompt.sign(answer.tool_calls[0].name)
+            return thought + calls
         return [*thought, {"text": answer.text}]
 
     def _blocked_prompt(self, answer: Answer, prompt: Prompt) -> dict[str, Any]:
@@ -184,7 +208,7 @@ class GeminiFormat:
     def render(self, answer: Answer, prompt: Prompt) -> bytes:
         if answer.finish == "blocked_prompt":
             return _encode(self._blocked_prompt(answer, prompt))
-        parts = None if answer.finish == "blocked_output" else self._parts(answer)
+        parts = None if answer.finish == "blocked_output" else self._parts(answer, prompt)
         return _encode(
             self._response(prompt, self._candidate(answer, parts, True), self._usage(answer))
         )
@@ -197,7 +221,7 @@ class GeminiFormat:
             return [frame(self._blocked_prompt(answer, prompt))]
         if answer.finish == "blocked_output" or answer.tool_calls:
             # Gemini sends function calls whole, in one chunk; a blocked answer has no parts.
-            parts = self._parts(answer) if answer.tool_calls else None
+            parts = self._parts(answer, prompt) if answer.tool_calls else None
             candidate = self._candidate(answer, parts, True)
             return [frame(self._response(prompt, candidate, self._usage(answer)))]
         pieces = answer.text_pieces() or [""]
@@ -216,6 +240,86 @@ class GeminiFormat:
 
 
 GEMINI = GeminiFormat()
+
+# Opaque bytes that always encode with ``+``, ``/`` and ``=`` padding, as a real
+# signature may: an id that carries one must keep all three through the round trip.
+_SIGNATURE_HEAD = b"\xfb\xef\xbe\xff\xff\xff"  # base64 "++++////"
+_MISSING_SIGNATURE = (
+    "Function call is missing a thought_signature in functionCall parts. This is required "
+    "for tools to work correctly, and missing thought_signature may lead to degraded model "
+    "performance. Additional data, function call `default_api:{name}`, position {position}."
+)
+
+
+class ThoughtSignatures:
+    """The thought signatures a fake upstream's signing models issued, oldest first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._issued: dict[bytes, str] = {}  # decoded signature -> the function it signed
+        self.issued: list[str] = []  # as sent, base64
+
+    def issue(self, function: str) -> str:
+        """A new signature for a call to ``function``, remembered."""
+        raw = _SIGNATURE_HEAD + secrets.token_bytes(13)
+        text = base64.b64encode(raw).decode()
+        with self._lock:
+            self._issued[raw] = function
+            self.issued.append(text)
+        return text
+
+    def signed(self, signature: Any, function: str) -> bool:
+        """Whether ``signature`` (as a request carries it) is one issued for ``function``."""
+        raw = _decode_bytes(signature)
+        with self._lock:
+            return raw is not None and self._issued.get(raw) == function
+
+
+def _decode_bytes(value: Any) -> bytes | None:
+    """A protobuf JSON ``bytes`` value: standard or URL-safe base64, padding optional."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _standard_content(parts: list[Any]) -> bool:
+    return any(
+        isinstance(part, dict) and not ({"functionResponse", "function_response"} & set(part))
+        for part in parts
+    )
+
+
+def check_signatures(contents: list[dict[str, Any]], ledger: ThoughtSignatures) -> None:
+    """Refuse, as Gemini 3 does, a current turn whose calls lack their signatures.
+
+    The current turn starts after the newest user content with standard parts (not only
+    function responses); in it, the first ``functionCall`` part of every model content
+    (one step) must carry a signature this fake issued for that call. Earlier turns are
+    not checked. ``contents`` has passed ``read_generate``.
+    """
+    start = 0
+    for index in range(len(contents) - 1, -1, -1):
+        content = contents[index]
+        if content.get("role", "user") == "user" and _standard_content(content["parts"]):
+            start = index + 1
+            break
+    for content in contents[start:]:
+        if content.get("role") != "model":
+            continue
+        for position, part in enumerate(content["parts"]):
+            call = _get(part, "functionCall")
+            if call is None:
+                continue
+            signature = _get(part, "thoughtSignature")
+            if signature is None:
+                raise Invalid(_MISSING_SIGNATURE.format(name=call["name"], position=position))
+            if not ledger.signed(signature, call["name"]):
+                raise Invalid("Invalid thought signature.")
+            break  # only each step's first call is signed
 
 
 def _read_schema(schema: Any, where: str) -> None:

@@ -14,9 +14,21 @@ from typing import Any
 import msgspec
 
 from fkllmproxy.testing._flow import Exchange, Invalid, respond, run_fault
-from fkllmproxy.testing._gemini import GEMINI, GeminiFormat, contents_tokens, read_generate
+from fkllmproxy.testing._gemini import (
+    GEMINI,
+    GeminiFormat,
+    check_signatures,
+    contents_tokens,
+    read_generate,
+)
 from fkllmproxy.testing._oauth import GrantError, check_assertion
-from fkllmproxy.testing.behaviour import Answer, Prompt, count_tokens, embedding_vector
+from fkllmproxy.testing.behaviour import (
+    Answer,
+    Prompt,
+    count_tokens,
+    embedding_vector,
+    parse_behaviour,
+)
 
 __all__ = ["gemini", "token", "vertex"]
 
@@ -100,6 +112,10 @@ async def _generate(ex: Exchange, model: str, method: str, *, vertex: bool) -> N
             raise Invalid("Invalid JSON payload received. Expected an object.")
         if method in ("generateContent", "streamGenerateContent"):
             prompt = read_generate(body, model)
+            if parse_behaviour(model).signed:
+                signatures = ex.upstream.thought_signatures
+                check_signatures(body["contents"], signatures)
+                prompt.sign = signatures.issue
             stream = method == "streamGenerateContent"
             api = GEMINI if not stream or ex.request.query.get("alt") == "sse" else _ARRAY
             await respond(ex, api, prompt, stream=stream)

@@ -33,6 +33,14 @@ A name (or a scripted step) is read by its prefix::
     cache-write               report half the prompt tokens as written to the prompt
                               cache (Anthropic's cache_creation_input_tokens; the
                               other APIs have no such count)
+    signed[-WORD]             a Gemini 3 thinking model (Gemini API and Vertex AI; the
+                              other APIs just act as WORD): the first ``functionCall``
+                              part of each answer carries a ``thoughtSignature``, and a
+                              request whose current turn has a call without one this
+                              fake issued is refused with 400; otherwise act as WORD
+                              (``signed-tools-all``, ``signed-thinking``...), ``tools``
+                              when there is none. Read from the model name only, never
+                              from a script: signing is what the model is, not a step
 
 Scripted steps use the same words; the ``fault-`` prefix may be left out there
 (``up.script("m", ["500", "429-retry-2", "ok"])``).
@@ -43,7 +51,8 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -74,6 +83,7 @@ class Behaviour:
     retry_after: int = 1
     delay_ms: int = 0
     chunk_gap_ms: int = 0
+    signed: bool = False  # signs its function calls and checks the signatures come back
 
 
 _OK = Behaviour()
@@ -82,6 +92,8 @@ _OK = Behaviour()
 def parse_behaviour(name: str) -> Behaviour:
     """Read a model name or a scripted step; anything unrecognised means ``ok``."""
     name = name.rsplit("/", 1)[-1].lower()
+    if name == "signed" or name.startswith("signed-"):
+        return replace(parse_behaviour(name[len("signed-") :] or "tools"), signed=True)
     numbered = _NUMBERED.match(name)
     if numbered:
         word, number = numbered.group(1), int(numbered.group(2))
@@ -139,6 +151,8 @@ class Prompt:
     json_mode: bool = False
     include_usage: bool = False  # OpenAI's stream_options.include_usage
     thinking: bool = False  # the request asked the model to think first
+    # A signing model's ledger: issues the thoughtSignature of a call to the named function.
+    sign: Callable[[str], str] | None = None
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ check both what a client got and what the upstream was sent::
         client.chat.completions.create(model="fault-500", messages=[...])  # 500
         up.script("gpt-4o-mini", ["500", "ok"])   # next requests for that model
         up.requests[-1].json["model"]
+        up.thought_signatures.issued             # what ``signed`` Gemini models signed with
 
 Behaviour is chosen by the upstream model name or a script; see
 ``fkllmproxy.testing.behaviour`` for the names. Deterministic answers: the reply to a
@@ -30,6 +31,7 @@ from typing import Any
 import msgspec
 
 from fkllmproxy.testing._flow import Exchange
+from fkllmproxy.testing._gemini import ThoughtSignatures
 from fkllmproxy.testing._http import HttpRequest, ProtocolError, Responder, read_request
 from fkllmproxy.testing._oauth import KeyPair, TokenLedger, write_service_account
 from fkllmproxy.testing._routes import ROUTES
@@ -86,6 +88,7 @@ class FakeUpstream:
         self.token_lifetime_secs = 3600.0
         self.token_claims: list[dict[str, Any]] = []
         self.service_key: KeyPair | None = None
+        self.thought_signatures = ThoughtSignatures()
 
     # --- what tests use -------------------------------------------------------------
 
