@@ -268,6 +268,11 @@ class ThoughtSignatures:
             self.issued.append(text)
         return text
 
+    def clear_record(self) -> None:
+        """Empty ``issued``; the signatures stay valid."""
+        with self._lock:
+            self.issued.clear()
+
     def signed(self, signature: Any, function: str) -> bool:
         """Whether ``signature`` (as a request carries it) is one issued for ``function``."""
         raw = _decode_bytes(signature)

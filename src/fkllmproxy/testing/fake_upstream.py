@@ -98,10 +98,12 @@ class FakeUpstream:
         return f"http://{self.host}:{self.port}"
 
     def clear(self) -> None:
-        """Forget recorded requests and pending scripts."""
+        """Forget recorded requests, pending scripts and the list of thought signatures
+        issued (which stay valid: a conversation may go on after a clear)."""
         with self._lock:
             self.requests.clear()
             self._scripts.clear()
+        self.thought_signatures.clear_record()
 
     def script(self, model: str, steps: list[str]) -> None:
         """Make the next requests for ``model`` behave as ``steps`` say, in order.
