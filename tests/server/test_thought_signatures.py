@@ -7,7 +7,9 @@ trip (the model calls ``get_weather``, the client sends the result, the model an
 must therefore carry the signature out to the client and back: inside the tool call id
 (Chat Completions), the ``tool_use`` id (Messages), the ``function_call``'s ``call_id``
 (Responses), and as the raw part (Gemini, passed through). Each test checks what the
-client got and what the upstream received on the second turn.
+client got and what the upstream received on the second turn. Also: parallel calls (only
+the first signed), two sequential steps in one turn (each signed), thinking, Vertex AI,
+and a client that drops the signature getting Google's 400 as a client error.
 """
 
 from __future__ import annotations
@@ -35,9 +37,19 @@ type = "gemini"
 base_url = "{url}"
 api_key_env = "FAKE_GOOGLE_KEY"
 
+[[providers]]
+name = "vtx"
+type = "vertex"
+base_url = "{url}"
+credentials_file = "{credentials}"
+
 [[models]]
 name = "gem3"
 targets = [{{ provider = "gem", model = "signed" }}]
+
+[[models]]
+name = "vtx3"
+targets = [{{ provider = "vtx", model = "signed" }}]
 
 [[models]]
 name = "gem3-think"
@@ -81,9 +93,11 @@ RESPONSES_TOOL: Any = {
 def daemon(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
+    tmp = tmp_path_factory.mktemp("thought-signatures")
+    credentials = upstream.write_service_account(tmp / "sa.json")
     with RunningDaemon(
-        tmp_path_factory.mktemp("thought-signatures"),
-        CONFIG.format(url=upstream.url),
+        tmp,
+        CONFIG.format(url=upstream.url, credentials=credentials),
         env={"FAKE_GOOGLE_KEY": "google-upstream-key"},
     ) as running:
         yield running
@@ -106,7 +120,7 @@ def claude(daemon: RunningDaemon) -> anthropic.Anthropic:
 
 
 def model_calls(up: FakeUpstream) -> list[RecordedRequest]:
-    return [r for r in up.requests if r.path.startswith("/v1beta/models/")]
+    return [r for r in up.requests if r.path.endswith(("generateContent", "GenerateContent"))]
 
 
 def issued(up: FakeUpstream) -> str:
@@ -126,10 +140,12 @@ def sent_back_call(up: FakeUpstream) -> dict[str, Any]:
 
 
 class TestChatCompletions:
-    def test_round_trip(self, oai: openai.OpenAI, up: FakeUpstream) -> None:
-        """The signature rides in the tool call id and goes back on the functionCall part."""
+    @pytest.mark.parametrize("model", ["gem3", "vtx3"])
+    def test_round_trip(self, oai: openai.OpenAI, up: FakeUpstream, model: str) -> None:
+        """The signature rides in the tool call id and goes back on the functionCall part
+        (Gemini API and Vertex AI alike)."""
         messages: list[Any] = [{"role": "user", "content": CITY}]
-        first = oai.chat.completions.create(model="gem3", messages=messages, tools=[CHAT_TOOL])
+        first = oai.chat.completions.create(model=model, messages=messages, tools=[CHAT_TOOL])
         (call,) = first.choices[0].message.tool_calls or []
         assert first.choices[0].finish_reason == "tool_calls"
         assert call.type == "function" and json.loads(call.function.arguments) == {"city": CITY}
@@ -138,9 +154,39 @@ class TestChatCompletions:
             first.choices[0].message.model_dump(exclude_none=True),
             {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
         ]
-        second = oai.chat.completions.create(model="gem3", messages=messages, tools=[CHAT_TOOL])
+        second = oai.chat.completions.create(model=model, messages=messages, tools=[CHAT_TOOL])
         assert second.choices[0].message.content == "tool said: sunny"
         assert sent_back_call(up)["thoughtSignature"] == issued(up)
+
+    def test_two_steps_in_one_turn(self, oai: openai.OpenAI, up: FakeUpstream) -> None:
+        """Sequential steps after one user text: each step's call goes back with its own
+        signature (Gemini checks every step of the current turn)."""
+        question: Any = {"role": "user", "content": CITY}
+        steps = []
+        for _ in range(2):  # two answers that each call get_weather, each signed
+            answer = oai.chat.completions.create(
+                model="gem3", messages=[question], tools=[CHAT_TOOL]
+            )
+            steps.append(answer.choices[0].message)
+        messages: list[Any] = [question]
+        for number, step in enumerate(steps):
+            (call,) = step.tool_calls or []
+            messages += [
+                step.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": f"step{number}"},
+            ]
+        up.clear()
+        final = oai.chat.completions.create(model="gem3", messages=messages, tools=[CHAT_TOOL])
+        assert final.choices[0].message.content == "tool said: step1"
+        (sent,) = model_calls(up)
+        signatures = [
+            part.get("thoughtSignature")
+            for content in sent.json["contents"]
+            for part in content["parts"]
+            if "functionCall" in part
+        ]
+        assert signatures == [signature_of(s.tool_calls[0].id) for s in steps if s.tool_calls]
+        assert None not in signatures and len(set(signatures)) == 2
 
     def test_streamed_round_trip(self, oai: openai.OpenAI, up: FakeUpstream) -> None:
         """Streamed both ways: the id in the first tool-call delta carries the signature."""
@@ -269,6 +315,42 @@ class TestMessages:
         )
         assert [b.text for b in second.content if b.type == "text"] == ["tool said: sunny"]
         assert sent_back_call(up)["thoughtSignature"] == issued(up)
+
+    def test_two_steps_in_one_turn(self, claude: anthropic.Anthropic, up: FakeUpstream) -> None:
+        """Sequential steps after one user text: each tool_use goes back with its own
+        signature on its functionCall part."""
+        question: Any = {"role": "user", "content": CITY}
+        steps = [
+            claude.messages.create(
+                model="gem3", max_tokens=512, tools=[MESSAGES_TOOL], messages=[question]
+            )
+            for _ in range(2)
+        ]
+        messages: list[Any] = [question]
+        for number, step in enumerate(steps):
+            (use,) = step.content
+            assert use.type == "tool_use"
+            result = {"type": "tool_result", "tool_use_id": use.id, "content": f"step{number}"}
+            messages += [
+                {"role": "assistant", "content": step.content},
+                {"role": "user", "content": [result]},
+            ]
+        up.clear()
+        final = claude.messages.create(
+            model="gem3", max_tokens=512, tools=[MESSAGES_TOOL], messages=messages
+        )
+        assert [b.text for b in final.content if b.type == "text"] == ["tool said: step1"]
+        (sent,) = model_calls(up)
+        signatures = [
+            part.get("thoughtSignature")
+            for content in sent.json["contents"]
+            for part in content["parts"]
+            if "functionCall" in part
+        ]
+        expected = [
+            signature_of(block.id) for s in steps for block in s.content if block.type == "tool_use"
+        ]
+        assert signatures == expected and None not in signatures
 
     def test_streamed_thinking_round_trip(
         self, claude: anthropic.Anthropic, up: FakeUpstream
