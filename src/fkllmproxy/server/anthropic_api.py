@@ -21,7 +21,6 @@ a hit is a Message or its events, ``server/semantic_shapes.py``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +49,7 @@ from fkllmproxy.server.semantic_shapes import (
     message_body,
     message_events,
 )
-from fkllmproxy.server.translated import canonical_answer, canonical_events
+from fkllmproxy.server.translated import canonical_answer, joined
 from fkllmproxy.translate._common import Unsupported, provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import messages
@@ -111,16 +110,9 @@ def _message_stream(
 ) -> StreamingCompletion:
     """Another provider's stream as Anthropic events."""
     encoder = messages.StreamEncoder(model=client_model, provider=provider)
-
-    async def frames() -> AsyncIterator[bytes]:
-        async for event in canonical_events(result, provider=provider):
-            for frame in encoder.feed(event):
-                yield frame
-        for frame in encoder.finish():
-            yield frame
-
+    frames = joined(result, provider=provider, writer=encoder)
     return StreamingCompletion(
-        chunks=frames(), aclose=result.aclose, usage=result.usage, api="messages"
+        chunks=frames, aclose=result.aclose, usage=result.usage, api="messages"
     )
 
 

@@ -64,7 +64,7 @@ from fkllmproxy.server.semantic_shapes import (
     gemini_body,
     gemini_events,
 )
-from fkllmproxy.server.translated import canonical_answer, canonical_events
+from fkllmproxy.server.translated import canonical_answer, client_frames
 from fkllmproxy.translate._common import in_client_terms, provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import gemini as codec
@@ -379,11 +379,9 @@ async def _translated_events(
 ) -> AsyncIterator[bytes]:
     """Another provider's stream as Google's events (unframed), through the canonical one."""
     encoder = codec.StreamEncoder(model=model, provider=label)
-    async for event in canonical_events(result, provider=label):
-        for out in encoder.feed(event):
+    async for events in client_frames(result, provider=label, writer=encoder):
+        for out in events:
             yield out
-    for out in encoder.finish():
-        yield out
 
 
 class _Framing:

@@ -47,7 +47,7 @@ from fkllmproxy.server.semantic_shapes import (
     response_body,
     response_events,
 )
-from fkllmproxy.server.translated import canonical_answer, canonical_events
+from fkllmproxy.server.translated import canonical_answer, client_frames
 from fkllmproxy.state import StateBackend
 from fkllmproxy.state.response_store import ResponseStore, StoredResponse
 from fkllmproxy.translate._common import provider_label
@@ -358,13 +358,8 @@ async def _translated_events(
     """The Responses events of each canonical event as soon as it came, sent together in
     one write (one event becomes several frames; one send each would cost more than
     writing them); the finished response is kept."""
-    async for event in canonical_events(result, provider=provider):
-        out = encoder.feed(event)
-        if out:
-            yield b"".join(out)
-    tail = encoder.finish()
-    if tail:
-        yield b"".join(tail)
+    async for frames in client_frames(result, provider=provider, writer=encoder):
+        yield b"".join(frames)
     await keep.save(_encode(encoder.response))
 
 

@@ -8,18 +8,20 @@ codec reads here. Native pass-throughs never come here: their handler relays the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers import Completion, StreamingCompletion
-from fkllmproxy.providers.sse import iter_frames
 from fkllmproxy.translate.canonical import Answer, StreamEvent
 from fkllmproxy.translate.codecs import chat
 
 __all__ = [
+    "StreamWriter",
     "canonical_answer",
-    "canonical_events",
     "chat_stream",
+    "client_frames",
     "in_chat_shape",
+    "joined",
 ]
 
 
@@ -32,24 +34,71 @@ def canonical_answer(result: Completion, *, provider: str) -> Answer:
     raise UpstreamUnavailable(f"provider {provider} answered in an unexpected shape ({result.api})")
 
 
-async def canonical_events(
-    result: StreamingCompletion, *, provider: str
-) -> AsyncIterator[StreamEvent]:
-    """The canonical events of a streamed ``result``, as they arrive."""
+class StreamWriter(Protocol):
+    """A codec's ``StreamEncoder``: the client's frames for each canonical event."""
+
+    def feed(self, event: StreamEvent) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]: ...
+
+
+async def client_frames(
+    result: StreamingCompletion, *, provider: str, writer: StreamWriter
+) -> AsyncIterator[list[bytes]]:
+    """The client's frames for a streamed ``result``, written by ``writer``: one list
+    for each read from the provider (none for a read that made no frame), then the
+    closing frames.
+
+    Everything one read brings goes out together: one send for a burst of upstream
+    frames rather than one per event, as a pass-through sends them. A chat stream is
+    cut into frames here rather than by ``providers.sse.iter_frames``, one generator
+    less between the upstream and the client.
+    """
+    feed = writer.feed
     if result.api == "canonical":
         async for event in result.chunks:
-            yield event
-        return
-    if result.api != "chat":
+            out = feed(event)
+            if out:
+                yield out
+    elif result.api == "chat":
+        decoder = chat.StreamDecoder(provider=provider)
+        buffer = b""
+        async for chunk in result.chunks:
+            buffer += chunk
+            if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
+                continue
+            if b"\r" in buffer:
+                buffer = buffer.replace(b"\r\n", b"\n")
+            *frames, buffer = buffer.split(b"\n\n")
+            out = [
+                written
+                for frame in frames
+                if frame
+                for e in decoder.feed(frame)
+                for written in feed(e)
+            ]
+            if out:
+                yield out
+        tail = decoder.feed(buffer) if buffer.strip() else []
+        tail.extend(decoder.finish())
+        out = [written for e in tail for written in feed(e)]
+        if out:
+            yield out
+    else:
         raise UpstreamUnavailable(
             f"provider {provider} streamed in an unexpected shape ({result.api})"
         )
-    decoder = chat.StreamDecoder(provider=provider)
-    async for frame in iter_frames(result.chunks):
-        for event in decoder.feed(frame):
-            yield event
-    for event in decoder.finish():
-        yield event
+    closing = writer.finish()
+    if closing:
+        yield closing
+
+
+async def joined(
+    result: StreamingCompletion, *, provider: str, writer: StreamWriter
+) -> AsyncIterator[bytes]:
+    """``client_frames``, each list as one write."""
+    async for frames in client_frames(result, provider=provider, writer=writer):
+        yield b"".join(frames)
 
 
 def in_chat_shape(result: Completion, client_model: str) -> bytes:
@@ -68,12 +117,5 @@ def chat_stream(
     if result.api == "chat":
         return result
     encoder = chat.StreamEncoder(model=client_model, include_usage=include_usage)
-
-    async def frames() -> AsyncIterator[bytes]:
-        async for event in canonical_events(result, provider=result.api):
-            for frame in encoder.feed(event):
-                yield frame
-        for frame in encoder.finish():
-            yield frame
-
-    return StreamingCompletion(chunks=frames(), aclose=result.aclose, usage=result.usage)
+    frames = joined(result, provider=result.api, writer=encoder)
+    return StreamingCompletion(chunks=frames, aclose=result.aclose, usage=result.usage)

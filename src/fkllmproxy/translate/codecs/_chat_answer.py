@@ -213,7 +213,11 @@ class StreamDecoder:
         self._counts: dict[int, int] = {}
 
     def feed(self, frame: bytes) -> list[StreamEvent]:
-        _, data = split_frame(frame)
+        """The events of one SSE frame (``data: {chunk}``, or ``data: [DONE]``)."""
+        if frame.startswith(b"data: ") and b"\n" not in frame.rstrip(b"\n"):
+            data = frame[6:].rstrip()  # the one-line frame every host sends
+        else:
+            _, data = split_frame(frame)
         if not data or self._done:
             return []
         if data.strip() == b"[DONE]":

@@ -138,6 +138,7 @@ class _Block:
     def __init__(self, kind: _Kind) -> None:
         self.kind = kind
         self.item: dict[str, Any] | None = None
+        self.output_index = 0  # the item's place in the response's output, once in it
         self.pieces: list[str] = []
         self.id: str | None = None
         self.signature: str | None = None
@@ -174,6 +175,19 @@ class StreamEncoder:
 
     def feed(self, event: StreamEvent) -> list[bytes]:
         """The frames for one event (the first one opens the response)."""
+        block = self._block
+        if (
+            type(event) is TextDelta
+            and block is not None
+            and block.kind is _OUTPUT_TEXT
+            and block.item is not None
+            and event.text
+            and not event.choice
+            and not self._ended
+        ):
+            # Most events of a stream: more text for the message being written.
+            block.pieces.append(event.text)
+            return [self._text_delta(block, event.text)]
         if self._ended:
             return []
         if isinstance(event, ToolArgsDelta) and event.index not in self._calls:
@@ -256,17 +270,23 @@ class StreamEncoder:
             out.extend(self._open(block))
         assert block.item is not None
         block.pieces.append(text)
-        out.append(
-            self._event(
-                kind.delta,
-                item_id=block.item["id"],
-                output_index=self._output_index(block.item),
-                **{kind.index: 0},
-                delta=text,
-                **kind.extra,
-            )
-        )
+        out.append(self._text_delta(block, text))
         return out
+
+    def _text_delta(self, block: _Block, text: str) -> bytes:
+        kind = block.kind
+        assert block.item is not None
+        payload = {
+            "type": kind.delta,
+            "sequence_number": self._sequence,
+            "item_id": block.item["id"],
+            "output_index": block.output_index,
+            kind.index: 0,
+            "delta": text,
+            **kind.extra,
+        }
+        self._sequence += 1
+        return event_frame(payload)
 
     def _reasoning(self, event: ReasoningDelta) -> list[bytes]:
         out: list[bytes] = []
@@ -291,7 +311,7 @@ class StreamEncoder:
             item = reasoning_item("", self._style, item_id=block.id, status="in_progress")
         block.item = item
         self.response["output"].append(item)
-        index = self._output_index(item)
+        index = block.output_index = self._output_index(item)
         added = self._event("response.output_item.added", output_index=index, item=item)
         part = self._event(
             kind.added, item_id=item["id"], output_index=index, **{kind.index: 0}, part=kind.part
