@@ -29,7 +29,7 @@ from litestar import Request, Response, post
 
 from fkllmproxy.auth import Caller
 from fkllmproxy.config import ModelConfig, Target
-from fkllmproxy.errors import FkllmError, UpstreamRejected
+from fkllmproxy.errors import BadRequest, FkllmError, UpstreamRejected
 from fkllmproxy.providers import (
     ChatRequest,
     Completion,
@@ -50,7 +50,7 @@ from fkllmproxy.server.semantic_shapes import (
     message_events,
 )
 from fkllmproxy.server.translated import canonical_answer, joined
-from fkllmproxy.translate._common import Unsupported, provider_label
+from fkllmproxy.translate._common import Unsupported, in_client_terms, provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import messages
 from fkllmproxy.translate.codecs.proofs import without_foreign_thinking
@@ -169,7 +169,10 @@ async def create_message(request: ApiRequest) -> Reply:
             include_usage=stream,
             conversation=conversation,
         )
-        return await provider.chat(chat)
+        try:
+            return await provider.chat(chat)
+        except BadRequest as exc:
+            raise in_client_terms(exc, conversation.paths) from None
 
     try:
         result = await call_targets(request, runtime, model, attempt, stream=stream)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
-from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate._common import Unsupported, in_client_terms
 from fkllmproxy.translate.canonical import (
     Answer,
     CacheHint,
@@ -38,7 +38,7 @@ from fkllmproxy.translate.canonical import (
     Usage,
     UsageUpdate,
 )
-from fkllmproxy.translate.codecs import messages
+from fkllmproxy.translate.codecs import cohere, messages
 from fkllmproxy.translate.codecs._ids import make_call_id
 
 PROVIDER = "'up' (openai)"
@@ -1687,3 +1687,34 @@ class TestStreamEncoder:
         original = rebuild(events_of(frames))
         again = rebuild(encode_stream(decode_stream(frames)))
         assert again == original
+
+
+class TestClientPaths:
+    def test_a_refusal_names_the_block_the_client_sent(self) -> None:
+        """Another provider's refusal of a part names the client's own messages[i].content[j]."""
+        pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}
+        conversation = decode(
+            system="Be brief.",
+            messages=[
+                {"role": "user", "content": "first"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": ""}, {"type": "text", "text": "ok"}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "read"},
+                        {"type": "document", "source": pdf},
+                    ],
+                },
+            ],
+        )
+        # The system prompt is turn 0 and the empty text block is gone: the paths differ.
+        assert conversation.paths["messages[3].content[1]"] == "messages[2].content[1]"
+        assert conversation.paths["messages[2].content[0]"] == "messages[1].content[1]"
+        with pytest.raises(BadRequest) as refused:
+            cohere.encode_request(conversation, model="command-a", provider="co")
+        renamed = in_client_terms(refused.value, conversation.paths)
+        assert renamed.param is not None and renamed.param.startswith("messages[2].content[1]")
+        assert "'co' (Cohere)" in renamed.message

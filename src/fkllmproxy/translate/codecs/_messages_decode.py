@@ -129,8 +129,9 @@ def decode_request(raw: bytes, *, unsupported: Unsupported) -> Conversation:
     if system is not None:
         messages.append(system)
     names: dict[str, str] = {}  # tool_use id -> name, for the results that answer it
+    where_of: dict[int, str] = {}  # id(part) -> the block it came from, as the client wrote it
     for index, message in enumerate(request.messages):
-        messages.extend(_message(message, f"messages[{index}]", names, unsupported))
+        messages.extend(_message(message, f"messages[{index}]", names, unsupported, where_of))
     if messages and _is_empty_assistant(messages[-1]):
         messages.pop()  # an empty final turn prefills nothing
     conversation = Conversation(
@@ -146,6 +147,7 @@ def decode_request(raw: bytes, *, unsupported: Unsupported) -> Conversation:
         stop=request.stop_sequences or None,
         reasoning=_reasoning(request),
         cache=_cache(request.cache_control),
+        paths=_client_paths(messages, where_of),
         user=request.metadata.user_id if request.metadata is not None else None,
     )
     if request.tools:
@@ -197,12 +199,29 @@ def _is_empty_assistant(message: Message) -> bool:
     )
 
 
+def _client_paths(messages: list[Message], where_of: dict[int, str]) -> dict[str, str]:
+    """The client's block of each canonical part whose path reads differently (a system
+    prompt shifts every turn by one; a tool result becomes a turn of its own)."""
+    paths = {}
+    for i, message in enumerate(messages):
+        for j, part in enumerate(message.parts):
+            canonical = f"messages[{i}].content[{j}]"
+            client = where_of.get(id(part))
+            if client is not None and client != canonical:
+                paths[canonical] = client
+    return paths
+
+
 def _message(
-    message: StrictMessage, where: str, names: dict[str, str], unsupported: Unsupported
+    message: StrictMessage,
+    where: str,
+    names: dict[str, str],
+    unsupported: Unsupported,
+    where_of: dict[int, str],
 ) -> list[Message]:
     content = message.content
     if message.role == "assistant":
-        return [_assistant(content, where, names)]
+        return [_assistant(content, where, names, where_of)]
     if message.role == "system":
         return [Message(role="system", parts=_system_parts(content, where))]
     if isinstance(content, str):
@@ -213,9 +232,12 @@ def _message(
         at = f"{where}.content[{index}]"
         if isinstance(block, ToolResultBlock):
             result = _tool_result(block, at, names, unsupported)
+            where_of[id(result)] = at
             out.append(Message(role="tool", parts=[result]))
         else:
-            parts.append(_user_part(block, at, unsupported))
+            part = _user_part(block, at, unsupported)
+            where_of[id(part)] = at
+            parts.append(part)
     if parts or not out:
         out.append(Message(role="user", parts=parts))
     return out
@@ -295,37 +317,41 @@ def _tool_result(
     )
 
 
-def _assistant(content: str | list[Any], where: str, names: dict[str, str]) -> Message:
+def _assistant(
+    content: str | list[Any], where: str, names: dict[str, str], where_of: dict[int, str]
+) -> Message:
     if isinstance(content, str):
         return Message(role="assistant", parts=[Text(text=content)] if content else [])
     parts: list[Part] = []
     for index, block in enumerate(content):
-        if isinstance(block, TextBlock):
-            if block.text:
-                cache = _cache(block.cache_control)
-                parts.append(Text(text=block.text, cache=cache, citations=block.citations))
-        elif isinstance(block, ToolUseBlock):
-            names[block.id] = block.name
-            parts.append(
-                ToolCall(
-                    id=block.id,
-                    name=block.name,
-                    arguments=encode_json(block.input).decode(),
-                    signature=signature_of(block.id),
-                    cache=_cache(block.cache_control),
-                )
-            )
-        elif isinstance(block, ThinkingBlock):
-            proof = tagged(ANTHROPIC, block.signature) if block.signature else None
-            parts.append(Reasoning(text=block.thinking, signature=proof))
-        elif isinstance(block, RedactedThinkingBlock):
-            parts.append(Reasoning(redacted=tagged(ANTHROPIC, block.data)))
-        else:
-            raise invalid(
-                f"{where}.content[{index}].type",
-                f"an assistant message cannot hold a {block_kind(block)} block",
-            )
+        part = _assistant_part(block, f"{where}.content[{index}]", names)
+        if part is not None:
+            where_of[id(part)] = f"{where}.content[{index}]"
+            parts.append(part)
     return Message(role="assistant", parts=parts)
+
+
+def _assistant_part(block: object, at: str, names: dict[str, str]) -> Part | None:
+    """The canonical part of one assistant block (``None`` for empty text)."""
+    if isinstance(block, TextBlock):
+        if not block.text:
+            return None
+        return Text(text=block.text, cache=_cache(block.cache_control), citations=block.citations)
+    if isinstance(block, ToolUseBlock):
+        names[block.id] = block.name
+        return ToolCall(
+            id=block.id,
+            name=block.name,
+            arguments=encode_json(block.input).decode(),
+            signature=signature_of(block.id),
+            cache=_cache(block.cache_control),
+        )
+    if isinstance(block, ThinkingBlock):
+        proof = tagged(ANTHROPIC, block.signature) if block.signature else None
+        return Reasoning(text=block.thinking, signature=proof)
+    if isinstance(block, RedactedThinkingBlock):
+        return Reasoning(redacted=tagged(ANTHROPIC, block.data))
+    raise invalid(f"{at}.type", f"an assistant message cannot hold a {block_kind(block)} block")
 
 
 def _tool(tool: ToolDefinition, where: str, unsupported: Unsupported) -> Tool:
