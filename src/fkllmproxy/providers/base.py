@@ -23,14 +23,13 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from fkllmproxy.translate._common import Unsupported
 from fkllmproxy.translate.canonical import Answer, Conversation
-
-if TYPE_CHECKING:
-    from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate.codecs import chat
 
 _encode = msgspec.json.Encoder().encode
 
@@ -116,9 +115,6 @@ class ChatRequest:
         cannot carry of another API's conversation."""
         if self.parsed is None:
             if self.conversation is not None:
-                from fkllmproxy.translate._common import Unsupported
-                from fkllmproxy.translate.codecs import chat
-
                 self.parsed = chat.encode_request(
                     self.conversation,
                     model=self.model,
@@ -134,8 +130,6 @@ class ChatRequest:
         """The request as a canonical conversation (a chat body decoded once);
         ``unsupported`` words the refusal of what the provider cannot take."""
         if self.conversation is None:
-            from fkllmproxy.translate.codecs import chat
-
             self.conversation = chat.decode_request(self.body, unsupported=unsupported)
         return self.conversation
 
