@@ -50,7 +50,7 @@ from fkllmproxy.server.semantic_shapes import (
 from fkllmproxy.server.translated import canonical_answer, client_frames
 from fkllmproxy.state import StateBackend
 from fkllmproxy.state.response_store import ResponseStore, StoredResponse
-from fkllmproxy.translate._common import provider_label
+from fkllmproxy.translate._common import in_client_terms, provider_label
 from fkllmproxy.translate.canonical import Conversation
 from fkllmproxy.translate.codecs import responses
 from fkllmproxy.wire.responses import ResponsesRequest, responses_request_decoder
@@ -186,7 +186,8 @@ async def create_response(request: ApiRequest) -> Reply:
         try:
             return await provider.chat(chat)
         except BadRequest as exc:
-            raise responses.in_responses_terms(exc) from None
+            named = in_client_terms(exc, canonical.paths)
+            raise responses.in_responses_terms(named) from None
 
     result = await call_targets(request, runtime, model, attempt, stream=stream)
     keep = _Keeper(runtime, store, caller.name, parsed, conversation, shape)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -12,6 +12,7 @@ from fkllmproxy.errors import BadRequest, UpstreamUnavailable
 __all__ = [
     "Unsupported",
     "bad_answer",
+    "client_paths",
     "decode_json",
     "encode_json",
     "in_client_terms",
@@ -126,6 +127,19 @@ class Unsupported:
             f"'{field}' is not supported by provider {self.provider!r}{self.family}{detail}.",
             param=field,
         )
+
+
+def client_paths(messages: Sequence[Any], where_of: Mapping[int, str]) -> dict[str, str]:
+    """``Conversation.paths``: the client's own path (``where_of``, by the part's
+    ``id``) of each canonical part whose path, ``messages[i].content[j]``, differs."""
+    paths = {}
+    for i, message in enumerate(messages):
+        for j, part in enumerate(message.parts):
+            canonical = f"messages[{i}].content[{j}]"
+            client = where_of.get(id(part))
+            if client is not None and client != canonical:
+                paths[canonical] = client
+    return paths
 
 
 def in_client_terms(error: BadRequest, paths: Mapping[str, str]) -> BadRequest:

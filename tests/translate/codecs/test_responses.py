@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
-from fkllmproxy.translate._common import Unsupported
+from fkllmproxy.translate._common import Unsupported, in_client_terms
 from fkllmproxy.translate.canonical import (
     Answer,
     Conversation,
@@ -36,7 +36,7 @@ from fkllmproxy.translate.canonical import (
     Usage,
     UsageUpdate,
 )
-from fkllmproxy.translate.codecs import chat
+from fkllmproxy.translate.codecs import chat, cohere
 from fkllmproxy.translate.codecs._ids import make_call_id
 from fkllmproxy.translate.codecs.responses import (
     StreamEncoder,
@@ -1047,3 +1047,29 @@ class TestThroughChat:
         reasoning, message = events[-1]["response"]["output"]
         assert reasoning["content"] == [{"type": "reasoning_text", "text": "Thinking"}]
         assert message["content"][0]["text"] == "Hi"
+
+
+class TestClientPaths:
+    def test_a_refusal_names_the_input_item_the_client_sent(self) -> None:
+        """Another provider's refusal of a part names the client's input[i].content[j]."""
+        pdf = "data:application/pdf;base64,JVBERi0="
+        request = {
+            "model": "m",
+            "instructions": "Be brief.",
+            "input": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "input_text", "text": "read"},
+                        {"type": "input_file", "filename": "a.pdf", "file_data": pdf},
+                    ],
+                }
+            ],
+        }
+        conversation = decode_request(request, provider=P)
+        assert conversation.paths["messages[1].content[1]"] == "input[0].content[1]"
+        with pytest.raises(BadRequest) as refused:
+            cohere.encode_request(conversation, model="command-a", provider="co")
+        renamed = in_client_terms(refused.value, conversation.paths)
+        assert renamed.param == "input[0].content[1]"
+        assert "'input[0].content[1]'" in renamed.message and "'co' (Cohere)" in renamed.message

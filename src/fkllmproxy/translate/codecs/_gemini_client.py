@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from fkllmproxy.errors import BadRequest, UpstreamUnavailable
-from fkllmproxy.translate._common import invalid, validation_error
+from fkllmproxy.translate._common import client_paths, invalid, validation_error
 from fkllmproxy.translate.canonical import (
     Answer,
     Choice,
@@ -162,12 +162,7 @@ def decode_request(raw: bytes, *, model: str = "", stream: bool = False) -> Conv
         tools=tools or None,
         tool_choice=_tool_choice(body.tool_config, bool(tools)),
         extra=extra,
-        paths={
-            f"messages[{i}].content[{j}]": where_of[id(part)]
-            for i, message in enumerate(messages)
-            for j, part in enumerate(message.parts)
-            if id(part) in where_of
-        },
+        paths=client_paths(messages, where_of),
     )
     if body.generation_config is not None:
         _generation(body.generation_config, data.get("generationConfig"), conversation)

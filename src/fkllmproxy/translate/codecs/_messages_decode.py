@@ -42,6 +42,7 @@ import msgspec
 
 from fkllmproxy.translate._common import (
     Unsupported,
+    client_paths,
     encode_json,
     invalid,
     missing,
@@ -147,7 +148,7 @@ def decode_request(raw: bytes, *, unsupported: Unsupported) -> Conversation:
         stop=request.stop_sequences or None,
         reasoning=_reasoning(request),
         cache=_cache(request.cache_control),
-        paths=_client_paths(messages, where_of),
+        paths=client_paths(messages, where_of),
         user=request.metadata.user_id if request.metadata is not None else None,
     )
     if request.tools:
@@ -197,19 +198,6 @@ def _is_empty_assistant(message: Message) -> bool:
     return message.role == "assistant" and all(
         isinstance(part, Text) and not part.text for part in message.parts
     )
-
-
-def _client_paths(messages: list[Message], where_of: dict[int, str]) -> dict[str, str]:
-    """The client's block of each canonical part whose path reads differently (a system
-    prompt shifts every turn by one; a tool result becomes a turn of its own)."""
-    paths = {}
-    for i, message in enumerate(messages):
-        for j, part in enumerate(message.parts):
-            canonical = f"messages[{i}].content[{j}]"
-            client = where_of.get(id(part))
-            if client is not None and client != canonical:
-                paths[canonical] = client
-    return paths
 
 
 def _message(

@@ -46,6 +46,7 @@ import msgspec
 from fkllmproxy.errors import BadRequest
 from fkllmproxy.translate._common import (
     bad_answer,
+    client_paths,
     decode_json,
     encode_json,
     invalid,
@@ -152,7 +153,8 @@ def decode_request(request: Mapping[str, Any], *, provider: str) -> Conversation
     if parsed.instructions:
         messages.append(Message(role="system", parts=[Text(text=parsed.instructions)]))
     assert not isinstance(parsed.input, str)
-    _Turns(messages, provider).add(parsed.input or [])
+    turns = _Turns(messages, provider)
+    turns.add(parsed.input or [])
     return Conversation(
         model=parsed.model,
         messages=messages,
@@ -169,6 +171,7 @@ def decode_request(request: Mapping[str, Any], *, provider: str) -> Conversation
         prompt_cache_key=parsed.prompt_cache_key,
         response_format=_response_format(parsed),
         reasoning=_reasoning(parsed),
+        paths=client_paths(messages, turns.where_of),
     )
 
 
@@ -193,6 +196,7 @@ class _Turns:
         self.messages = messages
         self.provider = provider
         self.names: dict[str, str] = {}  # call_id -> function name, for Gemini's pairing
+        self.where_of: dict[int, str] = {}  # id(part) -> its item (or content part) in input
 
     def add(self, items: list[Any]) -> None:
         for index, item in enumerate(items):
@@ -207,12 +211,17 @@ class _Turns:
                     arguments=item.arguments,
                     signature=signature_of(item.call_id),
                 )
+                self.where_of[id(call)] = where
                 self._turn().parts.append(call)
             elif isinstance(item, FunctionCallOutputItem):
-                self.messages.append(Message(role="tool", parts=[self._output(item, where)]))
+                result = self._output(item, where)
+                self.where_of[id(result)] = where
+                self.messages.append(Message(role="tool", parts=[result]))
             else:
                 assert isinstance(item, ReasoningItem)
-                self._turn().parts.append(_reasoning_part(item))
+                reasoning = _reasoning_part(item)
+                self.where_of[id(reasoning)] = where
+                self._turn().parts.append(reasoning)
 
     def _turn(self) -> Message:
         """The assistant turn under way (the last message), or a new one."""
@@ -225,11 +234,13 @@ class _Turns:
     def _message(self, item: MessageItem, where: str) -> None:
         if isinstance(item.content, str):
             parts: list[Part] = [Text(text=item.content)]
+            self.where_of[id(parts[0])] = f"{where}.content"
         else:
-            parts = [
-                _part(part, f"{where}.content[{i}]", self.provider, item.role)
-                for i, part in enumerate(item.content)
-            ]
+            parts = []
+            for i, given in enumerate(item.content):
+                part = _part(given, f"{where}.content[{i}]", self.provider, item.role)
+                self.where_of[id(part)] = f"{where}.content[{i}]"
+                parts.append(part)
         last = self.messages[-1] if self.messages else None
         if (
             item.role == "assistant"
