@@ -153,6 +153,7 @@ class AnthropicProvider(MessagesProvider):
         self.name = config.name
         self.config = config
         self.label = provider_label(config.name, self.type)
+        self.unsupported = Unsupported(config.name, self.type)  # words every refusal
         base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         base_url = base_url.removesuffix("/v1")
         headers = {"anthropic-version": config.api_version or DEFAULT_API_VERSION}
@@ -196,11 +197,10 @@ class AnthropicProvider(MessagesProvider):
     # ---- clients of other APIs: translated -------------------------------------------
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        unsupported = Unsupported(self.name, self.type)
         call = codec.encode_request(
-            request.canonical(unsupported),
+            request.canonical(self.unsupported),
             model=request.model,
-            unsupported=unsupported,
+            unsupported=self.unsupported,
             default_max_tokens=self.config.default_max_tokens,
         )
         content = _encode(call.body)

@@ -45,6 +45,7 @@ class AzureProvider(OpenAIProvider):
         assert config.base_url, "checked by SPEC.validate"
         self.name = config.name
         self.config = config
+        self.unsupported = Unsupported(config.name, self.type)  # words every refusal
         self.api_version = config.api_version or DEFAULT_API_VERSION
         headers = {"api-key": config.api_key} if config.api_key else {}
         self.client = build_client(
@@ -59,7 +60,7 @@ class AzureProvider(OpenAIProvider):
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
         path = self._path(request.model, "chat/completions")
-        content = request.upstream_bytes(Unsupported(self.name, self.type))
+        content = request.upstream_bytes(self.unsupported)
         if not request.stream:
             body = await self._post_whole(path, content)
             return Completion(body=body, usage=self._checked_usage(body, chat_answer_usage))

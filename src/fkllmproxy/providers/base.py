@@ -106,25 +106,22 @@ class ChatRequest:
 
     @property
     def body(self) -> dict[str, Any]:
-        """The request as a chat body (plain data) with ``model`` set to the upstream
-        name; another API's conversation is written as one by the chat codec."""
-        return self.chat_body(None)
-
-    def chat_body(self, unsupported: Unsupported | None) -> dict[str, Any]:
-        """``body``, with ``unsupported`` naming the target in a refusal of what Chat
-        cannot carry of another API's conversation."""
+        """A chat client's request as plain data, ``model`` set to the upstream name."""
         if self.parsed is None:
-            if self.conversation is not None:
-                self.parsed = chat.encode_request(
-                    self.conversation,
-                    model=self.model,
-                    unsupported=unsupported or Unsupported("?"),
-                )
-                return self.parsed
             data = _decode_object(self.raw or b"{}")
             data["model"] = self.model
             self.parsed = data
         return self.parsed
+
+    def chat_body(self, unsupported: Unsupported) -> dict[str, Any]:
+        """The request as a chat body: the client's, or another API's conversation
+        written by the chat codec (``unsupported`` words the refusal of what Chat cannot
+        carry, naming the target)."""
+        if self.parsed is None and self.conversation is not None:
+            self.parsed = chat.encode_request(
+                self.conversation, model=self.model, unsupported=unsupported
+            )
+        return self.body
 
     def canonical(self, unsupported: Unsupported) -> Conversation:
         """The request as a canonical conversation (a chat body decoded once);
@@ -133,7 +130,7 @@ class ChatRequest:
             self.conversation = chat.decode_request(self.body, unsupported=unsupported)
         return self.conversation
 
-    def upstream_bytes(self, unsupported: Unsupported | None = None) -> bytes:
+    def upstream_bytes(self, unsupported: Unsupported) -> bytes:
         """The chat request to send: the client's bytes untouched when nothing needs
         changing (``unsupported`` as for ``chat_body``)."""
         if self.raw is not None and self.parsed is None and self.client_model == self.model:

@@ -76,6 +76,7 @@ class CohereProvider(Provider):
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
         self.name = config.name
         self.config = config
+        self.unsupported = Unsupported(config.name, "Cohere")  # words every refusal
         base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.client = build_client(config, transport, base_url=base_url, headers=headers)
@@ -110,7 +111,7 @@ class CohereProvider(Provider):
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
         """The answer as canonical data (``api == "canonical"``): an ``Answer``, or a
         stream of ``StreamEvent``s."""
-        conversation = request.canonical(Unsupported(self.name, "Cohere"))
+        conversation = request.canonical(self.unsupported)
         call = cohere.encode_request(conversation, model=request.model, provider=self.name)
         # The route says whether to stream (Gemini clients ask in the URL, not the body).
         call.stream = True if request.stream else None

@@ -119,6 +119,7 @@ class GeminiProvider(GeminiApiProvider):
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
         self.name = config.name
         self.config = config
+        self.unsupported = Unsupported(config.name, "Gemini")  # words every refusal
         self.version = config.api_version or self.default_version
         self.client = build_client(
             config, transport, base_url=self.base_url(config), headers=self.static_headers(config)
@@ -211,7 +212,7 @@ class GeminiProvider(GeminiApiProvider):
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
         """Any client's conversation as a Gemini request; the answer in canonical form."""
-        conversation = request.canonical(Unsupported(self.name, "Gemini"))
+        conversation = request.canonical(self.unsupported)
         payload = encode(
             codec.encode_request(conversation, model=request.model, provider=self.name)
         )

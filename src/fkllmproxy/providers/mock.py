@@ -74,10 +74,11 @@ class MockProvider(Provider):
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
+        self.unsupported = Unsupported(config.name, self.type)  # words every refusal
         self._delay = config.mock_latency_ms / 1000.0
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        messages = request.chat_body(Unsupported(self.name, self.type)).get("messages") or []
+        messages = request.chat_body(self.unsupported).get("messages") or []
         reply = mock_reply(messages)
         prompt = sum(
             _count_tokens(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)

@@ -62,6 +62,7 @@ class OpenAIProvider(Provider):
     def __init__(self, config: ProviderConfig, transport: TransportFactory) -> None:
         self.name = config.name
         self.config = config
+        self.unsupported = Unsupported(config.name, self.type)  # words every refusal
         base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.client = build_client(config, transport, base_url=base_url, headers=headers)
@@ -82,7 +83,7 @@ class OpenAIProvider(Provider):
         return await whole_body(answer, total=self._total, provider=self.name)
 
     async def chat(self, request: ChatRequest) -> Completion | StreamingCompletion:
-        content = request.upstream_bytes(Unsupported(self.name, self.type))
+        content = request.upstream_bytes(self.unsupported)
         if not request.stream:
             body = await self._post_whole("/chat/completions", content)
             return Completion(body=body, usage=self._checked_usage(body, chat_answer_usage))

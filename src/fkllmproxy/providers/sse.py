@@ -10,6 +10,7 @@ from fkllmproxy.providers.base import Usage
 
 __all__ = [
     "DONE_FRAME",
+    "FrameSplitter",
     "iter_frames",
     "looks_like_sse",
     "parse_usage",
@@ -79,17 +80,36 @@ def read_usage_frame(chunk: bytes, usage: Usage) -> None:
                 usage.cached_tokens = found.cached_tokens
 
 
+class FrameSplitter:
+    """Whole SSE frames (without their blank line) out of arbitrarily split bytes."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def push(self, chunk: bytes) -> list[bytes]:
+        """The frames ``chunk`` completes, in order (none while a frame is still open)."""
+        buffer = self.buffer + chunk
+        if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
+            self.buffer = buffer
+            return []
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        *frames, self.buffer = buffer.split(b"\n\n")
+        return [frame for frame in frames if frame]
+
+    def rest(self) -> bytes | None:
+        """What the stream ended with after its last blank line, if anything."""
+        return self.buffer if self.buffer.strip() else None
+
+
 async def iter_frames(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Whole SSE frames (ending in a blank line) from arbitrarily split bytes."""
-    buffer = b""
+    splitter = FrameSplitter()
     async for chunk in stream:
-        buffer += chunk
-        if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
-            continue
-        buffer = buffer.replace(b"\r\n", b"\n")
-        *frames, buffer = buffer.split(b"\n\n")
-        for frame in frames:
-            if frame:
-                yield frame + b"\n\n"
-    if buffer.strip():
-        yield buffer + b"\n\n"
+        for frame in splitter.push(chunk):
+            yield frame + b"\n\n"
+    rest = splitter.rest()
+    if rest is not None:
+        yield rest + b"\n\n"

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from fkllmproxy.errors import UpstreamUnavailable
 from fkllmproxy.providers import Completion, StreamingCompletion
+from fkllmproxy.providers.sse import FrameSplitter
 from fkllmproxy.translate.canonical import Answer, StreamEvent
 from fkllmproxy.translate.codecs import chat
 
@@ -51,8 +52,8 @@ async def client_frames(
 
     Everything one read brings goes out together: one send for a burst of upstream
     frames rather than one per event, as a pass-through sends them. A chat stream is
-    cut into frames here rather than by ``providers.sse.iter_frames``, one generator
-    less between the upstream and the client.
+    cut into frames here (``providers.sse.FrameSplitter``) rather than through
+    ``iter_frames``: one generator less between the upstream and the client.
     """
     feed = writer.feed
     if result.api == "canonical":
@@ -62,26 +63,20 @@ async def client_frames(
                 yield out
     elif result.api == "chat":
         decoder = chat.StreamDecoder(provider=provider)
-        buffer = b""
+        splitter = FrameSplitter()
         async for chunk in result.chunks:
-            buffer += chunk
-            if b"\n\n" not in buffer and b"\r\n\r\n" not in buffer:
-                continue
-            if b"\r" in buffer:
-                buffer = buffer.replace(b"\r\n", b"\n")
-            *frames, buffer = buffer.split(b"\n\n")
             out = [
                 written
-                for frame in frames
-                if frame
-                for e in decoder.feed(frame)
-                for written in feed(e)
+                for frame in splitter.push(chunk)
+                for event in decoder.feed(frame)
+                for written in feed(event)
             ]
             if out:
                 yield out
-        tail = decoder.feed(buffer) if buffer.strip() else []
+        rest = splitter.rest()
+        tail = decoder.feed(rest) if rest is not None else []
         tail.extend(decoder.finish())
-        out = [written for e in tail for written in feed(e)]
+        out = [written for event in tail for written in feed(event)]
         if out:
             yield out
     else:
